@@ -1,0 +1,91 @@
+# One-command local system and test run. `make help` lists the targets.
+#
+# The local system (PostgreSQL, RabbitMQ, the three services) is driven by `python -m local_system`
+# (standard library only, so `make down` works even without the virtualenv). State lives in .run/<profile>.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+VENV_PY := $(VENV)/bin/python
+# Profile of the local system: dev (make up) or test (make test's own servers); also $LOCAL_PROFILE.
+LOCAL := $(PYTHON) -m local_system
+# Requirement files that exist right now (services/requirements.txt may not exist yet on a fresh branch).
+REQUIREMENTS := $(wildcard requirements.txt requirements-dev.txt services/requirements.txt)
+PYTEST_ARGS ?=
+
+.PHONY: help venv up down status logs start stop psql env test lint bench clean
+
+help: ## Show this list
+	@grep -E '^[a-z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+venv: $(VENV)/.installed ## Create .venv and install all requirement files
+
+# Re-run pip only when a requirement file changed since the last install.
+$(VENV)/.installed: $(REQUIREMENTS)
+	$(PYTHON) -m local_system prereqs --venv
+	test -x $(VENV_PY) || $(PYTHON) -m venv $(VENV)
+	$(VENV_PY) -m pip install --quiet $(addprefix -r ,$(REQUIREMENTS))
+	touch $@
+
+up: venv ## Start PostgreSQL, RabbitMQ and the three services; wait until ready; print the URLs
+	$(LOCAL) up
+
+down: ## Stop everything `make up` started
+	$(LOCAL) down
+
+status: ## Table of part, pid, port, state
+	@$(LOCAL) status
+
+logs: ## Tail the logs (SERVICE=billing for one part, FOLLOW=1 to follow)
+	@$(LOCAL) logs $(SERVICE) $(if $(FOLLOW),-f)
+
+start: venv ## Start one part: SERVICE=inventory|billing|gateway|postgres|rabbitmq
+	@test -n "$(SERVICE)" || { echo "usage: make start SERVICE=billing"; exit 2; }
+	$(LOCAL) start $(SERVICE)
+
+stop: ## Stop one part: SERVICE=inventory|billing|gateway|postgres|rabbitmq
+	@test -n "$(SERVICE)" || { echo "usage: make stop SERVICE=billing"; exit 2; }
+	$(LOCAL) stop $(SERVICE)
+
+# SQL is read from the environment ("$$SQL"), so quotes inside it survive make and the shell.
+psql: ## Query a database: DB=movies_db|billing_db [SQL="select ..."]
+	@$(LOCAL) psql $(or $(DB),movies_db) $(if $(SQL),-c "$$SQL")
+
+env: ## Print a service's environment, passwords included (SERVICE=gateway)
+	@test -n "$(SERVICE)" || { echo "usage: make env SERVICE=gateway"; exit 2; }
+	@$(LOCAL) env $(SERVICE)
+
+lint: venv ## ruff
+	$(VENV)/bin/ruff check .
+
+# Everything: ruff and every test. pytest starts its own servers (profile "test": other ports, .run/test)
+# only when a test needs them, and stops them at the end. Both steps run; either failing fails the target.
+test: venv node_modules ## ruff + all tests (unit, integration, e2e, infra)
+	@status=0; \
+	$(VENV)/bin/ruff check . || status=1; \
+	$(VENV_PY) -m pytest $(PYTEST_ARGS) || status=$$?; \
+	exit $$status
+
+# The pinned CDK CLI, when the repository has one and npm is available (the CDK tests use the Python library).
+node_modules: $(wildcard package-lock.json)
+	@if [ -f package-lock.json ] && command -v npm >/dev/null; then npm ci --no-audit --no-fund --loglevel=error && touch $@; fi
+
+bench: ## Run the benchmark against the `make up` system (bench/benchmark.py)
+	@if [ -f bench/benchmark.py ]; then $(VENV_PY) bench/benchmark.py; else echo "bench/benchmark.py does not exist yet"; fi
+
+clean: ## Stop both local systems and delete their state (.run), caches and cdk.out
+	$(LOCAL) --profile dev clean
+	$(LOCAL) --profile test clean
+	rm -rf .run .pytest_cache .ruff_cache cdk.out
+	find . -name __pycache__ -type d -not -path './$(VENV)/*' -not -path './node_modules/*' -prune -exec rm -rf {} +
+
+# Container images (docs/parts/containers.md). podman or docker, whichever exists; offline, a stand-in base.
+.PHONY: images container-checks
+
+images: ## Build the 3 images, run each hardened, check /health, non-root, HEALTHCHECK; print sizes
+	scripts/images.sh check
+
+container-checks: ## CI container step: hadolint, shellcheck, compose config, then `make images`
+	scripts/container-checks.sh

@@ -1,0 +1,168 @@
+"""Command line: ``python -m local_system [--profile dev|test] COMMAND`` (what the Makefile targets call)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import subprocess
+import sys
+import time
+
+from local_system import prereqs
+from local_system.processes import LocalSystemError, tail
+from local_system.profiles import DATABASES, PROFILE_ENV, SERVICES
+from local_system.system import PARTS, LocalSystem
+
+
+def _say(message: str) -> None:
+    print(message, flush=True)
+
+
+def cmd_up(system: LocalSystem, args: argparse.Namespace) -> int:
+    """Start whatever is not running and wait until everything is ready."""
+    began = time.monotonic()
+    _say(f"local system '{system.profile.name}' (state in {system.state_dir})")
+    urls = system.up(progress=_say, timeout=args.timeout)
+    _say(f"\nall ready in {time.monotonic() - began:.1f} s:")
+    for name, url in urls.items():
+        _say(f"  {name:<10} {url}")
+    gateway = urls["gateway"]
+    _say(f"\n  API:      {gateway}/api/movies\n  OpenAPI:  {gateway}/openapi.json")
+    _say("  Databases: make psql DB=movies_db | make psql DB=billing_db    Stop: make down")
+    return 0
+
+
+def cmd_down(system: LocalSystem, args: argparse.Namespace) -> int:
+    """Stop everything: services, broker, database."""
+    system.down(progress=_say)
+    _say(f"local system '{system.profile.name}' is down (state kept in {system.state_dir}; `make clean` resets)")
+    return 0
+
+
+def cmd_clean(system: LocalSystem, args: argparse.Namespace) -> int:
+    """Stop everything and delete the profile's state folder (fresh databases and broker next time)."""
+    system.reset(progress=_say)
+    _say(f"deleted {system.state_dir}")
+    return 0
+
+
+def cmd_status(system: LocalSystem, args: argparse.Namespace) -> int:
+    """Table of part, pid, port, state; exit 1 when anything is not running/ready."""
+    rows = system.status()
+    _say(f"{'PART':<10} {'PID':>8} {'PORT':>6}  STATE")
+    for row in rows:
+        _say(f"{row.part:<10} {row.pid or '-':>8} {row.port:>6}  {row.state}")
+    return 0 if all(row.state in ("running", "ready") for row in rows) else 1
+
+
+def cmd_logs(system: LocalSystem, args: argparse.Namespace) -> int:
+    """Tail of the log files (one part or all); ``-f`` follows them."""
+    files = system.log_files()
+    chosen = [files[args.part]] if args.part else list(files.values())
+    if args.follow:
+        existing = [str(path) for path in chosen if os.path.exists(path)]
+        if not existing:
+            raise LocalSystemError("no log files yet; run `make up` first")
+        os.execvp("tail", ["tail", "-n", str(args.lines), "-F", *existing])  # noqa: S606 - fixed argv, no shell
+    for path in chosen:
+        _say(f"==> {path} <==\n{tail(path, args.lines)}\n")
+    return 0
+
+
+def cmd_start(system: LocalSystem, args: argparse.Namespace) -> int:
+    """Start one part and wait until it is ready."""
+    if args.part in SERVICES:
+        system.start_infrastructure()
+    system.start_service(args.part)
+    _say(f"{args.part} is running")
+    return 0
+
+
+def cmd_stop(system: LocalSystem, args: argparse.Namespace) -> int:
+    """Stop one part gracefully."""
+    system.stop_service(args.part)
+    _say(f"{args.part} is stopped")
+    return 0
+
+
+def cmd_psql(system: LocalSystem, args: argparse.Namespace) -> int:
+    """Open psql on a database as the app role (or run one statement with -c)."""
+    argv, env = system.postgres.psql_argv(args.database)
+    if args.command:
+        statement = [*argv, "-X", "-v", "ON_ERROR_STOP=1", "-c", args.command]
+        return subprocess.run(statement, env=env, check=False).returncode
+    os.execvpe(argv[0], argv, env)  # noqa: S606 - psql replaces us so the terminal is its own
+    return 0  # not reached
+
+
+def cmd_env(system: LocalSystem, args: argparse.Namespace) -> int:
+    """Print a service's environment as shell assignments (includes passwords: for debugging only)."""
+    env = system.service_env(args.service)
+    for key in sorted(set(env) - set(os.environ) | {k for k in env if env[k] != os.environ.get(k)}):
+        _say(f"{key}={shlex.quote(env[key])}")
+    return 0
+
+
+def cmd_prereqs(system: LocalSystem, args: argparse.Namespace) -> int:
+    """Install what is missing: python3-venv (with --venv) or the PostgreSQL/RabbitMQ servers."""
+    if args.venv:
+        prereqs.ensure_venv_support()
+    else:
+        prereqs.ensure_servers()
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m local_system", description=__doc__)
+    parser.add_argument(
+        "--profile", choices=("dev", "test"), help=f"which local system (default: ${PROFILE_ENV} or dev)"
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    up = commands.add_parser("up", help=cmd_up.__doc__)
+    up.add_argument("--timeout", type=float, default=60, help="seconds to wait for each service's /ready")
+    up.set_defaults(func=cmd_up)
+    commands.add_parser("down", help=cmd_down.__doc__).set_defaults(func=cmd_down)
+    commands.add_parser("status", help=cmd_status.__doc__).set_defaults(func=cmd_status)
+    commands.add_parser("clean", help=cmd_clean.__doc__).set_defaults(func=cmd_clean)
+
+    logs = commands.add_parser("logs", help=cmd_logs.__doc__)
+    logs.add_argument("part", nargs="?", choices=PARTS)
+    logs.add_argument("-f", "--follow", action="store_true")
+    logs.add_argument("-n", "--lines", type=int, default=40)
+    logs.set_defaults(func=cmd_logs)
+
+    for name, func in (("start", cmd_start), ("stop", cmd_stop)):
+        part = commands.add_parser(name, help=func.__doc__)
+        part.add_argument("part", choices=PARTS)
+        part.set_defaults(func=func)
+
+    psql = commands.add_parser("psql", help=cmd_psql.__doc__)
+    psql.add_argument("database", choices=DATABASES)
+    psql.add_argument("-c", dest="command", help="run this SQL and exit")
+    psql.set_defaults(func=cmd_psql)
+
+    env = commands.add_parser("env", help=cmd_env.__doc__)
+    env.add_argument("service", choices=SERVICES)
+    env.set_defaults(func=cmd_env)
+
+    pre = commands.add_parser("prereqs", help=cmd_prereqs.__doc__)
+    pre.add_argument("--venv", action="store_true", help="only make sure `python3 -m venv` works")
+    pre.set_defaults(func=cmd_prereqs)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(LocalSystem(args.profile), args)
+    except LocalSystemError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,320 @@
+"""A private PostgreSQL server: one cluster per profile, both databases, the ``app`` login role.
+
+Layout (``.run/<profile>/postgres/``): ``data/`` (the cluster), ``socket/`` (unix socket, admin only),
+``postgres.log``. The services connect over TCP 127.0.0.1 with scram-sha-256 and the generated password.
+PostgreSQL refuses to run as root, so when we are root the cluster belongs to the ``postgres`` system user
+(created by the Debian package) and every server-side command runs as that user.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pwd
+import re
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+from local_system.credentials import Credentials
+from local_system.prereqs import postgres_bin_dir
+from local_system.processes import LocalSystemError, is_alive, port_open, read_pid, tail
+from local_system.profiles import DATABASES, REPO_ROOT, Profile
+
+SUPERUSER = "postgres"
+SAFE_VALUE = re.compile(r"[A-Za-z0-9_-]+")
+ENSURE_ROLE_SQL = """
+SELECT format('CREATE ROLE %I LOGIN', :'app_user') WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'app_user')
+\\gexec
+-- Always re-applied, so credentials.env stays the single source of truth.
+ALTER ROLE :"app_user" WITH LOGIN NOSUPERUSER PASSWORD :'app_password';
+"""
+ENSURE_DATABASE_SQL = """
+SELECT format('CREATE DATABASE %I OWNER %I', :'db', :'app_user')
+WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = :'db')
+\\gexec
+"""
+#: Longest unix socket path the kernel accepts is 107 bytes; stay clear of it.
+MAX_SOCKET_PATH = 100
+
+
+class PostgresServer:
+    """Start, stop and administer the profile's private PostgreSQL cluster."""
+
+    name = "postgres"
+
+    def __init__(self, profile: Profile, credentials: Callable[[], Credentials]):
+        self.profile = profile
+        self._load_credentials = credentials
+        self.port = profile.postgres_port
+        self.link = profile.state_dir / "postgres"
+
+    @property
+    def credentials(self) -> Credentials:
+        """The generated passwords (read on first use, so inspecting status creates nothing)."""
+        return self._load_credentials()
+
+    # -- paths -------------------------------------------------------------------------------------------
+    @property
+    def home(self) -> Path:
+        """The real directory behind ``.run/<profile>/postgres`` (see ``_create_home``)."""
+        return self.link.resolve()
+
+    @property
+    def data_dir(self) -> Path:
+        return self.home / "data"
+
+    @property
+    def socket_dir(self) -> Path:
+        return self.home / "socket"
+
+    @property
+    def log_file(self) -> Path:
+        return self.home / "postgres.log"
+
+    # -- running as the right user -----------------------------------------------------------------------
+    @staticmethod
+    def _owner() -> pwd.struct_passwd | None:
+        """The system user that owns and runs the cluster when we are root; None when we are not root."""
+        if os.geteuid() != 0:
+            return None
+        try:
+            return pwd.getpwnam("postgres")
+        except KeyError as exc:
+            raise LocalSystemError(
+                "PostgreSQL refuses to run as root and there is no 'postgres' system user; "
+                "install the server with: apt-get install -y postgresql"
+            ) from exc
+
+    def _run(self, argv: list[str], **kwargs) -> subprocess.CompletedProcess:
+        """Run a server-side command (initdb, pg_ctl) as the cluster owner."""
+        owner = self._owner()
+        if owner is not None:
+            kwargs.update(user=owner.pw_uid, group=owner.pw_gid, extra_groups=[])
+            kwargs["env"] = {**kwargs.get("env", os.environ), "HOME": owner.pw_dir, "USER": owner.pw_name}
+        return subprocess.run(argv, cwd=self.home, stdin=subprocess.DEVNULL, **kwargs)
+
+    def _reachable_by(self, owner: pwd.struct_passwd, directory: Path) -> bool:
+        """True when ``owner`` can traverse every folder down to ``directory``."""
+        result = subprocess.run(
+            ["test", "-x", str(directory)], user=owner.pw_uid, group=owner.pw_gid, extra_groups=[], check=False
+        )
+        return result.returncode == 0
+
+    def _create_home(self) -> None:
+        """Create ``.run/<profile>/postgres``, owned by the cluster owner.
+
+        When the repository sits where the ``postgres`` user cannot enter (e.g. under /root) or its path is
+        too long for a unix socket, the folder lives in /var/tmp and ``.run/<profile>/postgres`` links to it.
+        """
+        if self.link.exists():
+            return
+        owner = self._owner()
+        self.link.parent.mkdir(parents=True, exist_ok=True)
+        socket_path = self.link / "socket" / f".s.PGSQL.{self.port}"
+        if (owner is not None and not self._reachable_by(owner, self.link.parent)) or len(
+            str(socket_path)
+        ) > MAX_SOCKET_PATH:
+            digest = hashlib.sha256(str(REPO_ROOT).encode()).hexdigest()[:12]
+            real = Path("/var/tmp/local-system") / f"{digest}-{self.profile.name}-postgres"  # noqa: S108
+            real.mkdir(parents=True, exist_ok=True)
+            Path("/var/tmp/local-system").chmod(0o755)  # noqa: S108
+            self.link.symlink_to(real)
+        else:
+            self.link.mkdir()
+        self.home.chmod(0o700)
+        if owner is not None:
+            os.chown(self.home, owner.pw_uid, owner.pw_gid)
+
+    # -- lifecycle ---------------------------------------------------------------------------------------
+    def pid(self) -> int | None:
+        """Pid of the running postmaster, or None."""
+        if not self.link.exists():
+            return None
+        pid = read_pid(self.data_dir / "postmaster.pid")
+        return pid if is_alive(pid, "postgres") else None
+
+    def is_running(self) -> bool:
+        """True when our postmaster runs and accepts connections on its port."""
+        return self.pid() is not None and port_open(self.port)
+
+    def start(self) -> None:
+        """Initialise the cluster on first use, start it (if not running), ensure role and databases."""
+        bin_dir = postgres_bin_dir()
+        if bin_dir is None:
+            raise LocalSystemError("PostgreSQL server binaries not found; run: apt-get install -y postgresql")
+        self._create_home()
+        if not (self.data_dir / "PG_VERSION").exists():
+            self._initdb(bin_dir)
+        self._write_config()
+        if self.pid() is None:
+            if port_open(self.port):
+                raise LocalSystemError(f"port {self.port} is taken by another program; cannot start PostgreSQL")
+            result = self._run(
+                [
+                    str(bin_dir / "pg_ctl"),
+                    "start",
+                    "--wait",
+                    "--timeout=60",
+                    "--silent",
+                    "-D",
+                    str(self.data_dir),
+                    "-l",
+                    str(self.log_file),
+                ],
+                check=False,
+                # Its own session: Ctrl-C in the terminal that ran `make up` must not stop the database.
+                start_new_session=True,
+            )
+            if result.returncode != 0:
+                raise LocalSystemError(f"PostgreSQL did not start; see {self.log_file}:\n{tail(self.log_file, 20)}")
+        self._ensure_role_and_databases()
+
+    def _initdb(self, bin_dir: Path) -> None:
+        if self.data_dir.exists():
+            shutil.rmtree(self.data_dir)  # a half-finished initdb from an interrupted run
+        locale = "C.UTF-8" if _has_locale("C.utf8") else "C"
+        result = self._run(
+            [
+                str(bin_dir / "initdb"),
+                "-D",
+                str(self.data_dir),
+                "-U",
+                SUPERUSER,
+                "--encoding=UTF8",
+                f"--locale={locale}",
+                "--auth-local=trust",
+                "--auth-host=scram-sha-256",
+            ],
+            check=False,
+            capture_output=True,
+            text=True,
+        )
+        if result.returncode != 0:
+            raise LocalSystemError(f"initdb failed:\n{result.stdout}{result.stderr}")
+        with open(self.data_dir / "postgresql.conf", "a") as handle:
+            handle.write("\n# Settings written by local_system on every start.\ninclude = 'local_system.conf'\n")
+
+    def _write_config(self) -> None:
+        """(Re)write the settings that follow from the profile, and the access rules."""
+        self.socket_dir.mkdir(exist_ok=True)
+        owner = self._owner()
+        if owner is not None:
+            os.chown(self.socket_dir, owner.pw_uid, owner.pw_gid)
+        self.socket_dir.chmod(0o700)
+        settings = {
+            "listen_addresses": "'127.0.0.1'",
+            "port": str(self.port),
+            "unix_socket_directories": f"'{self.socket_dir}'",
+            "unix_socket_permissions": "0700",
+            "password_encryption": "'scram-sha-256'",
+            # 2 workers x pool per service, test clients, benchmark: well above the default 100.
+            "max_connections": "200",
+            "log_line_prefix": "'%m [%p] %q%u@%d '",
+        }
+        if self.profile.name == "test":
+            # Test data is thrown away; skipping fsync makes the suite faster and changes no behaviour.
+            settings.update(fsync="off", synchronous_commit="off", full_page_writes="off")
+        (self.data_dir / "local_system.conf").write_text(
+            "# Written by local_system; edits are overwritten.\n"
+            + "".join(f"{key} = {value}\n" for key, value in settings.items())
+        )
+        # The socket folder is 0700, so 'trust' on it admits only the cluster owner (and root);
+        # everything else must come over TCP with the scram password.
+        (self.data_dir / "pg_hba.conf").write_text(
+            "# Written by local_system.\n"
+            "# TYPE  DATABASE  USER  ADDRESS        METHOD\n"
+            "local   all       all                  trust\n"
+            "host    all       all   127.0.0.1/32   scram-sha-256\n"
+        )
+
+    def admin_sql(self, sql: str) -> str:
+        """Run SQL as the superuser over the unix socket (SQL on stdin, so no secret shows in ``ps``)."""
+        result = subprocess.run(
+            [
+                "psql",
+                "-X",
+                "-q",
+                "-At",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-h",
+                str(self.socket_dir),
+                "-p",
+                str(self.port),
+                "-U",
+                SUPERUSER,
+                "-d",
+                "postgres",
+            ],
+            input=sql,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise LocalSystemError(f"psql failed: {result.stderr.strip()}")
+        return result.stdout
+
+    def _ensure_role_and_databases(self) -> None:
+        """Create the ``app`` role and both databases if missing; (re)set the role's password."""
+        user, password = self.credentials.postgres_user, self.credentials.postgres_password
+        for value in (user, password):
+            if not SAFE_VALUE.fullmatch(value):
+                raise LocalSystemError("credentials.env holds characters other than letters, digits, '-', '_'")
+        # psql variables (:'x' is a quoted literal, :"x" a quoted identifier) keep the SQL itself constant.
+        script = [f"\\set app_user '{user}'", f"\\set app_password '{password}'", ENSURE_ROLE_SQL]
+        for database in DATABASES:
+            script += [f"\\set db '{database}'", ENSURE_DATABASE_SQL]
+        self.admin_sql("\n".join(script) + "\n")
+
+    def stop(self, timeout: float = 30) -> None:
+        """Stop the server: 'fast' (roll back, disconnect clients), then 'immediate' if that hangs."""
+        if self.pid() is None:
+            return
+        bin_dir = postgres_bin_dir()
+        for mode in ("fast", "immediate"):
+            result = self._run(
+                [
+                    str(bin_dir / "pg_ctl"),
+                    "stop",
+                    "--wait",
+                    f"--timeout={int(timeout)}",
+                    "--silent",
+                    "-m",
+                    mode,
+                    "-D",
+                    str(self.data_dir),
+                ],
+                check=False,
+                capture_output=True,
+            )
+            if result.returncode == 0:
+                return
+        raise LocalSystemError(f"PostgreSQL did not stop; see {self.log_file}")
+
+    # -- client side -------------------------------------------------------------------------------------
+    def dsn(self, database: str) -> str:
+        """libpq connection string for the ``app`` role over TCP (contains the password: do not log it)."""
+        return (
+            f"host=127.0.0.1 port={self.port} dbname={database} user={self.credentials.postgres_user} "
+            f"password={self.credentials.postgres_password} sslmode=disable"
+        )
+
+    def psql_argv(self, database: str) -> tuple[list[str], dict[str, str]]:
+        """argv and environment for an interactive ``psql`` as ``app`` (password in PGPASSWORD, not argv)."""
+        if database not in DATABASES:
+            raise LocalSystemError(f"unknown database {database!r}; use one of: {', '.join(DATABASES)}")
+        env = {**os.environ, "PGPASSWORD": self.credentials.postgres_password, "PGSSLMODE": "disable"}
+        argv = ["psql", "-h", "127.0.0.1", "-p", str(self.port), "-U", self.credentials.postgres_user, "-d", database]
+        return argv, env
+
+
+def _has_locale(name: str) -> bool:
+    """True when the C library knows the locale (C.UTF-8 is built into glibc >= 2.35)."""
+    try:
+        result = subprocess.run(["locale", "-a"], capture_output=True, text=True, check=False)
+    except OSError:
+        return False
+    return name.lower() in result.stdout.lower().split()

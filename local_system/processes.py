@@ -1,0 +1,128 @@
+"""Small process helpers: pid files, liveness, graceful stop, waiting for ports and URLs."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+
+class LocalSystemError(RuntimeError):
+    """Something the user has to act on; the message says what (and which log file to read)."""
+
+
+def read_pid(pid_file: Path) -> int | None:
+    """Return the pid stored in ``pid_file``, or None when the file is absent or garbled."""
+    try:
+        return int(pid_file.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def is_alive(pid: int | None, marker: str | None = None) -> bool:
+    """True when ``pid`` runs (and, if given, its command line contains ``marker``).
+
+    The marker guards against a stale pid file whose pid was reused by an unrelated process.
+    """
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # exists, owned by someone else
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        if state == "Z":  # a zombie has exited; its parent just has not reaped it yet
+            return False
+        if marker is not None:
+            return marker in Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except (OSError, IndexError):
+        return marker is None
+    return True
+
+
+def terminate(pid: int, timeout: float) -> None:
+    """SIGTERM ``pid`` and wait up to ``timeout`` seconds; then SIGKILL its whole process group.
+
+    Only the leader gets SIGTERM: gunicorn's master and RabbitMQ's start script run the orderly shutdown of
+    their children themselves. SIGKILL goes to the group so no orphaned worker keeps a port.
+    """
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.kill(pid, signal.SIGTERM)
+    if wait_for(lambda: not is_alive(pid), timeout):
+        return
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(os.getpgid(pid), signal.SIGKILL)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: not is_alive(pid), 5)
+
+
+def wait_for(condition, timeout: float, interval: float = 0.1) -> bool:
+    """Poll ``condition()`` until it is true or ``timeout`` seconds pass; return its last value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if condition():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(interval)
+
+
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    """True when something accepts TCP connections on ``host:port``."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex((host, port)) == 0
+
+
+def http_status(url: str, timeout: float = 2.0) -> int | None:
+    """Return the HTTP status of GET ``url``, or None when nothing answers."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - fixed http://127.0.0.1 URLs
+            return response.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+    except (OSError, ValueError):
+        return None
+
+
+def spawn(argv: list[str], log_file: Path, env: dict[str, str], cwd: Path, pid_file: Path) -> int:
+    """Start ``argv`` in the background in its own session, output appended to ``log_file``; return its pid.
+
+    Its own session means it outlives the ``make up`` that started it and can be stopped as a group.
+    """
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_file, "ab") as log:
+        process = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=cwd,
+            start_new_session=True,
+        )
+    pid_file.write_text(f"{process.pid}\n")
+    return process.pid
+
+
+def tail(path: Path, lines: int = 40) -> str:
+    """Return the last ``lines`` lines of a text file ('' when it does not exist)."""
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            size = handle.tell()
+            handle.seek(max(0, size - 64 * 1024))
+            data = handle.read().decode(errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(data.splitlines()[-lines:])

@@ -1,0 +1,72 @@
+"""Profiles: which ports and which state folder one local system uses.
+
+Two profiles can run side by side on one machine: ``dev`` (``make up``) and ``test`` (``make test``).
+Ports come from docs/parts/CONVENTIONS.md; nothing here listens on anything but 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+#: The repository root (``local_system/`` lives directly in it).
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+#: The three services, in start order: inventory first because the gateway forwards to it.
+SERVICES = ("inventory", "billing", "gateway")
+
+#: Infrastructure parts, in start order.
+INFRASTRUCTURE = ("postgres", "rabbitmq")
+
+#: The two databases on the one PostgreSQL server.
+DATABASES = ("movies_db", "billing_db")
+
+#: Which database each service owns.
+SERVICE_DATABASE = {"inventory": "movies_db", "billing": "billing_db"}
+
+#: Environment variable that selects the profile when ``--profile`` is not given.
+PROFILE_ENV = "LOCAL_PROFILE"
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Ports and state folder of one local system."""
+
+    name: str
+    postgres_port: int
+    amqp_port: int
+    rabbitmq_dist_port: int
+    epmd_port: int
+    service_ports: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def state_dir(self) -> Path:
+        """Where databases, broker data, credentials, pid files and logs live (ignored by git)."""
+        return REPO_ROOT / ".run" / self.name
+
+    @property
+    def rabbitmq_nodename(self) -> str:
+        """Erlang node name; distinct per profile so two brokers never share a node identity."""
+        return f"rabbit-{self.name}@localhost"
+
+    def url(self, service: str) -> str:
+        """Base URL of a service, e.g. ``http://127.0.0.1:3000``."""
+        return f"http://127.0.0.1:{self.service_ports[service]}"
+
+
+def _dev_service_ports() -> dict[str, int]:
+    """Dev ports; each can be moved with ``<SERVICE>_PORT`` (e.g. BILLING_PORT) when a port is taken."""
+    defaults = {"inventory": 8080, "billing": 8081, "gateway": 3000}
+    return {name: int(os.environ.get(f"{name.upper()}_PORT") or port) for name, port in defaults.items()}
+
+
+def get_profile(name: str | None = None) -> Profile:
+    """Return the named profile, else the one in $LOCAL_PROFILE, else ``dev``."""
+    name = name or os.environ.get(PROFILE_ENV) or "dev"
+    if name == "dev":
+        return Profile("dev", 55432, 55672, 55673, 54369, _dev_service_ports())
+    if name == "test":
+        # Fixed ports: the test run must never be steered onto the dev system by a stray variable.
+        return Profile("test", 56432, 56672, 56673, 56369, {"inventory": 18080, "billing": 18081, "gateway": 13000})
+    raise ValueError(f"unknown profile {name!r}; use 'dev' or 'test'")

@@ -1,0 +1,228 @@
+"""A private RabbitMQ node: its own node name, ports, Erlang cookie, data, logs and config.
+
+Everything lives in ``.run/<profile>/rabbitmq/`` and every RabbitMQ/Erlang setting the scripts read is given
+explicitly, so the node never touches /var/lib/rabbitmq, /etc/rabbitmq, the system broker or the other
+profile's node. The ``app`` user is created as the node's *default user* on first boot, so a ``guest`` user
+never exists.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from local_system.credentials import Credentials
+from local_system.prereqs import rabbitmq_scripts_dir
+from local_system.processes import (
+    LocalSystemError,
+    is_alive,
+    port_open,
+    read_pid,
+    spawn,
+    tail,
+    terminate,
+    wait_for,
+)
+from local_system.profiles import Profile
+
+START_TIMEOUT = 90  # first boot on a slow CI machine (Erlang start + schema creation) takes 5-20 s
+
+
+class RabbitMQServer:
+    """Start, stop and administer the profile's private RabbitMQ node."""
+
+    name = "rabbitmq"
+
+    def __init__(self, profile: Profile, credentials: Callable[[], Credentials]):
+        self.profile = profile
+        self._load_credentials = credentials
+        self.port = profile.amqp_port
+        self.home = profile.state_dir / "rabbitmq"
+        self.pid_file = self.home / "rabbitmq-server.pid"  # the start script (our child)
+        self.beam_pid_file = self.home / "beam.pid"  # the Erlang VM, written by RabbitMQ itself
+        self.log_file = self.home / "log" / "rabbit.log"
+        self.console_log = self.home / "console.log"
+        self.config_file = self.home / "rabbitmq.conf"
+        self.credentials_marker = self.home / "credentials.applied"
+
+    @property
+    def credentials(self) -> Credentials:
+        """The generated passwords (read on first use, so inspecting status creates nothing)."""
+        return self._load_credentials()
+
+    def env(self) -> dict[str, str]:
+        """Environment for rabbitmq-server and rabbitmqctl of this node (stray RABBITMQ_*/ERL_* dropped)."""
+        base = {k: v for k, v in os.environ.items() if not k.startswith(("RABBITMQ_", "ERL_"))}
+        dist = self.profile.rabbitmq_dist_port
+        return {
+            **base,
+            # HOME holds the Erlang cookie: a private cookie means no other node or CLI can talk to this one.
+            "HOME": str(self.home),
+            "RABBITMQ_NODENAME": self.profile.rabbitmq_nodename,
+            "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1",
+            "RABBITMQ_NODE_PORT": str(self.port),
+            "RABBITMQ_DIST_PORT": str(dist),
+            # The CLI tools open their own distribution port; keep them next to ours, not on the shared default.
+            "RABBITMQ_CTL_DIST_PORT_MIN": str(dist + 1),
+            "RABBITMQ_CTL_DIST_PORT_MAX": str(dist + 10),
+            "ERL_EPMD_PORT": str(self.profile.epmd_port),
+            "ERL_EPMD_ADDRESS": "127.0.0.1",
+            "RABBITMQ_MNESIA_BASE": str(self.home / "mnesia"),
+            "RABBITMQ_LOG_BASE": str(self.home / "log"),
+            "RABBITMQ_ENABLED_PLUGINS_FILE": str(self.home / "enabled_plugins"),
+            "RABBITMQ_CONFIG_FILE": str(self.config_file),
+            "RABBITMQ_ADVANCED_CONFIG_FILE": str(self.home / "advanced.config"),
+            # An empty env file instead of /etc/rabbitmq/rabbitmq-env.conf, which could rename the node.
+            "RABBITMQ_CONF_ENV_FILE": str(self.home / "rabbitmq-env.conf"),
+            "RABBITMQ_PID_FILE": str(self.beam_pid_file),
+        }
+
+    def _write_config(self) -> None:
+        (self.home / "log").mkdir(parents=True, exist_ok=True)
+        (self.home / "rabbitmq-env.conf").touch()
+        # No plugins: the management UI is not needed and would add start-up time and another port.
+        (self.home / "enabled_plugins").write_text("[].\n")
+        user, password = self.credentials.rabbitmq_user, self.credentials.rabbitmq_password
+        config = (
+            "# Written by local_system on every start; edits are overwritten.\n"
+            f"listeners.tcp.default = 127.0.0.1:{self.port}\n"
+            "distribution.listener.interface = 127.0.0.1\n"
+            # Created on first boot instead of guest, so guest never exists on this node.
+            f"default_user = {user}\n"
+            f"default_pass = {password}\n"
+            "default_user_tags.administrator = true\n"
+            "default_permissions.configure = .*\n"
+            "default_permissions.read = .*\n"
+            "default_permissions.write = .*\n"
+            "loopback_users.guest = true\n"
+            "log.console = false\n"
+            "log.file = rabbit.log\n"
+            "log.file.level = info\n"
+        )
+        fd = os.open(self.config_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(config)
+        self.config_file.chmod(0o600)
+
+    # -- lifecycle ---------------------------------------------------------------------------------------
+    def pid(self) -> int | None:
+        """Pid of the start script, or of the Erlang VM if the script is gone; None when not running."""
+        wrapper = read_pid(self.pid_file)
+        if is_alive(wrapper, "rabbitmq-server"):
+            return wrapper
+        beam = read_pid(self.beam_pid_file)
+        return beam if is_alive(beam, f"-home {self.home}") else None
+
+    def is_running(self) -> bool:
+        """True when our node runs and accepts AMQP connections."""
+        return self.pid() is not None and port_open(self.port)
+
+    def start(self) -> None:
+        """Start the node (if not running) and wait until it speaks AMQP."""
+        scripts = rabbitmq_scripts_dir()
+        if scripts is None:
+            raise LocalSystemError("rabbitmq-server not found; run: apt-get install -y rabbitmq-server")
+        self.home.mkdir(parents=True, exist_ok=True)
+        self._write_config()
+        if self.pid() is None:
+            if port_open(self.port):
+                raise LocalSystemError(f"port {self.port} is taken by another program; cannot start RabbitMQ")
+            first_boot = not (self.home / "mnesia").exists()
+            spawn([str(scripts / "rabbitmq-server")], self.console_log, self.env(), self.home, self.pid_file)
+            self._wait_until_ready()
+            if first_boot:
+                self.credentials_marker.write_text(self._credentials_digest())
+        else:
+            self._wait_until_ready()
+        self._ensure_credentials()
+
+    def _wait_until_ready(self) -> None:
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.pid() is None:
+                break
+            if amqp_handshake(self.port):
+                return
+            time.sleep(0.2)
+        raise LocalSystemError(
+            f"RabbitMQ did not become ready on port {self.port}; see {self.log_file} and {self.console_log}:\n"
+            f"{tail(self.console_log, 15)}\n{tail(self.log_file, 15)}"
+        )
+
+    def _credentials_digest(self) -> str:
+        secret = f"{self.credentials.rabbitmq_user}:{self.credentials.rabbitmq_password}"
+        return hashlib.sha256(secret.encode()).hexdigest()
+
+    def _ensure_credentials(self) -> None:
+        """Re-apply the user from credentials.env when it changed since the node was created.
+
+        rabbitmqctl costs a second or two per call, so this only runs when the recorded digest differs.
+        """
+        try:
+            if self.credentials_marker.read_text() == self._credentials_digest():
+                return
+        except OSError:
+            pass
+        user, password = self.credentials.rabbitmq_user, self.credentials.rabbitmq_password
+        self.ctl("add_user", user, password, check=False)
+        self.ctl("change_password", user, password)
+        self.ctl("set_user_tags", user, "administrator")
+        self.ctl("set_permissions", "-p", "/", user, ".*", ".*", ".*")
+        self.ctl("delete_user", "guest", check=False)
+        self.credentials_marker.write_text(self._credentials_digest())
+
+    def ctl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        """Run ``rabbitmqctl`` against this node (not the system one)."""
+        scripts = rabbitmq_scripts_dir()
+        result = subprocess.run(
+            [str(scripts / "rabbitmqctl"), "-q", "-n", self.profile.rabbitmq_nodename, *args],
+            env=self.env(),
+            cwd=self.home,
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+            check=False,
+        )
+        if check and result.returncode != 0:
+            # args may hold a password: report only the sub-command.
+            raise LocalSystemError(f"rabbitmqctl {args[0]} failed: {result.stderr.strip() or result.stdout.strip()}")
+        return result
+
+    def stop(self, timeout: float = 30) -> None:
+        """Stop the node gracefully (SIGTERM: the script runs an orderly shutdown), SIGKILL after ``timeout``."""
+        wrapper = read_pid(self.pid_file)
+        if is_alive(wrapper, "rabbitmq-server"):
+            terminate(wrapper, timeout)
+        # The VM alone (its start script was killed): stop it directly.
+        beam = read_pid(self.beam_pid_file)
+        if is_alive(beam, f"-home {self.home}"):
+            terminate(beam, timeout)
+        wait_for(lambda: not port_open(self.port), 10)
+
+    def stop_epmd(self) -> None:
+        """Stop the Erlang port mapper the node started on the profile's epmd port (only when unused)."""
+        epmd = shutil.which("epmd") or next(iter(sorted(Path("/usr/lib/erlang").glob("erts-*/bin/epmd"))), None)
+        if epmd and port_open(self.profile.epmd_port):
+            subprocess.run([str(epmd), "-kill"], env=self.env(), capture_output=True, check=False)
+
+    def restart(self) -> None:
+        """Stop and start the node; durable queues and persistent messages survive."""
+        self.stop()
+        self.start()
+
+
+def amqp_handshake(port: int, timeout: float = 2.0) -> bool:
+    """True when the broker answers an AMQP 0-9-1 protocol header with a Connection.Start method frame."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+            sock.sendall(b"AMQP\x00\x00\x09\x01")
+            frame_type = sock.recv(1)
+    except OSError:
+        return False
+    return frame_type == b"\x01"

@@ -1,0 +1,216 @@
+"""``LocalSystem``: the whole local system of one profile, used by the CLI (``make up``) and by the tests."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import functools
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from local_system import prereqs
+from local_system.credentials import Credentials, load_or_create
+from local_system.postgres import PostgresServer
+from local_system.processes import LocalSystemError, http_status
+from local_system.profiles import DATABASES, INFRASTRUCTURE, SERVICES, Profile, get_profile
+from local_system.rabbitmq import RabbitMQServer
+from local_system.services import READY_TIMEOUT, ServiceProcess
+
+PARTS = INFRASTRUCTURE + SERVICES
+
+
+@dataclass(frozen=True)
+class PartStatus:
+    """One row of ``status``."""
+
+    part: str
+    pid: int | None
+    port: int
+    state: str
+
+
+class LocalSystem:
+    """PostgreSQL, RabbitMQ and the three services of one profile (``dev`` or ``test``).
+
+    Every method is idempotent: starting what runs, or stopping what is stopped, does nothing.
+    """
+
+    def __init__(self, profile: str | Profile | None = None):
+        self.profile = profile if isinstance(profile, Profile) else get_profile(profile)
+        self.state_dir = self.profile.state_dir
+        self.postgres = PostgresServer(self.profile, self._load_credentials)
+        self.rabbitmq = RabbitMQServer(self.profile, self._load_credentials)
+        self.services = {name: ServiceProcess(name, self.profile, self._load_credentials) for name in SERVICES}
+        self._lock_depth = 0
+        self._lock_file = None
+
+    # -- credentials and locking -------------------------------------------------------------------------
+    @functools.cache  # noqa: B019 - one LocalSystem per profile lives for the whole process
+    def _load_credentials(self) -> Credentials:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        return load_or_create(self.state_dir / "credentials.env")
+
+    @property
+    def credentials(self) -> Credentials:
+        """The generated passwords (created on first use)."""
+        return self._load_credentials()
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Serialise state changes between processes (two `make up`s at once, or make up + pytest)."""
+        if self._lock_depth == 0:
+            self.state_dir.mkdir(parents=True, exist_ok=True)
+            self._lock_file = open(self.state_dir / ".lock", "w")  # closed in the finally below
+            fcntl.flock(self._lock_file, fcntl.LOCK_EX)
+        self._lock_depth += 1
+        try:
+            yield
+        finally:
+            self._lock_depth -= 1
+            if self._lock_depth == 0 and self._lock_file is not None:
+                self._lock_file.close()  # releases the lock
+                self._lock_file = None
+
+    # -- starting ----------------------------------------------------------------------------------------
+    def start_infrastructure(self, progress=None) -> None:
+        """Install (as root) and start PostgreSQL and RabbitMQ; create role, user and databases."""
+        with self._locked():
+            prereqs.ensure_servers()
+            for server in (self.postgres, self.rabbitmq):
+                self._timed(progress, server.name, server.port, server.start, server.is_running())
+
+    def start_service(self, name: str, wait: bool = True) -> None:
+        """Start one service (or postgres/rabbitmq) unless it runs; by default wait until it is ready."""
+        with self._locked():
+            if name in INFRASTRUCTURE:
+                self._part(name).start()
+                return
+            self.service(name).start()
+        if wait:
+            self.wait_ready(name)
+
+    def up(self, progress=None, timeout: float = READY_TIMEOUT) -> dict[str, str]:
+        """Start everything that is not running, wait until every service is ready; return the URLs."""
+        with self._locked():
+            self.start_infrastructure(progress)
+            started = {name: self.service(name).start() for name in SERVICES}
+            for name in SERVICES:
+                service = self.service(name)
+                self._timed(progress, name, service.port, lambda s=service: s.wait_ready(timeout), not started[name])
+        return self.urls()
+
+    @staticmethod
+    def _timed(progress, name: str, port: int, action, already: bool) -> None:
+        began = time.monotonic()
+        action()
+        if progress:
+            how = "already running" if already else f"ready in {time.monotonic() - began:.1f} s"
+            progress(f"{name:<10} 127.0.0.1:{port:<6} {how}")
+
+    def wait_ready(self, name: str, timeout: float = READY_TIMEOUT) -> None:
+        """Wait until a service's ``/ready`` answers 200 (infrastructure parts: until they accept clients)."""
+        if name in INFRASTRUCTURE:
+            self._part(name).start()  # idempotent; waits for readiness
+            return
+        self.service(name).wait_ready(timeout)
+
+    # -- stopping ----------------------------------------------------------------------------------------
+    def stop_service(self, name: str) -> None:
+        """Stop one service (or postgres/rabbitmq) gracefully."""
+        with self._locked():
+            self._part(name).stop()
+
+    def restart_rabbitmq(self) -> None:
+        """Stop and start the broker (services stay up and must reconnect); durable queues survive."""
+        with self._locked():
+            self.rabbitmq.restart()
+
+    def down(self, progress=None) -> None:
+        """Stop everything this profile started: services first, then the broker, then the database."""
+        with self._locked():
+            for name in reversed(SERVICES):
+                if self.service(name).stop() and progress:
+                    progress(f"{name:<10} stopped")
+            for server in (self.rabbitmq, self.postgres):
+                if server.pid() is not None:
+                    server.stop()
+                    if progress:
+                        progress(f"{server.name:<10} stopped")
+            self.rabbitmq.stop_epmd()
+
+    def reset(self, progress=None) -> None:
+        """Stop everything and delete the profile's state (databases, broker data, credentials, logs)."""
+        with self._locked():
+            self.down(progress)
+            link = self.postgres.link
+            if link.is_symlink():  # the cluster lives outside the repository (see PostgresServer._create_home)
+                shutil.rmtree(link.resolve(), ignore_errors=True)
+                link.unlink()
+            shutil.rmtree(self.state_dir, ignore_errors=True)
+
+    # -- inspection --------------------------------------------------------------------------------------
+    def service(self, name: str) -> ServiceProcess:
+        """The named service (inventory, billing, gateway)."""
+        try:
+            return self.services[name]
+        except KeyError:
+            raise LocalSystemError(f"unknown service {name!r}; use one of: {', '.join(SERVICES)}") from None
+
+    def _part(self, name: str):
+        if name == "postgres":
+            return self.postgres
+        if name == "rabbitmq":
+            return self.rabbitmq
+        if name in SERVICES:
+            return self.services[name]
+        raise LocalSystemError(f"unknown part {name!r}; use one of: {', '.join(PARTS)}")
+
+    def status(self) -> list[PartStatus]:
+        """PID, port and state of every part."""
+        rows = []
+        for server in (self.postgres, self.rabbitmq):
+            pid = server.pid()
+            rows.append(PartStatus(server.name, pid, server.port, "running" if server.is_running() else "stopped"))
+        for name in SERVICES:
+            service = self.service(name)
+            pid = service.pid()
+            if pid is None:
+                state = "stopped"
+            else:
+                code = http_status(f"{service.url}/ready")
+                state = "ready" if code == 200 else f"not ready ({code or 'no answer'})"
+            rows.append(PartStatus(name, pid, service.port, state))
+        return rows
+
+    def urls(self) -> dict[str, str]:
+        """Base URL of every service."""
+        return {name: self.profile.url(name) for name in SERVICES}
+
+    def service_env(self, name: str) -> dict[str, str]:
+        """The environment a service is started with (contains passwords)."""
+        return self.service(name).env()
+
+    def database_dsn(self, database: str) -> str:
+        """libpq DSN for ``movies_db`` or ``billing_db`` as the ``app`` role over TCP."""
+        if database not in DATABASES:
+            raise LocalSystemError(f"unknown database {database!r}; use one of: {', '.join(DATABASES)}")
+        return self.postgres.dsn(database)
+
+    def amqp_params(self) -> dict[str, object]:
+        """Broker connection settings (``pika.ConnectionParameters(**...)`` minus credentials object)."""
+        return {
+            "host": "127.0.0.1",
+            "port": self.profile.amqp_port,
+            "virtual_host": "/",
+            "username": self.credentials.rabbitmq_user,
+            "password": self.credentials.rabbitmq_password,
+        }
+
+    def log_files(self) -> dict[str, os.PathLike]:
+        """Log file of every part."""
+        files = {"postgres": self.postgres.log_file, "rabbitmq": self.rabbitmq.log_file}
+        files.update({name: self.service(name).log_file for name in SERVICES})
+        return files

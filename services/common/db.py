@@ -1,0 +1,169 @@
+"""PostgreSQL access: a small bounded connection pool and idempotent schema migrations.
+
+Why not psycopg2.pool.ThreadedConnectionPool: it raises instead of waiting when exhausted, opens ``minconn``
+connections eagerly (failing start-up when the database is down) and closes returned connections above
+``minconn``, which turns every request into a new TLS handshake under load.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+import psycopg2
+import psycopg2.extensions
+
+from common.config import DatabaseSettings
+
+log = logging.getLogger(__name__)
+
+# Errors after which a connection is not worth keeping: the server went away or the socket broke.
+CONNECTION_ERRORS = (psycopg2.OperationalError, psycopg2.InterfaceError)
+
+
+class DatabaseUnavailable(RuntimeError):
+    """PostgreSQL cannot be reached (or no pooled connection became free in time)."""
+
+
+class ConnectionPool:
+    """At most ``size`` connections, opened lazily, reused newest first, discarded when broken.
+
+    Connections are in autocommit mode: one statement is one transaction, which saves a round trip per
+    query; use :func:`transaction` where several statements must commit together.
+    """
+
+    def __init__(self, settings: DatabaseSettings, application_name: str, acquire_timeout: float = 5.0):
+        self._connect_kwargs = settings.connect_kwargs(application_name)
+        self._idle: queue.LifoQueue[psycopg2.extensions.connection] = queue.LifoQueue()
+        self._slots = threading.BoundedSemaphore(settings.pool_size)
+        self._acquire_timeout = acquire_timeout
+        self.size = settings.pool_size
+
+    def _open(self) -> psycopg2.extensions.connection:
+        try:
+            conn = psycopg2.connect(**self._connect_kwargs)
+        except CONNECTION_ERRORS as exc:
+            # The libpq message names host and port but never the password.
+            raise DatabaseUnavailable(f"cannot connect to PostgreSQL: {str(exc).strip()}") from exc
+        conn.autocommit = True
+        return conn
+
+    @contextmanager
+    def connection(self) -> Iterator[psycopg2.extensions.connection]:
+        """Lend a connection for the block; a connection broken inside the block is thrown away."""
+        if not self._slots.acquire(timeout=self._acquire_timeout):
+            raise DatabaseUnavailable("no database connection became free in time")
+        conn = None
+        try:
+            try:
+                conn = self._idle.get_nowait()
+            except queue.Empty:
+                conn = self._open()
+            yield conn
+        except CONNECTION_ERRORS as exc:
+            self._discard(conn)
+            conn = None
+            # One dead connection usually means the server restarted or failed over: the idle ones are dead
+            # too, so drop them now rather than fail one request per pooled connection.
+            self.close()
+            raise DatabaseUnavailable(f"lost the connection to PostgreSQL: {str(exc).strip()}") from exc
+        except BaseException:
+            if conn is not None and not conn.closed and conn.status != psycopg2.extensions.STATUS_READY:
+                self._discard(conn)
+                conn = None
+            raise
+        finally:
+            if conn is not None and not conn.closed:
+                self._idle.put(conn)
+            self._slots.release()
+
+    @staticmethod
+    def _discard(conn: psycopg2.extensions.connection | None) -> None:
+        if conn is not None and not conn.closed:
+            try:
+                conn.close()
+            except CONNECTION_ERRORS:
+                pass
+
+    def ping(self) -> None:
+        """Raise DatabaseUnavailable unless a ``SELECT 1`` succeeds (the readiness check)."""
+        with self.connection() as conn, conn.cursor() as cur:
+            cur.execute("SELECT 1")
+            cur.fetchone()
+
+    def close(self) -> None:
+        """Close every idle connection (used at shutdown and by tests)."""
+        while True:
+            try:
+                self._discard(self._idle.get_nowait())
+            except queue.Empty:
+                return
+
+
+@contextmanager
+def transaction(conn: psycopg2.extensions.connection) -> Iterator[psycopg2.extensions.cursor]:
+    """Run the block's statements in one transaction on a pooled (autocommit) connection."""
+    conn.autocommit = False
+    try:
+        with conn.cursor() as cur:
+            yield cur
+        conn.commit()
+    except BaseException:
+        if not conn.closed:
+            conn.rollback()
+        raise
+    finally:
+        if not conn.closed:
+            conn.autocommit = True
+
+
+class Schema:
+    """Applies numbered migrations once, under an advisory lock, at start-up or on first use.
+
+    Several workers and tasks start at the same time: the lock makes exactly one of them migrate. If the
+    database is down at start-up the service still starts (so liveness holds) and migrates once it is back.
+    """
+
+    def __init__(self, pool: ConnectionPool, service: str, migrations: Sequence[str]):
+        self._pool = pool
+        self._service = service
+        self._migrations = list(migrations)
+        self._done = False
+        self._lock = threading.Lock()
+
+    def ensure(self) -> None:
+        """Bring the schema up to date (a no-op after the first success in this process)."""
+        if self._done:
+            return
+        with self._lock:
+            if self._done:
+                return
+            self._migrate()
+            self._done = True
+
+    def _migrate(self) -> None:
+        with self._pool.connection() as conn, conn.cursor() as cur:
+            cur.execute("SELECT pg_advisory_lock(hashtext(%s))", (f"schema:{self._service}",))
+            try:
+                cur.execute(
+                    "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                    " service text NOT NULL, version integer NOT NULL,"
+                    " applied_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (service, version))"
+                )
+                cur.execute("SELECT version FROM schema_migrations WHERE service = %s", (self._service,))
+                applied = {row[0] for row in cur.fetchall()}
+                for version, sql in enumerate(self._migrations, start=1):
+                    if version in applied:
+                        continue
+                    with transaction(conn) as tx:
+                        tx.execute(sql)
+                        tx.execute(
+                            "INSERT INTO schema_migrations (service, version) VALUES (%s, %s)",
+                            (self._service, version),
+                        )
+                    log.info("applied schema migration", extra={"version": version})
+            finally:
+                cur.execute("SELECT pg_advisory_unlock(hashtext(%s))", (f"schema:{self._service}",))

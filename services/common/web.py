@@ -1,0 +1,140 @@
+"""HTTP plumbing every service gets from one call, ``init_app``: request ids, JSON request logs, Prometheus
+metrics, JSON errors, and the ``/health``, ``/ready`` and ``/metrics`` endpoints."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from collections.abc import Callable, Mapping
+
+from flask import Blueprint, Flask, Response, g, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from common import metrics
+from common.config import env_bool
+from common.db import DatabaseUnavailable
+from common.log import request_id_var
+
+log = logging.getLogger("http")
+
+REQUEST_ID_HEADER = "X-Request-ID"
+# Accept a caller's request id only if it is short and plain, so it cannot forge log lines.
+_VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+# Probes and scrapes would drown the request log; they are still counted in the metrics.
+_QUIET_PATHS = frozenset({"/health", "/ready", "/metrics"})
+
+ReadinessCheck = Callable[[], None]
+
+
+def new_request_id() -> str:
+    """A fresh request id (32 hex characters)."""
+    return uuid.uuid4().hex
+
+
+def accept_request_id(value: str | None) -> str:
+    """The caller's request id if it is well-formed, else a fresh one."""
+    if value and _VALID_REQUEST_ID.match(value):
+        return value
+    return new_request_id()
+
+
+def error_response(status: int, message: str, **details: object) -> tuple[Response, int]:
+    """The JSON error body every service answers with: ``{"error": message, ...details}``."""
+    body: dict[str, object] = {"error": message}
+    body.update(details)
+    return jsonify(body), status
+
+
+def init_app(app: Flask, service: str, readiness: Mapping[str, ReadinessCheck]) -> None:
+    """Attach the shared behaviour to ``app``.
+
+    ``readiness`` maps a dependency name (``"database"``, ``"broker"``) to a callable that raises when that
+    dependency cannot be used; ``/ready`` answers 503 naming each failing one.
+    """
+    access_log = env_bool("ACCESS_LOG", True)
+    app.json.sort_keys = False
+    app.json.ensure_ascii = False
+
+    @app.before_request
+    def _start_request() -> None:
+        g.request_started = time.perf_counter()
+        g.request_id = accept_request_id(request.headers.get(REQUEST_ID_HEADER))
+        request_id_var.set(g.request_id)
+
+    @app.after_request
+    def _finish_request(response: Response) -> Response:
+        request_id = g.get("request_id")
+        if request_id:
+            response.headers[REQUEST_ID_HEADER] = request_id
+        started = g.get("request_started")
+        if started is not None:
+            elapsed = time.perf_counter() - started
+            route = request.url_rule.rule if request.url_rule is not None else "unmatched"
+            labels = (request.method, route, str(response.status_code))
+            metrics.HTTP_REQUESTS.labels(*labels).inc()
+            metrics.HTTP_LATENCY.labels(*labels).observe(elapsed)
+            if access_log and request.path not in _QUIET_PATHS:
+                log.info(
+                    "request",
+                    extra={
+                        "method": request.method,
+                        "path": request.path,
+                        "status": response.status_code,
+                        "duration_ms": round(elapsed * 1000, 2),
+                    },
+                )
+        return response
+
+    @app.teardown_request
+    def _clear_request_id(_exc: BaseException | None) -> None:
+        request_id_var.set(None)
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException):
+        return error_response(exc.code or 500, exc.description or exc.name)
+
+    @app.errorhandler(DatabaseUnavailable)
+    def _database_unavailable(exc: DatabaseUnavailable):
+        log.warning("database unavailable", extra={"reason": str(exc)})
+        response, status = error_response(503, "database unavailable, try again shortly")
+        response.headers["Retry-After"] = "2"
+        return response, status
+
+    @app.errorhandler(Exception)
+    def _unexpected_error(exc: Exception):
+        log.exception("unhandled error", extra={"path": request.path})
+        return error_response(500, "internal error")
+
+    app.register_blueprint(_operations_blueprint(service, readiness))
+
+
+def _operations_blueprint(service: str, readiness: Mapping[str, ReadinessCheck]) -> Blueprint:
+    ops = Blueprint("operations", __name__)
+
+    @ops.get("/health")
+    def health():
+        """Liveness: the process answers. Never touches a dependency, so a database outage does not get
+        every task killed and restarted."""
+        return jsonify(status="ok", service=service)
+
+    @ops.get("/ready")
+    def ready():
+        """Readiness: every dependency this service needs answers right now."""
+        failures: dict[str, str] = {}
+        for name, check in readiness.items():
+            try:
+                check()
+            except Exception as exc:  # noqa: BLE001 - any failure means not ready; the reason is reported
+                failures[name] = str(exc) or type(exc).__name__
+        if failures:
+            return jsonify(status="unavailable", service=service, failing=failures), 503
+        return jsonify(status="ready", service=service, checks=sorted(readiness))
+
+    @ops.get("/metrics")
+    def prometheus_metrics():
+        body, content_type = metrics.render()
+        return Response(body, content_type=content_type)
+
+    return ops

@@ -1,0 +1,126 @@
+"""Forwarding of ``/api/movies*`` to inventory over persistent keep-alive connections."""
+
+from __future__ import annotations
+
+import http.client
+import logging
+import socket
+import threading
+import time
+from urllib.parse import urlsplit
+
+from flask import Request, Response
+
+from common import metrics
+from common.web import REQUEST_ID_HEADER, error_response
+
+log = logging.getLogger(__name__)
+
+# Hop-by-hop headers describe one connection, not the message (RFC 9110 7.6.1): never forwarded.
+_HOP_BY_HOP = frozenset(
+    {
+        "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
+        "transfer-encoding", "upgrade", "host", "content-length",
+    }
+)
+# Credentials are for the gateway; inventory trusts the gateway, not the caller's token.
+_NOT_FORWARDED = _HOP_BY_HOP | {"authorization", "cookie", "x-amzn-oidc-data", "x-amzn-oidc-accesstoken"}
+_NOT_RETURNED = _HOP_BY_HOP | {REQUEST_ID_HEADER.lower(), "server", "date"}
+_IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
+# Errors that mean "the kept-alive connection was already dead" rather than "inventory failed".
+_STALE_CONNECTION = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)
+
+
+class InventoryProxy:
+    """Sends a request on to inventory unchanged and returns inventory's exact status and body.
+
+    Each gateway thread keeps one keep-alive connection (``http.client`` is several times cheaper per request
+    than a general-purpose pool, and the gateway's CPU is what limits it). A connection idle for longer than
+    ``max_idle`` is replaced before use, because inventory closes idle connections after its own keep-alive
+    (75 s): reusing one it is about to close would fail a request that never reached it.
+    """
+
+    def __init__(self, base_url: str, connect_timeout: float, read_timeout: float, max_idle: float = 30.0):
+        parts = urlsplit(base_url)
+        if parts.scheme != "http" or not parts.hostname:
+            raise ValueError(f"INVENTORY_URL must be http://host[:port], got {base_url!r}")
+        self._host = parts.hostname
+        self._port = parts.port or 80
+        self._prefix = parts.path.rstrip("/")
+        self._connect_timeout = connect_timeout
+        self._read_timeout = read_timeout
+        self._max_idle = max_idle
+        self._local = threading.local()
+
+    def _connection(self) -> tuple[http.client.HTTPConnection, bool]:
+        """This thread's connection and whether it was used before (a reused one may be stale)."""
+        conn: http.client.HTTPConnection | None = getattr(self._local, "conn", None)
+        if conn is not None and conn.sock is not None and time.monotonic() - self._local.last_used < self._max_idle:
+            return conn, True
+        if conn is not None:
+            conn.close()
+        conn = http.client.HTTPConnection(self._host, self._port, timeout=self._connect_timeout)
+        conn.connect()
+        conn.sock.settimeout(self._read_timeout)
+        conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._local.conn = conn
+        return conn, False
+
+    def _drop_connection(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        self._local.conn = None
+        if conn is not None:
+            conn.close()
+
+    def _exchange(self, method: str, target: str, body: bytes | None, headers: dict[str, str]):
+        for attempt in (1, 2):
+            conn, reused = self._connection()
+            try:
+                conn.request(method, target, body=body, headers=headers)
+                upstream = conn.getresponse()
+                data = upstream.read()
+            except _STALE_CONNECTION:
+                self._drop_connection()
+                # Retry once on a fresh connection, only when a reused connection broke and a repeat is safe.
+                if attempt == 1 and reused and method in _IDEMPOTENT:
+                    continue
+                raise
+            except BaseException:
+                self._drop_connection()
+                raise
+            self._local.last_used = time.monotonic()
+            if upstream.will_close:
+                self._drop_connection()
+            return upstream.status, upstream.getheaders(), data
+        raise AssertionError("unreachable")
+
+    def forward(self, request: Request, request_id: str) -> Response | tuple[Response, int]:
+        """Forward ``request`` (method, path, query, body) and relay inventory's answer."""
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in _NOT_FORWARDED}
+        headers[REQUEST_ID_HEADER] = request_id
+        forwarded_for = request.headers.get("X-Forwarded-For")
+        client = request.remote_addr or ""
+        headers["X-Forwarded-For"] = f"{forwarded_for}, {client}" if forwarded_for else client
+        target = self._prefix + request.full_path if request.query_string else self._prefix + request.path
+        try:
+            status, upstream_headers, data = self._exchange(
+                request.method, target, request.get_data() or None, headers
+            )
+        except TimeoutError:
+            return self._failure(request, "timeout", 504, "inventory did not answer in time")
+        except (OSError, http.client.HTTPException) as exc:
+            return self._failure(request, "unreachable", 502, "inventory is unreachable", reason=repr(exc))
+        response = Response(data, status=status)
+        for key, value in upstream_headers:
+            if key.lower() not in _NOT_RETURNED:
+                response.headers[key] = value
+        return response
+
+    @staticmethod
+    def _failure(request: Request, kind: str, status: int, message: str, reason: str = ""):
+        metrics.UPSTREAM_ERRORS.labels("inventory", kind).inc()
+        log.warning(
+            "inventory request failed",
+            extra={"method": request.method, "path": request.path, "kind": kind, "reason": reason},
+        )
+        return error_response(status, message)

@@ -1,0 +1,72 @@
+"""The ``/api/movies`` endpoints."""
+
+from __future__ import annotations
+
+from flask import Blueprint, jsonify, request
+
+from common.web import error_response
+from inventory.db import get_store
+from inventory.validation import (
+    MAX_ID,
+    ValidationError,
+    parse_json_object,
+    validate_movie_update,
+    validate_new_movie,
+    validate_search,
+)
+
+movies = Blueprint("movies", __name__, url_prefix="/api/movies")
+
+
+@movies.errorhandler(ValidationError)
+def _invalid(exc: ValidationError):
+    return error_response(400, str(exc))
+
+
+def _not_found(movie_id: int):
+    return error_response(404, f"movie {movie_id} not found")
+
+
+@movies.get("")
+def list_movies():
+    """All movies, or those whose title contains ``?title=`` (case-insensitive, matched literally)."""
+    title = validate_search(request.args.get("title"))
+    return jsonify(get_store().list(title_contains=title))
+
+
+@movies.post("")
+def create_movie():
+    """Create a movie; 201 with the stored movie and its id."""
+    fields = validate_new_movie(parse_json_object(request.get_data()))
+    movie = get_store().create(fields["title"], fields["description"])
+    return jsonify(movie), 201
+
+
+@movies.delete("")
+def delete_all_movies():
+    """Delete every movie."""
+    deleted = get_store().delete_all()
+    return jsonify(message="All movies deleted", deleted=deleted)
+
+
+@movies.get("/<int:movie_id>")
+def get_movie(movie_id: int):
+    """One movie by id."""
+    movie = get_store().get(movie_id) if movie_id <= MAX_ID else None
+    return jsonify(movie) if movie else _not_found(movie_id)
+
+
+@movies.put("/<int:movie_id>")
+def update_movie(movie_id: int):
+    """Change the given fields of one movie."""
+    fields = validate_movie_update(parse_json_object(request.get_data()))
+    movie = get_store().update(movie_id, fields) if movie_id <= MAX_ID else None
+    return jsonify(movie) if movie else _not_found(movie_id)
+
+
+@movies.delete("/<int:movie_id>")
+def delete_movie(movie_id: int):
+    """Delete one movie."""
+    if movie_id <= MAX_ID and get_store().delete(movie_id):
+        return jsonify(message=f"movie {movie_id} deleted", id=movie_id)
+    return _not_found(movie_id)

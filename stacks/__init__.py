@@ -1,0 +1,1 @@
+"""AWS CDK application of the movies microservices system (one module per stack)."""

@@ -1,0 +1,55 @@
+"""Builds the CDK app: the stage of the chosen environment plus the cdk-nag AwsSolutions checks."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from aws_cdk import App, Environment, Validations
+from cdk_nag import AwsSolutionsChecks
+
+from stacks.config import OVERRIDABLE_KEYS, load_config
+from stacks.stage import MicroservicesStage
+
+
+def stage_id(env_name: str) -> str:
+    """Construct id of the stage, which also prefixes every stack name (``Movies-dev-Network``)."""
+    return f"Movies-{env_name}"
+
+
+def build_app(
+    *,
+    context: Mapping[str, Any] | None = None,
+    outdir: str | None = None,
+    nag: bool | None = None,
+    validation: bool | None = None,
+) -> tuple[App, MicroservicesStage]:
+    """Create the app with one ``MicroservicesStage``; the environment comes from context ``env``.
+
+    ``nag`` None means: run cdk-nag unless context ``nag`` is ``false``.
+
+    Account and region come from ``CDK_DEFAULT_ACCOUNT`` / ``CDK_DEFAULT_REGION`` (set by the CDK CLI from
+    your credentials); the region falls back to ``config.default_region``. Without an account the stacks
+    are account-agnostic (no AZ look-ups), which is how tests and CI synthesize without credentials.
+    """
+    app = App(
+        context=dict(context or {}),
+        outdir=outdir,
+        builtin_cloud_formation_validation=validation,
+    )
+    config = load_config(
+        app.node.try_get_context("env"),
+        {key: app.node.try_get_context(key) for key in OVERRIDABLE_KEYS},
+    )
+    env = Environment(
+        account=os.environ.get("CDK_DEFAULT_ACCOUNT"),
+        region=os.environ.get("CDK_DEFAULT_REGION") or config.default_region,
+    )
+    stage = MicroservicesStage(app, stage_id(config.name), config=config, env=env)
+    if nag is None:
+        nag = str(app.node.try_get_context("nag")).lower() != "false"
+    if nag:
+        # cdk-nag 3: a validation plugin; any unacknowledged finding fails synthesis.
+        Validations.of(app).add_plugins(AwsSolutionsChecks(app))
+    return app, stage

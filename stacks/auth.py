@@ -1,0 +1,93 @@
+"""AuthStack: Cognito user pool, hosted domain, API scopes and the browser and machine app clients."""
+
+from __future__ import annotations
+
+from aws_cdk import Aws, Duration, RemovalPolicy, Stack
+from aws_cdk import aws_cognito as cognito
+from constructs import Construct
+
+from stacks.config import EnvironmentConfig
+
+API_IDENTIFIER = "movies-api"
+SCOPES = {
+    "movies.read": "Read the movie inventory",
+    "movies.write": "Change the movie inventory",
+    "billing.write": "Submit billing orders",
+}
+
+
+class AuthStack(Stack):
+    """Identity for people (browser login through the ALB) and for machines (client credentials)."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, config: EnvironmentConfig, **kwargs) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+
+        self.user_pool = cognito.UserPool(
+            self,
+            "UserPool",
+            self_sign_up_enabled=False,  # accounts are created by administrators
+            sign_in_aliases=cognito.SignInAliases(email=True),
+            auto_verify=cognito.AutoVerifiedAttrs(email=True),
+            account_recovery=cognito.AccountRecovery.EMAIL_ONLY,
+            password_policy=cognito.PasswordPolicy(
+                min_length=8,
+                require_lowercase=True,
+                require_uppercase=True,
+                require_digits=True,
+                require_symbols=True,
+                temp_password_validity=Duration.days(3),
+            ),
+            mfa=cognito.Mfa.REQUIRED if config.cognito_mfa_required else cognito.Mfa.OPTIONAL,
+            mfa_second_factor=cognito.MfaSecondFactor(otp=True, sms=False),
+            feature_plan=cognito.FeaturePlan.PLUS if config.cognito_threat_protection
+            else cognito.FeaturePlan.ESSENTIALS,
+            standard_threat_protection_mode=cognito.StandardThreatProtectionMode.FULL_FUNCTION
+            if config.cognito_threat_protection else None,
+            deletion_protection=config.retain_data_on_delete,
+            removal_policy=RemovalPolicy.RETAIN if config.retain_data_on_delete else RemovalPolicy.DESTROY,
+        )
+
+        # Prefix domains must be unique per region; the account id makes the prefix unique per deployment.
+        self.domain = self.user_pool.add_domain(
+            "Domain",
+            cognito_domain=cognito.CognitoDomainOptions(domain_prefix=f"{config.prefix}-{Aws.ACCOUNT_ID}"),
+        )
+
+        scopes = [cognito.ResourceServerScope(scope_name=n, scope_description=d) for n, d in SCOPES.items()]
+        self.resource_server = self.user_pool.add_resource_server(
+            "ApiResourceServer", identifier=API_IDENTIFIER, scopes=scopes
+        )
+        api_scopes = [cognito.OAuthScope.resource_server(self.resource_server, s) for s in scopes]
+
+        self.machine_client = self.user_pool.add_client(
+            "MachineClient",
+            generate_secret=True,
+            o_auth=cognito.OAuthSettings(flows=cognito.OAuthFlows(client_credentials=True), scopes=api_scopes),
+            access_token_validity=Duration.hours(1),
+            prevent_user_existence_errors=True,
+            enable_token_revocation=True,
+        )
+        self.allowed_client_ids = [self.machine_client.user_pool_client_id]
+
+        # The browser client exists only when the ALB has a domain: its callback is the ALB's
+        # https://<domain>/oauth2/idpresponse, and Cognito requires HTTPS callbacks.
+        self.browser_client: cognito.UserPoolClient | None = None
+        if config.https_enabled:
+            self.browser_client = self.user_pool.add_client(
+                "BrowserClient",
+                generate_secret=True,  # the ALB is a confidential client
+                o_auth=cognito.OAuthSettings(
+                    flows=cognito.OAuthFlows(authorization_code_grant=True),
+                    scopes=[cognito.OAuthScope.OPENID, cognito.OAuthScope.EMAIL, *api_scopes],
+                    callback_urls=[f"https://{config.domain_name}/oauth2/idpresponse"],
+                    logout_urls=[f"https://{config.domain_name}/"],
+                ),
+                access_token_validity=Duration.hours(1),
+                id_token_validity=Duration.hours(1),
+                prevent_user_existence_errors=True,
+                enable_token_revocation=True,
+            )
+            self.allowed_client_ids.append(self.browser_client.user_pool_client_id)
+
+        self.issuer = f"https://cognito-idp.{Aws.REGION}.amazonaws.com/{self.user_pool.user_pool_id}"
+        self.jwks_url = f"{self.issuer}/.well-known/jwks.json"

@@ -1,0 +1,167 @@
+"""FargateMicroservice: one of the three Python services on ECS Fargate, built from its Dockerfile."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_ecr_assets as ecr_assets
+from aws_cdk import aws_ecs as ecs
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from stacks.config import ServiceSizing
+
+SERVICES_DIR = Path(__file__).resolve().parents[2] / "services"
+"""Docker build context of every service image (each Dockerfile lives in services/<name>/)."""
+
+# Never send local state or caches to the Docker build context (and so into cdk.out and the asset hash).
+ASSET_EXCLUDES = ["**/__pycache__", "**/*.pyc", "**/.pytest_cache", "**/.ruff_cache", "**/.venv", "**/.run"]
+
+ARCHITECTURES = {
+    "ARM64": (ecs.CpuArchitecture.ARM64, ecr_assets.Platform.LINUX_ARM64),
+    "X86_64": (ecs.CpuArchitecture.X86_64, ecr_assets.Platform.LINUX_AMD64),
+}
+
+
+class FargateMicroservice(Construct):
+    """An ECS Fargate service for one microservice, secure by default.
+
+    It owns the task definition (separate task and execution roles; the task role starts empty), the
+    container (image asset from ``services/<name>/Dockerfile``, read-only root file system with a
+    writable ``/tmp``, health check on ``/health``), a log group with retention, Service Connect
+    registration or client configuration, and the scalable task count. Secrets are passed as ECS secrets
+    (resolved by the ECS agent at start, never in the task definition); ``environment`` is for
+    non-secret configuration only.
+
+    ``service_connect`` is ``"server"`` (other tasks reach it as ``http://<service_name>:<port>``),
+    ``"client"`` (it may call servers) or None (no Service Connect).
+
+    Networking is decided by the caller: ``security_group`` is created by the network stack so that the
+    data stack can reference it without a dependency cycle.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        service_name: str,
+        cluster: ecs.ICluster,
+        security_group: ec2.ISecurityGroup,
+        port: int,
+        sizing: ServiceSizing,
+        cpu_architecture: str,
+        log_retention: logs.RetentionDays,
+        environment: Mapping[str, str],
+        secrets: Mapping[str, ecs.Secret],
+        use_spot: bool = False,
+        service_connect: str | None = None,
+        health_check_grace_period: Duration | None = None,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.port = port
+        cpu_arch, platform = ARCHITECTURES[cpu_architecture]
+
+        self.log_group = logs.LogGroup(
+            self,
+            "Logs",
+            retention=log_retention,
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+
+        self.task_definition = ecs.FargateTaskDefinition(
+            self,
+            "TaskDefinition",
+            cpu=sizing.cpu,
+            memory_limit_mib=sizing.memory_mib,
+            runtime_platform=ecs.RuntimePlatform(
+                cpu_architecture=cpu_arch, operating_system_family=ecs.OperatingSystemFamily.LINUX
+            ),
+        )
+        # The root file system is read-only; gunicorn's heartbeat files and the Prometheus multiprocess
+        # directory need a writable scratch space, provided as a task-local volume.
+        self.task_definition.add_volume(name="tmp")
+
+        self.container = self.task_definition.add_container(
+            "app",
+            container_name=service_name,
+            image=ecs.ContainerImage.from_asset(
+                directory=str(SERVICES_DIR),
+                file=f"{service_name}/Dockerfile",
+                platform=platform,
+                exclude=ASSET_EXCLUDES,
+            ),
+            essential=True,
+            readonly_root_filesystem=True,
+            environment={
+                "PORT": str(port),
+                "LOG_LEVEL": "INFO",
+                "GUNICORN_WORKERS": str(sizing.gunicorn_workers),
+                "GUNICORN_THREADS": str(sizing.gunicorn_threads),
+                **environment,
+            },
+            secrets=dict(secrets),
+            port_mappings=[ecs.PortMapping(name="http", container_port=port, protocol=ecs.Protocol.TCP,
+                                           app_protocol=ecs.AppProtocol.http)],
+            logging=ecs.LogDriver.aws_logs(stream_prefix=service_name, log_group=self.log_group),
+            health_check=ecs.HealthCheck(
+                command=["CMD", "python", "-m", "common.healthcheck", f"http://127.0.0.1:{port}/health"],
+                interval=Duration.seconds(30),
+                timeout=Duration.seconds(5),
+                retries=3,
+                start_period=Duration.seconds(60),
+            ),
+            stop_timeout=Duration.seconds(30),
+        )
+        self.container.add_mount_points(
+            ecs.MountPoint(container_path="/tmp", source_volume="tmp", read_only=False)  # noqa: S108
+        )
+
+        # "server": reachable by other tasks as http://<service_name>:<port>; "client": may call servers.
+        service_connect_props = None
+        if service_connect is not None:
+            service_connect_props = ecs.ServiceConnectProps(
+                services=[
+                    ecs.ServiceConnectService(port_mapping_name="http", dns_name=service_name, port=port)
+                ]
+                if service_connect == "server"
+                else None,
+                log_driver=ecs.LogDriver.aws_logs(
+                    stream_prefix=f"{service_name}-service-connect", log_group=self.log_group
+                ),
+            )
+        self.service = ecs.FargateService(
+            self,
+            "Service",
+            cluster=cluster,
+            task_definition=self.task_definition,
+            desired_count=sizing.min_tasks,
+            assign_public_ip=False,
+            vpc_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS),
+            security_groups=[security_group],
+            capacity_provider_strategies=self._capacity(use_spot),
+            circuit_breaker=ecs.DeploymentCircuitBreaker(enable=True, rollback=True),
+            min_healthy_percent=100,
+            max_healthy_percent=200,
+            service_connect_configuration=service_connect_props,
+            health_check_grace_period=health_check_grace_period,
+            enable_execute_command=False,
+            propagate_tags=ecs.PropagatedTagSource.SERVICE,
+        )
+        self.scaling = self.service.auto_scale_task_count(
+            min_capacity=sizing.min_tasks, max_capacity=sizing.max_tasks
+        )
+
+    @property
+    def connections(self) -> ec2.Connections:
+        """Network connections of the service's tasks."""
+        return self.service.connections
+
+    @staticmethod
+    def _capacity(use_spot: bool) -> Sequence[ecs.CapacityProviderStrategy]:
+        if use_spot:
+            return [ecs.CapacityProviderStrategy(capacity_provider="FARGATE_SPOT", weight=1)]
+        return [ecs.CapacityProviderStrategy(capacity_provider="FARGATE", weight=1)]

@@ -1,0 +1,239 @@
+"""Typed, per-environment configuration of the CDK application.
+
+Everything that differs between ``dev`` and ``prod`` lives here, in one frozen dataclass per environment,
+so that stacks never branch on the environment *name*: they read a field. Choose the environment with
+``cdk synth -c env=dev|prod`` (default ``dev``). A few deployment-specific keys (domain, hosted zone,
+certificate, alarm e-mail, budget) can be overridden with ``-c key=value`` without editing this file; see
+``OVERRIDABLE_KEYS``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from aws_cdk.aws_logs import RetentionDays
+
+DEFAULT_ENV = "dev"
+
+
+@dataclass(frozen=True)
+class ServiceSizing:
+    """Fargate task size, task-count bounds and the gunicorn process model sized for that CPU."""
+
+    cpu: int
+    """Task CPU units (256 = 0.25 vCPU)."""
+    memory_mib: int
+    min_tasks: int
+    max_tasks: int
+    gunicorn_workers: int
+    gunicorn_threads: int
+
+
+@dataclass(frozen=True)
+class EnvironmentConfig:
+    """All environment-specific settings of one deployment of the system."""
+
+    name: str
+    """Short environment name (``dev`` / ``prod``); part of stage, stack and resource names."""
+
+    default_region: str
+    """Region used when CDK_DEFAULT_REGION is not set (tests, CI). ALB access logging needs a concrete
+    region; the account may stay unknown, which keeps synthesis free of AZ look-ups."""
+
+    # --- network -------------------------------------------------------------------------------------
+    vpc_cidr: str
+    max_azs: int
+    nat_gateways: int
+    """1 NAT gateway is cheap but makes egress depend on one AZ; prod has one per AZ."""
+    vpc_interface_endpoints: bool
+    """Interface endpoints (ECR api/dkr, CloudWatch Logs, Secrets Manager) keep AWS API traffic off the NAT
+    gateways and keep tasks working if a NAT fails, at ~USD 7.3 per endpoint per AZ per month."""
+
+    # --- logs ----------------------------------------------------------------------------------------
+    log_retention: RetentionDays
+    """Retention of the application and VPC flow log groups."""
+
+    # --- data ----------------------------------------------------------------------------------------
+    db_instance_type: str
+    db_multi_az: bool
+    db_allocated_storage_gib: int
+    db_max_allocated_storage_gib: int
+    db_backup_retention_days: int
+    db_deletion_protection: bool
+    retain_data_on_delete: bool
+    """True: RDS snapshots / retained user pool and log bucket when a stack is deleted (prod)."""
+    secret_rotation_days: int
+
+    mq_instance_type: str
+    mq_deployment_mode: str
+    """``SINGLE_INSTANCE`` or ``CLUSTER_MULTI_AZ`` (the latter needs mq.m5.large or bigger)."""
+
+    # --- auth ----------------------------------------------------------------------------------------
+    cognito_mfa_required: bool
+    cognito_threat_protection: bool
+    """Cognito Plus feature plan with threat protection enforced (paid per MAU)."""
+
+    # --- compute -------------------------------------------------------------------------------------
+    cpu_architecture: str
+    """``ARM64`` (Graviton, ~20 % cheaper; images are cross-built with buildx/QEMU on x86 hosts) or
+    ``X86_64`` (builds natively on common CI runners and laptops)."""
+    billing_use_spot: bool
+    """Run the billing worker on Fargate Spot: it consumes a durable queue, so an interruption only delays
+    processing."""
+    inventory: ServiceSizing
+    billing: ServiceSizing
+    gateway: ServiceSizing
+    cpu_target_percent: int
+    requests_per_target: int
+    """ALB RequestCountPerTarget (per minute) the gateway and inventory scale to."""
+    billing_queue_scale_out_depth: int
+    """billing_queue messages that add one billing task."""
+
+    # --- edge ----------------------------------------------------------------------------------------
+    domain_name: str | None
+    """Public DNS name of the API (e.g. ``api.example.com``). None: HTTP-only trial variant."""
+    hosted_zone_id: str | None
+    hosted_zone_name: str | None
+    certificate_arn: str | None
+    """Existing ACM certificate for ``domain_name``; None: a DNS-validated certificate is created."""
+    waf_rate_limit_per_5min: int
+    """Requests per client IP in any 5-minute window before the WAF rate-based rule blocks it."""
+    access_log_expiry_days: int
+
+    # --- monitoring ----------------------------------------------------------------------------------
+    alarm_email: str | None
+    monthly_budget_usd: int
+    latency_p99_threshold_seconds: float = 2.0
+    queue_backlog_threshold: int = 1000
+
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def prefix(self) -> str:
+        """Prefix for the few physical names AWS requires (broker, Cognito domain)."""
+        return f"movies-{self.name}"
+
+    @property
+    def https_enabled(self) -> bool:
+        """Whether the ALB gets an HTTPS listener with JWT / Cognito authentication."""
+        return bool(self.domain_name and self.hosted_zone_id and self.hosted_zone_name)
+
+
+DEV = EnvironmentConfig(
+    name="dev",
+    default_region="eu-west-1",
+    vpc_cidr="10.10.0.0/16",
+    max_azs=2,
+    nat_gateways=1,
+    vpc_interface_endpoints=False,
+    log_retention=RetentionDays.ONE_WEEK,
+    db_instance_type="t4g.micro",
+    db_multi_az=False,
+    db_allocated_storage_gib=20,
+    db_max_allocated_storage_gib=50,
+    db_backup_retention_days=1,
+    db_deletion_protection=False,
+    retain_data_on_delete=False,
+    secret_rotation_days=30,
+    mq_instance_type="mq.t3.micro",
+    # mq.t3.micro only supports a single instance; dev accepts broker downtime during maintenance.
+    mq_deployment_mode="SINGLE_INSTANCE",
+    cognito_mfa_required=False,
+    cognito_threat_protection=False,
+    cpu_architecture="X86_64",
+    billing_use_spot=True,
+    inventory=ServiceSizing(cpu=256, memory_mib=512, min_tasks=1, max_tasks=2,
+                            gunicorn_workers=2, gunicorn_threads=4),
+    billing=ServiceSizing(cpu=256, memory_mib=512, min_tasks=1, max_tasks=2,
+                          gunicorn_workers=1, gunicorn_threads=4),
+    gateway=ServiceSizing(cpu=256, memory_mib=512, min_tasks=1, max_tasks=2,
+                          gunicorn_workers=2, gunicorn_threads=4),
+    cpu_target_percent=70,
+    requests_per_target=1000,
+    billing_queue_scale_out_depth=100,
+    domain_name=None,
+    hosted_zone_id=None,
+    hosted_zone_name=None,
+    certificate_arn=None,
+    waf_rate_limit_per_5min=1000,
+    access_log_expiry_days=30,
+    alarm_email="alerts@example.com",
+    monthly_budget_usd=150,
+    tags={"Project": "movies", "Environment": "dev"},
+)
+
+PROD = EnvironmentConfig(
+    name="prod",
+    default_region="eu-west-1",
+    vpc_cidr="10.20.0.0/16",
+    max_azs=2,
+    nat_gateways=2,
+    vpc_interface_endpoints=True,
+    log_retention=RetentionDays.THREE_MONTHS,
+    db_instance_type="m7g.large",
+    db_multi_az=True,
+    db_allocated_storage_gib=50,
+    db_max_allocated_storage_gib=200,
+    db_backup_retention_days=14,
+    db_deletion_protection=True,
+    retain_data_on_delete=True,
+    secret_rotation_days=30,
+    mq_instance_type="mq.m5.large",
+    mq_deployment_mode="CLUSTER_MULTI_AZ",
+    cognito_mfa_required=True,
+    cognito_threat_protection=True,
+    cpu_architecture="ARM64",
+    billing_use_spot=False,
+    inventory=ServiceSizing(cpu=1024, memory_mib=2048, min_tasks=2, max_tasks=10,
+                            gunicorn_workers=3, gunicorn_threads=8),
+    billing=ServiceSizing(cpu=512, memory_mib=1024, min_tasks=2, max_tasks=6,
+                          gunicorn_workers=1, gunicorn_threads=8),
+    gateway=ServiceSizing(cpu=1024, memory_mib=2048, min_tasks=2, max_tasks=10,
+                          gunicorn_workers=3, gunicorn_threads=8),
+    cpu_target_percent=60,
+    requests_per_target=600,
+    billing_queue_scale_out_depth=100,
+    # Placeholders: override with -c domain_name=... -c hosted_zone_id=... -c hosted_zone_name=...
+    domain_name="movies.example.com",
+    hosted_zone_id="Z0000000000EXAMPLE",
+    hosted_zone_name="example.com",
+    certificate_arn=None,
+    waf_rate_limit_per_5min=2000,
+    access_log_expiry_days=365,
+    alarm_email="alerts@example.com",
+    monthly_budget_usd=1500,
+    latency_p99_threshold_seconds=1.0,
+    tags={"Project": "movies", "Environment": "prod"},
+)
+
+ENVIRONMENTS: dict[str, EnvironmentConfig] = {"dev": DEV, "prod": PROD}
+
+OVERRIDABLE_KEYS = (
+    "domain_name",
+    "hosted_zone_id",
+    "hosted_zone_name",
+    "certificate_arn",
+    "alarm_email",
+    "monthly_budget_usd",
+)
+"""Config fields that may be overridden with ``-c key=value`` (an empty string means None)."""
+
+
+def load_config(env_name: str | None, overrides: Mapping[str, Any] | None = None) -> EnvironmentConfig:
+    """Return the config of ``env_name`` (default dev) with the allowed context overrides applied."""
+    name = env_name or DEFAULT_ENV
+    if name not in ENVIRONMENTS:
+        raise ValueError(f"unknown environment {name!r}; expected one of {sorted(ENVIRONMENTS)}")
+    config = ENVIRONMENTS[name]
+    changes: dict[str, Any] = {}
+    for key, value in (overrides or {}).items():
+        if key not in OVERRIDABLE_KEYS or value is None:
+            continue
+        if key == "monthly_budget_usd":
+            changes[key] = int(value)
+        else:
+            changes[key] = str(value) or None
+    return dataclasses.replace(config, **changes) if changes else config

@@ -1,0 +1,77 @@
+"""MicroservicesStage: the whole system for one environment, deployable by the CLI or by CDK Pipelines."""
+
+from __future__ import annotations
+
+from aws_cdk import Environment, Stage, Tags
+from constructs import Construct
+
+from stacks.auth import AuthStack
+from stacks.compute import ComputeStack
+from stacks.config import EnvironmentConfig
+from stacks.data import DataStack
+from stacks.monitoring import MonitoringStack
+from stacks.nag import acknowledge_findings
+from stacks.network import NetworkStack
+
+
+class MicroservicesStage(Stage):
+    """Network, data, auth, compute and monitoring stacks of one environment, wired by references.
+
+    Self-contained and parameterised only by ``config`` (and the usual ``env``), so a CDK Pipelines
+    ``CodePipeline`` can add the very same stage. The stacks are named ``<stage>-<Stack>``, e.g.
+    ``Movies-dev-Compute``, whether deployed by ``cdk deploy`` or by a pipeline.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: EnvironmentConfig,
+        env: Environment | None = None,
+    ) -> None:
+        super().__init__(scope, construct_id, env=env)
+        self.config = config
+
+        self.network = NetworkStack(
+            self, "Network", config=config, description=f"movies {config.name}: VPC, endpoints, flow logs"
+        )
+        self.data = DataStack(
+            self,
+            "Data",
+            config=config,
+            vpc=self.network.vpc,
+            inventory_security_group=self.network.inventory_security_group,
+            billing_security_group=self.network.billing_security_group,
+            gateway_security_group=self.network.gateway_security_group,
+            description=f"movies {config.name}: PostgreSQL databases and the RabbitMQ broker",
+        )
+        self.auth = AuthStack(
+            self, "Auth", config=config, description=f"movies {config.name}: Cognito user pool and clients"
+        )
+        self.compute = ComputeStack(
+            self,
+            "Compute",
+            config=config,
+            network=self.network,
+            data=self.data,
+            auth=self.auth,
+            description=f"movies {config.name}: ECS services, ALB, WAF and autoscaling",
+        )
+        self.monitoring = MonitoringStack(
+            self,
+            "Monitoring",
+            config=config,
+            data=self.data,
+            compute=self.compute,
+            description=f"movies {config.name}: dashboard, alarms and budget",
+        )
+
+        for key, value in config.tags.items():
+            Tags.of(self).add(key, value)
+        acknowledge_findings(self)
+
+    @property
+    def stacks(self):
+        """The stacks in deployment order."""
+        return [self.network, self.data, self.auth, self.compute, self.monitoring]
