@@ -28,7 +28,9 @@ def cmd_up(system: LocalSystem, args: argparse.Namespace) -> int:
     for name, url in urls.items():
         _say(f"  {name:<10} {url}")
     gateway = urls["gateway"]
-    _say(f"\n  API:      {gateway}/api/movies\n  OpenAPI:  {gateway}/openapi.json")
+    _say(f"\n  API:      {gateway}/api/movies (needs a token: make token)\n  OpenAPI:  {gateway}/openapi.json"
+         f"   Docs: {gateway}/docs")
+    _say(f'  Try:      curl -H "Authorization: Bearer $(make -s token)" {gateway}/api/movies')
     _say("  Databases: make psql DB=movies_db | make psql DB=billing_db    Stop: make down")
     return 0
 
@@ -104,6 +106,12 @@ def cmd_env(system: LocalSystem, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_token(system: LocalSystem, args: argparse.Namespace) -> int:
+    """Print a fresh access token of the demo user (all permissions) from the local Cognito emulator."""
+    print(system.token())
+    return 0
+
+
 def cmd_prereqs(system: LocalSystem, args: argparse.Namespace) -> int:
     """Install what is missing: python3-venv (with --venv) or the PostgreSQL/RabbitMQ servers."""
     if args.venv:
@@ -146,6 +154,8 @@ def build_parser() -> argparse.ArgumentParser:
     env = commands.add_parser("env", help=cmd_env.__doc__)
     env.add_argument("service", choices=SERVICES)
     env.set_defaults(func=cmd_env)
+
+    commands.add_parser("token", help=cmd_token.__doc__).set_defaults(func=cmd_token)
 
     pre = commands.add_parser("prereqs", help=cmd_prereqs.__doc__)
     pre.add_argument("--venv", action="store_true", help="only make sure `python3 -m venv` works")

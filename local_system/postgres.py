@@ -19,7 +19,7 @@ from pathlib import Path
 
 from local_system.credentials import Credentials
 from local_system.prereqs import postgres_bin_dir
-from local_system.processes import LocalSystemError, is_alive, port_open, read_pid, tail
+from local_system.processes import LocalSystemError, is_alive, port_open, port_released, read_pid, tail
 from local_system.profiles import DATABASES, REPO_ROOT, Profile
 
 SUPERUSER = "postgres"
@@ -35,6 +35,8 @@ SELECT format('CREATE DATABASE %I OWNER %I', :'db', :'app_user')
 WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = :'db')
 \\gexec
 """
+#: Where the cluster goes when the repository is out of the postgres user's reach (see _create_home).
+FALLBACK_ROOT = Path("/var/tmp/local-system")  # noqa: S108 - a fixed, root-created folder, not a temp file
 #: Longest unix socket path the kernel accepts is 107 bytes; stay clear of it.
 MAX_SOCKET_PATH = 100
 
@@ -110,16 +112,17 @@ class PostgresServer:
         """
         if self.link.exists():
             return
+        if self.link.is_symlink():  # dangling: its target in /var/tmp was cleaned up; start afresh
+            self.link.unlink()
         owner = self._owner()
         self.link.parent.mkdir(parents=True, exist_ok=True)
-        socket_path = self.link / "socket" / f".s.PGSQL.{self.port}"
-        if (owner is not None and not self._reachable_by(owner, self.link.parent)) or len(
-            str(socket_path)
-        ) > MAX_SOCKET_PATH:
+        too_long = len(str(self.link / "socket" / f".s.PGSQL.{self.port}")) > MAX_SOCKET_PATH
+        unreachable = owner is not None and not self._reachable_by(owner, self.link.parent)
+        if too_long or unreachable:
             digest = hashlib.sha256(str(REPO_ROOT).encode()).hexdigest()[:12]
-            real = Path("/var/tmp/local-system") / f"{digest}-{self.profile.name}-postgres"  # noqa: S108
+            real = FALLBACK_ROOT / f"{digest}-{self.profile.name}-postgres"
             real.mkdir(parents=True, exist_ok=True)
-            Path("/var/tmp/local-system").chmod(0o755)  # noqa: S108
+            FALLBACK_ROOT.chmod(0o755)
             self.link.symlink_to(real)
         else:
             self.link.mkdir()
@@ -133,7 +136,8 @@ class PostgresServer:
         if not self.link.exists():
             return None
         pid = read_pid(self.data_dir / "postmaster.pid")
-        return pid if is_alive(pid, "postgres") else None
+        # The postmaster's command line names its data folder: a recycled pid cannot pass for ours.
+        return pid if is_alive(pid, str(self.data_dir)) else None
 
     def is_running(self) -> bool:
         """True when our postmaster runs and accepts connections on its port."""
@@ -149,7 +153,7 @@ class PostgresServer:
             self._initdb(bin_dir)
         self._write_config()
         if self.pid() is None:
-            if port_open(self.port):
+            if not port_released(self.port):
                 raise LocalSystemError(f"port {self.port} is taken by another program; cannot start PostgreSQL")
             result = self._run(
                 [

@@ -84,6 +84,15 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
         return sock.connect_ex((host, port)) == 0
 
 
+def port_released(port: int, timeout: float = 5.0) -> bool:
+    """True when nothing listens on ``port``, waiting up to ``timeout`` seconds for it to be freed.
+
+    The grace period covers a process that was just killed: its children (gunicorn workers) notice the
+    dead parent and exit within a second or two, releasing the socket.
+    """
+    return wait_for(lambda: not port_open(port), timeout, interval=0.2)
+
+
 def http_status(url: str, timeout: float = 2.0) -> int | None:
     """Return the HTTP status of GET ``url``, or None when nothing answers."""
     try:

@@ -10,14 +10,16 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from local_system.processes import LocalSystemError
+
 #: The repository root (``local_system/`` lives directly in it).
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 #: The three services, in start order: inventory first because the gateway forwards to it.
 SERVICES = ("inventory", "billing", "gateway")
 
-#: Infrastructure parts, in start order.
-INFRASTRUCTURE = ("postgres", "rabbitmq")
+#: Infrastructure parts, in start order (``cognito`` is the emulated identity provider, see identity.py).
+INFRASTRUCTURE = ("postgres", "rabbitmq", "cognito")
 
 #: The two databases on the one PostgreSQL server.
 DATABASES = ("movies_db", "billing_db")
@@ -39,6 +41,7 @@ class Profile:
     rabbitmq_dist_port: int
     epmd_port: int
     service_ports: dict[str, int] = field(default_factory=dict)
+    cognito_port: int = 0
 
     @property
     def state_dir(self) -> Path:
@@ -65,8 +68,11 @@ def get_profile(name: str | None = None) -> Profile:
     """Return the named profile, else the one in $LOCAL_PROFILE, else ``dev``."""
     name = name or os.environ.get(PROFILE_ENV) or "dev"
     if name == "dev":
-        return Profile("dev", 55432, 55672, 55673, 54369, _dev_service_ports())
+        return Profile("dev", 55432, 55672, 55673, 54369, _dev_service_ports(), cognito_port=55600)
     if name == "test":
         # Fixed ports: the test run must never be steered onto the dev system by a stray variable.
-        return Profile("test", 56432, 56672, 56673, 56369, {"inventory": 18080, "billing": 18081, "gateway": 13000})
-    raise ValueError(f"unknown profile {name!r}; use 'dev' or 'test'")
+        return Profile(
+            "test", 56432, 56672, 56673, 56369, {"inventory": 18080, "billing": 18081, "gateway": 13000},
+            cognito_port=56600,
+        )
+    raise LocalSystemError(f"unknown profile {name!r} (from --profile or ${PROFILE_ENV}); use 'dev' or 'test'")

@@ -23,6 +23,7 @@ from local_system.processes import (
     LocalSystemError,
     is_alive,
     port_open,
+    port_released,
     read_pid,
     spawn,
     tail,
@@ -131,7 +132,7 @@ class RabbitMQServer:
         self.home.mkdir(parents=True, exist_ok=True)
         self._write_config()
         if self.pid() is None:
-            if port_open(self.port):
+            if not port_released(self.port):
                 raise LocalSystemError(f"port {self.port} is taken by another program; cannot start RabbitMQ")
             first_boot = not (self.home / "mnesia").exists()
             spawn([str(scripts / "rabbitmq-server")], self.console_log, self.env(), self.home, self.pid_file)

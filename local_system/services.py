@@ -9,11 +9,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 from local_system.credentials import Credentials
+from local_system.identity import IdentityEmulator
 from local_system.processes import (
     LocalSystemError,
     http_status,
     is_alive,
-    port_open,
+    port_released,
     read_pid,
     spawn,
     tail,
@@ -96,6 +97,8 @@ class ServiceProcess:
             )
         if self.name == "gateway":
             env["INVENTORY_URL"] = self.profile.url("inventory")
+            # The gateway trusts the local Cognito emulator exactly as it trusts Cognito on AWS.
+            env.update(IdentityEmulator(self.profile).gateway_env())
         if self.name == "billing":
             env["GUNICORN_WORKERS"] = "1"  # one consumer process: ordering and prefetch stay predictable
         return env
@@ -117,7 +120,7 @@ class ServiceProcess:
         """Start the service unless it already runs; return True when a new process was started."""
         if self.pid() is not None:
             return False
-        if port_open(self.port):
+        if not port_released(self.port):
             raise LocalSystemError(
                 f"port {self.port} for {self.name} is taken by another program"
                 + (f"; pick another with {self.name.upper()}_PORT=..." if self.profile.name == "dev" else "")

@@ -7,12 +7,14 @@ import fcntl
 import functools
 import os
 import shutil
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 from local_system import prereqs
 from local_system.credentials import Credentials, load_or_create
+from local_system.identity import IdentityEmulator
 from local_system.postgres import PostgresServer
 from local_system.processes import LocalSystemError, http_status
 from local_system.profiles import DATABASES, INFRASTRUCTURE, SERVICES, Profile, get_profile
@@ -43,6 +45,7 @@ class LocalSystem:
         self.state_dir = self.profile.state_dir
         self.postgres = PostgresServer(self.profile, self._load_credentials)
         self.rabbitmq = RabbitMQServer(self.profile, self._load_credentials)
+        self.identity = IdentityEmulator(self.profile)
         self.services = {name: ServiceProcess(name, self.profile, self._load_credentials) for name in SERVICES}
         self._lock_depth = 0
         self._lock_file = None
@@ -74,13 +77,62 @@ class LocalSystem:
                 self._lock_file.close()  # releases the lock
                 self._lock_file = None
 
+    @contextlib.contextmanager
+    def exclusive_use(self, timeout: float = 500, waiting=None) -> Iterator[None]:
+        """Hold the profile's ports for a whole test session, so two concurrent runs never restart each
+        other's servers; a second run waits (up to ``timeout`` seconds) until the first one is done.
+
+        The lock is machine-wide (in the temp folder, named after the ports), because two checkouts of the
+        repository share the same ports.
+        """
+        name = f"local-system-{self.profile.name}-{self.profile.postgres_port}.lock"
+        # Read-only + O_CREAT: any user can lock a file another user created (flock needs no write access).
+        fd = os.open(os.path.join(tempfile.gettempdir(), name), os.O_RDONLY | os.O_CREAT, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if waiting:
+                    waiting(f"another run is using the '{self.profile.name}' local system; waiting for it to finish")
+                deadline = time.monotonic() + timeout
+                while True:
+                    try:
+                        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                        break
+                    except BlockingIOError:
+                        if time.monotonic() > deadline:
+                            waited = f" (waited {timeout:.0f} s)" if timeout else ""
+                            raise LocalSystemError(
+                                f"the '{self.profile.name}' local system is in use by another run{waited}; "
+                                "try again when it has finished"
+                            ) from None
+                        time.sleep(1)
+            yield
+        finally:
+            os.close(fd)  # releases the lock (the kernel does the same if this process dies)
+
     # -- starting ----------------------------------------------------------------------------------------
     def start_infrastructure(self, progress=None) -> None:
-        """Install (as root) and start PostgreSQL and RabbitMQ; create role, user and databases."""
+        """Install (as root) and start PostgreSQL, RabbitMQ and the Cognito emulator; create role, user,
+        databases and the user pool."""
         with self._locked():
             prereqs.ensure_servers()
-            for server in (self.postgres, self.rabbitmq):
+            for server in self._infrastructure():
                 self._timed(progress, server.name, server.port, server.start, server.is_running())
+            gateway = self.service("gateway")
+            if self.identity.provisioned_new_pool and gateway.pid() is not None:
+                # The emulator restarted with a new pool: a running gateway still trusts the old one.
+                gateway.stop()
+                gateway.start()
+                gateway.wait_ready()
+
+    def _infrastructure(self):
+        """The infrastructure parts in start order."""
+        return (self.postgres, self.rabbitmq, self.identity)
+
+    def token(self) -> str:
+        """A fresh access token of the demo user (all permissions) from the Cognito emulator."""
+        return self.identity.token()
 
     def start_service(self, name: str, wait: bool = True) -> None:
         """Start one service (or postgres/rabbitmq) unless it runs; by default wait until it is ready."""
@@ -134,7 +186,7 @@ class LocalSystem:
             for name in reversed(SERVICES):
                 if self.service(name).stop() and progress:
                     progress(f"{name:<10} stopped")
-            for server in (self.rabbitmq, self.postgres):
+            for server in reversed(self._infrastructure()):
                 if server.pid() is not None:
                     server.stop()
                     if progress:
@@ -142,8 +194,11 @@ class LocalSystem:
             self.rabbitmq.stop_epmd()
 
     def reset(self, progress=None) -> None:
-        """Stop everything and delete the profile's state (databases, broker data, credentials, logs)."""
-        with self._locked():
+        """Stop everything and delete the profile's state (databases, broker data, credentials, logs).
+
+        Refuses while a test session holds the profile (see ``exclusive_use``) instead of pulling its servers away.
+        """
+        with self.exclusive_use(timeout=0), self._locked():
             self.down(progress)
             link = self.postgres.link
             if link.is_symlink():  # the cluster lives outside the repository (see PostgresServer._create_home)
@@ -164,6 +219,8 @@ class LocalSystem:
             return self.postgres
         if name == "rabbitmq":
             return self.rabbitmq
+        if name == "cognito":
+            return self.identity
         if name in SERVICES:
             return self.services[name]
         raise LocalSystemError(f"unknown part {name!r}; use one of: {', '.join(PARTS)}")
@@ -171,7 +228,7 @@ class LocalSystem:
     def status(self) -> list[PartStatus]:
         """PID, port and state of every part."""
         rows = []
-        for server in (self.postgres, self.rabbitmq):
+        for server in self._infrastructure():
             pid = server.pid()
             rows.append(PartStatus(server.name, pid, server.port, "running" if server.is_running() else "stopped"))
         for name in SERVICES:

@@ -42,7 +42,8 @@ apt_install() {
     fi
     log "installing $* from apt"
     DEBIAN_FRONTEND=noninteractive apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+    # With recommends: the measured podman setup (buildah, catatonit, slirp4netns, uidmap) relies on them.
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
 }
 
 choose_engine() {
@@ -53,8 +54,9 @@ choose_engine() {
     elif command -v docker >/dev/null && docker info >/dev/null 2>&1; then
         ENGINE=docker
     else
-        # A docker CLI without a daemon is common (CI images); podman needs no daemon at all.
-        apt_install podman runc
+        # A docker CLI without a daemon is common (CI images); podman needs no daemon at all. debootstrap
+        # comes along: a machine without an engine rarely has the base image (one apt run, not two).
+        apt_install podman runc debootstrap
         ENGINE=podman
     fi
     if [[ ${ENGINE} == podman ]]; then
@@ -114,7 +116,7 @@ resolve_base() {
     fi
     local pinned
     pinned=$(default_base)
-    if image_exists "${pinned}" || timeout 120 "${ENGINE}" pull -q "${pinned}" >/dev/null 2>&1; then
+    if image_exists "${pinned}" || timeout 60 "${ENGINE}" pull -q "${pinned}" >/dev/null 2>&1; then
         BASE_IMAGE=${pinned}
         log "base image: ${BASE_IMAGE}"
         return
@@ -195,7 +197,9 @@ service_env() {
         billing | gateway)
             printf '%s\n' -e RABBITMQ_URL=amqp://127.0.0.1:5672/ -e RABBITMQ_USER=check \
                 -e RABBITMQ_PASSWORD=check -e BILLING_QUEUE=billing_queue ;;&
-        gateway) printf '%s\n' -e INVENTORY_URL=http://127.0.0.1:8080 ;;
+        # Authentication stays on; the keys are fetched on the first authenticated request, not at start.
+        gateway) printf '%s\n' -e INVENTORY_URL=http://127.0.0.1:8080 -e AUTH_ISSUER=http://127.0.0.1:9/issuer \
+            -e AUTH_ALLOWED_CLIENT_IDS=images-check ;;
         *) ;;
     esac
 }
@@ -208,11 +212,11 @@ check_image() {
     [[ -n ${user} && ${user%%:*} != 0 && ${user%%:*} != root ]] || die "${image}: USER is '${user}' (root)"
     local -a env_args
     mapfile -t env_args < <(service_env "${svc}")
-    # podman without systemd complains on stderr that it cannot schedule timed health checks: only show
-    # stderr when the start itself fails (checks run on demand below).
     # docker runs the image's HEALTHCHECK on a timer: a short interval keeps the wait short.
     local -a health_args=()
     [[ ${ENGINE} == podman ]] || health_args=(--health-interval 2s)
+    # podman without systemd complains on stderr that it cannot schedule timed health checks: only show
+    # stderr when the start itself fails (checks run on demand below).
     if ! errors=$(${ENGINE} run -d --name "${name}" --read-only --tmpfs /tmp:rw,size=64m --cap-drop ALL \
         --security-opt no-new-privileges -p "127.0.0.1::${port}" "${health_args[@]}" "${env_args[@]}" \
         "${image}" 2>&1 >/dev/null)
@@ -221,6 +225,9 @@ check_image() {
     fi
     if ! wait_healthy "${name}"; then
         ${ENGINE} logs --tail 40 "${name}" >&2 || true
+        if [[ $(${ENGINE} inspect --format '{{.State.Running}}' "${name}") != true ]]; then
+            die "${image}: the container exited during start-up (logs above)"
+        fi
         die "${image}: HEALTHCHECK did not pass within ${HEALTH_TIMEOUT} s (logs above)"
     fi
     address=$(${ENGINE} port "${name}" "${port}" | head -n 1)
@@ -232,8 +239,17 @@ print(urllib.request.urlopen(sys.argv[1], timeout=5).status)' "http://${address}
     [[ ${uid} != 0 ]] || die "${image}: the service runs as root"
     ${ENGINE} exec "${name}" sh -c '! command -v gcc && ! command -v cc' >/dev/null \
         || die "${image}: a compiler is present in the final image"
-    log "ok ${image}: /health 200 from the host, HEALTHCHECK passes, uid ${uid}, read-only root, no compiler"
+    # A read-only root hides mistakes that do not stop the process (e.g. a socket or cache under $HOME).
+    if ${ENGINE} logs "${name}" 2>&1 | grep -E 'Read-only file system|Permission denied|Traceback' >&2; then
+        die "${image}: errors in the log under a read-only root filesystem (above)"
+    fi
+    # SIGTERM must reach gunicorn (exec-form CMD, PID 1) and end in a clean exit well before a SIGKILL.
+    ${ENGINE} stop -t 30 "${name}" >/dev/null 2>&1
+    status=$(${ENGINE} inspect --format '{{.State.ExitCode}}' "${name}")
+    [[ ${status} == 0 ]] || die "${image}: exit code ${status} after SIGTERM (expected a graceful 0)"
     remove_container "${name}"
+    log "ok ${image}: /health 200 from the host, HEALTHCHECK passes, uid ${uid}, read-only root," \
+        "no compiler, graceful stop"
 }
 
 print_sizes() {
@@ -247,8 +263,8 @@ print_sizes() {
     printf 'base: %s\n\n' "${BASE_IMAGE}"
 }
 
-# What multi-stage saves: the same service built the naive way (one stage, root, pip cache kept, the whole
-# context copied). Written to .run/, never linted or shipped: it exists only to be measured.
+# What multi-stage saves: the same service built the naive way (one stage, pip and setuptools left in the
+# venv, root user, the whole context copied). Written to .run/, never linted or shipped: only measured.
 build_naive() {
     local dockerfile=${STATE_DIR}/Dockerfile.naive image="${IMAGE_REPO}/inventory-naive:${IMAGE_TAG}" bytes
     mkdir -p "${STATE_DIR}"

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from aws_cdk import Aws, Duration, RemovalPolicy, Stack
+from aws_cdk import Aws, CfnOutput, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_cognito as cognito
+from aws_cdk import aws_iam as iam
 from constructs import Construct
 
 from stacks.config import EnvironmentConfig
@@ -14,6 +15,14 @@ SCOPES = {
     "movies.write": "Change the movie inventory",
     "billing.write": "Submit billing orders",
 }
+SCOPE_PREFIX = f"{API_IDENTIFIER}/"
+"""Cognito prefixes custom scopes with the resource server id (``movies-api/movies.read``)."""
+GROUP_PERMISSIONS = {
+    "admins": "movies.read movies.write billing.write",
+    "editors": "movies.read movies.write",
+    "viewers": "movies.read",
+}
+"""Cognito groups of people and the API permissions the gateway grants them (same as the local system)."""
 
 
 class AuthStack(Stack):
@@ -39,10 +48,12 @@ class AuthStack(Stack):
             ),
             mfa=cognito.Mfa.REQUIRED if config.cognito_mfa_required else cognito.Mfa.OPTIONAL,
             mfa_second_factor=cognito.MfaSecondFactor(otp=True, sms=False),
-            feature_plan=cognito.FeaturePlan.PLUS if config.cognito_threat_protection
+            feature_plan=cognito.FeaturePlan.PLUS
+            if config.cognito_threat_protection
             else cognito.FeaturePlan.ESSENTIALS,
             standard_threat_protection_mode=cognito.StandardThreatProtectionMode.FULL_FUNCTION
-            if config.cognito_threat_protection else None,
+            if config.cognito_threat_protection
+            else None,
             deletion_protection=config.retain_data_on_delete,
             removal_policy=RemovalPolicy.RETAIN if config.retain_data_on_delete else RemovalPolicy.DESTROY,
         )
@@ -69,6 +80,17 @@ class AuthStack(Stack):
         )
         self.allowed_client_ids = [self.machine_client.user_pool_client_id]
 
+        # People get permissions through group membership (cognito:groups in their tokens).
+        for group, permissions in GROUP_PERMISSIONS.items():
+            cognito.CfnUserPoolGroup(
+                self,
+                f"Group{group.capitalize()}",
+                user_pool_id=self.user_pool.user_pool_id,
+                group_name=group,
+                description=f"API permissions: {permissions}",
+            )
+        self.group_permissions = ";".join(f"{group}={perms}" for group, perms in GROUP_PERMISSIONS.items())
+
         # The browser client exists only when the ALB has a domain: its callback is the ALB's
         # https://<domain>/oauth2/idpresponse, and Cognito requires HTTPS callbacks.
         self.browser_client: cognito.UserPoolClient | None = None
@@ -91,3 +113,47 @@ class AuthStack(Stack):
 
         self.issuer = f"https://cognito-idp.{Aws.REGION}.amazonaws.com/{self.user_pool.user_pool_id}"
         self.jwks_url = f"{self.issuer}/.well-known/jwks.json"
+
+        # Identifiers for operators (docs/parts/infrastructure.md, "Verify") and for the pipeline's smoke test
+        # (stacks/pipeline.py reads them with env_from_cfn_outputs); never secrets.
+        self.user_pool_id_output = CfnOutput(self, "UserPoolId", value=self.user_pool.user_pool_id)
+        self.machine_client_id_output = CfnOutput(
+            self, "MachineClientId", value=self.machine_client.user_pool_client_id
+        )
+        self.token_endpoint_output = CfnOutput(self, "TokenEndpoint", value=f"{self.domain.base_url()}/oauth2/token")
+
+        self.smoke_test_role: iam.Role | None = None
+        self.smoke_test_role_output: CfnOutput | None = None
+        if config.smoke_test_trusted_account:
+            self._create_smoke_test_role(config.smoke_test_trusted_account)
+
+    def _create_smoke_test_role(self, pipeline_account: str) -> None:
+        """A role the pipeline account assumes to read the machine client's secret, and nothing else.
+
+        The smoke test runs in the pipeline account (often another account than this one) and needs a
+        client-credentials token. Rather than copying the client secret anywhere, the test reads it from
+        Cognito at run time through this role: one action on this user pool.
+        """
+        self.smoke_test_role = iam.Role(
+            self,
+            "SmokeTestRole",
+            role_name=smoke_test_role_name(self.stack_name, self.region),
+            assumed_by=iam.AccountPrincipal(pipeline_account),
+            description="Assumed by the delivery pipeline's smoke test to read the machine client's secret",
+            max_session_duration=Duration.hours(1),
+        )
+        self.smoke_test_role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["cognito-idp:DescribeUserPoolClient"],
+                resources=[self.user_pool.user_pool_arn],
+            )
+        )
+        self.smoke_test_role_output = CfnOutput(self, "SmokeTestRoleArn", value=self.smoke_test_role.role_arn)
+
+
+def smoke_test_role_name(stack_name: str, region: str) -> str:
+    """Physical name of the smoke-test role: the pipeline needs it to scope its ``sts:AssumeRole`` policy.
+
+    IAM names are global per account, so the region is part of it (stamps of one account in two regions).
+    """
+    return f"{stack_name}-smoke-test-{region}"[:64]

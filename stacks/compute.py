@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from aws_cdk import Annotations, Duration, RemovalPolicy, Stack
+from aws_cdk import Annotations, CfnOutput, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_certificatemanager as acm
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_elasticloadbalancingv2 as elbv2
 from aws_cdk import aws_elasticloadbalancingv2_actions as elbv2_actions
+from aws_cdk import aws_logs as logs
 from aws_cdk import aws_route53 as route53
 from aws_cdk import aws_route53_targets as route53_targets
 from aws_cdk import aws_s3 as s3
@@ -15,7 +16,7 @@ from aws_cdk import aws_servicediscovery as servicediscovery
 from aws_cdk import aws_wafv2 as wafv2
 from constructs import Construct
 
-from stacks.auth import AuthStack
+from stacks.auth import SCOPE_PREFIX, AuthStack
 from stacks.components.fargate_microservice import FargateMicroservice
 from stacks.config import EnvironmentConfig
 from stacks.data import BILLING_QUEUE, DataStack, queue_metric
@@ -91,21 +92,38 @@ class ComputeStack(Stack):
 
         inventory_env, inventory_secrets = database_settings(data.inventory_db)
         self.inventory = FargateMicroservice(
-            self, "Inventory", service_name="inventory", port=INVENTORY_PORT, sizing=config.inventory,
+            self,
+            "Inventory",
+            service_name="inventory",
+            port=INVENTORY_PORT,
+            sizing=config.inventory,
             security_group=network.inventory_security_group,
-            environment=inventory_env, secrets=inventory_secrets, service_connect="server", **common,
+            environment=inventory_env,
+            secrets=inventory_secrets,
+            service_connect="server",
+            **common,
         )
 
         billing_env, billing_secrets = database_settings(data.billing_db)
         self.billing = FargateMicroservice(
-            self, "Billing", service_name="billing", port=BILLING_PORT, sizing=config.billing,
+            self,
+            "Billing",
+            service_name="billing",
+            port=BILLING_PORT,
+            sizing=config.billing,
             security_group=network.billing_security_group,
-            environment={**billing_env, **broker_env}, secrets={**billing_secrets, **broker_secrets},
-            use_spot=config.billing_use_spot, **common,
+            environment={**billing_env, **broker_env},
+            secrets={**billing_secrets, **broker_secrets},
+            use_spot=config.billing_use_spot,
+            **common,
         )
 
         self.gateway = FargateMicroservice(
-            self, "Gateway", service_name="gateway", port=GATEWAY_PORT, sizing=config.gateway,
+            self,
+            "Gateway",
+            service_name="gateway",
+            port=GATEWAY_PORT,
+            sizing=config.gateway,
             security_group=network.gateway_security_group,
             environment={
                 **broker_env,
@@ -116,6 +134,8 @@ class ComputeStack(Stack):
                 "AUTH_ISSUER": auth.issuer,
                 "AUTH_JWKS_URL": auth.jwks_url,
                 "AUTH_ALLOWED_CLIENT_IDS": ",".join(auth.allowed_client_ids),
+                "AUTH_SCOPE_PREFIX": SCOPE_PREFIX,
+                "AUTH_GROUP_PERMISSIONS": auth.group_permissions,
                 # Defence in depth: the gateway validates tokens even behind the ALB's JWT check.
                 "AUTH_REQUIRED": "true",
             },
@@ -130,14 +150,25 @@ class ComputeStack(Stack):
             self.gateway.connections, ec2.Port.tcp(INVENTORY_PORT), "gateway to inventory (Service Connect)"
         )
 
-        self._create_load_balancer(config, vpc, auth)
+        self._create_load_balancer(config, network, auth)
+        if config.https_enabled:
+            # Browser sessions arrive with the ALB-signed x-amzn-oidc-data header; the gateway accepts it
+            # only when signed by this load balancer.
+            self.gateway.container.add_environment("AUTH_ALB_ARN", self.alb.load_balancer_arn)
         self._configure_scaling(config, data)
 
-    # --- edge ------------------------------------------------------------------------------------------
-    def _create_load_balancer(self, config: EnvironmentConfig, vpc: ec2.IVpc, auth: AuthStack) -> None:
-        self.alb_security_group = ec2.SecurityGroup(
-            self, "AlbSecurityGroup", vpc=vpc, description="Public ALB", allow_all_outbound=False
+        # Identifiers for operators (docs/parts/infrastructure.md, "Verify").
+        scheme, host = (
+            ("https", config.domain_name) if config.https_enabled else ("http", self.alb.load_balancer_dns_name)
         )
+        self.api_url_output = CfnOutput(self, "ApiUrl", value=f"{scheme}://{host}")
+        CfnOutput(self, "ClusterName", value=self.cluster.cluster_name)
+        CfnOutput(self, "GatewayTargetGroupArn", value=self.target_group.target_group_arn)
+
+    # --- edge ------------------------------------------------------------------------------------------
+    def _create_load_balancer(self, config: EnvironmentConfig, network: NetworkStack, auth: AuthStack) -> None:
+        vpc = network.vpc
+        self.alb_security_group = network.alb_security_group
         self.access_logs_bucket = s3.Bucket(
             self,
             "AlbAccessLogs",
@@ -241,9 +272,7 @@ class ComputeStack(Stack):
             "Api",
             priority=10,
             conditions=[elbv2.ListenerCondition.path_patterns([API_PATH_PATTERN])],
-            action=elbv2.ListenerAction.authenticate_jwt(
-                issuer=auth.issuer, jwks_endpoint=auth.jwks_url, next=forward
-            ),
+            action=elbv2.ListenerAction.authenticate_jwt(issuer=auth.issuer, jwks_endpoint=auth.jwks_url, next=forward),
         )
         self.http_listener = self.alb.add_listener(
             "HttpRedirect",
@@ -301,6 +330,25 @@ class ComputeStack(Stack):
         )
         wafv2.CfnWebACLAssociation(
             self, "WebAclAssociation", resource_arn=self.alb.load_balancer_arn, web_acl_arn=self.web_acl.attr_arn
+        )
+        # WAF requires the "aws-waf-logs-" prefix. Bearer tokens and session cookies are redacted so that
+        # no credential ever lands in the logs.
+        waf_logs = logs.LogGroup(
+            self,
+            "WafLogs",
+            log_group_name=f"aws-waf-logs-{config.prefix}",
+            retention=config.log_retention,
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        wafv2.CfnLoggingConfiguration(
+            self,
+            "WafLogging",
+            resource_arn=self.web_acl.attr_arn,
+            log_destination_configs=[waf_logs.log_group_arn],
+            redacted_fields=[
+                wafv2.CfnLoggingConfiguration.FieldToMatchProperty(single_header={"Name": "authorization"}),
+                wafv2.CfnLoggingConfiguration.FieldToMatchProperty(single_header={"Name": "cookie"}),
+            ],
         )
 
     @staticmethod
@@ -370,7 +418,7 @@ class ComputeStack(Stack):
             scale_in_cooldown=Duration.minutes(5),
             scale_out_cooldown=Duration.minutes(1),
         )
-        policy = self.inventory.scaling.node.find_child("Requests").node.default_child
+        policy = self.inventory.scaling.node.find_child("Target").node.find_child("Requests").node.default_child
         path = "TargetTrackingScalingPolicyConfiguration.CustomizedMetricSpecification"
         for key in ("MetricName", "Namespace", "Dimensions", "Statistic", "Unit"):
             policy.add_property_deletion_override(f"{path}.{key}")

@@ -12,9 +12,10 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
 
+from stacks.components.postgres_database import PostgresDatabase
 from stacks.compute import ComputeStack
 from stacks.config import EnvironmentConfig
-from stacks.data import BILLING_DEAD_LETTER_QUEUE, BILLING_QUEUE, DataStack, PostgresDatabase, queue_metric
+from stacks.data import BILLING_DEAD_LETTER_QUEUE, BILLING_QUEUE, DataStack, queue_metric
 
 FIVE_MINUTES = Duration.minutes(5)
 
@@ -87,60 +88,110 @@ class MonitoringStack(Stack):
 
         self.alarms = {
             "Alb5xxRate": alarm(
-                "Alb5xxRate", metric=error_rate, threshold=5, evaluation_periods=3, datapoints_to_alarm=2,
+                "Alb5xxRate",
+                metric=error_rate,
+                threshold=5,
+                evaluation_periods=3,
+                datapoints_to_alarm=2,
                 alarm_description="More than 5 % of ALB requests answered 5xx",
                 treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
             ),
             "AlbLatencyP99": alarm(
-                "AlbLatencyP99", metric=latency_p99, threshold=config.latency_p99_threshold_seconds,
-                evaluation_periods=3, datapoints_to_alarm=2,
+                "AlbLatencyP99",
+                metric=latency_p99,
+                threshold=config.latency_p99_threshold_seconds,
+                evaluation_periods=3,
+                datapoints_to_alarm=2,
                 alarm_description="p99 gateway response time above the threshold",
                 treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
             ),
             "UnhealthyTargets": alarm(
                 "UnhealthyTargets",
                 metric=target_group.metrics.unhealthy_host_count(statistic="Maximum", period=Duration.minutes(1)),
-                threshold=0, comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-                evaluation_periods=3, alarm_description="At least one gateway target is unhealthy",
+                threshold=0,
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+                evaluation_periods=3,
+                alarm_description="At least one gateway target is unhealthy",
                 treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
             ),
             "BillingNotRunning": alarm(
-                "BillingNotRunning", metric=running["billing"], threshold=1,
-                comparison_operator=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD, evaluation_periods=3,
+                "BillingNotRunning",
+                metric=running["billing"],
+                threshold=1,
+                comparison_operator=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+                evaluation_periods=3,
                 alarm_description="No billing task is running: orders pile up in billing_queue",
                 treat_missing_data=cloudwatch.TreatMissingData.BREACHING,
             ),
             "QueueBacklog": alarm(
-                "QueueBacklog", metric=queue_depth, threshold=config.queue_backlog_threshold,
-                evaluation_periods=15, datapoints_to_alarm=15,
+                "QueueBacklog",
+                metric=queue_depth,
+                threshold=config.queue_backlog_threshold,
+                evaluation_periods=15,
+                datapoints_to_alarm=15,
                 alarm_description="billing_queue backlog above the threshold for 15 minutes",
                 treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
             ),
             "DeadLetters": alarm(
-                "DeadLetters", metric=dlq_depth, threshold=0,
-                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD, evaluation_periods=1,
+                "DeadLetters",
+                metric=dlq_depth,
+                threshold=0,
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+                evaluation_periods=1,
                 alarm_description="A message reached billing_queue.dlq: an order could not be processed",
                 treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
             ),
         }
         for label, db in (("Inventory", data.inventory_db), ("Billing", data.billing_db)):
             self.alarms[f"{label}DbCpu"] = alarm(
-                f"{label}DbCpu", metric=db.instance.metric_cpu_utilization(period=FIVE_MINUTES), threshold=80,
-                evaluation_periods=3, alarm_description=f"{label} database CPU above 80 %",
+                f"{label}DbCpu",
+                metric=db.instance.metric_cpu_utilization(period=FIVE_MINUTES),
+                threshold=80,
+                evaluation_periods=3,
+                alarm_description=f"{label} database CPU above 80 %",
             )
             self.alarms[f"{label}DbStorage"] = alarm(
-                f"{label}DbStorage", metric=db.instance.metric_free_storage_space(period=FIVE_MINUTES),
-                threshold=2 * 1024**3, comparison_operator=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
-                evaluation_periods=1, alarm_description=f"{label} database has less than 2 GiB free storage",
+                f"{label}DbStorage",
+                metric=db.instance.metric_free_storage_space(period=FIVE_MINUTES),
+                threshold=2 * 1024**3,
+                comparison_operator=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+                evaluation_periods=1,
+                alarm_description=f"{label} database has less than 2 GiB free storage",
             )
 
-        self._dashboard(config, compute, data, services, running, requests, target_4xx, elb_4xx,
-                        elb_5xx, target_5xx, latency_p50, latency_p99,
-                        (queue_depth, queue_consumers, dlq_depth, dlq_consumers))
+        self._dashboard(
+            config,
+            compute,
+            data,
+            services,
+            running,
+            requests,
+            target_4xx,
+            elb_4xx,
+            elb_5xx,
+            target_5xx,
+            latency_p50,
+            latency_p99,
+            (queue_depth, queue_consumers, dlq_depth, dlq_consumers),
+        )
         self._budget(config)
 
-    def _dashboard(self, config, compute, data, services, running, requests, target_4xx, elb_4xx,
-                   elb_5xx, target_5xx, latency_p50, latency_p99, queue_metrics) -> None:
+    def _dashboard(
+        self,
+        config,
+        compute,
+        data,
+        services,
+        running,
+        requests,
+        target_4xx,
+        elb_4xx,
+        elb_5xx,
+        target_5xx,
+        latency_p50,
+        latency_p99,
+        queue_metrics,
+    ) -> None:
         queue_depth, queue_consumers, dlq_depth, dlq_consumers = queue_metrics
         dashboard = cloudwatch.Dashboard(self, "Dashboard", dashboard_name=f"{config.prefix}-overview")
         dashboard.add_widgets(
@@ -167,9 +218,7 @@ class MonitoringStack(Stack):
                 width=8,
             ),
         )
-        databases: list[tuple[str, PostgresDatabase]] = [
-            ("inventory", data.inventory_db), ("billing", data.billing_db)
-        ]
+        databases: list[tuple[str, PostgresDatabase]] = [("inventory", data.inventory_db), ("billing", data.billing_db)]
         dashboard.add_widgets(
             cloudwatch.GraphWidget(
                 title="RDS CPU (%)",

@@ -1,13 +1,21 @@
 """cdk-nag AwsSolutions acknowledgements, each with the reason it is acceptable.
 
-Kept in one module so a reviewer sees every accepted finding at once. Acknowledgements are attached to the
-narrowest construct that produces the finding (cdk-nag 3: ``Validations.of(construct).acknowledge``).
+Kept in one module so a reviewer sees every accepted finding at once. Each acknowledgement is attached to
+the narrowest construct that produces the finding (cdk-nag 3: ``Validations.of(construct).acknowledge``),
+and environment-dependent ones are only made when the config actually causes the finding.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from aws_cdk import Acknowledgment, Validations
+from aws_cdk import aws_codebuild as codebuild
 from constructs import IConstruct
+
+if TYPE_CHECKING:
+    from stacks.pipeline import PipelineStack
+    from stacks.stage import MicroservicesStage
 
 
 def acknowledge(construct: IConstruct, rule_id: str, reason: str) -> None:
@@ -15,5 +23,186 @@ def acknowledge(construct: IConstruct, rule_id: str, reason: str) -> None:
     Validations.of(construct).acknowledge(Acknowledgment(id=rule_id, reason=reason))
 
 
-def acknowledge_findings(stage) -> None:
-    """Acknowledge the accepted findings of a ``MicroservicesStage``."""
+def acknowledge_findings(stage: MicroservicesStage) -> None:
+    """Acknowledge the accepted AwsSolutions findings of a ``MicroservicesStage``."""
+    config = stage.config
+    network, data, auth, compute = stage.network, stage.data, stage.auth, stage.compute
+
+    acknowledge(
+        network.alb_security_group,
+        "AwsSolutions-EC23",
+        "Internet-facing ALB: listener ports 80/443 must accept the internet. AWS WAF (managed rule groups and "
+        "a per-IP rate limit) filters requests, and the ALB authenticates before forwarding when HTTPS is on.",
+    )
+
+    for db in (data.inventory_db, data.billing_db):
+        acknowledge(
+            db.instance,
+            "AwsSolutions-RDS11",
+            "Standard PostgreSQL port 5432: the instance is in isolated subnets and its security group admits "
+            "only its own service's tasks; a non-default port adds no protection against those.",
+        )
+        if not config.db_multi_az:
+            acknowledge(
+                db.instance,
+                "AwsSolutions-RDS3",
+                f"{config.name} is a cost-optimised environment: single-AZ by config (db_multi_az); prod is Multi-AZ.",
+            )
+        if not config.db_deletion_protection:
+            acknowledge(
+                db.instance,
+                "AwsSolutions-RDS10",
+                f"{config.name} is disposable: deletion protection is off by config so `cdk destroy` works; "
+                "prod has deletion protection and snapshots on removal.",
+            )
+
+    acknowledge(
+        data.broker_secret,
+        "AwsSolutions-SMG4",
+        "Amazon MQ has no Secrets Manager rotation integration, and CloudFormation sets the RabbitMQ user "
+        "only when the broker is created. Rotate by changing the password with the RabbitMQ management API, "
+        "putting it in this secret and forcing a new deployment of gateway and billing (runbook in "
+        "docs/parts/infrastructure.md).",
+    )
+
+    if not config.cognito_mfa_required:
+        acknowledge(
+            auth.user_pool,
+            "AwsSolutions-COG2",
+            f"{config.name}: MFA is optional (users may enrol TOTP) to keep trials simple; prod requires MFA.",
+        )
+    if not config.cognito_threat_protection:
+        acknowledge(
+            auth.user_pool,
+            "AwsSolutions-COG8",
+            f"{config.name}: Essentials plan without threat protection to avoid per-MAU charges; prod uses the "
+            "Plus plan with threat protection enforced.",
+        )
+
+    for service in (compute.inventory, compute.billing, compute.gateway):
+        acknowledge(
+            service.task_definition,
+            "AwsSolutions-ECS2",
+            "Plain environment variables carry only non-secret configuration (ports, host names, queue name, "
+            "issuer URLs); database and broker credentials are ECS secrets from Secrets Manager.",
+        )
+        acknowledge(
+            service.task_definition.obtain_execution_role(),
+            "AwsSolutions-IAM5[Resource::*]",
+            "ecr:GetAuthorizationToken does not support resource-level permissions; image pulls themselves "
+            "are limited to the CDK asset repository.",
+        )
+
+    acknowledge(
+        compute.access_logs_bucket,
+        "AwsSolutions-S1",
+        "This bucket receives the ALB access logs; logging its own accesses would need a second log bucket "
+        "with the same finding. Access to it is restricted by the bucket policy and CloudTrail.",
+    )
+
+
+def acknowledge_pipeline_findings(stack: PipelineStack) -> None:
+    """Acknowledge the accepted AwsSolutions findings of the ``PipelineStack``.
+
+    Every one is in a policy CDK Pipelines generates for its own resources (artifact bucket and key, the
+    CodeBuild projects' logs and reports, the CDK bootstrap roles); the roles of our own steps add only
+    exact resources (the smoke test: ``sts:AssumeRole`` on one named role per target).
+    """
+    generated = stack.pipeline  # the CDK Pipelines construct: every generated role lives below it
+    pipeline = generated.pipeline
+    bucket = stack.get_logical_id(pipeline.artifact_bucket.node.default_child)
+
+    acknowledge(
+        pipeline.artifact_bucket,
+        "AwsSolutions-S1",
+        "Pipeline artifact bucket: objects are written and read only by this pipeline's roles, encrypted with "
+        "its KMS key, and CloudTrail records the API calls; server access logs would need another bucket.",
+    )
+    artifact_reason = (
+        "CDK Pipelines' grants on the pipeline's own artifact bucket and its KMS key: each action reads its "
+        "input artifacts and writes its outputs (object keys are generated per execution, hence the object "
+        "wildcard and the action groups); no other bucket or key is reachable."
+    )
+    for action in (
+        "s3:Abort*",
+        "s3:DeleteObject*",
+        "s3:GetBucket*",
+        "s3:GetObject*",
+        "s3:List*",
+        "kms:GenerateDataKey*",
+        "kms:ReEncrypt*",
+    ):
+        acknowledge(generated, f"AwsSolutions-IAM5[Action::{action}]", artifact_reason)
+    acknowledge(generated, f"AwsSolutions-IAM5[Resource::<{bucket}.Arn>/*]", artifact_reason)
+
+    # Every CodeBuild project may write its own log group and test reports, which CodeBuild names after the
+    # project (the log streams and report groups are created per build, hence the suffix wildcard).
+    logs_prefix = f"arn:{stack.partition}:logs:{stack.region}:{stack.account}:log-group:/aws/codebuild/"
+    reports_prefix = f"arn:{stack.partition}:codebuild:{stack.region}:{stack.account}:report-group/"
+    for project in generated.node.find_all():
+        if isinstance(project, codebuild.Project):
+            project_id = stack.get_logical_id(project.node.default_child)
+            reason = (
+                "CodeBuild writes this project's logs to /aws/codebuild/<project> (one stream per build) and its "
+                "test reports to report groups named after the project; the wildcard covers only those."
+            )
+            acknowledge(project.role, f"AwsSolutions-IAM5[Resource::{logs_prefix}<{project_id}>:*]", reason)
+            acknowledge(project.role, f"AwsSolutions-IAM5[Resource::{reports_prefix}<{project_id}>-*]", reason)
+
+    # Targets in other regions than the pipeline: CodePipeline adds a support stack per region with an
+    # artifact replication bucket and key, which the pipeline role reaches by name and alias.
+    for region, support in pipeline.cross_region_support.items():
+        acknowledge(
+            support.replication_bucket,
+            "AwsSolutions-S1",
+            f"Artifact replication bucket of the pipeline in {region}: written and read only by the pipeline, "
+            "KMS-encrypted; server access logs would need another bucket with the same finding.",
+        )
+        bucket_name = support.stack.resolve(support.replication_bucket.bucket_name)
+        acknowledge(
+            pipeline.role,
+            f"AwsSolutions-IAM5[Resource::arn:{stack.partition}:s3:::{bucket_name}/*]",
+            artifact_reason,
+        )
+        acknowledge(
+            pipeline.role,
+            "AwsSolutions-IAM5[Resource::*]",
+            "CodePipeline's grant on the cross-region replication key, which the support stack exposes only by "
+            "alias (its ARN is unknown to this stack); the key policy admits this account's principals and "
+            "the target's CDK deploy role.",
+        )
+
+    self_mutation = generated.node.find_child("UpdatePipeline").node.find_child("SelfMutation")
+    acknowledge(
+        self_mutation,
+        f"AwsSolutions-IAM5[Resource::arn:*:iam::{stack.account}:role/*]",
+        "Self-mutation runs `cdk deploy` of this stack: it may assume only the CDK bootstrap roles of the "
+        "pipeline account (condition on the aws-cdk:bootstrap-role tag: deploy, file- and image-publishing).",
+    )
+    acknowledge(
+        self_mutation,
+        "AwsSolutions-IAM5[Resource::*]",
+        "cloudformation:DescribeStacks and s3:ListBucket, read-only calls the CDK CLI makes to find the "
+        "bootstrap stack and its staging bucket before it assumes the bootstrap roles.",
+    )
+
+    docker_role = generated.node.find_child("Assets").node.find_child("DockerRole")
+    acknowledge(
+        docker_role,
+        "AwsSolutions-IAM5[Resource::*]",
+        "The role shared by the image-publishing projects: CodePipeline starts and watches their builds with "
+        "it (codebuild:StartBuild/BatchGetBuilds/StopBuild, issued before the project ARNs exist in this role's "
+        "policy); pushing images happens only through the targets' CDK image-publishing roles.",
+    )
+    acknowledge(
+        docker_role,
+        f"AwsSolutions-IAM5[Resource::{logs_prefix}*]",
+        "One role serves every image-publishing CodeBuild project, one per image, so it writes the log groups "
+        "/aws/codebuild/<project> of all of them.",
+    )
+    acknowledge(
+        docker_role,
+        f"AwsSolutions-IAM5[Resource::{reports_prefix}*]",
+        "One role serves every image-publishing CodeBuild project, one per image, so it may write the report "
+        "groups of all of them (cdk-assets writes none; CDK Pipelines grants it to every project role).",
+    )

@@ -13,10 +13,9 @@ from stacks.config import EnvironmentConfig
 class NetworkStack(Stack):
     """VPC over two AZs with public, private-with-egress and isolated subnets.
 
-    The security groups of the three services are created here rather than inside the compute stack:
-    the data stack must reference them in its ingress rules, and the compute stack depends on the data
-    stack, so owning them here avoids a dependency cycle while every rule still lives next to the
-    resource it protects.
+    The security groups of the three services and of the ALB are created here rather than in the compute
+    stack: the data stack references the task groups in its ingress rules and the compute stack depends
+    on the data stack, so owning the groups here avoids dependency cycles.
     """
 
     def __init__(self, scope: Construct, construct_id: str, *, config: EnvironmentConfig, **kwargs) -> None:
@@ -30,9 +29,7 @@ class NetworkStack(Stack):
             nat_gateways=config.nat_gateways,
             subnet_configuration=[
                 ec2.SubnetConfiguration(name="public", subnet_type=ec2.SubnetType.PUBLIC, cidr_mask=24),
-                ec2.SubnetConfiguration(
-                    name="app", subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS, cidr_mask=22
-                ),
+                ec2.SubnetConfiguration(name="app", subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS, cidr_mask=22),
                 ec2.SubnetConfiguration(name="data", subnet_type=ec2.SubnetType.PRIVATE_ISOLATED, cidr_mask=24),
             ],
             # Nothing is attached to the default security group; locking it down needs a custom-resource
@@ -59,6 +56,18 @@ class NetworkStack(Stack):
             subnets=[ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS)],
         )
         if config.vpc_interface_endpoints:
+            # Any workload in the VPC may use the endpoints (tasks, and the secret-rotation functions
+            # that live in the data stack); the CIDR is the literal from config so the rule is reviewable.
+            endpoint_security_group = ec2.SecurityGroup(
+                self,
+                "EndpointSecurityGroup",
+                vpc=self.vpc,
+                description="VPC interface endpoints",
+                allow_all_outbound=False,
+            )
+            endpoint_security_group.add_ingress_rule(
+                ec2.Peer.ipv4(config.vpc_cidr), ec2.Port.tcp(443), "HTTPS from inside the VPC"
+            )
             for endpoint_id, service in (
                 ("EcrApiEndpoint", ec2.InterfaceVpcEndpointAwsService.ECR),
                 ("EcrDockerEndpoint", ec2.InterfaceVpcEndpointAwsService.ECR_DOCKER),
@@ -70,11 +79,17 @@ class NetworkStack(Stack):
                     service=service,
                     subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS),
                     private_dns_enabled=True,
+                    security_groups=[endpoint_security_group],
+                    open=False,
                 )
 
         self.inventory_security_group = self._task_security_group("InventoryTasks", "inventory")
         self.billing_security_group = self._task_security_group("BillingTasks", "billing")
         self.gateway_security_group = self._task_security_group("GatewayTasks", "gateway")
+        # Listener ports (and, with Cognito/JWT, egress 443) are opened by the compute stack.
+        self.alb_security_group = ec2.SecurityGroup(
+            self, "Alb", vpc=self.vpc, description="Public application load balancer", allow_all_outbound=False
+        )
 
     def _task_security_group(self, construct_id: str, service: str) -> ec2.SecurityGroup:
         """A task security group that may only call HTTPS (AWS APIs, ECR) until rules are added."""

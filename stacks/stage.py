@@ -33,8 +33,14 @@ class MicroservicesStage(Stage):
         super().__init__(scope, construct_id, env=env)
         self.config = config
 
+        # prod stacks cannot be deleted by accident (an explicit termination-protection change is needed).
+        protect = config.retain_data_on_delete
         self.network = NetworkStack(
-            self, "Network", config=config, description=f"movies {config.name}: VPC, endpoints, flow logs"
+            self,
+            "Network",
+            config=config,
+            description=f"movies {config.name}: VPC, endpoints, flow logs",
+            termination_protection=protect,
         )
         self.data = DataStack(
             self,
@@ -45,9 +51,14 @@ class MicroservicesStage(Stage):
             billing_security_group=self.network.billing_security_group,
             gateway_security_group=self.network.gateway_security_group,
             description=f"movies {config.name}: PostgreSQL databases and the RabbitMQ broker",
+            termination_protection=protect,
         )
         self.auth = AuthStack(
-            self, "Auth", config=config, description=f"movies {config.name}: Cognito user pool and clients"
+            self,
+            "Auth",
+            config=config,
+            description=f"movies {config.name}: Cognito user pool and clients",
+            termination_protection=protect,
         )
         self.compute = ComputeStack(
             self,
@@ -57,6 +68,7 @@ class MicroservicesStage(Stage):
             data=self.data,
             auth=self.auth,
             description=f"movies {config.name}: ECS services, ALB, WAF and autoscaling",
+            termination_protection=protect,
         )
         self.monitoring = MonitoringStack(
             self,
@@ -65,6 +77,7 @@ class MicroservicesStage(Stage):
             data=self.data,
             compute=self.compute,
             description=f"movies {config.name}: dashboard, alarms and budget",
+            termination_protection=protect,
         )
 
         for key, value in config.tags.items():

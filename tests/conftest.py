@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import sys
 from collections.abc import Callable, Iterator
 
 import pika
@@ -161,14 +162,17 @@ class RabbitMQHelper:
 def test_system() -> Iterator[LocalSystem]:
     """The ``test`` profile's LocalSystem; everything it started is stopped when the session ends.
 
-    Starts nothing by itself: the fixtures below start the parts they need.
+    Starts nothing by itself: the fixtures below start the parts they need. Holds the profile for the
+    whole session: a second concurrent run (another terminal, another agent) waits instead of restarting
+    this run's servers under it.
     """
     system = LocalSystem("test")
-    try:
-        yield system
-    finally:
-        if os.environ.get("KEEP_TEST_SYSTEM") != "1":
-            system.down()
+    with system.exclusive_use(waiting=lambda message: print(f"\n{message}", file=sys.stderr, flush=True)):
+        try:
+            yield system
+        finally:
+            if os.environ.get("KEEP_TEST_SYSTEM") != "1":
+                system.down()
 
 
 @pytest.fixture(scope="session")

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import random
+import struct
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -33,6 +34,7 @@ from datetime import UTC, datetime
 
 import pika
 import pika.exceptions
+import psycopg2
 from pika.adapters.blocking_connection import BlockingChannel, BlockingConnection
 
 from billing.orders import InvalidOrder, parse_order
@@ -61,6 +63,10 @@ _MAX_REASON_LENGTH = 500
 _IDLE_POLL_SECONDS = 1.0
 # Failures that mean "a dependency is away": drop the broker connection, back off, reconnect.
 _TRANSIENT_ERRORS = (DatabaseUnavailable, pika.exceptions.AMQPError, OSError)
+# Errors that one row's data can cause (constraint violations, values PostgreSQL cannot take). Any other
+# database error (missing table, permissions, ...) is a problem of the system, not of the message: the batch
+# is retried after a backoff instead of dead-lettering every order while it lasts.
+_ROW_ERRORS = (psycopg2.DataError, psycopg2.IntegrityError, TypeError, ValueError)
 
 
 class ConsumerNotReady(RuntimeError):
@@ -129,6 +135,8 @@ class OrderConsumer:
         self._pending: list[Delivery] = []
         self._batch_deadline = 0.0
         self._consuming = False
+        self._cancelled_by_broker = False
+        self._made_progress = False
         self._last_problem = "not started"
 
     # ----------------------------------------------------------------------------------------------------
@@ -181,14 +189,20 @@ class OrderConsumer:
     def _run(self) -> None:
         attempt = 0
         while not self._stopping.is_set():
+            connected_at: float | None = None
+            self._made_progress = False
             try:
                 # Database first: pulling messages that cannot be stored would only bounce them back.
                 self._store.check()
                 self._connect()
-                attempt = 0
+                connected_at = time.monotonic()
                 self._consume()
             except _TRANSIENT_ERRORS as exc:
-                problem = f"{type(exc).__name__}: {str(exc).strip() or 'connection lost'}"
+                # pika's connection errors have an empty str(); their repr names the underlying socket error.
+                text = str(exc).strip()
+                problem = f"{type(exc).__name__}: {text}" if text else repr(exc)
+            except psycopg2.Error as exc:
+                problem = f"database error {type(exc).__name__}: {str(exc).strip()}"
             except Exception as exc:  # a bug must not kill the thread: it is logged, then retried
                 log.exception("billing consumer failed unexpectedly")
                 problem = f"unexpected {type(exc).__name__}: {exc}"
@@ -201,6 +215,12 @@ class OrderConsumer:
             self._last_problem = problem
             if self._stopping.is_set():
                 break
+            # Start the backoff over only after a real recovery: a consumer that connects and then fails on
+            # every batch (say, a missing table) must not retry at the initial rate forever.
+            if self._made_progress or (
+                connected_at is not None and time.monotonic() - connected_at > self._settings.reconnect_max
+            ):
+                attempt = 0
             attempt += 1
             delay = backoff_delay(attempt, self._settings.reconnect_initial, self._settings.reconnect_max)
             log.warning(
@@ -234,6 +254,10 @@ class OrderConsumer:
 
     def _consume(self) -> None:
         assert self._connection is not None and self._channel is not None
+        self._cancelled_by_broker = False
+        # The broker cancels consumers of a queue that is deleted (or of a failed-over node): reconnect, which
+        # declares the queue again, instead of sitting idle while looking healthy.
+        self._channel.add_on_cancel_callback(self._on_broker_cancel)
         self._consumer_tag = self._channel.basic_consume(self._rabbit.queue, on_message_callback=self._on_delivery)
         self._consuming = True
         self._last_problem = ""
@@ -253,6 +277,8 @@ class OrderConsumer:
                 wait = _IDLE_POLL_SECONDS
             # Returns as soon as deliveries arrive (they go to _on_delivery) or after ``wait``.
             self._connection.process_data_events(time_limit=wait)
+            if self._cancelled_by_broker:
+                raise pika.exceptions.ConsumerCancelled(f"the broker cancelled the consumer of {self._rabbit.queue}")
             if self._pending and (
                 len(self._pending) >= self._settings.batch_size or time.monotonic() >= self._batch_deadline
             ):
@@ -268,6 +294,9 @@ class OrderConsumer:
         self._channel.basic_cancel(self._consumer_tag)
         self._consuming = False
         self._flush()
+
+    def _on_broker_cancel(self, _method: object) -> None:
+        self._cancelled_by_broker = True
 
     def _on_delivery(
         self, _channel: BlockingChannel, method: pika.spec.Basic.Deliver, properties: pika.BasicProperties, body: bytes
@@ -309,6 +338,7 @@ class OrderConsumer:
             self._dead_letter(delivery, kind, reason)
         # Everything up to the last tag is now either committed or safely in the dead-letter queue.
         self._channel.basic_ack(delivery_tag=batch[-1].delivery_tag, multiple=True)
+        self._made_progress = True
 
         self._report(stored, rejected)
         metrics.BATCH_SIZE.observe(len(batch))
@@ -320,16 +350,14 @@ class OrderConsumer:
         """Insert the batch; if the database refuses it, retry row by row to isolate the culprit(s).
 
         Returns (delivery, newly stored?) pairs and (delivery, kind, reason) for rows the database refused.
-        ``DatabaseUnavailable`` propagates: nothing is acknowledged and the batch is redelivered later.
+        Other failures propagate: nothing is acknowledged and the batch is redelivered after a reconnect.
         """
         if not valid:
             return [], []
         try:
             outcome = self._store.insert([record for _, record in valid])
             return [(delivery, new) for (delivery, _), new in zip(valid, outcome, strict=True)], []
-        except DatabaseUnavailable:
-            raise
-        except Exception as exc:  # noqa: BLE001 - a data error in one row must not block the other rows
+        except _ROW_ERRORS as exc:  # a data error in one row must not block the other rows
             log.warning(
                 "database refused a batch; storing its rows one by one",
                 extra={"batch_size": len(valid), "reason": f"{type(exc).__name__}: {str(exc).strip()}"},
@@ -339,18 +367,33 @@ class OrderConsumer:
         for delivery, record in valid:
             try:
                 stored.append((delivery, self._store.insert([record])[0]))
-            except DatabaseUnavailable:
-                raise
-            except Exception as exc:  # noqa: BLE001 - this row is the poison; dead-letter it with the reason
+            except _ROW_ERRORS as exc:  # this row is the poison; dead-letter it with the reason
                 refused.append((delivery, "rejected_by_database", f"{type(exc).__name__}: {str(exc).strip()}"))
         return stored, refused
 
     def _dead_letter(self, delivery: Delivery, kind: str, reason: str) -> None:
         """Publish the original body and headers, plus the reason, to the dead-letter queue; wait for the confirm."""
         assert self._dead_letter_channel is not None
+        try:
+            self._publish_dead_letter(delivery, kind, reason, keep_headers=True)
+        except (TypeError, ValueError, struct.error) as exc:
+            # pika could not re-encode the original headers (an exotic publisher). Dropping them beats a poison
+            # message that can never leave the queue.
+            with request_context(delivery.request_id):
+                log.warning("original headers not encodable; dead-lettering without them", extra={"error": str(exc)})
+            self._publish_dead_letter(delivery, kind, reason, keep_headers=False)
+        metrics.MESSAGES_DEAD_LETTERED.labels(kind).inc()
+        with request_context(delivery.request_id):
+            log.warning(
+                "order dead-lettered",
+                extra={"message_id": delivery.message_id, "kind": kind, "reason": reason[:_MAX_REASON_LENGTH]},
+            )
+
+    def _publish_dead_letter(self, delivery: Delivery, kind: str, reason: str, keep_headers: bool) -> None:
+        assert self._dead_letter_channel is not None
         original = delivery.properties
         headers = {
-            **(original.headers or {}),
+            **((original.headers or {}) if keep_headers else {}),
             REASON_HEADER: reason[:_MAX_REASON_LENGTH],
             KIND_HEADER: kind,
             ORIGINAL_MESSAGE_ID_HEADER: delivery.message_id or "",
@@ -379,12 +422,6 @@ class OrderConsumer:
             properties=properties,
             mandatory=True,
         )
-        metrics.MESSAGES_DEAD_LETTERED.labels(kind).inc()
-        with request_context(delivery.request_id):
-            log.warning(
-                "order dead-lettered",
-                extra={"message_id": delivery.message_id, "kind": kind, "reason": reason[:_MAX_REASON_LENGTH]},
-            )
 
     def _report(self, stored: Sequence[tuple[Delivery, bool]], rejected: Sequence[tuple[Delivery, str, str]]) -> None:
         """One log line per order (carrying its request id) and the consumed-messages counters."""

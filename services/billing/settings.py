@@ -44,9 +44,7 @@ class ConsumerSettings:
             prefetch=env_int("BILLING_PREFETCH", defaults.prefetch, minimum=1),
             batch_size=env_int("BILLING_BATCH_SIZE", defaults.batch_size, minimum=1),
             batch_wait=env_int("BILLING_BATCH_WAIT_MS", int(defaults.batch_wait * 1000), minimum=0) / 1000,
-            reconnect_initial=env_int(
-                "BILLING_RECONNECT_INITIAL_MS", int(defaults.reconnect_initial * 1000), minimum=1
-            )
+            reconnect_initial=env_int("BILLING_RECONNECT_INITIAL_MS", int(defaults.reconnect_initial * 1000), minimum=1)
             / 1000,
             reconnect_max=env_float("BILLING_RECONNECT_MAX_SECONDS", defaults.reconnect_max),
             shutdown_timeout=env_float("BILLING_SHUTDOWN_TIMEOUT_SECONDS", defaults.shutdown_timeout),

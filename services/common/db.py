@@ -17,6 +17,7 @@ import psycopg2
 import psycopg2.extensions
 
 from common.config import DatabaseSettings
+from common.errors import DependencyUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +25,7 @@ log = logging.getLogger(__name__)
 CONNECTION_ERRORS = (psycopg2.OperationalError, psycopg2.InterfaceError)
 
 
-class DatabaseUnavailable(RuntimeError):
+class DatabaseUnavailable(DependencyUnavailable):
     """PostgreSQL cannot be reached (or no pooled connection became free in time)."""
 
 

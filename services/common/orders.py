@@ -82,7 +82,7 @@ def _total_amount(value: Any) -> Decimal:
     if isinstance(value, bool) or not isinstance(value, int | str | Decimal):
         raise InvalidOrder("total_amount must be a number or a numeric string")
     if isinstance(value, str) and not _AMOUNT.match(value.strip()):
-        raise InvalidOrder(f"total_amount must be a decimal number like \"180\" or \"19.99\", got {value!r}")
+        raise InvalidOrder(f'total_amount must be a decimal number like "180" or "19.99", got {value!r}')
     try:
         amount = Decimal(value.strip() if isinstance(value, str) else value)
     except InvalidOperation:

@@ -14,8 +14,8 @@ from werkzeug.exceptions import HTTPException
 
 from common import metrics
 from common.config import env_bool
-from common.db import DatabaseUnavailable
-from common.log import request_id_var
+from common.errors import DependencyUnavailable
+from common.log import principal_var, request_id_var
 
 log = logging.getLogger("http")
 
@@ -90,14 +90,16 @@ def init_app(app: Flask, service: str, readiness: Mapping[str, ReadinessCheck]) 
     @app.teardown_request
     def _clear_request_id(_exc: BaseException | None) -> None:
         request_id_var.set(None)
+        principal_var.set(None)
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):
         return error_response(exc.code or 500, exc.description or exc.name)
 
-    @app.errorhandler(DatabaseUnavailable)
-    def _database_unavailable(exc: DatabaseUnavailable):
-        log.warning("database unavailable", extra={"reason": str(exc)})
+    @app.errorhandler(DependencyUnavailable)
+    def _dependency_unavailable(exc: DependencyUnavailable):
+        # The common case is the database; the message names the dependency without internal details.
+        log.warning("dependency unavailable", extra={"reason": str(exc)})
         response, status = error_response(503, "database unavailable, try again shortly")
         response.headers["Retry-After"] = "2"
         return response, status

@@ -11,6 +11,7 @@ from flask import Flask
 from common.config import RabbitSettings, env_float, env_str
 from common.log import configure_logging
 from common.web import init_app
+from gateway.auth import Authenticator, AuthSettings
 from gateway.docs import docs
 from gateway.proxy import InventoryProxy
 from gateway.publisher import BillingPublisher
@@ -28,6 +29,10 @@ def create_app() -> Flask:
         connect_timeout=env_float("UPSTREAM_CONNECT_TIMEOUT", 2.0),
         read_timeout=env_float("UPSTREAM_READ_TIMEOUT", 10.0),
     )
+    auth = AuthSettings.from_env()
+    if not auth.required:
+        app.logger.warning("AUTH_REQUIRED=false: the API accepts unauthenticated requests (never do this on AWS)")
+    app.extensions["authenticator"] = Authenticator(auth)
     publisher = BillingPublisher(RabbitSettings.from_env())
     app.extensions["billing_publisher"] = publisher
 

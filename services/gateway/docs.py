@@ -25,10 +25,12 @@ def _render_page(spec: dict) -> str:
         for method, operation in item.items():
             if method == "parameters":
                 continue
-            statuses = ", ".join(operation["responses"])
+            statuses = ", ".join(sorted(operation["responses"]))
+            permission = operation.get("x-required-permission") or "-"
             rows.append(
                 f"<tr><td><code>{escape(method.upper())}</code></td><td><code>{escape(path)}</code></td>"
-                f"<td>{escape(operation['summary'])}</td><td>{escape(statuses)}</td></tr>"
+                f"<td>{escape(operation['summary'])}</td><td><code>{escape(permission)}</code></td>"
+                f"<td>{escape(statuses)}</td></tr>"
             )
     schemas = "".join(
         f"<h3>{escape(name)}</h3><pre>{escape(json.dumps(schema, indent=2))}</pre>"
@@ -44,7 +46,9 @@ def _render_page(spec: dict) -> str:
         f"<h1>{escape(info['title'])} <small>{escape(info['version'])}</small></h1>"
         f"<p>{escape(info['description'])}</p>"
         "<p>Machine-readable: <a href='/openapi.json'>/openapi.json</a></p>"
-        "<h2>Operations</h2><table><tr><th>Method</th><th>Path</th><th>What it does</th><th>Statuses</th></tr>"
+        "<p>Authentication: <code>Authorization: Bearer &lt;Cognito access token&gt;</code> on every /api call.</p>"
+        "<h2>Operations</h2><table><tr><th>Method</th><th>Path</th><th>What it does</th><th>Permission</th>"
+        "<th>Statuses</th></tr>"
         + "".join(rows)
         + "</table><h2>Schemas</h2>"
         + schemas

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from common import contract, orders
+from gateway.auth import required_permission
 
 _ERROR = {"$ref": "#/components/responses/Error"}
 
@@ -23,10 +24,26 @@ def _movie_id_param() -> dict[str, Any]:
     }
 
 
+def _secure(spec: dict[str, Any]) -> dict[str, Any]:
+    """Declare the bearer scheme on every operation, with the permission it needs and its 401/403 answers."""
+    for path, item in spec["paths"].items():
+        for method, operation in item.items():
+            if method == "parameters":
+                continue
+            permission = required_permission(method.upper(), path.replace("{id}", "1"))
+            operation["security"] = [{"cognito": [permission]}]
+            operation["x-required-permission"] = permission
+            operation["description"] = (
+                operation.get("description", "") + f" Needs the `{permission}` permission."
+            ).strip()
+            operation["responses"].update({"401": _ERROR, "403": _ERROR})
+    return spec
+
+
 def build_spec() -> dict[str, Any]:
-    """Return the whole document (paths, schemas, error format)."""
+    """Return the whole document (paths, schemas, error format, security)."""
     movie_ref = {"$ref": "#/components/schemas/Movie"}
-    return {
+    return _secure({
         "openapi": "3.1.0",
         "info": {
             "title": "Movies and billing API",
@@ -195,5 +212,18 @@ def build_spec() -> dict[str, Any]:
             "responses": {
                 "Error": _json({"$ref": "#/components/schemas/Error"}, "Error, with a JSON body saying why"),
             },
+            "securitySchemes": {
+                "cognito": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "bearerFormat": "JWT",
+                    "description": (
+                        "A Cognito access token. Machine clients (client-credentials flow) get permissions as "
+                        "OAuth scopes `<resource server>/movies.read`, `movies.write`, `billing.write`; users get "
+                        "them through Cognito groups mapped by the gateway's AUTH_GROUP_PERMISSIONS. Missing or "
+                        "invalid token: 401 with `WWW-Authenticate: Bearer`; missing permission: 403."
+                    ),
+                }
+            },
         },
-    }
+    })

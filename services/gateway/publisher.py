@@ -36,10 +36,14 @@ class BillingPublisher:
         self._settings = settings
         self._params = connection_parameters(settings)
         self._local = threading.local()
+        self._max_idle = max(1.0, settings.heartbeat or 60)
 
     def _channel(self) -> pika.adapters.blocking_connection.BlockingChannel:
         channel = getattr(self._local, "channel", None)
-        if channel is not None and channel.is_open and channel.connection.is_open:
+        # A blocking connection answers heartbeats only while it is used: one idle for longer than the
+        # heartbeat interval has probably been closed by the broker, so it is replaced rather than tried.
+        fresh = time.monotonic() - getattr(self._local, "last_used", 0.0) < self._max_idle
+        if channel is not None and channel.is_open and channel.connection.is_open and fresh:
             return channel
         self._close()
         connection = pika.BlockingConnection(self._params)
@@ -77,6 +81,7 @@ class BillingPublisher:
                 self._channel().basic_publish(
                     exchange="", routing_key=self._settings.queue, body=body, properties=properties, mandatory=True
                 )
+                self._local.last_used = time.monotonic()
                 metrics.MESSAGES_PUBLISHED.labels("confirmed").inc()
                 return message_id
             except (pika.exceptions.UnroutableError, pika.exceptions.NackError) as exc:
@@ -92,10 +97,18 @@ class BillingPublisher:
         raise AssertionError("unreachable")
 
     def ping(self) -> None:
-        """Raise unless this thread has (or can open) a working channel: the readiness check."""
-        try:
-            channel = self._channel()
-            channel.connection.process_data_events(time_limit=0)
-        except (pika.exceptions.AMQPError, OSError) as exc:
-            self._close()
-            raise BrokerUnavailable(f"broker unreachable: {type(exc).__name__}") from exc
+        """Raise unless this thread has (or can open) a working channel: the readiness check.
+
+        A connection found dead is replaced once before the broker is declared unreachable, so an idle
+        gateway does not report itself unready just because its old connection timed out.
+        """
+        for attempt in (1, 2):
+            try:
+                channel = self._channel()
+                channel.connection.process_data_events(time_limit=0)
+                self._local.last_used = time.monotonic()
+                return
+            except (pika.exceptions.AMQPError, OSError) as exc:
+                self._close()
+                if attempt == 2:
+                    raise BrokerUnavailable(f"broker unreachable: {type(exc).__name__}") from exc

@@ -104,8 +104,11 @@ class FargateMicroservice(Construct):
                 **environment,
             },
             secrets=dict(secrets),
-            port_mappings=[ecs.PortMapping(name="http", container_port=port, protocol=ecs.Protocol.TCP,
-                                           app_protocol=ecs.AppProtocol.http)],
+            port_mappings=[
+                ecs.PortMapping(
+                    name="http", container_port=port, protocol=ecs.Protocol.TCP, app_protocol=ecs.AppProtocol.http
+                )
+            ],
             logging=ecs.LogDriver.aws_logs(stream_prefix=service_name, log_group=self.log_group),
             health_check=ecs.HealthCheck(
                 command=["CMD", "python", "-m", "common.healthcheck", f"http://127.0.0.1:{port}/health"],
@@ -124,9 +127,7 @@ class FargateMicroservice(Construct):
         service_connect_props = None
         if service_connect is not None:
             service_connect_props = ecs.ServiceConnectProps(
-                services=[
-                    ecs.ServiceConnectService(port_mapping_name="http", dns_name=service_name, port=port)
-                ]
+                services=[ecs.ServiceConnectService(port_mapping_name="http", dns_name=service_name, port=port)]
                 if service_connect == "server"
                 else None,
                 log_driver=ecs.LogDriver.aws_logs(
@@ -151,9 +152,7 @@ class FargateMicroservice(Construct):
             enable_execute_command=False,
             propagate_tags=ecs.PropagatedTagSource.SERVICE,
         )
-        self.scaling = self.service.auto_scale_task_count(
-            min_capacity=sizing.min_tasks, max_capacity=sizing.max_tasks
-        )
+        self.scaling = self.service.auto_scale_task_count(min_capacity=sizing.min_tasks, max_capacity=sizing.max_tasks)
 
     @property
     def connections(self) -> ec2.Connections:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
-import time
-import uuid
+import contextlib
 
 import pytest
 import requests
@@ -24,9 +22,30 @@ def gateway(gateway_url) -> str:
     return gateway_url
 
 
+@pytest.fixture(scope="session")
+def access_token(full_test_system) -> str:
+    """A real access token of the demo user (all permissions), issued by the local Cognito emulator."""
+    return full_test_system.token()
+
+
 @pytest.fixture
-def http():
-    """A keep-alive HTTP session whose requests time out, so a hung service fails a test instead of the run."""
+def anonymous_http():
+    """A keep-alive HTTP session without credentials; requests time out, so a hung service fails a test
+    instead of the run."""
+    with _session() as session:
+        yield session
+
+
+@pytest.fixture
+def http(access_token):
+    """Like ``anonymous_http``, authenticated as the demo user (the e2e tests run with auth on)."""
+    with _session() as session:
+        session.headers["Authorization"] = f"Bearer {access_token}"
+        yield session
+
+
+@contextlib.contextmanager
+def _session():
     with requests.Session() as session:
         plain_request = session.request
 
@@ -50,33 +69,3 @@ def amqp(rabbitmq, local_system):
     """A channel on the test broker, for publishing poison messages and reading the dead-letter queue."""
     with rabbitmq.channel() as channel:
         yield channel
-
-
-def rows_for(conn, marker: str) -> list[tuple]:
-    """Orders whose user_id is ``marker`` (each test uses its own marker so tests do not see each other)."""
-    with conn.cursor() as cur:
-        cur.execute(
-            "SELECT user_id, number_of_items, total_amount, message_id, request_id FROM orders WHERE user_id = %s",
-            (marker,),
-        )
-        return cur.fetchall()
-
-
-def wait_for_rows(conn, marker: str, count: int, timeout: float = 20.0) -> list[tuple]:
-    """Poll until ``count`` rows for ``marker`` exist (or the timeout passes); return what is there."""
-    deadline = time.monotonic() + timeout
-    rows = rows_for(conn, marker)
-    while len(rows) < count and time.monotonic() < deadline:
-        time.sleep(0.1)
-        rows = rows_for(conn, marker)
-    return rows
-
-
-def new_marker() -> str:
-    """A user id unique to one test."""
-    return f"e2e-{uuid.uuid4().hex[:12]}"
-
-
-def order(marker: str, items: int = 1, amount: str = "10") -> str:
-    """An order body for ``marker``."""
-    return json.dumps({"user_id": marker, "number_of_items": str(items), "total_amount": amount})

@@ -8,7 +8,7 @@ import uuid
 
 import pika
 import pytest
-from conftest import new_marker, order, rows_for, wait_for_rows
+from e2e_support import new_marker, order, rows_for, wait_for_rows
 
 pytestmark = pytest.mark.e2e
 

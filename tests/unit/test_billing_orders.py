@@ -49,7 +49,7 @@ def test_zero_amount_is_accepted():
 
 
 def test_surrounding_spaces_in_numeric_strings_are_tolerated():
-    """" 5 " and " 180.50 " are what a form would send; they are read as numbers."""
+    """Numbers with spaces around them, as a form might send them, are read as numbers."""
     order = parse_order(body(number_of_items=" 5 ", total_amount=" 180.50 "))
     assert (order.number_of_items, order.total_amount) == (5, Decimal("180.50"))
 

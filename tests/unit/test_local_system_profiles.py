@@ -2,7 +2,9 @@
 
 import pytest
 
+from local_system import prereqs
 from local_system.credentials import Credentials, load_or_create
+from local_system.processes import LocalSystemError
 from local_system.profiles import get_profile
 from local_system.services import ServiceProcess
 
@@ -44,7 +46,7 @@ def test_profile_comes_from_environment(monkeypatch):
     """LOCAL_PROFILE selects the profile when none is given; unknown names are refused."""
     monkeypatch.setenv("LOCAL_PROFILE", "test")
     assert get_profile().name == "test"
-    with pytest.raises(ValueError, match="unknown profile"):
+    with pytest.raises(LocalSystemError, match="unknown profile"):
         get_profile("prod")
 
 
@@ -89,3 +91,13 @@ def test_credentials_file_is_created_private_and_stable(tmp_path):
     assert first.postgres_password != first.rabbitmq_password
     assert len(first.postgres_password) >= 24
     assert load_or_create(path) == first
+
+
+def test_missing_servers_without_root_name_the_apt_command(monkeypatch):
+    """Not root and PostgreSQL/RabbitMQ missing: a clear error with the exact apt command, nothing installed."""
+    monkeypatch.setattr(prereqs, "postgres_bin_dir", lambda: None)
+    monkeypatch.setattr(prereqs, "rabbitmq_scripts_dir", lambda: None)
+    monkeypatch.setattr(prereqs.os, "geteuid", lambda: 1000)
+    monkeypatch.setattr(prereqs.subprocess, "run", lambda *a, **k: pytest.fail("must not run apt-get"))
+    with pytest.raises(LocalSystemError, match=r"sudo apt-get install -y postgresql rabbitmq-server"):
+        prereqs.ensure_servers()

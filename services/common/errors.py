@@ -1,0 +1,5 @@
+"""Errors shared across services that need no database or broker driver to import."""
+
+
+class DependencyUnavailable(RuntimeError):
+    """A backing service (database, broker) cannot be used right now: answered 503 with Retry-After."""

@@ -1,0 +1,128 @@
+"""Synthesizes the CDK app once per environment per test session and hands the templates to the tests.
+
+Each environment is synthesized exactly once (session scope) with cdk-nag attached, without AWS
+credentials (no account: no look-ups) and with the built-in CloudFormation validator off (cfn-lint runs
+separately, see test_cfn_lint.py). If cdk-nag reports findings, synthesis fails by design; the fixture
+then keeps the report for test_nag.py and synthesizes again without cdk-nag so the other tests still run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.infra.helpers import ENVIRONMENTS, REPO_ROOT
+
+# jsii prints a banner on every start under Node 20; the tests do not need it.
+os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
+
+
+@dataclass
+class SynthesizedEnv:
+    """One synthesized environment: its stage, templates by stack name and the cdk-nag findings."""
+
+    name: str
+    outdir: Path
+    stage: Any
+    templates: dict[str, dict[str, Any]]
+    template_paths: dict[str, Path]
+    metadata: dict[str, dict[str, Any]]
+    nag_findings: list[dict[str, Any]] = field(default_factory=list)
+    annotations: list[dict[str, Any]] = field(default_factory=list)
+
+    def resources(self, stack: str, resource_type: str) -> dict[str, dict[str, Any]]:
+        """Resources of ``resource_type`` in ``stack`` by logical id."""
+        return {
+            logical_id: resource
+            for logical_id, resource in self.templates[stack]["Resources"].items()
+            if resource["Type"] == resource_type
+        }
+
+    def only(self, stack: str, resource_type: str) -> dict[str, Any]:
+        """The single resource of ``resource_type`` in ``stack`` (fails if there are 0 or several)."""
+        found = self.resources(stack, resource_type)
+        assert len(found) == 1, f"expected one {resource_type} in {stack}, found {sorted(found)}"
+        return next(iter(found.values()))
+
+
+def _cdk_json_context() -> dict[str, Any]:
+    return json.loads((REPO_ROOT / "cdk.json").read_text())["context"]
+
+
+def _synthesize(env_name: str, outdir: Path) -> SynthesizedEnv:
+    from stacks.application import build_app
+
+    context = {**_cdk_json_context(), "env": env_name}
+    findings: list[dict[str, Any]] = []
+    app, stage = build_app(context=context, outdir=str(outdir / "nag"), nag=True, validation=False)
+    try:
+        assembly = app.synth()
+    except RuntimeError as error:
+        if "ValidationFailed" not in str(error):
+            raise
+        report = json.loads((outdir / "nag" / "validation-report.json").read_text())
+        for plugin in report["pluginReports"]:
+            for violation in plugin["violations"]:
+                for construct in violation["violatingConstructs"]:
+                    findings.append(
+                        {
+                            "rule": violation["ruleName"],
+                            "path": construct["constructPath"],
+                            "description": violation["description"],
+                        }
+                    )
+        app, stage = build_app(context=context, outdir=str(outdir / "plain"), nag=False, validation=False)
+        assembly = app.synth()
+
+    templates, paths, metadata = {}, {}, {}
+    for stack in stage.stacks:
+        short = stack.node.id
+        artifact = assembly.get_stack_artifact(stack.artifact_id)
+        paths[short] = Path(artifact.template_full_path)
+        templates[short] = json.loads(paths[short].read_text())
+        meta_file = paths[short].with_name(f"{stack.artifact_id}.metadata.json")
+        metadata[short] = json.loads(meta_file.read_text()) if meta_file.exists() else {}
+    annotations = [
+        {"path": path, "type": entry["type"], "data": entry.get("data")}
+        for stack_meta in metadata.values()
+        for path, entries in stack_meta.items()
+        for entry in entries
+        if entry["type"] in ("aws:cdk:warning", "aws:cdk:error")
+    ]
+    return SynthesizedEnv(env_name, outdir, stage, templates, paths, metadata, findings, annotations)
+
+
+@pytest.fixture(scope="session")
+def synthesized(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, SynthesizedEnv]]:
+    """Both environments, synthesized once per session, with CDK_DEFAULT_* cleared for determinism."""
+    saved = {key: os.environ.pop(key, None) for key in ("CDK_DEFAULT_ACCOUNT", "CDK_DEFAULT_REGION")}
+    try:
+        yield {name: _synthesize(name, tmp_path_factory.mktemp(f"cdk-{name}")) for name in ENVIRONMENTS}
+    finally:
+        for key, value in saved.items():
+            if value is not None:
+                os.environ[key] = value
+
+
+@pytest.fixture(scope="session")
+def dev(synthesized: dict[str, SynthesizedEnv]) -> SynthesizedEnv:
+    """The dev environment (HTTP-only trial variant: no domain configured)."""
+    return synthesized["dev"]
+
+
+@pytest.fixture(scope="session")
+def prod(synthesized: dict[str, SynthesizedEnv]) -> SynthesizedEnv:
+    """The prod environment (HTTPS, ALB JWT and Cognito authentication)."""
+    return synthesized["prod"]
+
+
+@pytest.fixture(scope="session", params=ENVIRONMENTS)
+def any_env(request: pytest.FixtureRequest, synthesized: dict[str, SynthesizedEnv]) -> SynthesizedEnv:
+    """Each environment in turn, for behaviour that must hold everywhere."""
+    return synthesized[request.param]

@@ -1,0 +1,479 @@
+"""ComputeStack: cluster, Fargate services, ALB listeners and authentication, WAF and autoscaling."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.infra.helpers import container_of, dumps, env_vars, secret_names, service_of, task_definition_of
+
+pytestmark = pytest.mark.infra
+
+SERVICES = {"inventory": 8080, "billing": 8080, "gateway": 3000}
+
+
+def test_cluster_has_container_insights(any_env):
+    """Container Insights is on (per-service task metrics used by alarms and scaling)."""
+    cluster = any_env.only("Compute", "AWS::ECS::Cluster")["Properties"]
+    assert {"Name": "containerInsights", "Value": "enabled"} in cluster["ClusterSettings"]
+
+
+def test_three_services_run_in_private_subnets_without_public_ips(any_env):
+    """Every service uses the private-with-egress subnets and never gets a public IP."""
+    services = any_env.resources("Compute", "AWS::ECS::Service").values()
+    assert len(services) == 3
+    for service in services:
+        network = service["Properties"]["NetworkConfiguration"]["AwsvpcConfiguration"]
+        assert network["AssignPublicIp"] == "DISABLED"
+        assert "appSubnet" in dumps(network["Subnets"])
+
+
+def test_deployments_roll_back_through_the_circuit_breaker(any_env):
+    """A failing deployment stops and rolls back automatically."""
+    for service in any_env.resources("Compute", "AWS::ECS::Service").values():
+        config = service["Properties"]["DeploymentConfiguration"]
+        assert config["DeploymentCircuitBreaker"] == {"Enable": True, "Rollback": True}
+        assert config["MinimumHealthyPercent"] == 100
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_service_listens_on_its_contract_port(any_env, name):
+    """PORT env and the container port match the service contract (8080 / 8080 / 3000)."""
+    container = container_of(any_env, name)
+    assert env_vars(container)["PORT"] == str(SERVICES[name])
+    assert container["PortMappings"][0]["ContainerPort"] == SERVICES[name]
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_container_health_check_calls_health_on_its_port(any_env, name):
+    """The container health check runs common.healthcheck against /health on localhost."""
+    command = container_of(any_env, name)["HealthCheck"]["Command"]
+    assert command == ["CMD", "python", "-m", "common.healthcheck", f"http://127.0.0.1:{SERVICES[name]}/health"]
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_image_is_built_from_the_service_dockerfile(any_env, name):
+    """Each image is a container asset (built from services/<name>/Dockerfile at deploy time)."""
+    assert "container-assets" in dumps(container_of(any_env, name)["Image"])
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_root_file_system_is_read_only_with_a_writable_tmp(any_env, name):
+    """Read-only root file system; /tmp is a task-local scratch volume."""
+    container = container_of(any_env, name)
+    assert container["ReadonlyRootFilesystem"] is True
+    assert container["MountPoints"] == [{"ContainerPath": "/tmp", "ReadOnly": False, "SourceVolume": "tmp"}]
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_logs_go_to_a_log_group_with_retention(any_env, name):
+    """awslogs driver into the service's own log group, which has the configured retention."""
+    options = container_of(any_env, name)["LogConfiguration"]["Options"]
+    group_id = options["awslogs-group"]["Ref"]
+    group = any_env.templates["Compute"]["Resources"][group_id]["Properties"]
+    assert group["RetentionInDays"] == {"dev": 7, "prod": 90}[any_env.name]
+
+
+@pytest.mark.parametrize("name", ["inventory", "billing"])
+def test_database_credentials_are_ecs_secrets_not_env(any_env, name):
+    """DATABASE_USER/PASSWORD come from the RDS secret; host, port, name and sslmode are plain."""
+    container = container_of(any_env, name)
+    assert {"DATABASE_USER", "DATABASE_PASSWORD"} <= secret_names(container)
+    env = env_vars(container)
+    assert env["DATABASE_SSLMODE"] == "require"
+    assert env["DATABASE_NAME"] == {"inventory": "movies_db", "billing": "billing_db"}[name]
+    assert {"DATABASE_HOST", "DATABASE_PORT"} <= set(env)
+    secrets = {s["Name"]: dumps(s["ValueFrom"]) for s in container["Secrets"]}
+    assert ":password::" in secrets["DATABASE_PASSWORD"]
+    assert ":username::" in secrets["DATABASE_USER"]
+
+
+@pytest.mark.parametrize("name", ["gateway", "billing"])
+def test_broker_settings_reach_gateway_and_billing(any_env, name):
+    """RABBITMQ_URL (first AMQP endpoint) and BILLING_QUEUE are plain; user and password are secrets."""
+    container = container_of(any_env, name)
+    env = env_vars(container)
+    assert "AmqpEndpoints" in dumps(env["RABBITMQ_URL"])
+    assert env["BILLING_QUEUE"] == "billing_queue"
+    assert {"RABBITMQ_USER", "RABBITMQ_PASSWORD"} <= secret_names(container)
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_no_credential_is_a_plain_environment_variable(any_env, name):
+    """No plain env var is named like a credential; credentials only arrive as ECS secrets."""
+    for var in env_vars(container_of(any_env, name)):
+        assert not var.endswith(("_USER", "_PASSWORD", "_SECRET", "_TOKEN", "_KEY")), var
+
+
+def test_inventory_has_no_broker_access(any_env):
+    """Inventory gets no broker settings or credentials (least privilege)."""
+    container = container_of(any_env, "inventory")
+    assert not {n for n in secret_names(container) | set(env_vars(container)) if n.startswith("RABBITMQ")}
+
+
+def test_gateway_reaches_inventory_through_service_connect(any_env):
+    """INVENTORY_URL is the Service Connect alias, and inventory registers that alias."""
+    assert env_vars(container_of(any_env, "gateway"))["INVENTORY_URL"] == "http://inventory:8080"
+    inventory = service_of(any_env, "inventory")["Properties"]["ServiceConnectConfiguration"]
+    assert inventory["Services"] == [{"ClientAliases": [{"DnsName": "inventory", "Port": 8080}], "PortName": "http"}]
+    gateway = service_of(any_env, "gateway")["Properties"]["ServiceConnectConfiguration"]
+    assert gateway["Enabled"] is True
+
+
+def test_gateway_gets_the_auth_settings(any_env):
+    """Issuer, JWKS, pool id, region and allowed client ids are passed; AUTH_REQUIRED is always true."""
+    env = env_vars(container_of(any_env, "gateway"))
+    assert env["AUTH_REQUIRED"] == "true"
+    assert "https://cognito-idp." in dumps(env["AUTH_ISSUER"])
+    assert dumps(env["AUTH_JWKS_URL"]).endswith('"/.well-known/jwks.json"]]}')
+    assert env["COGNITO_REGION"] == "eu-west-1"
+    assert "UserPool" in dumps(env["COGNITO_USER_POOL_ID"])
+    assert "MachineClient" in dumps(env["AUTH_ALLOWED_CLIENT_IDS"])
+
+
+def test_gateway_maps_cognito_scopes_and_groups_to_permissions(any_env):
+    """Scopes arrive as movies-api/<scope>; people get permissions from their Cognito groups."""
+    env = env_vars(container_of(any_env, "gateway"))
+    assert env["AUTH_SCOPE_PREFIX"] == "movies-api/"
+    assert env["AUTH_GROUP_PERMISSIONS"] == (
+        "admins=movies.read movies.write billing.write;editors=movies.read movies.write;viewers=movies.read"
+    )
+
+
+def test_gateway_trusts_only_its_own_alb_for_browser_sessions(prod, dev):
+    """With HTTPS the gateway gets the ALB ARN (signer of x-amzn-oidc-data); the trial has no ALB login."""
+    assert "Alb" in dumps(env_vars(container_of(prod, "gateway"))["AUTH_ALB_ARN"])
+    assert "AUTH_ALB_ARN" not in env_vars(container_of(dev, "gateway"))
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_task_role_is_separate_and_has_no_permissions(any_env, name):
+    """Task and execution roles differ; the task role has no policy (the apps call no AWS API)."""
+    props = task_definition_of(any_env, name)["Properties"]
+    task_role, execution_role = props["TaskRoleArn"], props["ExecutionRoleArn"]
+    assert task_role != execution_role
+    task_role_id = task_role["Fn::GetAtt"][0]
+    for policy in any_env.resources("Compute", "AWS::IAM::Policy").values():
+        assert {"Ref": task_role_id} not in policy["Properties"]["Roles"]
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_execution_role_reads_only_its_own_secrets(any_env, name):
+    """The execution role may read exactly the secrets its container receives."""
+    props = task_definition_of(any_env, name)["Properties"]
+    role_id = props["ExecutionRoleArn"]["Fn::GetAtt"][0]
+    (policy,) = [
+        p
+        for p in any_env.resources("Compute", "AWS::IAM::Policy").values()
+        if p["Properties"]["Roles"] == [{"Ref": role_id}]
+    ]
+    statements = policy["Properties"]["PolicyDocument"]["Statement"]
+    secret_resources = []
+    for statement in statements:
+        if "secretsmanager:GetSecretValue" in statement["Action"]:
+            resource = statement["Resource"]
+            secret_resources.extend(resource if isinstance(resource, list) else [resource])
+    assert len(secret_resources) == {"inventory": 1, "billing": 2, "gateway": 1}[name]
+    flat = dumps(secret_resources)
+    assert ("BrokerCredentials" in flat) is (name != "inventory")
+    assert ("InventoryDb" in flat) is (name == "inventory")
+    assert ("BillingDb" in flat) is (name == "billing")
+
+
+@pytest.mark.parametrize(("env_name", "provider"), [("dev", "FARGATE_SPOT"), ("prod", "FARGATE")])
+def test_billing_capacity_provider_follows_config(synthesized, env_name, provider):
+    """Billing may run on Fargate Spot in dev; prod uses on-demand Fargate."""
+    strategy = service_of(synthesized[env_name], "billing")["Properties"]["CapacityProviderStrategy"]
+    assert strategy == [{"CapacityProvider": provider, "Weight": 1}]
+
+
+@pytest.mark.parametrize(("env_name", "arch"), [("dev", "X86_64"), ("prod", "ARM64")])
+def test_cpu_architecture_follows_config(synthesized, env_name, arch):
+    """Task definitions declare the configured CPU architecture."""
+    for task in synthesized[env_name].resources("Compute", "AWS::ECS::TaskDefinition").values():
+        assert task["Properties"]["RuntimePlatform"]["CpuArchitecture"] == arch
+
+
+def test_only_the_gateway_is_behind_the_load_balancer(any_env):
+    """One target group, targeting the gateway container on 3000; other services have no LB."""
+    assert len(any_env.resources("Compute", "AWS::ElasticLoadBalancingV2::TargetGroup")) == 1
+    for name in ("inventory", "billing"):
+        assert "LoadBalancers" not in service_of(any_env, name)["Properties"]
+    (binding,) = service_of(any_env, "gateway")["Properties"]["LoadBalancers"]
+    assert (binding["ContainerName"], binding["ContainerPort"]) == ("gateway", 3000)
+
+
+def test_target_group_health_check_uses_health(any_env):
+    """Target group health is liveness (/health), see the comment in compute.py for why not /ready."""
+    target_group = any_env.only("Compute", "AWS::ElasticLoadBalancingV2::TargetGroup")["Properties"]
+    assert target_group["HealthCheckPath"] == "/health"
+    assert target_group["TargetType"] == "ip"
+
+
+def test_load_balancer_is_internet_facing_in_public_subnets_and_drops_bad_headers(any_env):
+    """Internet-facing ALB in the public subnets, invalid header fields dropped, access logs on."""
+    alb = any_env.only("Compute", "AWS::ElasticLoadBalancingV2::LoadBalancer")["Properties"]
+    assert alb["Scheme"] == "internet-facing"
+    assert "publicSubnet" in dumps(alb["Subnets"])
+    attributes = {a["Key"]: a["Value"] for a in alb["LoadBalancerAttributes"]}
+    assert attributes["routing.http.drop_invalid_header_fields.enabled"] == "true"
+    assert attributes["access_logs.s3.enabled"] == "true"
+
+
+def test_access_log_bucket_is_encrypted_private_and_tls_only(any_env):
+    """SSE-S3 (the only option ALB supports), all public access blocked, TLS enforced by policy."""
+    bucket = any_env.only("Compute", "AWS::S3::Bucket")
+    props = bucket["Properties"]
+    rule = props["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]
+    assert rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+    assert all(props["PublicAccessBlockConfiguration"].values())
+    policy = any_env.only("Compute", "AWS::S3::BucketPolicy")["Properties"]["PolicyDocument"]
+    assert any(s["Effect"] == "Deny" and "aws:SecureTransport" in dumps(s) for s in policy["Statement"])
+    assert bucket["DeletionPolicy"] == "Retain"
+
+
+def _listeners(env):
+    listeners = env.resources("Compute", "AWS::ElasticLoadBalancingV2::Listener").values()
+    return {listener["Properties"]["Port"]: listener["Properties"] for listener in listeners}
+
+
+def test_https_listener_authenticates_browsers_with_cognito_then_forwards(prod):
+    """Default action on 443: authenticate-cognito (order 1), then forward to the gateway (order 2)."""
+    listener = _listeners(prod)[443]
+    assert listener["Protocol"] == "HTTPS"
+    assert [(a["Order"], a["Type"]) for a in listener["DefaultActions"]] == [
+        (1, "authenticate-cognito"),
+        (2, "forward"),
+    ]
+
+
+def test_https_listener_uses_a_tls_1_2_plus_policy(prod):
+    """Modern TLS policy on the HTTPS listener."""
+    assert _listeners(prod)[443]["SslPolicy"] == "ELBSecurityPolicy-TLS13-1-2-2021-06"
+
+
+def test_api_paths_are_validated_as_jwt_then_forwarded(prod):
+    """/api/* rule: jwt-validation with the Cognito issuer and JWKS (order 1), then forward (order 2)."""
+    (rule,) = prod.resources("Compute", "AWS::ElasticLoadBalancingV2::ListenerRule").values()
+    props = rule["Properties"]
+    assert props["Conditions"] == [{"Field": "path-pattern", "PathPatternConfig": {"Values": ["/api/*"]}}]
+    assert [(a["Order"], a["Type"]) for a in props["Actions"]] == [(1, "jwt-validation"), (2, "forward")]
+    jwt = props["Actions"][0]["JwtValidationConfig"]
+    assert "https://cognito-idp." in dumps(jwt["Issuer"])
+    assert dumps(jwt["JwksEndpoint"]).endswith('"/.well-known/jwks.json"]]}')
+
+
+def test_alb_and_gateway_trust_the_same_issuer_and_keys(prod):
+    """Defence in depth only works if both layers check the same thing: the ALB's JWT rule and the gateway's
+    settings name the identical issuer and JWKS endpoint."""
+    (rule,) = prod.resources("Compute", "AWS::ElasticLoadBalancingV2::ListenerRule").values()
+    jwt = rule["Properties"]["Actions"][0]["JwtValidationConfig"]
+    env = env_vars(container_of(prod, "gateway"))
+    assert jwt["Issuer"] == env["AUTH_ISSUER"]
+    assert jwt["JwksEndpoint"] == env["AUTH_JWKS_URL"]
+
+
+def test_http_redirects_to_https(prod):
+    """Port 80 only redirects (301) to HTTPS."""
+    (action,) = _listeners(prod)[80]["DefaultActions"]
+    assert action["Type"] == "redirect"
+    assert action["RedirectConfig"] == {"Port": "443", "Protocol": "HTTPS", "StatusCode": "HTTP_301"}
+
+
+def test_alb_can_reach_cognito_over_https(prod):
+    """The ALB security group allows egress 443 (JWKS and Cognito token endpoint)."""
+    groups = prod.resources("Network", "AWS::EC2::SecurityGroup").values()
+    alb = next(g for g in groups if g["Properties"]["GroupDescription"] == "Public application load balancer")
+    assert {
+        "CidrIp": "0.0.0.0/0",
+        "Description": "Cognito / JWKS",
+        "FromPort": 443,
+        "IpProtocol": "tcp",
+        "ToPort": 443,
+    } in alb["Properties"]["SecurityGroupEgress"]
+
+
+def test_domain_gets_a_certificate_and_an_alias_record(prod):
+    """A DNS-validated ACM certificate for the domain and a Route 53 alias to the ALB."""
+    certificate = prod.only("Compute", "AWS::CertificateManager::Certificate")["Properties"]
+    assert certificate["DomainName"] == "movies.example.com"
+    assert certificate["ValidationMethod"] == "DNS"
+    record = prod.only("Compute", "AWS::Route53::RecordSet")["Properties"]
+    assert record["Type"] == "A" and "AliasTarget" in record
+
+
+def test_http_only_trial_forwards_without_alb_authentication(dev):
+    """Without a domain: one HTTP listener that forwards to the gateway (which authenticates itself)."""
+    listeners = _listeners(dev)
+    assert list(listeners) == [80]
+    assert [a["Type"] for a in listeners[80]["DefaultActions"]] == ["forward"]
+    assert not dev.resources("Compute", "AWS::ElasticLoadBalancingV2::ListenerRule")
+
+
+def test_http_only_trial_warns_at_synth(dev):
+    """The trial variant is announced loudly as a synth warning."""
+    assert any("HTTP-only" in str(a["data"]) for a in dev.annotations if a["type"] == "aws:cdk:warning")
+
+
+def test_waf_uses_managed_rule_groups_and_a_rate_limit(any_env):
+    """Regional web ACL with AWS managed rule groups and a per-IP rate-based blocking rule."""
+    acl = any_env.only("Compute", "AWS::WAFv2::WebACL")["Properties"]
+    assert acl["Scope"] == "REGIONAL"
+    managed = {
+        r["Statement"]["ManagedRuleGroupStatement"]["Name"]
+        for r in acl["Rules"]
+        if "ManagedRuleGroupStatement" in r["Statement"]
+    }
+    assert {
+        "AWSManagedRulesCommonRuleSet",
+        "AWSManagedRulesKnownBadInputsRuleSet",
+        "AWSManagedRulesAmazonIpReputationList",
+    } <= managed
+    (rate,) = [r for r in acl["Rules"] if "RateBasedStatement" in r["Statement"]]
+    assert rate["Action"] == {"Block": {}}
+    assert rate["Statement"]["RateBasedStatement"]["AggregateKeyType"] == "IP"
+
+
+def test_waf_is_associated_with_the_load_balancer(any_env):
+    """The web ACL protects the ALB."""
+    association = any_env.only("Compute", "AWS::WAFv2::WebACLAssociation")["Properties"]
+    assert "Alb" in dumps(association["ResourceArn"])
+
+
+def _policies_of(env, name):
+    targets = env.resources("Compute", "AWS::ApplicationAutoScaling::ScalableTarget")
+    target_id = next(
+        logical_id
+        for logical_id, target in targets.items()
+        if f"{name.capitalize()}Service" in dumps(target["Properties"]["ResourceId"])
+    )
+    return [
+        p["Properties"]
+        for p in env.resources("Compute", "AWS::ApplicationAutoScaling::ScalingPolicy").values()
+        if p["Properties"]["ScalingTargetId"] == {"Ref": target_id}
+    ], target_id
+
+
+@pytest.mark.parametrize(("env_name", "bounds"), [("dev", (1, 2)), ("prod", (2, 10))])
+def test_gateway_task_count_bounds_follow_config(synthesized, env_name, bounds):
+    """Min/max task counts per environment."""
+    _, target_id = _policies_of(synthesized[env_name], "gateway")
+    target = synthesized[env_name].templates["Compute"]["Resources"][target_id]["Properties"]
+    assert (target["MinCapacity"], target["MaxCapacity"]) == bounds
+
+
+def test_gateway_scales_on_cpu_and_alb_requests_per_target(any_env):
+    """Target tracking on average CPU and on ALBRequestCountPerTarget."""
+    policies, _ = _policies_of(any_env, "gateway")
+    metrics = sorted(
+        p["TargetTrackingScalingPolicyConfiguration"]["PredefinedMetricSpecification"]["PredefinedMetricType"]
+        for p in policies
+    )
+    assert metrics == ["ALBRequestCountPerTarget", "ECSServiceAverageCPUUtilization"]
+
+
+def test_inventory_scales_on_cpu_and_alb_requests_per_inventory_task(any_env):
+    """Target tracking on CPU and on metric math: ALB RequestCount / inventory running tasks."""
+    policies, _ = _policies_of(any_env, "inventory")
+    assert len(policies) == 2
+    configs = [p["TargetTrackingScalingPolicyConfiguration"] for p in policies]
+    assert any(
+        c.get("PredefinedMetricSpecification", {}).get("PredefinedMetricType") == "ECSServiceAverageCPUUtilization"
+        for c in configs
+    )
+    (custom,) = [c["CustomizedMetricSpecification"] for c in configs if "CustomizedMetricSpecification" in c]
+    assert set(custom) == {"Metrics"}
+    expression = next(m for m in custom["Metrics"] if m.get("ReturnData"))
+    assert expression["Expression"] == "requests / tasks"
+    assert {m["MetricStat"]["Metric"]["MetricName"] for m in custom["Metrics"] if "MetricStat" in m} == {
+        "RequestCount",
+        "RunningTaskCount",
+    }
+
+
+def test_billing_scales_on_billing_queue_depth(any_env):
+    """Step scaling driven by AWS/AmazonMQ MessageCount of billing_queue on the broker's / vhost."""
+    policies, _ = _policies_of(any_env, "billing")
+    assert {p["PolicyType"] for p in policies} == {"StepScaling"}
+    alarms = [
+        a["Properties"]
+        for a in any_env.resources("Compute", "AWS::CloudWatch::Alarm").values()
+        if a["Properties"].get("Namespace") == "AWS/AmazonMQ"
+    ]
+    assert len(alarms) == 2
+    for alarm in alarms:
+        assert alarm["MetricName"] == "MessageCount"
+        assert sorted((d["Name"], d["Value"]) for d in alarm["Dimensions"]) == [
+            ("Broker", f"movies-{any_env.name}-broker"),
+            ("Queue", "billing_queue"),
+            ("VirtualHost", "/"),
+        ]
+
+
+def test_billing_scale_in_is_protected_against_flapping(any_env):
+    """Scale-in needs 10 empty minutes, removes one task at a time and has a long cooldown."""
+    policies, _ = _policies_of(any_env, "billing")
+    (scale_in,) = [
+        p["StepScalingPolicyConfiguration"]
+        for p in policies
+        if any(s["ScalingAdjustment"] < 0 for s in p["StepScalingPolicyConfiguration"]["StepAdjustments"])
+    ]
+    assert scale_in["Cooldown"] >= 600
+    assert [s["ScalingAdjustment"] for s in scale_in["StepAdjustments"]] == [-1]
+    (lower_alarm,) = [
+        a["Properties"]
+        for a in any_env.resources("Compute", "AWS::CloudWatch::Alarm").values()
+        if a["Properties"].get("ComparisonOperator") == "LessThanOrEqualToThreshold"
+    ]
+    assert lower_alarm["EvaluationPeriods"] == lower_alarm["DatapointsToAlarm"] == 10
+
+
+def test_gateway_may_call_inventory_on_8080_only(any_env):
+    """The inventory task group admits 8080 from the gateway task group and nothing else."""
+    rules = [
+        r["Properties"]
+        for r in any_env.resources("Network", "AWS::EC2::SecurityGroupIngress").values()
+        if "InventoryTasks" in dumps(r["Properties"]["GroupId"])
+    ]
+    assert len(rules) == 1
+    assert (rules[0]["FromPort"], rules[0]["ToPort"]) == (8080, 8080)
+    assert "GatewayTasks" in dumps(rules[0]["SourceSecurityGroupId"])
+
+
+def test_waf_logs_redact_credentials(any_env):
+    """WAF request logs go to a retained log group with Authorization and Cookie headers redacted."""
+    logging = any_env.only("Compute", "AWS::WAFv2::LoggingConfiguration")["Properties"]
+    assert {"SingleHeader": {"Name": "authorization"}} in logging["RedactedFields"]
+    assert {"SingleHeader": {"Name": "cookie"}} in logging["RedactedFields"]
+    groups = any_env.resources("Compute", "AWS::Logs::LogGroup").values()
+    (waf_group,) = [g for g in groups if str(g["Properties"].get("LogGroupName", "")).startswith("aws-waf-logs-")]
+    assert waf_group["Properties"]["RetentionInDays"] == {"dev": 7, "prod": 90}[any_env.name]
+
+
+def _network_ingress_into(env, group: str):
+    return [
+        r["Properties"]
+        for r in env.resources("Network", "AWS::EC2::SecurityGroupIngress").values()
+        if group in dumps(r["Properties"]["GroupId"])
+    ]
+
+
+def test_gateway_admits_3000_only_from_the_load_balancer(any_env):
+    """Gateway tasks accept traffic only from the ALB security group, on the gateway port."""
+    (rule,) = _network_ingress_into(any_env, "GatewayTasks")
+    assert (rule["FromPort"], rule["ToPort"]) == (3000, 3000)
+    assert rule["SourceSecurityGroupId"] == {"Fn::GetAtt": ["Alb16C2F182", "GroupId"]}
+
+
+def test_billing_accepts_no_inbound_traffic(any_env):
+    """The billing worker only consumes from the broker: nothing may connect to it."""
+    assert _network_ingress_into(any_env, "BillingTasks") == []
+
+
+@pytest.mark.parametrize(("env_name", "ports"), [("dev", [80]), ("prod", [80, 443])])
+def test_load_balancer_listens_publicly_only_on_listener_ports(synthesized, env_name, ports):
+    """The ALB security group admits the internet on its listener ports only."""
+    groups = synthesized[env_name].resources("Network", "AWS::EC2::SecurityGroup").values()
+    alb = next(g for g in groups if g["Properties"]["GroupDescription"] == "Public application load balancer")
+    rules = alb["Properties"]["SecurityGroupIngress"]
+    assert sorted(r["FromPort"] for r in rules) == ports
+    assert all(r["CidrIp"] == "0.0.0.0/0" and r["FromPort"] == r["ToPort"] for r in rules)

@@ -1,0 +1,190 @@
+"""DataStack: PostgreSQL instances and the Amazon MQ broker (cdk-nag has no MQ rules: asserted here)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.infra.helpers import dumps, logical_id_of
+
+pytestmark = pytest.mark.infra
+
+
+def _db_instances(env):
+    return env.resources("Data", "AWS::RDS::DBInstance")
+
+
+def _ingress_rules(env, stack: str):
+    return list(env.resources(stack, "AWS::EC2::SecurityGroupIngress").values())
+
+
+def test_two_postgres_instances_with_pinned_minor_version(any_env):
+    """One instance per service, engine version pinned to a full minor version (no major-only pin)."""
+    instances = _db_instances(any_env).values()
+    assert sorted(i["Properties"]["DBName"] for i in instances) == ["billing_db", "movies_db"]
+    for instance in instances:
+        assert instance["Properties"]["Engine"] == "postgres"
+        assert instance["Properties"]["EngineVersion"].count(".") == 1
+        assert instance["Properties"]["AutoMinorVersionUpgrade"] is False
+
+
+def test_databases_are_encrypted_private_and_backed_up(any_env):
+    """Storage encryption on, no public access, automated backups retained per config."""
+    for instance in _db_instances(any_env).values():
+        props = instance["Properties"]
+        assert props["StorageEncrypted"] is True
+        assert props["PubliclyAccessible"] is False
+        assert props["BackupRetentionPeriod"] == {"dev": 1, "prod": 14}[any_env.name]
+
+
+@pytest.mark.parametrize(("env_name", "multi_az"), [("dev", False), ("prod", True)])
+def test_multi_az_follows_config(synthesized, env_name, multi_az):
+    """dev runs single-AZ databases, prod Multi-AZ."""
+    for instance in _db_instances(synthesized[env_name]).values():
+        assert instance["Properties"]["MultiAZ"] is multi_az
+
+
+@pytest.mark.parametrize(("env_name", "protection", "policy"), [("dev", False, "Delete"), ("prod", True, "Snapshot")])
+def test_deletion_protection_and_snapshot_on_removal_follow_config(synthesized, env_name, protection, policy):
+    """prod keeps deletion protection and takes a final snapshot; dev can be destroyed."""
+    for instance in _db_instances(synthesized[env_name]).values():
+        assert instance["Properties"]["DeletionProtection"] is protection
+        assert instance["DeletionPolicy"] == policy
+
+
+def test_tls_is_forced_by_the_parameter_group(any_env):
+    """rds.force_ssl=1 on the parameter group of every instance."""
+    groups = any_env.resources("Data", "AWS::RDS::DBParameterGroup")
+    assert len(groups) == 2
+    for group in groups.values():
+        assert group["Properties"]["Parameters"]["rds.force_ssl"] == "1"
+    for instance in _db_instances(any_env).values():
+        assert "Ref" in instance["Properties"]["DBParameterGroupName"]
+
+
+def test_postgres_logs_are_exported_to_log_groups_with_retention(any_env):
+    """Each instance exports its PostgreSQL log to a stack-owned log group created first, with retention."""
+    groups = any_env.resources("Data", "AWS::Logs::LogGroup")
+    for service in ("inventory", "billing"):
+        name = f"/aws/rds/instance/movies-{any_env.name}-{service}/postgresql"
+        (group_id,) = [i for i, g in groups.items() if g["Properties"]["LogGroupName"] == name]
+        assert groups[group_id]["Properties"]["RetentionInDays"] == {"dev": 7, "prod": 90}[any_env.name]
+        (instance,) = [
+            i
+            for i in _db_instances(any_env).values()
+            if i["Properties"]["DBInstanceIdentifier"] == f"movies-{any_env.name}-{service}"
+        ]
+        assert instance["Properties"]["EnableCloudwatchLogsExports"] == ["postgresql"]
+        assert group_id in instance["DependsOn"]
+
+
+def test_databases_live_in_isolated_subnets(any_env):
+    """The subnet groups use the isolated ("data") subnets."""
+    for group in any_env.resources("Data", "AWS::RDS::DBSubnetGroup").values():
+        assert "dataSubnet" in dumps(group["Properties"]["SubnetIds"])
+
+
+def test_credentials_are_generated_secrets_with_rotation(any_env):
+    """Each database user is generated into Secrets Manager and rotated on a schedule."""
+    for instance in _db_instances(any_env).values():
+        assert "{{resolve:secretsmanager:" in dumps(instance["Properties"]["MasterUserPassword"])
+    schedules = any_env.resources("Data", "AWS::SecretsManager::RotationSchedule").values()
+    assert len(schedules) == 2
+    for schedule in schedules:
+        assert schedule["Properties"]["RotationRules"]["ScheduleExpression"] == "rate(30 days)"
+
+
+@pytest.mark.parametrize(("db", "service"), [("InventoryDb", "InventoryTasks"), ("BillingDb", "BillingTasks")])
+def test_database_admits_5432_only_from_its_service_and_its_rotation_function(any_env, db, service):
+    """The database security group admits exactly its own service's tasks and its rotation function."""
+    db_group = logical_id_of(any_env, "Data", f"{db}InstanceSecurityGroup", "AWS::EC2::SecurityGroup")
+    rules = [
+        r["Properties"]
+        for r in _ingress_rules(any_env, "Data")
+        if r["Properties"]["GroupId"] == {"Fn::GetAtt": [db_group, "GroupId"]}
+    ]
+    assert len(rules) == 2
+    # The port is the instance's endpoint port (PostgreSQL default 5432), referenced, not repeated.
+    instance = logical_id_of(any_env, "Data", f"{db}Instance", "AWS::RDS::DBInstance")
+    port = {"Fn::GetAtt": [instance, "Endpoint.Port"]}
+    assert all(r["FromPort"] == port and r["ToPort"] == port for r in rules)
+    sources = [dumps(r["SourceSecurityGroupId"]) for r in rules]
+    assert sum(service in source for source in sources) == 1
+    assert sum("RotationSingleUser" in source for source in sources) == 1
+
+
+def _broker(env):
+    return env.only("Data", "AWS::AmazonMQ::Broker")["Properties"]
+
+
+def test_broker_is_rabbitmq_and_not_publicly_accessible(any_env):
+    """Amazon MQ for RabbitMQ, reachable only inside the VPC."""
+    broker = _broker(any_env)
+    assert broker["EngineType"] == "RABBITMQ"
+    assert broker["PubliclyAccessible"] is False
+
+
+def test_broker_sends_general_logs_to_cloudwatch(any_env):
+    """Broker logs are published to CloudWatch Logs."""
+    assert _broker(any_env)["Logs"] == {"General": True}
+
+
+def test_broker_lives_in_private_subnets(any_env):
+    """Only private-with-egress ("app") subnets, never public ones."""
+    subnets = dumps(_broker(any_env)["SubnetIds"])
+    assert "appSubnet" in subnets
+    assert "publicSubnet" not in subnets
+
+
+@pytest.mark.parametrize(
+    ("env_name", "mode", "subnets"), [("dev", "SINGLE_INSTANCE", 1), ("prod", "CLUSTER_MULTI_AZ", 2)]
+)
+def test_broker_deployment_mode_follows_config(synthesized, env_name, mode, subnets):
+    """Single instance in dev (mq.t3.micro); a multi-AZ cluster in prod."""
+    broker = _broker(synthesized[env_name])
+    assert broker["DeploymentMode"] == mode
+    assert len(broker["SubnetIds"]) == subnets
+
+
+def test_broker_credentials_are_secrets_manager_dynamic_references(any_env):
+    """Username and password are resolved by CloudFormation from Secrets Manager at deploy time."""
+    (user,) = _broker(any_env)["Users"]
+    for key in ("Username", "Password"):
+        assert "{{resolve:secretsmanager:" in dumps(user[key])
+        assert f":SecretString:{key.lower()}::}}}}" in dumps(user[key])
+
+
+def test_no_template_contains_a_plain_text_password(any_env):
+    """No stack carries a literal password, only dynamic references or generated-secret templates."""
+    for stack, template in any_env.templates.items():
+        for resource in template["Resources"].values():
+            for key, value in resource.get("Properties", {}).items():
+                if "password" in key.lower() and key != "GenerateSecretString":
+                    assert "{{resolve:" in json.dumps(value), f"{stack}: {key}"
+
+
+def test_broker_admits_amqps_only_from_gateway_and_billing_tasks(any_env):
+    """The broker security group has exactly two ingress rules: 5671 from gateway and from billing."""
+    broker_group = logical_id_of(any_env, "Data", "BrokerSecurityGroup", "AWS::EC2::SecurityGroup")
+    rules = [
+        r["Properties"]
+        for r in _ingress_rules(any_env, "Data")
+        if r["Properties"]["GroupId"] == {"Fn::GetAtt": [broker_group, "GroupId"]}
+    ]
+    assert sorted((r["FromPort"], r["ToPort"]) for r in rules) == [(5671, 5671), (5671, 5671)]
+    sources = dumps([r["SourceSecurityGroupId"] for r in rules])
+    assert "GatewayTasks" in sources and "BillingTasks" in sources
+    assert "InventoryTasks" not in sources
+    group = any_env.templates["Data"]["Resources"][broker_group]["Properties"]
+    assert "SecurityGroupIngress" not in group
+
+
+def test_rotation_functions_run_where_they_can_reach_secrets_manager(any_env):
+    """Rotation Lambdas sit in the private-with-egress subnets (NAT / endpoint), not the isolated ones."""
+    applications = any_env.resources("Data", "AWS::Serverless::Application").values()
+    assert len(applications) == 2
+    for application in applications:
+        subnets = dumps(application["Properties"]["Parameters"]["vpcSubnetIds"])
+        assert "appSubnet" in subnets
+        assert "dataSubnet" not in subnets

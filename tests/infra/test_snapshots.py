@@ -1,0 +1,55 @@
+"""Snapshot of every stack template per environment, so an intentional change is one reviewed diff.
+
+Asset hashes (which change with every edit under services/) are normalised. After an intentional change,
+regenerate and review the diff:
+
+    UPDATE_SNAPSHOTS=1 .venv/bin/python -m pytest tests/infra/test_snapshots.py
+    git diff tests/infra/snapshots/
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+from tests.infra.helpers import ENVIRONMENTS, STACKS
+
+pytestmark = pytest.mark.infra
+
+SNAPSHOT_DIR = Path(__file__).parent / "snapshots"
+ASSET_HASH = re.compile(r"\b[0-9a-f]{64}\b")
+
+
+def normalise(template: dict) -> str:
+    """Stable text of a template: sorted keys, asset hashes replaced by a placeholder."""
+    return ASSET_HASH.sub("<asset-hash>", json.dumps(template, indent=1, sort_keys=True)) + "\n"
+
+
+@pytest.mark.parametrize("stack", STACKS)
+@pytest.mark.parametrize("env_name", ENVIRONMENTS)
+def test_template_matches_snapshot(synthesized, env_name, stack):
+    """The synthesized template equals the reviewed snapshot (UPDATE_SNAPSHOTS=1 rewrites it)."""
+    actual = normalise(synthesized[env_name].templates[stack])
+    path = SNAPSHOT_DIR / env_name / f"{stack}.json"
+    if os.environ.get("UPDATE_SNAPSHOTS") == "1":
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(actual)
+        return
+    assert path.exists(), f"missing snapshot {path}: run with UPDATE_SNAPSHOTS=1 and commit it"
+    expected = path.read_text()
+    if actual != expected:
+        diff = "".join(
+            difflib.unified_diff(
+                expected.splitlines(keepends=True),
+                actual.splitlines(keepends=True),
+                fromfile=f"snapshot/{env_name}/{stack}",
+                tofile="synthesized",
+                n=2,
+            )
+        )
+        pytest.fail(f"{env_name}/{stack} differs from its snapshot (UPDATE_SNAPSHOTS=1 to accept):\n{diff[:6000]}")
