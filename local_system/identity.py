@@ -10,13 +10,29 @@ This module speaks the cognito-idp JSON protocol with the standard library (moto
 signatures), so ``make up`` works before the virtualenv has boto3. moto itself runs from the virtualenv.
 
 moto's token signing key ships inside moto and is public: these tokens mean nothing outside this machine.
+
+The same provisioning serves Docker Compose (docker-compose.yml, services ``identity`` and ``identity-init``),
+through a small command line that needs nothing but Python (it runs in the moto image)::
+
+    python -m local_system.identity provision --url http://identity:5000 --pool-name microservices-compose
+    python -m local_system.identity token --url http://identity:5000 --pool-name microservices-compose
+
+Both read the user's password from ``IDENTITY_DEMO_PASSWORD`` (never from the command line: ``ps`` shows it).
+With moto's ``MOTO_COGNITO_IDP_USER_POOL_ID_STRATEGY=HASH`` and ``..._CLIENT_ID_STRATEGY=HASH`` the pool id
+is a hash of region, pool name and the CreateUserPool settings, and the client id a hash of pool id and
+client settings: the same name always gives the same ids, so the compose file can name them
+(tests/integration/test_compose_identity.py proves it). Change :func:`user_pool_settings`,
+:func:`app_client_settings` or the pool name and the ids change with them.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import secrets
+import sys
+import time
 import urllib.error
 import urllib.request
 from dataclasses import asdict, dataclass
@@ -33,7 +49,13 @@ GROUP_PERMISSIONS = {
     "viewers": "movies.read",
 }
 DEMO_USER = "demo"
+#: The app client every pool gets (USER_PASSWORD_AUTH: tokens from a user name and password, no browser).
+CLIENT_NAME = "local-cli"
 START_TIMEOUT = 60.0
+#: Pool name Docker Compose provisions; its hashed ids are written into docker-compose.yml.
+COMPOSE_POOL_NAME = "microservices-compose"
+#: Where the command line reads the user's password from.
+PASSWORD_ENV = "IDENTITY_DEMO_PASSWORD"  # noqa: S105 - a variable name, not a password
 
 
 @dataclass(frozen=True)
@@ -49,6 +71,177 @@ class PoolInfo:
     def issuer(self) -> str:
         """The issuer exactly as Cognito writes it into tokens."""
         return f"https://cognito-idp.{REGION}.amazonaws.com/{self.pool_id}"
+
+
+class CognitoError(LocalSystemError):
+    """The emulator refused a call; ``code`` is the cognito-idp error type (e.g. ``GroupExistsException``)."""
+
+    def __init__(self, message: str, code: str = ""):
+        super().__init__(message)
+        self.code = code
+
+
+class CognitoApi:
+    """The cognito-idp JSON protocol over urllib, for the emulator at ``url`` (moto ignores signatures)."""
+
+    def __init__(self, url: str, hint: str = "run: make up"):
+        self.url = url.rstrip("/")
+        self.hint = hint
+
+    def call(self, action: str, payload: dict) -> dict:
+        """One cognito-idp action; raises CognitoError when refused, LocalSystemError when unreachable."""
+        request = urllib.request.Request(  # noqa: S310 - the local emulator's http:// URL
+            f"{self.url}/",
+            data=json.dumps(payload).encode(),
+            headers={
+                "Content-Type": "application/x-amz-json-1.1",
+                "X-Amz-Target": f"AWSCognitoIdentityProviderService.{action}",
+                # moto reads the region from the credential scope and does not check the signature.
+                "Authorization": f"AWS4-HMAC-SHA256 Credential=local/20260101/{REGION}/cognito-idp/aws4_request, "
+                "SignedHeaders=host, Signature=local",
+            },
+            method="POST",
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - the local emulator
+                return json.loads(response.read() or b"{}")
+        except urllib.error.HTTPError as exc:
+            detail = exc.read().decode(errors="replace")[:300]
+            try:
+                code = str(json.loads(detail).get("__type", ""))
+            except (ValueError, AttributeError):
+                code = ""
+            raise CognitoError(f"Cognito emulator refused {action}: {exc.code} {detail}", code) from None
+        except OSError as exc:
+            raise LocalSystemError(f"Cognito emulator at {self.url} does not answer ({exc}); {self.hint}") from None
+
+    def wait(self, timeout: float) -> None:
+        """Wait until the emulator answers cognito-idp calls (at most ``timeout`` seconds)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self.call("ListUserPools", {"MaxResults": 1})
+                return
+            except CognitoError:
+                return  # it answers
+            except LocalSystemError:
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.5)
+
+    def find_pool(self, name: str) -> str | None:
+        """Id of the user pool called ``name`` (the first one), or None."""
+        token = None
+        while True:
+            page = self.call("ListUserPools", {"MaxResults": 60, **({"NextToken": token} if token else {})})
+            for pool in page.get("UserPools", []):
+                if pool.get("Name") == name:
+                    return pool["Id"]
+            token = page.get("NextToken")
+            if not token:
+                return None
+
+    def find_client(self, pool_id: str, name: str) -> str | None:
+        """Id of the pool's app client called ``name`` (the first one), or None."""
+        token = None
+        while True:
+            payload = {"UserPoolId": pool_id, "MaxResults": 60, **({"NextToken": token} if token else {})}
+            page = self.call("ListUserPoolClients", payload)
+            for client in page.get("UserPoolClients", []):
+                if client.get("ClientName") == name:
+                    return client["ClientId"]
+            token = page.get("NextToken")
+            if not token:
+                return None
+
+
+def user_pool_settings(pool_name: str) -> dict:
+    """The CreateUserPool request. Under moto's HASH strategy the pool id is a hash of exactly this (and the
+    region): the ids in docker-compose.yml depend on every key, value and their order."""
+    return {
+        "PoolName": pool_name,
+        "Policies": {
+            "PasswordPolicy": {
+                "MinimumLength": 8,
+                "RequireUppercase": True,
+                "RequireLowercase": True,
+                "RequireNumbers": True,
+                "RequireSymbols": True,
+            }
+        },
+    }
+
+
+def app_client_settings(pool_id: str) -> dict:
+    """The CreateUserPoolClient request (under HASH, the client id is a hash of the pool id and this)."""
+    return {
+        "UserPoolId": pool_id,
+        "ClientName": CLIENT_NAME,
+        "ExplicitAuthFlows": ["ALLOW_USER_PASSWORD_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"],
+    }
+
+
+def _ignore_existing(api: CognitoApi, action: str, payload: dict, exists: str) -> None:
+    try:
+        api.call(action, payload)
+    except CognitoError as exc:
+        if exc.code != exists:
+            raise
+
+
+def provision_pool(api: CognitoApi, pool_name: str, password: str, username: str = DEMO_USER) -> PoolInfo:
+    """Make sure the pool ``pool_name`` with its groups, app client and user exists; return it.
+
+    Idempotent: what exists is kept (a pool of that name, a client called CLIENT_NAME, the groups, the user);
+    the user's password is set to ``password`` every time and the user is in ``admins``. ``make up`` and
+    Compose's ``identity-init`` both provision through this function.
+    """
+    pool_id = api.find_pool(pool_name) or api.call("CreateUserPool", user_pool_settings(pool_name))["UserPool"]["Id"]
+    client_id = (
+        api.find_client(pool_id, CLIENT_NAME)
+        or api.call("CreateUserPoolClient", app_client_settings(pool_id))["UserPoolClient"]["ClientId"]
+    )
+    for group in GROUP_PERMISSIONS:
+        _ignore_existing(api, "CreateGroup", {"UserPoolId": pool_id, "GroupName": group}, "GroupExistsException")
+    _ignore_existing(
+        api,
+        "AdminCreateUser",
+        {"UserPoolId": pool_id, "Username": username, "MessageAction": "SUPPRESS"},
+        "UsernameExistsException",
+    )
+    api.call(
+        "AdminSetUserPassword",
+        {"UserPoolId": pool_id, "Username": username, "Password": password, "Permanent": True},
+    )
+    api.call("AdminAddUserToGroup", {"UserPoolId": pool_id, "Username": username, "GroupName": "admins"})
+    return PoolInfo(pool_id=pool_id, client_id=client_id, username=username, password=password)
+
+
+def access_token(api: CognitoApi, client_id: str, username: str, password: str) -> str:
+    """A fresh access token (USER_PASSWORD_AUTH) for ``username``."""
+    result = api.call(
+        "InitiateAuth",
+        {
+            "ClientId": client_id,
+            "AuthFlow": "USER_PASSWORD_AUTH",
+            "AuthParameters": {"USERNAME": username, "PASSWORD": password},
+        },
+    )
+    return result["AuthenticationResult"]["AccessToken"]
+
+
+def gateway_settings(info: PoolInfo, emulator_url: str) -> dict[str, str]:
+    """The gateway's AUTH_* settings for a pool served by the emulator at ``emulator_url`` (as the gateway
+    reaches it): the same names the CDK app sets on AWS, except that the JWKS URL is the emulator's."""
+    return {
+        "AUTH_REQUIRED": "true",
+        "COGNITO_REGION": REGION,
+        "COGNITO_USER_POOL_ID": info.pool_id,
+        "AUTH_ISSUER": info.issuer,
+        "AUTH_JWKS_URL": f"{emulator_url.rstrip('/')}/{info.pool_id}/.well-known/jwks.json",
+        "AUTH_ALLOWED_CLIENT_IDS": info.client_id,
+        "AUTH_GROUP_PERMISSIONS": ";".join(f"{g}={p}" for g, p in GROUP_PERMISSIONS.items()),
+    }
 
 
 class IdentityEmulator:
@@ -110,30 +303,19 @@ class IdentityEmulator:
 
     # -- the pool ------------------------------------------------------------------------------------------
     def _call(self, action: str, payload: dict) -> dict:
-        request = urllib.request.Request(  # noqa: S310 - the local emulator's http:// URL
-            f"{self.url}/",
-            data=json.dumps(payload).encode(),
-            headers={
-                "Content-Type": "application/x-amz-json-1.1",
-                "X-Amz-Target": f"AWSCognitoIdentityProviderService.{action}",
-                # moto reads the region from the credential scope and does not check the signature.
-                "Authorization": f"AWS4-HMAC-SHA256 Credential=local/20260101/{REGION}/cognito-idp/aws4_request, "
-                "SignedHeaders=host, Signature=local",
-            },
-            method="POST",
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - the local emulator
-                return json.loads(response.read() or b"{}")
-        except urllib.error.HTTPError as exc:
-            detail = exc.read().decode(errors="replace")[:300]
-            raise LocalSystemError(f"Cognito emulator refused {action}: {exc.code} {detail}") from None
+        return CognitoApi(self.url).call(action, payload)
+
+    def saved_pool(self) -> PoolInfo | None:
+        """The pool last provisioned, as saved (without asking the emulator whether it still has it)."""
+        if not self.state_file.exists():
+            return None
+        return PoolInfo(**json.loads(self.state_file.read_text()))
 
     def pool(self) -> PoolInfo | None:
         """The provisioned pool, if the saved one still exists in the running emulator."""
-        if not self.state_file.exists():
+        info = self.saved_pool()
+        if info is None:
             return None
-        info = PoolInfo(**json.loads(self.state_file.read_text()))
         try:
             self._call("DescribeUserPool", {"UserPoolId": info.pool_id})
         except LocalSystemError:
@@ -146,40 +328,9 @@ class IdentityEmulator:
         self.provisioned_new_pool = existing is None
         if existing is not None:
             return existing
-        pool_id = self._call(
-            "CreateUserPool",
-            {
-                "PoolName": f"microservices-{self.profile.name}",
-                "Policies": {
-                    "PasswordPolicy": {
-                        "MinimumLength": 8,
-                        "RequireUppercase": True,
-                        "RequireLowercase": True,
-                        "RequireNumbers": True,
-                        "RequireSymbols": True,
-                    }
-                },
-            },
-        )["UserPool"]["Id"]
-        client_id = self._call(
-            "CreateUserPoolClient",
-            {
-                "UserPoolId": pool_id,
-                "ClientName": "local-cli",
-                "ExplicitAuthFlows": ["ALLOW_USER_PASSWORD_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"],
-            },
-        )["UserPoolClient"]["ClientId"]
-        for group in GROUP_PERMISSIONS:
-            self._call("CreateGroup", {"UserPoolId": pool_id, "GroupName": group})
         # Meets the pool's policy: upper, lower, digit, symbol, 8+ characters.
         password = f"Local-{secrets.token_urlsafe(12)}-9a"
-        self._call("AdminCreateUser", {"UserPoolId": pool_id, "Username": DEMO_USER, "MessageAction": "SUPPRESS"})
-        self._call(
-            "AdminSetUserPassword",
-            {"UserPoolId": pool_id, "Username": DEMO_USER, "Password": password, "Permanent": True},
-        )
-        self._call("AdminAddUserToGroup", {"UserPoolId": pool_id, "Username": DEMO_USER, "GroupName": "admins"})
-        info = PoolInfo(pool_id=pool_id, client_id=client_id, username=DEMO_USER, password=password)
+        info = provision_pool(CognitoApi(self.url), f"microservices-{self.profile.name}", password)
         self.state_file.unlink(missing_ok=True)
         fd = _private_file(self.state_file)
         with open(fd, "w") as handle:
@@ -202,30 +353,18 @@ class IdentityEmulator:
         info = self.pool()
         if info is None:
             raise LocalSystemError("the Cognito emulator is not running or not provisioned; run: make up")
-        result = self._call(
-            "InitiateAuth",
-            {
-                "ClientId": info.client_id,
-                "AuthFlow": "USER_PASSWORD_AUTH",
-                "AuthParameters": {"USERNAME": username or info.username, "PASSWORD": password or info.password},
-            },
-        )
-        return result["AuthenticationResult"]["AccessToken"]
+        return access_token(CognitoApi(self.url), info.client_id, username or info.username, password or info.password)
 
     def gateway_env(self) -> dict[str, str]:
-        """The gateway's AUTH_* settings for this emulator (the same names the CDK app sets on AWS)."""
-        info = self.pool()
+        """The gateway's AUTH_* settings for this emulator (the same names the CDK app sets on AWS).
+
+        Empty before the first provisioning: the gateway then refuses to start (AUTH_ISSUER is required),
+        it never runs without authentication by accident.
+        """
+        info = self.saved_pool()
         if info is None:
-            raise LocalSystemError("the Cognito emulator is not provisioned; start it first")
-        return {
-            "AUTH_REQUIRED": "true",
-            "COGNITO_REGION": REGION,
-            "COGNITO_USER_POOL_ID": info.pool_id,
-            "AUTH_ISSUER": info.issuer,
-            "AUTH_JWKS_URL": f"{self.url}/{info.pool_id}/.well-known/jwks.json",
-            "AUTH_ALLOWED_CLIENT_IDS": info.client_id,
-            "AUTH_GROUP_PERMISSIONS": ";".join(f"{g}={p}" for g, p in GROUP_PERMISSIONS.items()),
-        }
+            return {}
+        return gateway_settings(info, self.url)
 
 
 def _private_file(path: Path) -> int:
@@ -238,3 +377,56 @@ def _moto_env() -> dict[str, str]:
     # Dummy credentials: moto must never find (or use) real ones from the environment.
     env.update(AWS_ACCESS_KEY_ID="local", AWS_SECRET_ACCESS_KEY="local", AWS_DEFAULT_REGION=REGION)  # noqa: S106
     return env
+
+
+# -- command line (Docker Compose's identity-init; needs nothing but Python) -------------------------------------
+def _password() -> str:
+    password = os.environ.get(PASSWORD_ENV, "")
+    if not password:
+        raise LocalSystemError(f"set {PASSWORD_ENV} to the user's password")
+    return password
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``provision``: create (or keep) the pool and print the gateway's AUTH_* settings as JSON;
+    ``token``: print a fresh access token of the user. The password comes from IDENTITY_DEMO_PASSWORD."""
+    parser = argparse.ArgumentParser(prog="python -m local_system.identity", description=main.__doc__)
+    parser.add_argument("command", choices=("provision", "token"))
+    parser.add_argument(
+        "--url",
+        default=os.environ.get("IDENTITY_URL", "http://127.0.0.1:5000"),
+        help="the emulator (default: $IDENTITY_URL or http://127.0.0.1:5000)",
+    )
+    parser.add_argument(
+        "--pool-name",
+        default=os.environ.get("IDENTITY_POOL_NAME", COMPOSE_POOL_NAME),
+        help=f"user pool name (default: $IDENTITY_POOL_NAME or {COMPOSE_POOL_NAME})",
+    )
+    parser.add_argument("--username", default=DEMO_USER, help=f"user (default: {DEMO_USER})")
+    parser.add_argument(
+        "--jwks-base-url",
+        help="the emulator as the gateway reaches it, for the printed AUTH_JWKS_URL (default: --url)",
+    )
+    parser.add_argument("--wait", type=float, default=30.0, help="seconds to wait for the emulator (default: 30)")
+    args = parser.parse_args(argv)
+    api = CognitoApi(args.url, hint="is the identity service up?")
+    try:
+        password = _password()
+        api.wait(args.wait)
+        if args.command == "provision":
+            info = provision_pool(api, args.pool_name, password, args.username)
+            print(json.dumps(gateway_settings(info, args.jwks_base_url or args.url), indent=2))
+        else:
+            pool_id = api.find_pool(args.pool_name)
+            client_id = api.find_client(pool_id, CLIENT_NAME) if pool_id else None
+            if not client_id:
+                raise LocalSystemError(f"no user pool {args.pool_name!r} with client {CLIENT_NAME!r}; provision first")
+            print(access_token(api, client_id, args.username, password))
+    except LocalSystemError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,7 +1,7 @@
 """Profiles: which ports and which state folder one local system uses.
 
 Two profiles can run side by side on one machine: ``dev`` (``make up``) and ``test`` (``make test``).
-Ports come from docs/parts/CONVENTIONS.md; nothing here listens on anything but 127.0.0.1.
+Ports come from the README (Configuration); nothing here listens on anything but 127.0.0.1.
 """
 
 from __future__ import annotations

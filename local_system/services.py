@@ -62,7 +62,7 @@ class ServiceProcess:
         return f"{self.name}:create_app"
 
     def env(self) -> dict[str, str]:
-        """The service's environment: the CONVENTIONS.md contract filled in from the profile.
+        """The service's environment: the configuration contract (README) filled in from the profile.
 
         Contains passwords: only the explicit ``env`` command prints it.
         """
@@ -104,7 +104,7 @@ class ServiceProcess:
         return env
 
     def argv(self) -> list[str]:
-        """The production command line from CONVENTIONS.md."""
+        """The production command line (README, Container images)."""
         return [str(gunicorn_executable()), "--config", "python:common.gunicorn_config", f"{self.name}:create_app()"]
 
     def pid(self) -> int | None:

@@ -271,7 +271,7 @@ build_naive() {
     # shellcheck disable=SC2016,SC1003 # Dockerfile text: $VARS and the line continuation are literal.
     printf '%s\n' 'ARG BASE_IMAGE' 'FROM ${BASE_IMAGE}' 'WORKDIR /app' 'COPY . /app' \
         'RUN --mount=type=secret,id=pip-ca if [ -s /run/secrets/pip-ca ]; then export PIP_CERT=/run/secrets/pip-ca; fi \' \
-        '    && python3 -m venv /opt/venv && /opt/venv/bin/pip install -r requirements.txt' \
+        '    && python3 -m venv /opt/venv && /opt/venv/bin/pip install -r inventory/requirements.txt' \
         'ENV PATH=/opt/venv/bin:$PATH' \
         'CMD ["gunicorn", "--config", "python:common.gunicorn_config", "inventory:create_app()"]' \
         >"${dockerfile}"

@@ -157,7 +157,7 @@ class ComputeStack(Stack):
             self.gateway.container.add_environment("AUTH_ALB_ARN", self.alb.load_balancer_arn)
         self._configure_scaling(config, data)
 
-        # Identifiers for operators (docs/parts/infrastructure.md, "Verify").
+        # Identifiers for operators (the README (Infrastructure on AWS), "Verify").
         scheme, host = (
             ("https", config.domain_name) if config.https_enabled else ("http", self.alb.load_balancer_dns_name)
         )

@@ -316,7 +316,7 @@ class PipelineConfig:
 
 
 PIPELINE = PipelineConfig(
-    # Placeholders: replace with your repository, connection and accounts (docs/parts/pipeline.md).
+    # Placeholders: replace with your repository, connection and accounts (the README (Continuous delivery)).
     repository="example-org/movies",
     branch="main",
     connection_arn="arn:aws:codeconnections:eu-west-1:111111111111:connection/00000000-0000-0000-0000-000000000000",

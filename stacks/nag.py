@@ -62,7 +62,7 @@ def acknowledge_findings(stage: MicroservicesStage) -> None:
         "Amazon MQ has no Secrets Manager rotation integration, and CloudFormation sets the RabbitMQ user "
         "only when the broker is created. Rotate by changing the password with the RabbitMQ management API, "
         "putting it in this secret and forcing a new deployment of gateway and billing (runbook in "
-        "docs/parts/infrastructure.md).",
+        "the README (Infrastructure on AWS)).",
     )
 
     if not config.cognito_mfa_required:
@@ -115,8 +115,9 @@ def acknowledge_pipeline_findings(stack: PipelineStack) -> None:
     acknowledge(
         pipeline.artifact_bucket,
         "AwsSolutions-S1",
-        "Pipeline artifact bucket: objects are written and read only by this pipeline's roles, encrypted with "
-        "its KMS key, and CloudTrail records the API calls; server access logs would need another bucket.",
+        "Pipeline artifact bucket: objects are written and read only by this pipeline's roles and encrypted with "
+        "its KMS key (object access can be audited with CloudTrail data events); server access logs would need "
+        "another bucket with the same finding.",
     )
     artifact_reason = (
         "CDK Pipelines' grants on the pipeline's own artifact bucket and its KMS key: each action reads its "
@@ -158,7 +159,7 @@ def acknowledge_pipeline_findings(stack: PipelineStack) -> None:
             f"Artifact replication bucket of the pipeline in {region}: written and read only by the pipeline, "
             "KMS-encrypted; server access logs would need another bucket with the same finding.",
         )
-        bucket_name = support.stack.resolve(support.replication_bucket.bucket_name)
+        bucket_name = stack.resolve(support.replication_bucket.bucket_name)  # a physical name in this stack
         acknowledge(
             pipeline.role,
             f"AwsSolutions-IAM5[Resource::arn:{stack.partition}:s3:::{bucket_name}/*]",

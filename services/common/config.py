@@ -86,7 +86,8 @@ class DatabaseSettings:
             host=env_str("DATABASE_HOST", "127.0.0.1"),
             port=env_int("DATABASE_PORT", 5432, minimum=1),
             name=env_str("DATABASE_NAME", default_name),
-            user=env_str("DATABASE_USER", "postgres"),
+            # No default user or password: a forgotten setting must fail at start, not fall back to a superuser.
+            user=env_str("DATABASE_USER"),
             password=env_str("DATABASE_PASSWORD", ""),
             sslmode=sslmode,
             sslrootcert=os.environ.get("DATABASE_SSLROOTCERT") or None,
@@ -141,8 +142,9 @@ class RabbitSettings:
             raise ConfigError("RABBITMQ_URL must not carry credentials; use RABBITMQ_USER and RABBITMQ_PASSWORD")
         return cls(
             url=url,
-            user=env_str("RABBITMQ_USER", "guest"),
-            password=env_str("RABBITMQ_PASSWORD", "guest"),
+            # Required: falling back to guest/guest would be an insecure default.
+            user=env_str("RABBITMQ_USER"),
+            password=env_str("RABBITMQ_PASSWORD"),
             queue=env_str("BILLING_QUEUE", "billing_queue"),
             heartbeat=env_int("RABBITMQ_HEARTBEAT", 30, minimum=0),
             connect_timeout=env_float("RABBITMQ_CONNECT_TIMEOUT", 5.0),

@@ -21,6 +21,7 @@ import re
 import threading
 import time
 import urllib.request
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import jwt
@@ -211,11 +212,50 @@ def required_permission(method: str, path: str) -> str | None:
     return None
 
 
+class VerifiedTokenCache:
+    """Principals of recently verified tokens, so a client reusing its token is not re-verified per request.
+
+    Signature checks are most of the gateway's CPU per request. A token cannot change, so the result of
+    verifying it stays true until it expires; entries are kept at most ``max_age`` seconds (bounding how long a
+    key removed from the JWKS is still honoured) and never past the token's ``exp``. Only successful
+    verifications are stored, so garbage tokens cannot fill the cache; it is bounded and least recently used
+    entries go first.
+    """
+
+    def __init__(self, max_entries: int = 4096, max_age: float = 300.0):
+        self._entries: OrderedDict[str, tuple[float, Principal]] = OrderedDict()
+        self._max_entries = max_entries
+        self._max_age = max_age
+        self._lock = threading.Lock()
+
+    def get(self, token: str) -> Principal | None:
+        """The cached principal of ``token``, or None if unknown or expired."""
+        now = time.time()
+        with self._lock:
+            entry = self._entries.get(token)
+            if entry is None:
+                return None
+            if entry[0] <= now:
+                del self._entries[token]
+                return None
+            self._entries.move_to_end(token)
+            return entry[1]
+
+    def put(self, token: str, principal: Principal, expires_at: float) -> None:
+        """Remember a verified token until ``expires_at`` (capped at ``max_age`` from now)."""
+        with self._lock:
+            self._entries[token] = (min(expires_at, time.time() + self._max_age), principal)
+            self._entries.move_to_end(token)
+            while len(self._entries) > self._max_entries:
+                self._entries.popitem(last=False)
+
+
 class Authenticator:
     """Checks one request and returns its Principal, or raises AuthError."""
 
     def __init__(self, settings: AuthSettings):
         self.settings = settings
+        self._verified = VerifiedTokenCache()
         self._jwks = JwksCache(settings.jwks_url, settings.jwks_min_refresh_seconds) if settings.required else None
         self._alb_keys = AlbKeyCache(settings.alb_key_url) if settings.alb_arn and settings.alb_key_url else None
 
@@ -241,7 +281,15 @@ class Authenticator:
         return principal
 
     def verify_access_token(self, token: str, via: str) -> Principal:
-        """Verify a Cognito access token and derive its permissions."""
+        """Verify a Cognito access token and derive its permissions (cached while the token is valid)."""
+        cached = self._verified.get(token)
+        if cached is not None and cached.via == via:
+            return cached
+        principal, expires_at = self._verify_access_token(token, via)
+        self._verified.put(token, principal, expires_at)
+        return principal
+
+    def _verify_access_token(self, token: str, via: str) -> tuple[Principal, float]:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.InvalidTokenError:
@@ -274,13 +322,14 @@ class Authenticator:
         client_id = claims.get("client_id")
         if client_id not in self.settings.allowed_client_ids:
             raise AuthError(401, "token was issued to a client that may not call this API", "invalid_token")
-        return Principal(
+        principal = Principal(
             subject=str(claims["sub"]),
             client_id=str(client_id),
             username=str(claims.get("username", "")),
             permissions=self._permissions(claims),
             via=via,
         )
+        return principal, float(claims["exp"]) + self.settings.leeway_seconds
 
     def _permissions(self, claims: dict) -> frozenset[str]:
         granted: set[str] = set()

@@ -110,6 +110,7 @@ def gateway(keys, signing_key, test_infrastructure):
         AUTH_SCOPE_PREFIX=SCOPE_PREFIX,
         AUTH_GROUP_PERMISSIONS="viewers=movies.read;editors=movies.read movies.write;cashiers=billing.write",
         AUTH_JWKS_MIN_REFRESH_SECONDS="0",
+        AUTH_LEEWAY_SECONDS="1",
         AUTH_ALB_ARN=ALB_ARN,
         AUTH_ALB_KEY_URL=f"{keys.url}/alb",
     )
@@ -176,6 +177,15 @@ def test_valid_token_with_the_permission_passes(gateway, signing_key):
     """A valid token with movies.read reads movies (inventory answers)."""
     response = requests.get(f"{gateway}/api/movies", headers=bearer(mint(signing_key)), timeout=5)
     assert response.status_code == 200
+
+
+def test_accepted_token_is_refused_once_it_expires(gateway, signing_key):
+    """The gateway caches verified tokens; the cache must not keep one alive past its expiry."""
+    token = mint(signing_key, exp=int(time.time()) + 2)
+    assert requests.get(f"{gateway}/api/movies", headers=bearer(token), timeout=5).status_code == 200
+    time.sleep(4)  # 2 s to expiry + 1 s leeway + margin
+    response = requests.get(f"{gateway}/api/movies", headers=bearer(token), timeout=5)
+    assert response.status_code == 401
 
 
 def test_wrong_signature_is_401(gateway):
