@@ -94,12 +94,17 @@ container-checks: ## CI container step: hadolint, shellcheck, compose config, th
 
 # Delivery (the README (Continuous delivery)). The smoke test is the script the pipeline runs after each deployment; here it
 # runs against `make up`, with a token from the local Cognito emulator (passed in the environment, not argv).
-.PHONY: smoke pipeline-synth
+.PHONY: smoke synth pipeline-synth
 SMOKE_URL ?= http://127.0.0.1:3000
 
 smoke: ## Smoke-test the local system: /health 200, /api/movies 401 without and 200 with a token
 	@token=$$($(LOCAL) token) || { echo "could not get a token: is the local system up (make up)?"; exit 1; }; \
 	SMOKE_TOKEN="$$token" $(PYTHON) scripts/smoke_test.py --url $(SMOKE_URL)
+
+synth: venv ## Synthesize the CDK app for dev and prod into cdk.out/<env> (installs the pinned CDK CLI first)
+	@[ -d node_modules ] || npm ci --no-audit --no-fund --loglevel=error
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" npx cdk synth --quiet -c env=dev -o cdk.out/dev
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" npx cdk synth --quiet -c env=prod -o cdk.out/prod
 
 pipeline-synth: venv ## Synthesize the delivery pipeline (pipeline_app.py) into cdk.out/pipeline (needs npm ci)
 	npx cdk synth --quiet -a "$(VENV_PY) pipeline_app.py" -o cdk.out/pipeline
