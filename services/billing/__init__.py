@@ -9,8 +9,6 @@ Do not run it with gunicorn's ``preload_app``: the consumer thread must start in
 
 from __future__ import annotations
 
-import logging
-
 from flask import Flask
 
 from billing.consumer import OrderConsumer
@@ -30,9 +28,6 @@ def create_app(
 ) -> Flask:
     """Build the billing app and start its consumer; settings come from the environment unless given."""
     configure_logging("billing", env_str("LOG_LEVEL", "INFO"))
-    # pika logs each failed connection attempt as an ERROR; the consumer already logs one line per attempt
-    # (with the delay before the next), so during an outage pika's own lines would only double the noise.
-    logging.getLogger("pika").setLevel(logging.CRITICAL)
     app = Flask(__name__)
 
     # The consumer needs one connection and /ready another; a small pool is plenty.

@@ -28,6 +28,8 @@ CONNECTION_ERRORS = (psycopg2.OperationalError, psycopg2.InterfaceError)
 class DatabaseUnavailable(DependencyUnavailable):
     """PostgreSQL cannot be reached (or no pooled connection became free in time)."""
 
+    dependency = "database"
+
 
 class ConnectionPool:
     """At most ``size`` connections, opened lazily, reused newest first, discarded when broken.

@@ -2,4 +2,9 @@
 
 
 class DependencyUnavailable(RuntimeError):
-    """A backing service (database, broker) cannot be used right now: answered 503 with Retry-After."""
+    """A backing service (database, broker) cannot be used right now: answered 503 with Retry-After.
+
+    Subclasses name the dependency; that name, never the internal detail, goes into the client's message.
+    """
+
+    dependency = "a backing service"

@@ -58,5 +58,6 @@ def configure_logging(service: str, level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    # pika logs every reconnect attempt at INFO/WARNING with tracebacks; our own code reports those once.
-    logging.getLogger("pika").setLevel(logging.ERROR)
+    # pika logs each failed or lost connection as ERROR lines with tracebacks; the gateway and billing log
+    # one line of their own per failure (with what happens next), so pika's would only double the noise.
+    logging.getLogger("pika").setLevel(logging.CRITICAL)

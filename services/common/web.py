@@ -98,9 +98,8 @@ def init_app(app: Flask, service: str, readiness: Mapping[str, ReadinessCheck]) 
 
     @app.errorhandler(DependencyUnavailable)
     def _dependency_unavailable(exc: DependencyUnavailable):
-        # The common case is the database; the message names the dependency without internal details.
-        log.warning("dependency unavailable", extra={"reason": str(exc)})
-        response, status = error_response(503, "database unavailable, try again shortly")
+        log.warning("dependency unavailable", extra={"dependency": exc.dependency, "reason": str(exc)})
+        response, status = error_response(503, f"{exc.dependency} unavailable, try again shortly")
         response.headers["Retry-After"] = "2"
         return response, status
 

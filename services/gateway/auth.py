@@ -53,8 +53,10 @@ class AuthError(Exception):
             return None
         parts = ['Bearer realm="api"']
         if self.oauth_error:
+            # A quoted-string cannot hold a bare '"' (PyJWT messages quote claim names): swap them for "'".
+            description = self.message.replace("\\", "/").replace('"', "'")
             parts.append(f'error="{self.oauth_error}"')
-            parts.append(f'error_description="{self.message}"')
+            parts.append(f'error_description="{description}"')
         if self.scope:
             parts.append(f'scope="{self.scope}"')
         return ", ".join(parts)
@@ -122,7 +124,6 @@ class Principal:
     client_id: str
     username: str
     permissions: frozenset[str]
-    via: str
 
     def log_name(self) -> str:
         """A short identity for log lines: user name or client id (never the token)."""
@@ -268,7 +269,7 @@ class Authenticator:
             scheme, _, token = header.partition(" ")
             if scheme.lower() != "bearer" or not token.strip():
                 raise AuthError(401, "Authorization header must be 'Bearer <access token>'", "invalid_request")
-            principal = self.verify_access_token(token.strip(), via="bearer")
+            principal = self.verify_access_token(token.strip())
         elif request.headers.get("x-amzn-oidc-data") and self._alb_keys is not None:
             principal = self.verify_alb_session(
                 request.headers["x-amzn-oidc-data"], request.headers.get("x-amzn-oidc-accesstoken", "")
@@ -280,16 +281,16 @@ class Authenticator:
             raise AuthError(403, f"this operation needs the {needed} permission", "insufficient_scope", needed)
         return principal
 
-    def verify_access_token(self, token: str, via: str) -> Principal:
+    def verify_access_token(self, token: str) -> Principal:
         """Verify a Cognito access token and derive its permissions (cached while the token is valid)."""
         cached = self._verified.get(token)
-        if cached is not None and cached.via == via:
+        if cached is not None:
             return cached
-        principal, expires_at = self._verify_access_token(token, via)
+        principal, expires_at = self._verify_access_token(token)
         self._verified.put(token, principal, expires_at)
         return principal
 
-    def _verify_access_token(self, token: str, via: str) -> tuple[Principal, float]:
+    def _verify_access_token(self, token: str) -> tuple[Principal, float]:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.InvalidTokenError:
@@ -327,7 +328,6 @@ class Authenticator:
             client_id=str(client_id),
             username=str(claims.get("username", "")),
             permissions=self._permissions(claims),
-            via=via,
         )
         return principal, float(claims["exp"]) + self.settings.leeway_seconds
 
@@ -364,7 +364,7 @@ class Authenticator:
             raise AuthError(401, f"invalid x-amzn-oidc-data: {exc}", "invalid_token") from None
         if not access_token:
             raise AuthError(401, "x-amzn-oidc-accesstoken is missing", "invalid_token")
-        token_principal = self.verify_access_token(access_token, via="alb")
+        token_principal = self.verify_access_token(access_token)
         if token_principal.subject != str(claims["sub"]):
             raise AuthError(401, "x-amzn-oidc-data and the access token name different users", "invalid_token")
         return token_principal

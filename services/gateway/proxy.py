@@ -23,10 +23,12 @@ _HOP_BY_HOP = frozenset(
         "transfer-encoding", "upgrade", "host", "content-length",
     }
 )
-# Credentials are for the gateway; inventory trusts the gateway, not the caller's token.
-_NOT_FORWARDED = _HOP_BY_HOP | {"authorization", "cookie", "x-amzn-oidc-data", "x-amzn-oidc-accesstoken"}
-# Set by the gateway itself (the validated id); a copy of the caller's header would make it appear twice.
-_NOT_FORWARDED |= {REQUEST_ID_HEADER.lower(), "x-forwarded-for"}
+# Credentials are for the gateway (inventory trusts the gateway, not the caller's token); the request id and
+# X-Forwarded-For are set by the gateway itself, so the caller's copies would make them appear twice.
+_NOT_FORWARDED = _HOP_BY_HOP | {
+    "authorization", "cookie", "x-amzn-oidc-data", "x-amzn-oidc-accesstoken",
+    REQUEST_ID_HEADER.lower(), "x-forwarded-for",
+}
 _NOT_RETURNED = _HOP_BY_HOP | {REQUEST_ID_HEADER.lower(), "server", "date"}
 _IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 # Errors that mean "the kept-alive connection was already dead" rather than "inventory failed".

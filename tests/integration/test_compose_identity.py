@@ -166,7 +166,7 @@ def test_token_from_identity_init_passes_the_gateway(
             monkeypatch.setenv(key, value.replace(COMPOSE_HOST, emulator))
     settings = AuthSettings.from_env()
     assert settings.required
-    principal = Authenticator(settings).verify_access_token(token, via="bearer")
+    principal = Authenticator(settings).verify_access_token(token)
     assert principal.username == "demo"
     assert principal.permissions == frozenset(GROUP_PERMISSIONS["admins"].split())
 

@@ -4,7 +4,7 @@ import time
 
 from gateway.auth import Principal, VerifiedTokenCache
 
-ALICE = Principal("sub-1", "client", "alice", frozenset({"movies.read"}), "bearer")
+ALICE = Principal("sub-1", "client", "alice", frozenset({"movies.read"}))
 
 
 def test_entry_expires_with_the_token():
