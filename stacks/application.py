@@ -33,11 +33,7 @@ def build_app(
     your credentials); the region falls back to ``config.default_region``. Without an account the stacks
     are account-agnostic (no AZ look-ups), which is how tests and CI synthesize without credentials.
     """
-    app = App(
-        context=dict(context or {}),
-        outdir=outdir,
-        builtin_cloud_formation_validation=validation,
-    )
+    app = new_app(context=context, outdir=outdir, validation=validation)
     config = load_config(
         app.node.try_get_context("env"),
         {key: app.node.try_get_context(key) for key in OVERRIDABLE_KEYS},
@@ -47,9 +43,23 @@ def build_app(
         region=os.environ.get("CDK_DEFAULT_REGION") or config.default_region,
     )
     stage = MicroservicesStage(app, stage_id(config.name), config=config, env=env)
+    attach_nag(app, nag)
+    return app, stage
+
+
+def new_app(
+    *, context: Mapping[str, Any] | None = None, outdir: str | None = None, validation: bool | None = None
+) -> App:
+    """An ``App`` with ``context`` (copied), ``outdir`` and the built-in CloudFormation validation setting."""
+    return App(context=dict(context or {}), outdir=outdir, builtin_cloud_formation_validation=validation)
+
+
+def attach_nag(app: App, nag: bool | None = None) -> None:
+    """Add the cdk-nag AwsSolutions checks to ``app``; ``nag`` None: on unless context ``nag`` is ``false``.
+
+    cdk-nag 3 is a validation plugin: any unacknowledged finding fails synthesis.
+    """
     if nag is None:
         nag = str(app.node.try_get_context("nag")).lower() != "false"
     if nag:
-        # cdk-nag 3: a validation plugin; any unacknowledged finding fails synthesis.
         Validations.of(app).add_plugins(AwsSolutionsChecks(app))
-    return app, stage

@@ -142,7 +142,8 @@ class MonitoringStack(Stack):
                 treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
             ),
         }
-        for label, db in (("Inventory", data.inventory_db), ("Billing", data.billing_db)):
+        databases = {"Inventory": data.inventory_db, "Billing": data.billing_db}
+        for label, db in databases.items():
             self.alarms[f"{label}DbCpu"] = alarm(
                 f"{label}DbCpu",
                 metric=db.instance.metric_cpu_utilization(period=FIVE_MINUTES),
@@ -161,8 +162,7 @@ class MonitoringStack(Stack):
 
         self._dashboard(
             config,
-            compute,
-            data,
+            databases,
             services,
             running,
             requests,
@@ -179,8 +179,7 @@ class MonitoringStack(Stack):
     def _dashboard(
         self,
         config,
-        compute,
-        data,
+        databases: dict[str, PostgresDatabase],
         services,
         running,
         requests,
@@ -218,21 +217,20 @@ class MonitoringStack(Stack):
                 width=8,
             ),
         )
-        databases: list[tuple[str, PostgresDatabase]] = [("inventory", data.inventory_db), ("billing", data.billing_db)]
         dashboard.add_widgets(
             cloudwatch.GraphWidget(
                 title="RDS CPU (%)",
-                left=[db.instance.metric_cpu_utilization(label=n) for n, db in databases],
+                left=[db.instance.metric_cpu_utilization(label=n.lower()) for n, db in databases.items()],
                 width=8,
             ),
             cloudwatch.GraphWidget(
                 title="RDS connections",
-                left=[db.instance.metric_database_connections(label=n) for n, db in databases],
+                left=[db.instance.metric_database_connections(label=n.lower()) for n, db in databases.items()],
                 width=8,
             ),
             cloudwatch.GraphWidget(
                 title="RDS free storage (bytes)",
-                left=[db.instance.metric_free_storage_space(label=n) for n, db in databases],
+                left=[db.instance.metric_free_storage_space(label=n.lower()) for n, db in databases.items()],
                 width=8,
             ),
         )

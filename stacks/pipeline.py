@@ -76,6 +76,8 @@ class PipelineStack(Stack):
             **kwargs,
         )
         self.config = config
+        # The environment config each target deploys (also decides the asset builds' QEMU set-up).
+        self.target_configs = {target.name: target.environment_config(config.account) for target in config.targets}
 
         self.source = pipelines.CodePipelineSource.connection(
             config.repository,
@@ -113,7 +115,7 @@ class PipelineStack(Stack):
             stage = MicroservicesStage(
                 self,
                 stage_id(target.name),
-                config=target.environment_config(config.account),
+                config=self.target_configs[target.name],
                 env=Environment(account=target.account, region=target.region),
             )
             self.stages[target.name] = stage
@@ -192,10 +194,7 @@ class PipelineStack(Stack):
 
     def _asset_publishing_options(self) -> pipelines.CodeBuildOptions | None:
         """Asset builds: QEMU when any target runs on ARM64 (the CodeBuild host is x86_64)."""
-        arm64 = any(
-            target.environment_config(self.config.account).cpu_architecture == "ARM64" for target in self.config.targets
-        )
-        if not arm64:
+        if not any(config.cpu_architecture == "ARM64" for config in self.target_configs.values()):
             return None
         return pipelines.CodeBuildOptions(
             partial_build_spec=codebuild.BuildSpec.from_object(

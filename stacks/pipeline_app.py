@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from aws_cdk import App, Validations
-from cdk_nag import AwsSolutionsChecks
+from aws_cdk import App
 
+from stacks.application import attach_nag, new_app
 from stacks.config import PIPELINE_OVERRIDABLE_KEYS, load_pipeline_config
 from stacks.pipeline import PIPELINE_STACK_ID, PipelineStack
 
@@ -24,11 +24,8 @@ def build_pipeline_app(
     Account and region of the pipeline and of every stage are explicit (``PIPELINE`` in stacks/config.py),
     so the availability zones of the target accounts come from the committed ``cdk.context.json``.
     """
-    app = App(context=dict(context or {}), outdir=outdir, builtin_cloud_formation_validation=validation)
+    app = new_app(context=context, outdir=outdir, validation=validation)
     config = load_pipeline_config({key: app.node.try_get_context(key) for key in PIPELINE_OVERRIDABLE_KEYS})
     stack = PipelineStack(app, PIPELINE_STACK_ID, config=config)
-    if nag is None:
-        nag = str(app.node.try_get_context("nag")).lower() != "false"
-    if nag:
-        Validations.of(app).add_plugins(AwsSolutionsChecks(app))
+    attach_nag(app, nag)
     return app, stack

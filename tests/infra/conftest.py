@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.infra.helpers import ENVIRONMENTS, REPO_ROOT
+from tests.infra.helpers import ENVIRONMENTS, cdk_context, environment_without, synth_with_nag
 
 # jsii prints a banner on every start under Node 20; the tests do not need it.
 os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
@@ -51,34 +51,13 @@ class SynthesizedEnv:
         return next(iter(found.values()))
 
 
-def _cdk_json_context() -> dict[str, Any]:
-    return json.loads((REPO_ROOT / "cdk.json").read_text())["context"]
-
-
 def _synthesize(env_name: str, outdir: Path) -> SynthesizedEnv:
     from stacks.application import build_app
 
-    context = {**_cdk_json_context(), "env": env_name}
-    findings: list[dict[str, Any]] = []
-    app, stage = build_app(context=context, outdir=str(outdir / "nag"), nag=True, validation=False)
-    try:
-        assembly = app.synth()
-    except RuntimeError as error:
-        if "ValidationFailed" not in str(error):
-            raise
-        report = json.loads((outdir / "nag" / "validation-report.json").read_text())
-        for plugin in report["pluginReports"]:
-            for violation in plugin["violations"]:
-                for construct in violation["violatingConstructs"]:
-                    findings.append(
-                        {
-                            "rule": violation["ruleName"],
-                            "path": construct["constructPath"],
-                            "description": violation["description"],
-                        }
-                    )
-        app, stage = build_app(context=context, outdir=str(outdir / "plain"), nag=False, validation=False)
-        assembly = app.synth()
+    context = {**cdk_context(), "env": env_name}
+    assembly, stage, outdir, findings = synth_with_nag(
+        lambda out, nag: build_app(context=context, outdir=out, nag=nag, validation=False), outdir
+    )
 
     templates, paths, metadata = {}, {}, {}
     for stack in stage.stacks:
@@ -101,13 +80,8 @@ def _synthesize(env_name: str, outdir: Path) -> SynthesizedEnv:
 @pytest.fixture(scope="session")
 def synthesized(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, SynthesizedEnv]]:
     """Both environments, synthesized once per session, with CDK_DEFAULT_* cleared for determinism."""
-    saved = {key: os.environ.pop(key, None) for key in ("CDK_DEFAULT_ACCOUNT", "CDK_DEFAULT_REGION")}
-    try:
+    with environment_without("CDK_DEFAULT_ACCOUNT", "CDK_DEFAULT_REGION"):
         yield {name: _synthesize(name, tmp_path_factory.mktemp(f"cdk-{name}")) for name in ENVIRONMENTS}
-    finally:
-        for key, value in saved.items():
-            if value is not None:
-                os.environ[key] = value
 
 
 @pytest.fixture(scope="session")

@@ -3,12 +3,64 @@
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 ENVIRONMENTS = ("dev", "prod")
 STACKS = ("Network", "Data", "Auth", "Compute", "Monitoring")
 REPO_ROOT = Path(__file__).resolve().parents[2]
+
+T = TypeVar("T")
+
+
+def cdk_context(*, with_lookups: bool = False) -> dict[str, Any]:
+    """The context of ``cdk.json`` (plus the cached look-ups of ``cdk.context.json``), as the CDK CLI passes it."""
+    context = json.loads((REPO_ROOT / "cdk.json").read_text())["context"]
+    if with_lookups:
+        context.update(json.loads((REPO_ROOT / "cdk.context.json").read_text()))
+    return context
+
+
+@contextmanager
+def environment_without(*keys: str) -> Iterator[None]:
+    """Remove ``keys`` from ``os.environ`` for the duration of the block (no credentials, no default account)."""
+    saved = {key: os.environ.pop(key, None) for key in keys}
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is not None:
+                os.environ[key] = value
+
+
+def synth_with_nag(
+    build: Callable[[str, bool], tuple[Any, T]], outdir: Path
+) -> tuple[Any, T, Path, list[dict[str, str]]]:
+    """Synthesize ``build(outdir, nag=True)``; if cdk-nag reports findings, keep them and synthesize without it.
+
+    cdk-nag fails synthesis by design; the findings (rule, construct path, description) are read from the
+    validation report, and the app is built again without cdk-nag (in ``outdir/plain``) so that the other
+    tests still get templates. Returns the cloud assembly, what ``build`` returned with the app, the output
+    directory actually used and the findings.
+    """
+    app, built = build(str(outdir / "nag"), True)
+    try:
+        return app.synth(), built, outdir / "nag", []
+    except RuntimeError as error:
+        if "ValidationFailed" not in str(error):
+            raise
+    report = json.loads((outdir / "nag" / "validation-report.json").read_text())
+    findings = [
+        {"rule": violation["ruleName"], "path": construct["constructPath"], "description": violation["description"]}
+        for plugin in report["pluginReports"]
+        for violation in plugin["violations"]
+        for construct in violation["violatingConstructs"]
+    ]
+    app, built = build(str(outdir / "plain"), False)
+    return app.synth(), built, outdir / "plain", findings
 
 
 def env_vars(container: dict[str, Any]) -> dict[str, Any]:

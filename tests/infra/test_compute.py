@@ -450,9 +450,11 @@ def test_waf_logs_redact_credentials(any_env):
 
 
 def _network_ingress_into(env, group: str):
+    """Ingress rules into a Network-stack security group, from whichever stack adds them."""
     return [
         r["Properties"]
-        for r in env.resources("Network", "AWS::EC2::SecurityGroupIngress").values()
+        for stack in env.templates
+        for r in env.resources(stack, "AWS::EC2::SecurityGroupIngress").values()
         if group in dumps(r["Properties"]["GroupId"])
     ]
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,9 +18,9 @@ from typing import Any
 import pytest
 
 from stacks.config import PIPELINE, DeploymentTarget, load_pipeline_config, validate_pipeline_config
-from tests.infra.helpers import REPO_ROOT, dumps
+from tests.infra.helpers import REPO_ROOT, STACKS, cdk_context, dumps, environment_without, synth_with_nag
 from tests.infra.test_cfn_lint import run_cfn_lint
-from tests.infra.test_snapshots import SNAPSHOT_DIR, normalise
+from tests.infra.test_snapshots import SNAPSHOT_DIR, assert_matches_snapshot, normalise
 
 pytestmark = pytest.mark.infra
 
@@ -64,10 +63,18 @@ class SynthesizedPipeline:
         """The parsed buildspec of a CodeBuild action's project."""
         return json.loads(self.project_of(action)["Properties"]["Source"]["BuildSpec"])
 
+    def stage_assembly(self, target: str) -> Path:
+        """The nested cloud assembly of a deployment target's stage."""
+        return self.outdir / f"assembly-{STACK}-Movies-{target}"
+
+    def stage_manifest(self, target: str) -> dict[str, Any]:
+        """The manifest of a deployment target's stage assembly."""
+        return json.loads((self.stage_assembly(target) / "manifest.json").read_text())
+
     def stage_template(self, target: str, stack: str) -> tuple[Path, dict[str, Any]]:
         """Path and content of one stack template of a deployment target's stage."""
-        assembly = self.outdir / f"assembly-{STACK}-Movies-{target}"
-        manifest = json.loads((assembly / "manifest.json").read_text())
+        assembly = self.stage_assembly(target)
+        manifest = self.stage_manifest(target)
         for artifact in manifest["artifacts"].values():
             if artifact["type"] == "aws:cloudformation:stack" and artifact["displayName"].endswith(f"/{stack}"):
                 path = assembly / artifact["properties"]["templateFile"]
@@ -75,41 +82,17 @@ class SynthesizedPipeline:
         raise AssertionError(f"no {stack} stack in the {target} stage")
 
 
-def _context() -> dict[str, Any]:
-    context = json.loads((REPO_ROOT / "cdk.json").read_text())["context"]
-    context.update(json.loads((REPO_ROOT / "cdk.context.json").read_text()))
-    return context
-
-
 @pytest.fixture(scope="session")
 def pipeline(tmp_path_factory: pytest.TempPathFactory) -> SynthesizedPipeline:
     """The pipeline app, synthesized once with cdk-nag, with no AWS credentials in the environment."""
     from stacks.pipeline_app import build_pipeline_app
 
-    outdir = tmp_path_factory.mktemp("cdk-pipeline")
-    saved = {k: os.environ.pop(k, None) for k in ("CDK_DEFAULT_ACCOUNT", "CDK_DEFAULT_REGION", "AWS_PROFILE")}
-    findings: list[str] = []
-    try:
-        app, stack = build_pipeline_app(context=_context(), outdir=str(outdir), nag=True, validation=False)
-        try:
-            app.synth()
-        except RuntimeError as error:
-            if "ValidationFailed" not in str(error):
-                raise
-            report = json.loads((outdir / "validation-report.json").read_text())
-            findings = [
-                f"{violation['ruleName']} at {construct['constructPath']}"
-                for plugin in report["pluginReports"]
-                for violation in plugin["violations"]
-                for construct in violation["violatingConstructs"]
-            ]
-            outdir = tmp_path_factory.mktemp("cdk-pipeline-plain")
-            app, stack = build_pipeline_app(context=_context(), outdir=str(outdir), nag=False, validation=False)
-            app.synth()
-    finally:
-        for key, value in saved.items():
-            if value is not None:
-                os.environ[key] = value
+    context = cdk_context(with_lookups=True)
+    with environment_without("CDK_DEFAULT_ACCOUNT", "CDK_DEFAULT_REGION", "AWS_PROFILE"):
+        _, stack, outdir, findings = synth_with_nag(
+            lambda out, nag: build_pipeline_app(context=context, outdir=out, nag=nag, validation=False),
+            tmp_path_factory.mktemp("cdk-pipeline"),
+        )
     path = outdir / f"{STACK}.template.json"
     return SynthesizedPipeline(
         outdir=outdir,
@@ -118,7 +101,7 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> SynthesizedPipeline:
         template_path=path,
         metadata=json.loads((outdir / f"{STACK}.metadata.json").read_text()),
         manifest=json.loads((outdir / "manifest.json").read_text()),
-        nag_findings=findings,
+        nag_findings=[f"{finding['rule']} at {finding['path']}" for finding in findings],
     )
 
 
@@ -129,10 +112,7 @@ def _target_stage_names() -> list[str]:
 # --- synthesis -----------------------------------------------------------------------------------------------
 def test_synthesizes_without_credentials_or_lookups(pipeline):
     """Every context value the app needs is committed: nothing is missing (the CLI would need credentials)."""
-    assemblies = [pipeline.manifest] + [
-        json.loads((pipeline.outdir / f"assembly-{STACK}-{name}" / "manifest.json").read_text())
-        for name in _target_stage_names()
-    ]
+    assemblies = [pipeline.manifest] + [pipeline.stage_manifest(target.name) for target in PIPELINE.targets]
     assert [manifest.get("missing", []) for manifest in assemblies] == [[] for _ in assemblies]
 
 
@@ -145,15 +125,12 @@ def test_pipeline_lives_in_the_tooling_account(pipeline):
 def test_stages_target_their_accounts(pipeline):
     """Each stage's stacks deploy to its target's account and region, under the usual stack names."""
     for target in PIPELINE.targets:
-        manifest = json.loads(
-            (pipeline.outdir / f"assembly-{STACK}-Movies-{target.name}" / "manifest.json").read_text()
-        )
         stacks = {
             artifact["properties"]["stackName"]: artifact["environment"]
-            for artifact in manifest["artifacts"].values()
+            for artifact in pipeline.stage_manifest(target.name)["artifacts"].values()
             if artifact["type"] == "aws:cloudformation:stack"
         }
-        expected = {f"Movies-{target.name}-{s}" for s in ("Network", "Data", "Auth", "Compute", "Monitoring")}
+        expected = {f"Movies-{target.name}-{s}" for s in STACKS}
         assert set(stacks) == expected
         assert set(stacks.values()) == {f"aws://{target.account}/{target.region}"}
 
@@ -389,7 +366,7 @@ def test_a_deployment_stamp_is_one_more_target():
     assert config.smoke_test_trusted_account == "111111111111"
     assert config.tags["Environment"] == "prod" and config.tags["Stamp"] == "prod-us"
     with_stamp = dataclasses.replace(PIPELINE, targets=(*PIPELINE.targets, stamp))
-    assert validate_pipeline_config(with_stamp).targets[-1] is stamp
+    validate_pipeline_config(with_stamp)  # accepted next to dev and prod: raises on a clash or an unknown environment
 
 
 def test_invalid_pipeline_configs_are_rejected():
@@ -485,28 +462,20 @@ def test_matches_snapshot(pipeline):
     does not change the snapshot.
     """
     actual = ASSET_DESTINATION.sub(r"\1-<destination-hash>", normalise(pipeline.template))
-    path = SNAPSHOT_DIR / "pipeline" / f"{STACK}.json"
-    if os.environ.get("UPDATE_SNAPSHOTS") == "1":
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(actual)
-        return
-    assert path.exists(), f"missing snapshot {path}: run with UPDATE_SNAPSHOTS=1 and commit it"
-    assert actual == path.read_text(), "pipeline template differs from its snapshot (UPDATE_SNAPSHOTS=1 to accept)"
+    assert_matches_snapshot(actual, SNAPSHOT_DIR / "pipeline" / f"{STACK}.json", f"pipeline/{STACK}")
 
 
 def test_a_stamp_in_another_region_synthesizes_clean(tmp_path):
     """One more target line (prod in us-east-1, Docker Hub login configured) gives one more approved, smoke-tested
     stage; the cross-region support stack CodePipeline adds passes cdk-nag (acknowledged with reasons)."""
-    from aws_cdk import App, Validations
-    from cdk_nag import AwsSolutionsChecks
-
+    from stacks.application import attach_nag, new_app
     from stacks.pipeline import PipelineStack
 
     stamp = DeploymentTarget("prod-us", "prod", "333333333333", "us-east-1", requires_approval=True)
     config = dataclasses.replace(PIPELINE, targets=(*PIPELINE.targets, stamp), docker_hub_secret_name="dockerhub")
-    app = App(context=_context(), outdir=str(tmp_path), builtin_cloud_formation_validation=False)
+    app = new_app(context=cdk_context(with_lookups=True), outdir=str(tmp_path), validation=False)
     PipelineStack(app, STACK, config=config)
-    Validations.of(app).add_plugins(AwsSolutionsChecks(app))
+    attach_nag(app, nag=True)
     app.synth()  # raises on any unacknowledged cdk-nag finding
 
     template = json.loads((tmp_path / f"{STACK}.template.json").read_text())

@@ -30,12 +30,8 @@ def normalise(template: dict) -> str:
     return ASSET_HASH.sub("<asset-hash>", json.dumps(template, indent=1, sort_keys=True)) + "\n"
 
 
-@pytest.mark.parametrize("stack", STACKS)
-@pytest.mark.parametrize("env_name", ENVIRONMENTS)
-def test_template_matches_snapshot(synthesized, env_name, stack):
-    """The synthesized template equals the reviewed snapshot (UPDATE_SNAPSHOTS=1 rewrites it)."""
-    actual = normalise(synthesized[env_name].templates[stack])
-    path = SNAPSHOT_DIR / env_name / f"{stack}.json"
+def assert_matches_snapshot(actual: str, path: Path, label: str) -> None:
+    """``actual`` equals the reviewed snapshot at ``path``; with UPDATE_SNAPSHOTS=1, (re)write it instead."""
     if os.environ.get("UPDATE_SNAPSHOTS") == "1":
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(actual)
@@ -47,9 +43,17 @@ def test_template_matches_snapshot(synthesized, env_name, stack):
             difflib.unified_diff(
                 expected.splitlines(keepends=True),
                 actual.splitlines(keepends=True),
-                fromfile=f"snapshot/{env_name}/{stack}",
+                fromfile=f"snapshot/{label}",
                 tofile="synthesized",
                 n=2,
             )
         )
-        pytest.fail(f"{env_name}/{stack} differs from its snapshot (UPDATE_SNAPSHOTS=1 to accept):\n{diff[:6000]}")
+        pytest.fail(f"{label} differs from its snapshot (UPDATE_SNAPSHOTS=1 to accept):\n{diff[:6000]}")
+
+
+@pytest.mark.parametrize("stack", STACKS)
+@pytest.mark.parametrize("env_name", ENVIRONMENTS)
+def test_template_matches_snapshot(synthesized, env_name, stack):
+    """The synthesized template equals the reviewed snapshot (UPDATE_SNAPSHOTS=1 rewrites it)."""
+    actual = normalise(synthesized[env_name].templates[stack])
+    assert_matches_snapshot(actual, SNAPSHOT_DIR / env_name / f"{stack}.json", f"{env_name}/{stack}")
