@@ -38,7 +38,17 @@ import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from local_system.processes import LocalSystemError, is_alive, port_open, read_pid, spawn, tail, terminate, wait_for
+from local_system.processes import (
+    LocalSystemError,
+    is_alive,
+    port_open,
+    port_released,
+    read_pid,
+    spawn,
+    stop_recorded,
+    tail,
+    wait_for,
+)
 from local_system.profiles import REPO_ROOT, Profile
 
 REGION = "eu-west-1"
@@ -131,25 +141,21 @@ class CognitoApi:
 
     def find_pool(self, name: str) -> str | None:
         """Id of the user pool called ``name`` (the first one), or None."""
-        token = None
-        while True:
-            page = self.call("ListUserPools", {"MaxResults": 60, **({"NextToken": token} if token else {})})
-            for pool in page.get("UserPools", []):
-                if pool.get("Name") == name:
-                    return pool["Id"]
-            token = page.get("NextToken")
-            if not token:
-                return None
+        return self._find("ListUserPools", {}, "UserPools", "Name", "Id", name)
 
     def find_client(self, pool_id: str, name: str) -> str | None:
         """Id of the pool's app client called ``name`` (the first one), or None."""
+        payload = {"UserPoolId": pool_id}
+        return self._find("ListUserPoolClients", payload, "UserPoolClients", "ClientName", "ClientId", name)
+
+    def _find(self, action: str, payload: dict, items: str, name_key: str, id_key: str, name: str) -> str | None:
+        """Page through a List* action; the ``id_key`` of the first item whose ``name_key`` is ``name``."""
         token = None
         while True:
-            payload = {"UserPoolId": pool_id, "MaxResults": 60, **({"NextToken": token} if token else {})}
-            page = self.call("ListUserPoolClients", payload)
-            for client in page.get("UserPoolClients", []):
-                if client.get("ClientName") == name:
-                    return client["ClientId"]
+            page = self.call(action, {**payload, "MaxResults": 60, **({"NextToken": token} if token else {})})
+            for item in page.get(items, []):
+                if item.get(name_key) == name:
+                    return item[id_key]
             token = page.get("NextToken")
             if not token:
                 return None
@@ -203,6 +209,12 @@ def provision_pool(api: CognitoApi, pool_name: str, password: str, username: str
     )
     for group in GROUP_PERMISSIONS:
         _ignore_existing(api, "CreateGroup", {"UserPoolId": pool_id, "GroupName": group}, "GroupExistsException")
+    ensure_user(api, pool_id, username, password, ["admins"])
+    return PoolInfo(pool_id=pool_id, client_id=client_id, username=username, password=password)
+
+
+def ensure_user(api: CognitoApi, pool_id: str, username: str, password: str, groups: list[str]) -> None:
+    """The user exists (kept if it does), has ``password`` (permanent) and is in ``groups``."""
     _ignore_existing(
         api,
         "AdminCreateUser",
@@ -213,8 +225,8 @@ def provision_pool(api: CognitoApi, pool_name: str, password: str, username: str
         "AdminSetUserPassword",
         {"UserPoolId": pool_id, "Username": username, "Password": password, "Permanent": True},
     )
-    api.call("AdminAddUserToGroup", {"UserPoolId": pool_id, "Username": username, "GroupName": "admins"})
-    return PoolInfo(pool_id=pool_id, client_id=client_id, username=username, password=password)
+    for group in groups:
+        api.call("AdminAddUserToGroup", {"UserPoolId": pool_id, "Username": username, "GroupName": group})
 
 
 def access_token(api: CognitoApi, client_id: str, username: str, password: str) -> str:
@@ -257,6 +269,7 @@ class IdentityEmulator:
         self.log_file = self.home / "moto.log"
         self.state_file = self.home / "identity.json"
         self.url = f"http://127.0.0.1:{self.port}"
+        self.api = CognitoApi(self.url)
         #: True when the last ``provision()`` had to create a pool (anything trusting the old one is stale).
         self.provisioned_new_pool = False
 
@@ -274,7 +287,7 @@ class IdentityEmulator:
         """Start moto (if not running), then make sure the pool, groups, client and demo user exist."""
         self.home.mkdir(parents=True, exist_ok=True)
         if self.pid() is None:
-            if port_open(self.port):
+            if not port_released(self.port):
                 raise LocalSystemError(f"port {self.port} is taken by another program; cannot start the emulator")
             moto = REPO_ROOT / ".venv" / "bin" / "moto_server"
             if not moto.exists():
@@ -294,17 +307,9 @@ class IdentityEmulator:
 
     def stop(self, timeout: float = 15) -> bool:
         """Stop the emulator (its in-memory pools go with it); True when it was running."""
-        pid = self.pid()
-        if pid is None:
-            return False
-        terminate(pid, timeout)
-        self.pid_file.unlink(missing_ok=True)
-        return True
+        return stop_recorded(self.pid(), self.pid_file, timeout)
 
     # -- the pool ------------------------------------------------------------------------------------------
-    def _call(self, action: str, payload: dict) -> dict:
-        return CognitoApi(self.url).call(action, payload)
-
     def saved_pool(self) -> PoolInfo | None:
         """The pool last provisioned, as saved (without asking the emulator whether it still has it)."""
         if not self.state_file.exists():
@@ -317,7 +322,7 @@ class IdentityEmulator:
         if info is None:
             return None
         try:
-            self._call("DescribeUserPool", {"UserPoolId": info.pool_id})
+            self.api.call("DescribeUserPool", {"UserPoolId": info.pool_id})
         except LocalSystemError:
             return None  # the emulator restarted: its pools are gone
         return info
@@ -330,7 +335,7 @@ class IdentityEmulator:
             return existing
         # Meets the pool's policy: upper, lower, digit, symbol, 8+ characters.
         password = f"Local-{secrets.token_urlsafe(12)}-9a"
-        info = provision_pool(CognitoApi(self.url), f"microservices-{self.profile.name}", password)
+        info = provision_pool(self.api, f"microservices-{self.profile.name}", password)
         self.state_file.unlink(missing_ok=True)
         fd = _private_file(self.state_file)
         with open(fd, "w") as handle:
@@ -339,21 +344,14 @@ class IdentityEmulator:
 
     def add_user(self, username: str, password: str, groups: list[str]) -> None:
         """Create another user in the pool (tests use this for users with fewer permissions)."""
-        info = self.provision()
-        self._call("AdminCreateUser", {"UserPoolId": info.pool_id, "Username": username, "MessageAction": "SUPPRESS"})
-        self._call(
-            "AdminSetUserPassword",
-            {"UserPoolId": info.pool_id, "Username": username, "Password": password, "Permanent": True},
-        )
-        for group in groups:
-            self._call("AdminAddUserToGroup", {"UserPoolId": info.pool_id, "Username": username, "GroupName": group})
+        ensure_user(self.api, self.provision().pool_id, username, password, groups)
 
     def token(self, username: str | None = None, password: str | None = None) -> str:
         """A fresh access token (USER_PASSWORD_AUTH) for the demo user, or for the given user."""
         info = self.pool()
         if info is None:
             raise LocalSystemError("the Cognito emulator is not running or not provisioned; run: make up")
-        return access_token(CognitoApi(self.url), info.client_id, username or info.username, password or info.password)
+        return access_token(self.api, info.client_id, username or info.username, password or info.password)
 
     def gateway_env(self) -> dict[str, str]:
         """The gateway's AUTH_* settings for this emulator (the same names the CDK app sets on AWS).

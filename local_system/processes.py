@@ -66,6 +66,15 @@ def terminate(pid: int, timeout: float) -> None:
     wait_for(lambda: not is_alive(pid), 5)
 
 
+def stop_recorded(pid: int | None, pid_file: Path, timeout: float) -> bool:
+    """Stop ``pid`` (see :func:`terminate`) and forget its ``pid_file``; False when it was not running (None)."""
+    if pid is None:
+        return False
+    terminate(pid, timeout)
+    pid_file.unlink(missing_ok=True)
+    return True
+
+
 def wait_for(condition, timeout: float, interval: float = 0.1) -> bool:
     """Poll ``condition()`` until it is true or ``timeout`` seconds pass; return its last value."""
     deadline = time.monotonic() + timeout

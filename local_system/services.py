@@ -17,8 +17,8 @@ from local_system.processes import (
     port_released,
     read_pid,
     spawn,
+    stop_recorded,
     tail,
-    terminate,
 )
 from local_system.profiles import REPO_ROOT, SERVICE_DATABASE, SERVICES, Profile
 
@@ -150,9 +150,4 @@ class ServiceProcess:
 
     def stop(self, timeout: float = STOP_TIMEOUT) -> bool:
         """SIGTERM the gunicorn master (graceful: workers finish in-flight work), SIGKILL after ``timeout``."""
-        pid = self.pid()
-        if pid is None:
-            return False
-        terminate(pid, timeout)
-        self.pid_file.unlink(missing_ok=True)
-        return True
+        return stop_recorded(self.pid(), self.pid_file, timeout)

@@ -88,25 +88,23 @@ class LocalSystem:
         name = f"local-system-{self.profile.name}-{self.profile.postgres_port}.lock"
         # Read-only + O_CREAT: any user can lock a file another user created (flock needs no write access).
         fd = os.open(os.path.join(tempfile.gettempdir(), name), os.O_RDONLY | os.O_CREAT, 0o644)
+        system = f"the '{self.profile.name}' local system"
         try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                if waiting:
-                    waiting(f"another run is using the '{self.profile.name}' local system; waiting for it to finish")
-                deadline = time.monotonic() + timeout
-                while True:
-                    try:
-                        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                        break
-                    except BlockingIOError:
-                        if time.monotonic() > deadline:
-                            waited = f" (waited {timeout:.0f} s)" if timeout else ""
-                            raise LocalSystemError(
-                                f"the '{self.profile.name}' local system is in use by another run{waited}; "
-                                "try again when it has finished"
-                            ) from None
-                        time.sleep(1)
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        waited = f" (waited {timeout:.0f} s)" if timeout else ""
+                        raise LocalSystemError(
+                            f"{system} is in use by another run{waited}; try again when it has finished"
+                        ) from None
+                    if waiting:
+                        waiting(f"another run is using {system}; waiting for it to finish")
+                        waiting = None  # say it once
+                    time.sleep(1)
             yield
         finally:
             os.close(fd)  # releases the lock (the kernel does the same if this process dies)
@@ -268,6 +266,6 @@ class LocalSystem:
 
     def log_files(self) -> dict[str, os.PathLike]:
         """Log file of every part."""
-        files = {"postgres": self.postgres.log_file, "rabbitmq": self.rabbitmq.log_file}
+        files = {part.name: part.log_file for part in self._infrastructure()}
         files.update({name: self.service(name).log_file for name in SERVICES})
         return files

@@ -5,8 +5,9 @@ import pytest
 from local_system import prereqs
 from local_system.credentials import Credentials, load_or_create
 from local_system.processes import LocalSystemError
-from local_system.profiles import get_profile
+from local_system.profiles import Profile, get_profile
 from local_system.services import ServiceProcess
+from local_system.system import PARTS, LocalSystem
 
 CREDENTIALS = Credentials("app", "pg-secret", "app", "mq-secret")
 
@@ -101,3 +102,22 @@ def test_missing_servers_without_root_name_the_apt_command(monkeypatch):
     monkeypatch.setattr(prereqs.subprocess, "run", lambda *a, **k: pytest.fail("must not run apt-get"))
     with pytest.raises(LocalSystemError, match=r"sudo apt-get install -y postgresql rabbitmq-server"):
         prereqs.ensure_servers()
+
+
+def test_every_part_has_a_log_file():
+    """`make logs SERVICE=<part>` accepts every part the CLI offers, the Cognito emulator included."""
+    assert set(LocalSystem("test").log_files()) == set(PARTS)
+
+
+def test_exclusive_use_with_no_timeout_refuses_at_once():
+    """A second holder with timeout=0 (``reset``) is refused without waiting; the lock is free afterwards."""
+    # Its own lock file (named after the profile and port): never the test profile's session lock.
+    profile = Profile("unit-lock", 1, 2, 3, 4, {"inventory": 5, "billing": 6, "gateway": 7})
+    said = []
+    with LocalSystem(profile).exclusive_use(timeout=0):
+        with pytest.raises(LocalSystemError, match="in use by another run"):
+            with LocalSystem(profile).exclusive_use(timeout=0, waiting=said.append):
+                pytest.fail("got the lock twice")
+    assert said == []
+    with LocalSystem(profile).exclusive_use(timeout=0):
+        pass
