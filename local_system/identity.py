@@ -270,8 +270,6 @@ class IdentityEmulator:
         self.state_file = self.home / "identity.json"
         self.url = f"http://127.0.0.1:{self.port}"
         self.api = CognitoApi(self.url)
-        #: True when the last ``provision()`` had to create a pool (anything trusting the old one is stale).
-        self.provisioned_new_pool = False
 
     # -- process -------------------------------------------------------------------------------------------
     def pid(self) -> int | None:
@@ -328,13 +326,18 @@ class IdentityEmulator:
         return info
 
     def provision(self) -> PoolInfo:
-        """Create the pool, groups, app client and demo user unless the saved pool exists; return it."""
+        """Create the pool, groups, app client and demo user unless the saved pool exists; return it.
+
+        The emulator derives pool and client ids from their names (HASH strategy, see ``_moto_env``) and the
+        saved password is reused, so a pool re-created after an emulator restart is the same pool to everyone
+        who trusted the old one: the running gateway's settings stay valid.
+        """
         existing = self.pool()
-        self.provisioned_new_pool = existing is None
         if existing is not None:
             return existing
+        saved = self.saved_pool()
         # Meets the pool's policy: upper, lower, digit, symbol, 8+ characters.
-        password = f"Local-{secrets.token_urlsafe(12)}-9a"
+        password = saved.password if saved else f"Local-{secrets.token_urlsafe(12)}-9a"
         info = provision_pool(self.api, f"microservices-{self.profile.name}", password)
         self.state_file.unlink(missing_ok=True)
         fd = _private_file(self.state_file)
@@ -374,6 +377,8 @@ def _moto_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     # Dummy credentials: moto must never find (or use) real ones from the environment.
     env.update(AWS_ACCESS_KEY_ID="local", AWS_SECRET_ACCESS_KEY="local", AWS_DEFAULT_REGION=REGION)  # noqa: S106
+    # Ids derived from names, as under Docker Compose: a restarted emulator re-creates the same pool and client.
+    env.update(MOTO_COGNITO_IDP_USER_POOL_ID_STRATEGY="HASH", MOTO_COGNITO_IDP_USER_POOL_CLIENT_ID_STRATEGY="HASH")
     return env
 
 

@@ -117,12 +117,6 @@ class LocalSystem:
             prereqs.ensure_servers()
             for server in self._infrastructure():
                 self._timed(progress, server.name, server.port, server.start, server.is_running())
-            gateway = self.service("gateway")
-            if self.identity.provisioned_new_pool and gateway.pid() is not None:
-                # The emulator restarted with a new pool: a running gateway still trusts the old one.
-                gateway.stop()
-                gateway.start()
-                gateway.wait_ready()
 
     def _infrastructure(self):
         """The infrastructure parts in start order."""

@@ -65,3 +65,14 @@ def test_caller_identity_travels_in_the_billing_message(gateway, http, local_sys
     assert found["x-principal-username"] == "demo"
     assert found["x-principal-sub"]
     assert found["x-request-id"]
+
+
+def test_running_gateway_accepts_tokens_after_the_emulator_restarts(gateway, anonymous_http, local_system):
+    """The emulator forgets its pools when it stops; on start it re-creates the pool with the same ids, so the
+    gateway, left running, accepts the new tokens."""
+    gateway_pid = local_system.service("gateway").pid()
+    local_system.stop_service("cognito")
+    local_system.start_service("cognito")
+    headers = {"Authorization": f"Bearer {local_system.token()}"}
+    assert anonymous_http.get(f"{gateway}/api/movies", headers=headers).status_code == 200
+    assert local_system.service("gateway").pid() == gateway_pid
