@@ -1,0 +1,139 @@
+"""Every environment variable a service reads: name, default, meaning, and which services read it.
+
+Configuration is environment-only (12-factor). The services read these through ``common.config`` (so a
+default is written once, here); the CDK stacks, Compose, the local system and the image checks set them by
+these names; the per-service READMEs render their tables from ``variables_of`` (a test keeps them equal).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from contract.messaging import BILLING_QUEUE as _BILLING_QUEUE
+
+
+@dataclass(frozen=True)
+class Variable:
+    """One environment variable. ``default`` None: required (the service refuses to start without it)."""
+
+    name: str
+    default: str | None
+    description: str
+    secret: bool = False
+    """Holds a credential: injected from a secret store on AWS, never printed, never in a template."""
+
+    @property
+    def required(self) -> bool:
+        """True when the service cannot start without it."""
+        return self.default is None
+
+
+def _var(name: str, default: str | None, description: str, *, secret: bool = False) -> Variable:
+    return Variable(name, default, description, secret)
+
+
+# --- every service (the process: gunicorn, logs, metrics) ------------------------------------------------
+PORT = _var("PORT", "8080", "Port to listen on.")
+BIND_HOST = _var("BIND_HOST", "0.0.0.0", "Address to listen on (the local system uses 127.0.0.1).")  # noqa: S104
+SERVICE_NAME = _var("SERVICE_NAME", "service", "Process name shown by ps and gunicorn.")
+LOG_LEVEL = _var("LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING or ERROR.")
+ACCESS_LOG = _var("ACCESS_LOG", "true", "One JSON log line per request (not for /health, /ready, /metrics).")
+GUNICORN_WORKERS = _var("GUNICORN_WORKERS", "2", "Worker processes (billing: always 1, see contract.services).")
+GUNICORN_THREADS = _var("GUNICORN_THREADS", "8", "Threads per worker (gthread).")
+GUNICORN_KEEPALIVE = _var("GUNICORN_KEEPALIVE", "75", "Seconds an idle keep-alive connection is kept (> ALB's 60).")
+GUNICORN_TIMEOUT = _var("GUNICORN_TIMEOUT", "30", "Seconds before a silent worker is killed and replaced.")
+GUNICORN_GRACEFUL_TIMEOUT = _var(
+    "GUNICORN_GRACEFUL_TIMEOUT", "25", "Seconds after SIGTERM for in-flight work before workers are killed."
+)
+FORWARDED_ALLOW_IPS = _var("FORWARDED_ALLOW_IPS", "127.0.0.1", "Proxies whose X-Forwarded-* headers are trusted.")
+PROMETHEUS_MULTIPROC_DIR = _var(
+    "PROMETHEUS_MULTIPROC_DIR", "", "Folder for multiprocess metrics; empty: a fresh folder under the temp dir."
+)
+
+# --- PostgreSQL (services that own a database) -----------------------------------------------------------
+DATABASE_HOST = _var("DATABASE_HOST", "127.0.0.1", "PostgreSQL host.")
+DATABASE_PORT = _var("DATABASE_PORT", "5432", "PostgreSQL port.")
+DATABASE_NAME = _var("DATABASE_NAME", "", "Database name; empty: the service's own (contract.services).")
+DATABASE_USER = _var("DATABASE_USER", None, "Database user (no default: never a superuser by accident).", secret=True)
+DATABASE_PASSWORD = _var("DATABASE_PASSWORD", "", "Database password.", secret=True)
+DATABASE_SSLMODE = _var("DATABASE_SSLMODE", "prefer", "libpq sslmode; AWS sets require.")
+DATABASE_SSLROOTCERT = _var("DATABASE_SSLROOTCERT", "", "CA bundle for sslmode verify-ca / verify-full.")
+DATABASE_POOL_SIZE = _var("DATABASE_POOL_SIZE", "8", "Connections per worker process, at most.")
+DATABASE_CONNECT_TIMEOUT = _var("DATABASE_CONNECT_TIMEOUT", "5", "Seconds to wait for a new connection.")
+
+# --- RabbitMQ (publishers and consumers) -----------------------------------------------------------------
+RABBITMQ_URL = _var("RABBITMQ_URL", "amqp://127.0.0.1:5672/", "Broker URL without credentials; amqps:// = TLS.")
+RABBITMQ_USER = _var("RABBITMQ_USER", None, "Broker user.", secret=True)
+RABBITMQ_PASSWORD = _var("RABBITMQ_PASSWORD", None, "Broker password.", secret=True)
+RABBITMQ_HEARTBEAT = _var("RABBITMQ_HEARTBEAT", "30", "AMQP heartbeat in seconds (0: off).")
+RABBITMQ_CONNECT_TIMEOUT = _var("RABBITMQ_CONNECT_TIMEOUT", "5", "Seconds to wait for the broker.")
+BILLING_QUEUE = _var("BILLING_QUEUE", _BILLING_QUEUE.name, "Queue of orders (its dead-letter queue: <name>.dlq).")
+
+# --- gateway ---------------------------------------------------------------------------------------------
+INVENTORY_URL = _var("INVENTORY_URL", "http://127.0.0.1:8080", "Where inventory answers (http://host:port).")
+UPSTREAM_CONNECT_TIMEOUT = _var("UPSTREAM_CONNECT_TIMEOUT", "2", "Seconds to connect to inventory (then 502).")
+UPSTREAM_READ_TIMEOUT = _var("UPSTREAM_READ_TIMEOUT", "10", "Seconds to wait for inventory's answer (then 504).")
+AUTH_REQUIRED = _var("AUTH_REQUIRED", "true", "false switches authentication off (local experiments only).")
+AUTH_ISSUER = _var("AUTH_ISSUER", None, "Token issuer (the Cognito user pool URL); required when auth is on.")
+AUTH_JWKS_URL = _var("AUTH_JWKS_URL", "", "Signing keys; empty: <AUTH_ISSUER>/.well-known/jwks.json.")
+AUTH_ALLOWED_CLIENT_IDS = _var(
+    "AUTH_ALLOWED_CLIENT_IDS", None, "Comma-separated app client ids whose tokens are accepted (when auth is on)."
+)
+AUTH_SCOPE_PREFIX = _var("AUTH_SCOPE_PREFIX", "", "Prefix of the permission scopes, e.g. movies-api/.")
+AUTH_GROUP_PERMISSIONS = _var(
+    "AUTH_GROUP_PERMISSIONS", "", "Group to permissions map: group=perm perm;group=perm (contract.permissions)."
+)
+AUTH_ALB_ARN = _var("AUTH_ALB_ARN", "", "ALB whose signed x-amzn-oidc-data is accepted; empty: none.")
+AUTH_ALB_KEY_URL = _var("AUTH_ALB_KEY_URL", "", "ALB public keys; empty: the region's public-keys.auth.elb URL.")
+AUTH_LEEWAY_SECONDS = _var("AUTH_LEEWAY_SECONDS", "5", "Clock skew allowed on exp/nbf/iat.")
+AUTH_JWKS_MIN_REFRESH_SECONDS = _var(
+    "AUTH_JWKS_MIN_REFRESH_SECONDS", "30", "Least time between two JWKS fetches for unknown key ids."
+)
+COGNITO_REGION = _var("COGNITO_REGION", "", "Region of the user pool (for the ALB key URL); empty: AWS_REGION.")
+AWS_REGION = _var("AWS_REGION", "", "Set by ECS; the fallback region.")
+
+# --- billing ---------------------------------------------------------------------------------------------
+BILLING_PREFETCH = _var("BILLING_PREFETCH", "1000", "Unacknowledged deliveries the broker may push.")
+BILLING_BATCH_SIZE = _var("BILLING_BATCH_SIZE", "500", "Rows per INSERT (at most BILLING_PREFETCH).")
+BILLING_BATCH_WAIT_MS = _var("BILLING_BATCH_WAIT_MS", "50", "How long a batch waits for company, in ms.")
+BILLING_RECONNECT_INITIAL_MS = _var("BILLING_RECONNECT_INITIAL_MS", "500", "First reconnect delay, in ms.")
+BILLING_RECONNECT_MAX_SECONDS = _var("BILLING_RECONNECT_MAX_SECONDS", "15", "Longest reconnect delay.")
+BILLING_SHUTDOWN_TIMEOUT_SECONDS = _var(
+    "BILLING_SHUTDOWN_TIMEOUT_SECONDS", "15", "Wait for the in-flight batch on SIGTERM (< graceful timeout)."
+)
+
+PROCESS = (
+    PORT, BIND_HOST, SERVICE_NAME, LOG_LEVEL, ACCESS_LOG, GUNICORN_WORKERS, GUNICORN_THREADS, GUNICORN_KEEPALIVE,
+    GUNICORN_TIMEOUT, GUNICORN_GRACEFUL_TIMEOUT, FORWARDED_ALLOW_IPS, PROMETHEUS_MULTIPROC_DIR,
+)
+DATABASE = (
+    DATABASE_HOST, DATABASE_PORT, DATABASE_NAME, DATABASE_USER, DATABASE_PASSWORD, DATABASE_SSLMODE,
+    DATABASE_SSLROOTCERT, DATABASE_POOL_SIZE, DATABASE_CONNECT_TIMEOUT,
+)
+BROKER = (RABBITMQ_URL, RABBITMQ_USER, RABBITMQ_PASSWORD, RABBITMQ_HEARTBEAT, RABBITMQ_CONNECT_TIMEOUT, BILLING_QUEUE)
+GATEWAY = (
+    INVENTORY_URL, UPSTREAM_CONNECT_TIMEOUT, UPSTREAM_READ_TIMEOUT, AUTH_REQUIRED, AUTH_ISSUER, AUTH_JWKS_URL,
+    AUTH_ALLOWED_CLIENT_IDS, AUTH_SCOPE_PREFIX, AUTH_GROUP_PERMISSIONS, AUTH_ALB_ARN, AUTH_ALB_KEY_URL,
+    AUTH_LEEWAY_SECONDS, AUTH_JWKS_MIN_REFRESH_SECONDS, COGNITO_REGION, AWS_REGION,
+)
+BILLING = (
+    BILLING_PREFETCH, BILLING_BATCH_SIZE, BILLING_BATCH_WAIT_MS, BILLING_RECONNECT_INITIAL_MS,
+    BILLING_RECONNECT_MAX_SECONDS, BILLING_SHUTDOWN_TIMEOUT_SECONDS,
+)
+
+#: The variables each service reads, in the order its README lists them.
+SERVICE_VARIABLES: dict[str, tuple[Variable, ...]] = {
+    "inventory": PROCESS + DATABASE,
+    "billing": PROCESS + DATABASE + BROKER + BILLING,
+    "gateway": PROCESS + BROKER + GATEWAY,
+}
+
+
+def variables_of(service: str) -> tuple[Variable, ...]:
+    """The variables ``service`` reads."""
+    return SERVICE_VARIABLES[service]
+
+
+def names_of(service: str) -> frozenset[str]:
+    """The names of the variables ``service`` reads."""
+    return frozenset(variable.name for variable in SERVICE_VARIABLES[service])

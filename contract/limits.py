@@ -1,0 +1,10 @@
+"""Limits of the public API: enforced by the service that owns the data, quoted by the gateway's OpenAPI."""
+
+from __future__ import annotations
+
+TITLE_MAX_LENGTH = 200
+DESCRIPTION_MAX_LENGTH = 2000
+# PostgreSQL bigint: a larger id cannot exist; it is answered 404 without asking the database.
+MAX_MOVIE_ID = 2**63 - 1
+#: Largest request body the gateway accepts (and the largest order message billing reads).
+MAX_REQUEST_BYTES = 64 * 1024
