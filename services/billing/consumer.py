@@ -11,8 +11,7 @@ Guarantees, and how they are kept:
 - **No poison loops.** A message that can never be stored (bad JSON, bad values, refused by the database, or
   one whose handling raised an unexpected error) is published to ``<queue>.dlq`` with the reason in its
   headers (:mod:`billing.dead_lettering`), then acknowledged.
-- **Throughput.** Up to ``batch_size`` deliveries (or whatever arrived within ``batch_wait`` of the first) are
-  handled as one batch (:mod:`billing.batches`: one multi-row INSERT, one ``basic_ack(multiple=True)``).
+- **Throughput.** Deliveries are handled in batches (:mod:`billing.batches`: one INSERT, one acknowledgement).
 
 pika connections are not thread-safe: everything AMQP happens on the consumer's own thread. The only thing
 other threads do is :meth:`OrderConsumer.stop`, which sets an event and wakes the thread with pika's
@@ -53,10 +52,7 @@ class ConsumerNotReady(RuntimeError):
 
 
 class OrderConsumer:
-    """Consumes the billing queue on a background thread; see the module docstring for the guarantees.
-
-    Nothing runs until :meth:`start` (called by gunicorn's ``post_worker_init`` through ``common.lifecycle``).
-    """
+    """Consumes the billing queue on a thread started by :meth:`start` (gunicorn's ``post_worker_init``)."""
 
     def __init__(self, store: OrderStore, rabbit: RabbitSettings, settings: ConsumerSettings):
         self._store = store
@@ -244,9 +240,6 @@ class OrderConsumer:
         if not self._pending:
             self._batch_deadline = time.monotonic() + self._settings.batch_wait
         self._pending.append(Delivery.from_amqp(method, properties, body))
-
-    # ----------------------------------------------------------------------------------------------------
-    # Batches
 
     def _flush(self) -> None:
         assert self._channel is not None and self._dead_letters is not None
