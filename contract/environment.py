@@ -121,6 +121,10 @@ BILLING = (
     BILLING_RECONNECT_MAX_SECONDS, BILLING_SHUTDOWN_TIMEOUT_SECONDS,
 )
 
+#: The variable that renames each queue of ``contract.messaging.QUEUES`` on one broker (its default is the
+#: contract's name; tests give each run queues of their own). Its dead-letter queue follows: ``<name>.dlq``.
+QUEUE_VARIABLES: dict[str, Variable] = {_BILLING_QUEUE.name: BILLING_QUEUE}
+
 #: The variables each service reads, in the order its README lists them.
 SERVICE_VARIABLES: dict[str, tuple[Variable, ...]] = {
     "inventory": PROCESS + DATABASE,

@@ -74,7 +74,8 @@ class ServiceProcess:
             PORT=str(self.port),
             BIND_HOST="127.0.0.1",
             SERVICE_NAME=self.name,
-            PYTHONPATH=str(SERVICES_DIR),
+            # services/ for the service packages, the repository root for contract/ (as in the image).
+            PYTHONPATH=os.pathsep.join((str(SERVICES_DIR), str(REPO_ROOT))),
             PYTHONUNBUFFERED="1",
             PROMETHEUS_MULTIPROC_DIR=str(self.profile.state_dir / "metrics" / self.name),
         )

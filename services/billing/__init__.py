@@ -1,13 +1,19 @@
-"""billing: stores the orders queued on ``billing_queue`` in PostgreSQL ``billing_db``.
+"""billing: stores the orders queued on the billing queue in PostgreSQL ``billing_db``.
 
-``create_app`` is the application factory gunicorn calls (``billing:create_app()``). Each worker process
-that calls it starts one consumer thread; HTTP serves only ``/health``, ``/ready`` and ``/metrics``.
-One worker (GUNICORN_WORKERS=1) is recommended and enough for thousands of orders a second; more workers
-are safe (they become competing consumers, and the message-id constraint keeps every order single).
-Do not run it with gunicorn's ``preload_app``: the consumer thread must start in the worker, not the master.
+``create_app`` is the application factory gunicorn calls (``billing:create_app()``); it only builds objects.
+The consumer thread is started by gunicorn's ``post_worker_init`` hook (``common.gunicorn_config`` runs the
+start hooks of ``common.lifecycle``), in the worker process; tests start it explicitly with
+``BILLING.of(app).consumer.start()``. HTTP serves only ``/health``, ``/ready`` and ``/metrics``.
+
+Billing runs exactly one gunicorn worker per task (``contract.services.BILLING.single_worker``, enforced by
+``common.gunicorn_config``): the work is done by one consumer thread per process and scales out by tasks, so
+more workers would only split the prefetch and the batches. Several consumers would still be safe (competing
+consumers; the message-id constraint keeps every order single).
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from flask import Flask
 
@@ -16,9 +22,23 @@ from billing.settings import ConsumerSettings
 from billing.store import OrderStore
 from common.config import DatabaseSettings, RabbitSettings, env_str
 from common.db import ConnectionPool
-from common.lifecycle import on_shutdown
+from common.extensions import Extension
+from common.lifecycle import on_shutdown, on_start
 from common.log import configure_logging
 from common.web import init_app
+from contract import environment as env
+from contract.services import BILLING as SERVICE
+
+
+@dataclass(frozen=True)
+class Billing:
+    """What the billing app is made of."""
+
+    consumer: OrderConsumer
+
+
+#: The app's parts, installed by ``create_app``: ``BILLING.of(app).consumer``.
+BILLING: Extension[Billing] = Extension("billing")
 
 
 def create_app(
@@ -26,25 +46,24 @@ def create_app(
     rabbit: RabbitSettings | None = None,
     consumer_settings: ConsumerSettings | None = None,
 ) -> Flask:
-    """Build the billing app and start its consumer; settings come from the environment unless given."""
-    configure_logging("billing", env_str("LOG_LEVEL", "INFO"))
+    """Build the billing app; settings come from the environment unless given. Starts nothing (see above)."""
+    configure_logging(SERVICE.name, env_str(env.LOG_LEVEL))
     app = Flask(__name__)
 
     # The consumer needs one connection and /ready another; a small pool is plenty.
-    database = database or DatabaseSettings.from_env(default_name="billing_db")
-    store = OrderStore(ConnectionPool(database, application_name="billing"))
+    database = database or DatabaseSettings.from_env(default_name=SERVICE.database)
+    store = OrderStore(ConnectionPool(database, application_name=SERVICE.name))
     consumer = OrderConsumer(
         store,
         rabbit or RabbitSettings.from_env(),
         consumer_settings or ConsumerSettings.from_env(),
     )
-    app.extensions["billing_consumer"] = consumer
-    app.extensions["billing_store"] = store
+    BILLING.install(app, Billing(consumer))
 
-    init_app(app, "billing", readiness={"database": store.check, "broker": consumer.check_ready})
+    init_app(app, SERVICE.name, readiness={"database": store.check, "broker": consumer.check_ready})
 
-    consumer.start()
-    # gunicorn's worker_exit hook (common.gunicorn_config) runs this after SIGTERM.
+    # gunicorn's post_worker_init and worker_exit hooks (common.gunicorn_config) run these.
+    on_start(consumer.start)
     on_shutdown(consumer.stop)
     on_shutdown(store.close)
     return app

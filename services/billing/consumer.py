@@ -10,10 +10,8 @@ Guarantees, and how they are kept:
   meets ``ON CONFLICT DO NOTHING``. A message without an id is stored at-least-once and logged as a warning.
 - **No poison loops.** A message that can never be stored (bad JSON, bad values, refused by the database, or
   one whose handling raised an unexpected error) is published to ``<queue>.dlq`` with the reason in its
-  headers, then acknowledged.
-- **Throughput.** Up to ``batch_size`` deliveries (or whatever arrived within ``batch_wait`` of the first) are
-  written by one multi-row INSERT and acknowledged with one ``basic_ack(multiple=True)``; per-message commits
-  would cap the consumer near 1,000 rows/s.
+  headers (:mod:`billing.dead_lettering`), then acknowledged.
+- **Throughput.** Deliveries are handled in batches (:mod:`billing.batches`: one INSERT, one acknowledgement).
 
 pika connections are not thread-safe: everything AMQP happens on the consumer's own thread. The only thing
 other threads do is :meth:`OrderConsumer.stop`, which sets an event and wakes the thread with pika's
@@ -23,103 +21,38 @@ other threads do is :meth:`OrderConsumer.stop`, which sets an event and wakes th
 from __future__ import annotations
 
 import logging
-import random
-import struct
 import threading
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import UTC, datetime
 
 import pika
 import pika.exceptions
 import psycopg2
 from pika.adapters.blocking_connection import BlockingChannel, BlockingConnection
 
-from billing.orders import InvalidOrder, parse_order
-from billing.settings import ConsumerSettings
-from billing.store import OrderRecord, OrderStore
-from common import metrics
+from billing.batches import handle_batch
+from billing.dead_lettering import DeadLetterPublisher
+from billing.delivery import Delivery
+from billing.settings import ConsumerSettings, backoff_delay
+from billing.store import OrderStore
 from common.amqp import connection_parameters, declare_topology
 from common.config import RabbitSettings
 from common.db import DatabaseUnavailable
-from common.log import request_id_var
-from common.web import accept_request_id
+from contract.messaging import BILLING_QUEUE
 
 log = logging.getLogger(__name__)
 
-#: Headers added to a dead-lettered message (the original headers are kept alongside).
-REASON_HEADER = "x-dead-letter-reason"
-KIND_HEADER = "x-dead-letter-kind"
-ORIGINAL_MESSAGE_ID_HEADER = "x-original-message-id"
-ORIGINAL_QUEUE_HEADER = "x-original-queue"
-DEAD_LETTERED_AT_HEADER = "x-dead-lettered-at"
-REQUEST_ID_HEADER = "x-request-id"
-
-# A reason quotes the offending value; keep the header small whatever the message held.
-_MAX_REASON_LENGTH = 500
 # How often an idle consumer wakes up on its own; stop() wakes it at once anyway.
 _IDLE_POLL_SECONDS = 1.0
 # Failures that mean "a dependency is away": drop the broker connection, back off, reconnect.
 _TRANSIENT_ERRORS = (DatabaseUnavailable, pika.exceptions.AMQPError, OSError)
-# Errors that one row's data can cause (constraint violations, values PostgreSQL cannot take). Any other
-# database error (missing table, permissions, ...) is a problem of the system, not of the message: the batch
-# is retried after a backoff instead of dead-lettering every order while it lasts.
-_ROW_ERRORS = (psycopg2.DataError, psycopg2.IntegrityError, TypeError, ValueError)
 
 
 class ConsumerNotReady(RuntimeError):
     """The consumer is not consuming right now; the message says why (used by ``/ready``)."""
 
 
-@dataclass(frozen=True)
-class Delivery:
-    """One message as received, plus the ids taken from its properties."""
-
-    delivery_tag: int
-    properties: pika.BasicProperties
-    body: bytes
-    message_id: str | None
-    request_id: str
-
-    @classmethod
-    def from_amqp(cls, method: pika.spec.Basic.Deliver, properties: pika.BasicProperties, body: bytes) -> Delivery:
-        """Capture a delivery; the request id comes from the ``x-request-id`` header (fresh if absent/invalid)."""
-        raw = (properties.headers or {}).get(REQUEST_ID_HEADER)
-        if isinstance(raw, bytes):
-            raw = raw.decode("utf-8", "replace")
-        return cls(
-            delivery_tag=method.delivery_tag,
-            properties=properties,
-            body=body,
-            message_id=properties.message_id or None,
-            request_id=accept_request_id(raw if isinstance(raw, str) else None),
-        )
-
-
-@contextmanager
-def request_context(request_id: str) -> Iterator[None]:
-    """Make every log line inside the block carry ``request_id``."""
-    token = request_id_var.set(request_id)
-    try:
-        yield
-    finally:
-        request_id_var.reset(token)
-
-
-def backoff_delay(attempt: int, initial: float, maximum: float) -> float:
-    """Delay before reconnect attempt ``attempt`` (1, 2, ...): exponential, capped, with "equal jitter".
-
-    Half of the delay is fixed and half random, so many tasks that lost the same broker do not come back in
-    lockstep, yet none retries immediately.
-    """
-    ceiling = min(maximum, initial * 2 ** min(attempt - 1, 32))
-    return ceiling / 2 + random.uniform(0, ceiling / 2)  # noqa: S311 - jitter, not cryptography
-
-
 class OrderConsumer:
-    """Consumes ``billing_queue`` on a background thread; see the module docstring for the guarantees."""
+    """Consumes the billing queue on a thread started by :meth:`start` (gunicorn's ``post_worker_init``)."""
 
     def __init__(self, store: OrderStore, rabbit: RabbitSettings, settings: ConsumerSettings):
         self._store = store
@@ -130,7 +63,8 @@ class OrderConsumer:
         self._thread: threading.Thread | None = None
         self._connection: BlockingConnection | None = None
         self._channel: BlockingChannel | None = None
-        self._dead_letter_channel: BlockingChannel | None = None
+        self._queue = rabbit.queue(BILLING_QUEUE)
+        self._dead_letters: DeadLetterPublisher | None = None
         self._consumer_tag: str | None = None
         self._pending: list[Delivery] = []
         self._batch_deadline = 0.0
@@ -176,7 +110,7 @@ class OrderConsumer:
     def check_ready(self) -> None:
         """Raise :class:`ConsumerNotReady` unless the consumer is attached to the queue right now."""
         if not self._consuming:
-            raise ConsumerNotReady(f"consumer not attached to {self._rabbit.queue}: {self._last_problem}")
+            raise ConsumerNotReady(f"consumer not attached to {self._queue.name}: {self._last_problem}")
 
     @property
     def is_consuming(self) -> bool:
@@ -237,12 +171,14 @@ class OrderConsumer:
         declare_topology(self._channel, self._rabbit)
         self._channel.basic_qos(prefetch_count=self._settings.prefetch)
         # A separate channel in confirm mode: a dead letter counts as delivered only when the broker says so.
-        self._dead_letter_channel = self._connection.channel()
-        self._dead_letter_channel.confirm_delivery()
+        dead_letter_channel = self._connection.channel()
+        dead_letter_channel.confirm_delivery()
+        self._dead_letters = DeadLetterPublisher(dead_letter_channel, self._queue)
 
     def _disconnect(self) -> None:
         connection, self._connection = self._connection, None
-        self._channel = self._dead_letter_channel = None
+        self._channel = None
+        self._dead_letters = None
         self._consumer_tag = None
         # Deliveries not yet acknowledged are the broker's again once the connection is gone.
         self._pending = []
@@ -258,13 +194,13 @@ class OrderConsumer:
         # The broker cancels consumers of a queue that is deleted (or of a failed-over node): reconnect, which
         # declares the queue again, instead of sitting idle while looking healthy.
         self._channel.add_on_cancel_callback(self._on_broker_cancel)
-        self._consumer_tag = self._channel.basic_consume(self._rabbit.queue, on_message_callback=self._on_delivery)
+        self._consumer_tag = self._channel.basic_consume(self._queue.name, on_message_callback=self._on_delivery)
         self._consuming = True
         self._last_problem = ""
         log.info(
             "billing consumer attached",
             extra={
-                "queue": self._rabbit.queue,
+                "queue": self._queue.name,
                 "prefetch": self._settings.prefetch,
                 "batch_size": self._settings.batch_size,
                 "batch_wait_ms": round(self._settings.batch_wait * 1000),
@@ -278,7 +214,7 @@ class OrderConsumer:
             # Returns as soon as deliveries arrive (they go to _on_delivery) or after ``wait``.
             self._connection.process_data_events(time_limit=wait)
             if self._cancelled_by_broker:
-                raise pika.exceptions.ConsumerCancelled(f"the broker cancelled the consumer of {self._rabbit.queue}")
+                raise pika.exceptions.ConsumerCancelled(f"the broker cancelled the consumer of {self._queue.name}")
             if self._pending and (
                 len(self._pending) >= self._settings.batch_size or time.monotonic() >= self._batch_deadline
             ):
@@ -305,139 +241,10 @@ class OrderConsumer:
             self._batch_deadline = time.monotonic() + self._settings.batch_wait
         self._pending.append(Delivery.from_amqp(method, properties, body))
 
-    # ----------------------------------------------------------------------------------------------------
-    # Batches
-
     def _flush(self) -> None:
+        assert self._channel is not None and self._dead_letters is not None
         pending, self._pending = self._pending, []
         size = self._settings.batch_size
         for start in range(0, len(pending), size):
-            self._handle_batch(pending[start : start + size])
-
-    def _handle_batch(self, batch: Sequence[Delivery]) -> None:
-        """Store, dead-letter, then acknowledge one batch. Raises (without acking) when a dependency fails."""
-        assert self._channel is not None
-        started = time.perf_counter()
-        valid: list[tuple[Delivery, OrderRecord]] = []
-        rejected: list[tuple[Delivery, str, str]] = []
-        for delivery in batch:
-            try:
-                order = parse_order(delivery.body)
-            except InvalidOrder as exc:
-                rejected.append((delivery, exc.kind, str(exc)))
-            except Exception as exc:  # an unexpected error must dead-letter, not loop forever
-                with request_context(delivery.request_id):
-                    log.exception("unexpected error while validating a message")
-                rejected.append((delivery, "internal_error", f"{type(exc).__name__}: {exc}"))
-            else:
-                valid.append((delivery, OrderRecord(order, delivery.message_id, delivery.request_id)))
-
-        stored, refused = self._store_records(valid)
-        rejected.extend(refused)
-        for delivery, kind, reason in rejected:
-            self._dead_letter(delivery, kind, reason)
-        # Everything up to the last tag is now either committed or safely in the dead-letter queue.
-        self._channel.basic_ack(delivery_tag=batch[-1].delivery_tag, multiple=True)
-        self._made_progress = True
-
-        self._report(stored, rejected)
-        metrics.BATCH_SIZE.observe(len(batch))
-        metrics.BATCH_DURATION.observe(time.perf_counter() - started)
-
-    def _store_records(
-        self, valid: Sequence[tuple[Delivery, OrderRecord]]
-    ) -> tuple[list[tuple[Delivery, bool]], list[tuple[Delivery, str, str]]]:
-        """Insert the batch; if the database refuses it, retry row by row to isolate the culprit(s).
-
-        Returns (delivery, newly stored?) pairs and (delivery, kind, reason) for rows the database refused.
-        Other failures propagate: nothing is acknowledged and the batch is redelivered after a reconnect.
-        """
-        if not valid:
-            return [], []
-        try:
-            outcome = self._store.insert([record for _, record in valid])
-            return [(delivery, new) for (delivery, _), new in zip(valid, outcome, strict=True)], []
-        except _ROW_ERRORS as exc:  # a data error in one row must not block the other rows
-            log.warning(
-                "database refused a batch; storing its rows one by one",
-                extra={"batch_size": len(valid), "reason": f"{type(exc).__name__}: {str(exc).strip()}"},
-            )
-        stored: list[tuple[Delivery, bool]] = []
-        refused: list[tuple[Delivery, str, str]] = []
-        for delivery, record in valid:
-            try:
-                stored.append((delivery, self._store.insert([record])[0]))
-            except _ROW_ERRORS as exc:  # this row is the poison; dead-letter it with the reason
-                refused.append((delivery, "rejected_by_database", f"{type(exc).__name__}: {str(exc).strip()}"))
-        return stored, refused
-
-    def _dead_letter(self, delivery: Delivery, kind: str, reason: str) -> None:
-        """Publish the original body and headers, plus the reason, to the dead-letter queue; wait for the confirm."""
-        assert self._dead_letter_channel is not None
-        try:
-            self._publish_dead_letter(delivery, kind, reason, keep_headers=True)
-        except (TypeError, ValueError, struct.error) as exc:
-            # pika could not re-encode the original headers (an exotic publisher). Dropping them beats a poison
-            # message that can never leave the queue.
-            with request_context(delivery.request_id):
-                log.warning("original headers not encodable; dead-lettering without them", extra={"error": str(exc)})
-            self._publish_dead_letter(delivery, kind, reason, keep_headers=False)
-        metrics.MESSAGES_DEAD_LETTERED.labels(kind).inc()
-        with request_context(delivery.request_id):
-            log.warning(
-                "order dead-lettered",
-                extra={"message_id": delivery.message_id, "kind": kind, "reason": reason[:_MAX_REASON_LENGTH]},
-            )
-
-    def _publish_dead_letter(self, delivery: Delivery, kind: str, reason: str, keep_headers: bool) -> None:
-        assert self._dead_letter_channel is not None
-        original = delivery.properties
-        headers = {
-            **((original.headers or {}) if keep_headers else {}),
-            REASON_HEADER: reason[:_MAX_REASON_LENGTH],
-            KIND_HEADER: kind,
-            ORIGINAL_MESSAGE_ID_HEADER: delivery.message_id or "",
-            ORIGINAL_QUEUE_HEADER: self._rabbit.queue,
-            REQUEST_ID_HEADER: delivery.request_id,
-            DEAD_LETTERED_AT_HEADER: datetime.now(UTC).isoformat(timespec="milliseconds"),
-        }
-        properties = pika.BasicProperties(
-            content_type=original.content_type,
-            content_encoding=original.content_encoding,
-            headers=headers,
-            delivery_mode=pika.DeliveryMode.Persistent,
-            # Same message id: replaying the message into billing_queue keeps it idempotent.
-            message_id=original.message_id,
-            correlation_id=original.correlation_id,
-            timestamp=original.timestamp,
-            type=original.type,
-            app_id=original.app_id,
-        )
-        # mandatory: if the dead-letter queue is missing, the broker returns the message and pika raises
-        # UnroutableError; the original then stays unacknowledged and is retried after a reconnect.
-        self._dead_letter_channel.basic_publish(
-            exchange="",
-            routing_key=self._rabbit.dead_letter_queue,
-            body=delivery.body,
-            properties=properties,
-            mandatory=True,
-        )
-
-    def _report(self, stored: Sequence[tuple[Delivery, bool]], rejected: Sequence[tuple[Delivery, str, str]]) -> None:
-        """One log line per order (carrying its request id) and the consumed-messages counters."""
-        new = 0
-        for delivery, is_new in stored:
-            with request_context(delivery.request_id):
-                if delivery.message_id is None:
-                    log.warning("order stored without a message_id: a redelivery of it would be stored again")
-                elif is_new:
-                    log.info("order stored", extra={"message_id": delivery.message_id})
-                else:
-                    log.info("duplicate order ignored", extra={"message_id": delivery.message_id})
-            new += is_new
-        if new:
-            metrics.MESSAGES_CONSUMED.labels("stored").inc(new)
-        if len(stored) - new:
-            metrics.MESSAGES_CONSUMED.labels("duplicate").inc(len(stored) - new)
-        if rejected:
-            metrics.MESSAGES_CONSUMED.labels("dead_lettered").inc(len(rejected))
+            handle_batch(pending[start : start + size], self._store, self._dead_letters, self._channel)
+            self._made_progress = True

@@ -21,24 +21,10 @@ from contextlib import contextmanager
 import pika
 from pika.adapters.blocking_connection import BlockingChannel
 
-from billing.consumer import (
-    DEAD_LETTERED_AT_HEADER,
-    KIND_HEADER,
-    ORIGINAL_MESSAGE_ID_HEADER,
-    ORIGINAL_QUEUE_HEADER,
-    REASON_HEADER,
-)
+from billing.dead_lettering import DEAD_LETTER_HEADERS
 from common.amqp import connection_parameters, declare_topology
 from common.config import RabbitSettings
-
-#: Headers billing adds when dead-lettering; a replayed message goes back without them.
-DEAD_LETTER_HEADERS = (
-    REASON_HEADER,
-    KIND_HEADER,
-    ORIGINAL_MESSAGE_ID_HEADER,
-    ORIGINAL_QUEUE_HEADER,
-    DEAD_LETTERED_AT_HEADER,
-)
+from contract import messaging
 
 
 @contextmanager
@@ -60,19 +46,20 @@ def _text(value: object) -> object:
 def list_dead_letters(settings: RabbitSettings, limit: int) -> list[dict[str, object]]:
     """Up to ``limit`` dead letters as dicts, oldest first; the queue is left unchanged."""
     letters = []
+    queue = settings.queue(messaging.BILLING_QUEUE)
     with _channel(settings) as channel:
         while len(letters) < limit:
-            method, properties, body = channel.basic_get(settings.dead_letter_queue, auto_ack=False)
+            method, properties, body = channel.basic_get(queue.dead_letter_queue, auto_ack=False)
             if method is None:
                 break
             headers = properties.headers or {}
             letters.append(
                 {
                     "message_id": properties.message_id,
-                    "request_id": _text(headers.get("x-request-id")),
-                    "kind": _text(headers.get(KIND_HEADER)),
-                    "reason": _text(headers.get(REASON_HEADER)),
-                    "dead_lettered_at": _text(headers.get(DEAD_LETTERED_AT_HEADER)),
+                    "request_id": _text(headers.get(messaging.REQUEST_ID)),
+                    "kind": _text(headers.get(messaging.DEAD_LETTER_KIND)),
+                    "reason": _text(headers.get(messaging.DEAD_LETTER_REASON)),
+                    "dead_lettered_at": _text(headers.get(messaging.DEAD_LETTERED_AT)),
                     "body": body.decode("utf-8", "replace"),
                 }
             )
@@ -87,10 +74,11 @@ def replay_dead_letters(settings: RabbitSettings, limit: int, message_ids: set[s
     message-id check absorbs).
     """
     moved = 0
+    queue = settings.queue(messaging.BILLING_QUEUE)
     with _channel(settings) as channel:
         channel.confirm_delivery()
         while moved < limit:
-            method, properties, body = channel.basic_get(settings.dead_letter_queue, auto_ack=False)
+            method, properties, body = channel.basic_get(queue.dead_letter_queue, auto_ack=False)
             if method is None:
                 break
             if message_ids is not None and properties.message_id not in message_ids:
@@ -98,7 +86,7 @@ def replay_dead_letters(settings: RabbitSettings, limit: int, message_ids: set[s
             headers = {k: v for k, v in (properties.headers or {}).items() if k not in DEAD_LETTER_HEADERS}
             properties.headers = headers
             properties.delivery_mode = pika.DeliveryMode.Persistent.value
-            channel.basic_publish("", settings.queue, body, properties, mandatory=True)
+            channel.basic_publish(messaging.DEFAULT_EXCHANGE, queue.name, body, properties, mandatory=True)
             channel.basic_ack(method.delivery_tag)
             moved += 1
     return moved
@@ -121,7 +109,8 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(letter, ensure_ascii=False))
         return 0
     moved = replay_dead_letters(settings, args.limit, set(args.message_ids) if args.message_ids else None)
-    print(f"replayed {moved} message(s) from {settings.dead_letter_queue} to {settings.queue}")
+    queue = settings.queue(messaging.BILLING_QUEUE)
+    print(f"replayed {moved} message(s) from {queue.dead_letter_queue} to {queue.name}")
     return 0
 
 

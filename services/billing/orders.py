@@ -20,11 +20,12 @@ from __future__ import annotations
 
 from common.orders import FIELDS, InvalidOrder, Order
 from common.orders import parse_order as _parse_contract
+from contract.limits import MAX_REQUEST_BYTES
 
 __all__ = ["FIELDS", "MAX_MESSAGE_BYTES", "InvalidOrder", "Order", "parse_order"]
 
-#: Largest body billing reads. A real order is under 200 bytes; the gateway refuses bodies over 64 KiB too.
-MAX_MESSAGE_BYTES = 64 * 1024
+#: Largest body billing reads: what the gateway accepts (a real order is under 200 bytes).
+MAX_MESSAGE_BYTES = MAX_REQUEST_BYTES
 
 
 def parse_order(body: bytes) -> Order:

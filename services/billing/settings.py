@@ -1,33 +1,36 @@
-"""Tuning knobs of the billing consumer, read from BILLING_* environment variables."""
+"""Tuning knobs of the billing consumer, read from BILLING_* environment variables, and the reconnect backoff."""
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
 
 from common.config import ConfigError, env_float, env_int
+from contract import environment as env
 
 
 @dataclass(frozen=True)
 class ConsumerSettings:
     """How the consumer batches, backs off and shuts down.
 
-    Defaults suit a 0.25-1 vCPU task: 10,000 queued orders land in about a second on two cores.
+    Defaults (the contract's, ``contract.environment``) suit a 0.25-1 vCPU task: 10,000 queued orders land in
+    about a second on two cores.
     """
 
     #: Deliveries the broker may push before billing acknowledges (BILLING_PREFETCH). At least two batches,
     #: so the next batch is already on the wire while the current one is being written.
-    prefetch: int = 1000
+    prefetch: int = int(env.BILLING_PREFETCH.default or 0)
     #: Rows written by one INSERT (BILLING_BATCH_SIZE).
-    batch_size: int = 500
+    batch_size: int = int(env.BILLING_BATCH_SIZE.default or 0)
     #: How long the first message of a batch may wait for company before the batch is written
     #: (BILLING_BATCH_WAIT_MS): the latency a lone order pays for throughput.
-    batch_wait: float = 0.05
+    batch_wait: float = int(env.BILLING_BATCH_WAIT_MS.default or 0) / 1000
     #: First reconnect delay and its cap (BILLING_RECONNECT_INITIAL_MS, BILLING_RECONNECT_MAX_SECONDS).
-    reconnect_initial: float = 0.5
-    reconnect_max: float = 15.0
+    reconnect_initial: float = int(env.BILLING_RECONNECT_INITIAL_MS.default or 0) / 1000
+    reconnect_max: float = float(env.BILLING_RECONNECT_MAX_SECONDS.default or 0)
     #: How long shutdown waits for the in-flight batch (BILLING_SHUTDOWN_TIMEOUT_SECONDS); keep it below
     #: GUNICORN_GRACEFUL_TIMEOUT (25 s), after which gunicorn kills the worker.
-    shutdown_timeout: float = 15.0
+    shutdown_timeout: float = float(env.BILLING_SHUTDOWN_TIMEOUT_SECONDS.default or 0)
 
     def __post_init__(self) -> None:
         if self.batch_size > self.prefetch:
@@ -39,13 +42,21 @@ class ConsumerSettings:
     @classmethod
     def from_env(cls) -> ConsumerSettings:
         """Read the BILLING_* variables; unset ones keep the defaults above."""
-        defaults = cls()
         return cls(
-            prefetch=env_int("BILLING_PREFETCH", defaults.prefetch, minimum=1),
-            batch_size=env_int("BILLING_BATCH_SIZE", defaults.batch_size, minimum=1),
-            batch_wait=env_int("BILLING_BATCH_WAIT_MS", int(defaults.batch_wait * 1000), minimum=0) / 1000,
-            reconnect_initial=env_int("BILLING_RECONNECT_INITIAL_MS", int(defaults.reconnect_initial * 1000), minimum=1)
-            / 1000,
-            reconnect_max=env_float("BILLING_RECONNECT_MAX_SECONDS", defaults.reconnect_max),
-            shutdown_timeout=env_float("BILLING_SHUTDOWN_TIMEOUT_SECONDS", defaults.shutdown_timeout),
+            prefetch=env_int(env.BILLING_PREFETCH, minimum=1),
+            batch_size=env_int(env.BILLING_BATCH_SIZE, minimum=1),
+            batch_wait=env_int(env.BILLING_BATCH_WAIT_MS, minimum=0) / 1000,
+            reconnect_initial=env_int(env.BILLING_RECONNECT_INITIAL_MS, minimum=1) / 1000,
+            reconnect_max=env_float(env.BILLING_RECONNECT_MAX_SECONDS),
+            shutdown_timeout=env_float(env.BILLING_SHUTDOWN_TIMEOUT_SECONDS),
         )
+
+
+def backoff_delay(attempt: int, initial: float, maximum: float) -> float:
+    """Delay before reconnect attempt ``attempt`` (1, 2, ...): exponential, capped, with "equal jitter".
+
+    Half of the delay is fixed and half random, so many tasks that lost the same broker do not come back in
+    lockstep, yet none retries immediately.
+    """
+    ceiling = min(maximum, initial * 2 ** min(attempt - 1, 32))
+    return ceiling / 2 + random.uniform(0, ceiling / 2)  # noqa: S311 - jitter, not cryptography

@@ -1,4 +1,4 @@
-"""RabbitMQ connection parameters and the queue topology, declared identically by gateway and billing."""
+"""RabbitMQ connection parameters and the queue topology, declared identically by every publisher and consumer."""
 
 from __future__ import annotations
 
@@ -37,11 +37,12 @@ def connection_parameters(settings: RabbitSettings) -> pika.ConnectionParameters
 
 
 def declare_topology(channel: pika.adapters.blocking_connection.BlockingChannel, settings: RabbitSettings) -> None:
-    """Declare the durable billing queue and its dead-letter queue.
+    """Declare every queue of the contract (``contract.messaging.QUEUES``) and its dead-letter queue.
 
-    ``billing_queue`` is declared durable with no extra arguments, exactly as existing publishers declare it
-    (different arguments would make RabbitMQ refuse the declaration). Billing moves unprocessable messages to
-    the dead-letter queue itself, so it can attach the reason.
+    Each is declared durable with no extra arguments, exactly as existing publishers declare them (different
+    arguments would make RabbitMQ refuse the declaration). Consumers move unprocessable messages to the
+    dead-letter queue themselves, so they can attach the reason.
     """
-    channel.queue_declare(queue=settings.dead_letter_queue, durable=True)
-    channel.queue_declare(queue=settings.queue, durable=True)
+    for queue in settings.queues.values():
+        channel.queue_declare(queue=queue.dead_letter_queue, durable=True)
+        channel.queue_declare(queue=queue.name, durable=True)

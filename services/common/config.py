@@ -3,62 +3,93 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from urllib.parse import quote, urlsplit
+
+from contract import environment as env
+from contract.environment import Variable
+from contract.messaging import QUEUES, Queue
 
 
 class ConfigError(ValueError):
     """An environment variable is missing or malformed; the message names it."""
 
 
-def env_str(name: str, default: str | None = None) -> str:
-    """Return the variable, or ``default``; raise ConfigError when it is required and absent."""
-    value = os.environ.get(name)
-    if value is None or value == "":
-        if default is None:
-            raise ConfigError(f"environment variable {name} is required")
-        return default
+class _FromContract:
+    """Marker: take the default from the contract Variable (the usual case)."""
+
+
+_FROM_CONTRACT = _FromContract()
+
+
+def _raw(variable: Variable, default: str | _FromContract | None) -> str | None:
+    """The variable's text, else the given default, else the contract's; None when required and absent."""
+    value = os.environ.get(variable.name, "")
+    if value != "":
+        return value
+    return variable.default if isinstance(default, _FromContract) else default
+
+
+def _required(variable: Variable) -> ConfigError:
+    return ConfigError(f"environment variable {variable.name} is required")
+
+
+def env_str(variable: Variable, default: str | _FromContract | None = _FROM_CONTRACT) -> str:
+    """Return the variable, or its contract default; raise ConfigError when it is required and absent.
+
+    ``default`` overrides the contract's default for the few whose default depends on other settings
+    (``DATABASE_NAME``: the service's own database; ``AUTH_JWKS_URL``: derived from the issuer).
+    """
+    value = _raw(variable, default)
+    if value is None:
+        raise _required(variable)
     return value
 
 
-def env_int(name: str, default: int, minimum: int = 0) -> int:
-    """Return the variable as an int >= ``minimum``, or ``default`` when unset."""
-    raw = os.environ.get(name, "")
-    if raw == "":
-        return default
+def env_int(variable: Variable, minimum: int = 0) -> int:
+    """Return the variable as an int >= ``minimum`` (the contract default when unset)."""
+    raw = _raw(variable, _FROM_CONTRACT)
+    if raw is None:
+        raise _required(variable)
     try:
         value = int(raw)
     except ValueError as exc:
-        raise ConfigError(f"environment variable {name} must be an integer, got {raw!r}") from exc
+        raise ConfigError(f"environment variable {variable.name} must be an integer, got {raw!r}") from exc
     if value < minimum:
-        raise ConfigError(f"environment variable {name} must be >= {minimum}, got {value}")
+        raise ConfigError(f"environment variable {variable.name} must be >= {minimum}, got {value}")
     return value
 
 
-def env_float(name: str, default: float) -> float:
-    """Return the variable as a positive float, or ``default`` when unset."""
-    raw = os.environ.get(name, "")
-    if raw == "":
-        return default
+def env_float(variable: Variable) -> float:
+    """Return the variable as a positive float (the contract default when unset)."""
+    raw = _raw(variable, _FROM_CONTRACT)
+    if raw is None:
+        raise _required(variable)
     try:
         value = float(raw)
     except ValueError as exc:
-        raise ConfigError(f"environment variable {name} must be a number, got {raw!r}") from exc
+        raise ConfigError(f"environment variable {variable.name} must be a number, got {raw!r}") from exc
     if value <= 0:
-        raise ConfigError(f"environment variable {name} must be > 0, got {value}")
+        raise ConfigError(f"environment variable {variable.name} must be > 0, got {value}")
     return value
 
 
-def env_bool(name: str, default: bool) -> bool:
-    """Return the variable as a bool (true/false, 1/0, yes/no, on/off)."""
-    raw = os.environ.get(name, "").strip().lower()
-    if raw == "":
-        return default
+def env_bool(variable: Variable) -> bool:
+    """Return the variable as a bool (true/false, 1/0, yes/no, on/off; the contract default when unset)."""
+    raw = os.environ.get(variable.name, "").strip().lower() or (variable.default or "").lower()
     if raw in ("1", "true", "yes", "on"):
         return True
     if raw in ("0", "false", "no", "off"):
         return False
-    raise ConfigError(f"environment variable {name} must be true or false, got {raw!r}")
+    if raw == "":
+        raise _required(variable)
+    raise ConfigError(f"environment variable {variable.name} must be true or false, got {raw!r}")
+
+
+def _queue_on_broker(queue: Queue) -> Queue:
+    """``queue`` renamed by its variable, if it has one (the dead-letter queue follows the name)."""
+    variable = env.QUEUE_VARIABLES.get(queue.name)
+    return replace(queue, name=env_str(variable)) if variable is not None else queue
 
 
 @dataclass(frozen=True)
@@ -78,21 +109,21 @@ class DatabaseSettings:
     @classmethod
     def from_env(cls, default_name: str) -> DatabaseSettings:
         """Read DATABASE_* variables; ``default_name`` is the service's own database."""
-        sslmode = env_str("DATABASE_SSLMODE", "prefer")
+        sslmode = env_str(env.DATABASE_SSLMODE)
         allowed = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
         if sslmode not in allowed:
             raise ConfigError(f"DATABASE_SSLMODE must be one of {', '.join(allowed)}, got {sslmode!r}")
         return cls(
-            host=env_str("DATABASE_HOST", "127.0.0.1"),
-            port=env_int("DATABASE_PORT", 5432, minimum=1),
-            name=env_str("DATABASE_NAME", default_name),
-            # No default user or password: a forgotten setting must fail at start, not fall back to a superuser.
-            user=env_str("DATABASE_USER"),
-            password=env_str("DATABASE_PASSWORD", ""),
+            host=env_str(env.DATABASE_HOST),
+            port=env_int(env.DATABASE_PORT, minimum=1),
+            name=env_str(env.DATABASE_NAME, default_name),
+            # No default user: a forgotten setting must fail at start, not fall back to a superuser.
+            user=env_str(env.DATABASE_USER),
+            password=env_str(env.DATABASE_PASSWORD),
             sslmode=sslmode,
-            sslrootcert=os.environ.get("DATABASE_SSLROOTCERT") or None,
-            pool_size=env_int("DATABASE_POOL_SIZE", 8, minimum=1),
-            connect_timeout=env_int("DATABASE_CONNECT_TIMEOUT", 5, minimum=1),
+            sslrootcert=env_str(env.DATABASE_SSLROOTCERT) or None,
+            pool_size=env_int(env.DATABASE_POOL_SIZE, minimum=1),
+            connect_timeout=env_int(env.DATABASE_CONNECT_TIMEOUT, minimum=1),
         )
 
     def connect_kwargs(self, application_name: str) -> dict[str, object]:
@@ -122,19 +153,23 @@ class DatabaseSettings:
 
 @dataclass(frozen=True)
 class RabbitSettings:
-    """Where and how to reach RabbitMQ. ``amqps://`` in RABBITMQ_URL turns TLS on (Amazon MQ requires it)."""
+    """Where and how to reach RabbitMQ. ``amqps://`` in RABBITMQ_URL turns TLS on (Amazon MQ requires it).
+
+    ``queues`` holds every queue of ``contract.messaging.QUEUES`` as named on this broker: each may be renamed
+    by its variable (``contract.environment.QUEUE_VARIABLES``), its dead-letter queue following the new name.
+    """
 
     url: str
     user: str
     password: str
-    queue: str
     heartbeat: int
     connect_timeout: float
+    queues: dict[str, Queue] = field(default_factory=dict)
 
     @classmethod
     def from_env(cls) -> RabbitSettings:
-        """Read RABBITMQ_* and BILLING_QUEUE variables."""
-        url = env_str("RABBITMQ_URL", "amqp://127.0.0.1:5672/")
+        """Read the RABBITMQ_* variables and the queue names."""
+        url = env_str(env.RABBITMQ_URL)
         parts = urlsplit(url)
         if parts.scheme not in ("amqp", "amqps"):
             raise ConfigError(f"RABBITMQ_URL must start with amqp:// or amqps://, got scheme {parts.scheme!r}")
@@ -143,17 +178,16 @@ class RabbitSettings:
         return cls(
             url=url,
             # Required: falling back to guest/guest would be an insecure default.
-            user=env_str("RABBITMQ_USER"),
-            password=env_str("RABBITMQ_PASSWORD"),
-            queue=env_str("BILLING_QUEUE", "billing_queue"),
-            heartbeat=env_int("RABBITMQ_HEARTBEAT", 30, minimum=0),
-            connect_timeout=env_float("RABBITMQ_CONNECT_TIMEOUT", 5.0),
+            user=env_str(env.RABBITMQ_USER),
+            password=env_str(env.RABBITMQ_PASSWORD),
+            heartbeat=env_int(env.RABBITMQ_HEARTBEAT, minimum=0),
+            connect_timeout=env_float(env.RABBITMQ_CONNECT_TIMEOUT),
+            queues={queue.name: _queue_on_broker(queue) for queue in QUEUES},
         )
 
-    @property
-    def dead_letter_queue(self) -> str:
-        """Name of the queue that keeps messages billing could not process, with the reason."""
-        return f"{self.queue}.dlq"
+    def queue(self, queue: Queue) -> Queue:
+        """``queue`` of the contract as named on this broker (``.name``, ``.dead_letter_queue``)."""
+        return self.queues.get(queue.name, queue)
 
     @property
     def uses_tls(self) -> bool:

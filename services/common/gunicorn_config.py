@@ -1,6 +1,8 @@
 """gunicorn settings shared by the three services (``gunicorn --config python:common.gunicorn_config``).
 
-Everything comes from environment variables so one image fits a 0.25 vCPU Fargate task and a laptop.
+Everything comes from environment variables so one image fits a 0.25 vCPU Fargate task and a laptop. The
+service is known from SERVICE_NAME: one whose ``contract.services`` entry says ``single_worker`` runs exactly
+one worker, whatever GUNICORN_WORKERS asks for.
 """
 
 from __future__ import annotations
@@ -10,39 +12,58 @@ import shutil
 import tempfile
 
 from common.config import env_int, env_str
+from contract import environment as env
+from contract.services import SERVICES
 
-bind = f"{env_str('BIND_HOST', '0.0.0.0')}:{env_int('PORT', 8080, minimum=1)}"  # noqa: S104 - containers listen on all
-workers = env_int("GUNICORN_WORKERS", 2, minimum=1)
+_service = next((service for service in SERVICES if service.name == env_str(env.SERVICE_NAME)), None)
+_requested_workers = env_int(env.GUNICORN_WORKERS, minimum=1)
+_single_worker = _service is not None and _service.single_worker
+
+bind = f"{env_str(env.BIND_HOST)}:{env_int(env.PORT, minimum=1)}"
+workers = 1 if _single_worker else _requested_workers
 # gthread keeps client connections alive (sync workers close every one), which the gateway's pool relies on.
 worker_class = "gthread"
-threads = env_int("GUNICORN_THREADS", 8, minimum=1)
+threads = env_int(env.GUNICORN_THREADS, minimum=1)
 # Longer than the ALB's 60 s idle timeout, so the load balancer, not gunicorn, closes idle connections.
-keepalive = env_int("GUNICORN_KEEPALIVE", 75, minimum=1)
-timeout = env_int("GUNICORN_TIMEOUT", 30, minimum=1)
+keepalive = env_int(env.GUNICORN_KEEPALIVE, minimum=1)
+timeout = env_int(env.GUNICORN_TIMEOUT, minimum=1)
 # SIGTERM: stop accepting, finish in-flight requests (billing: the in-flight batch) within this many seconds.
-graceful_timeout = env_int("GUNICORN_GRACEFUL_TIMEOUT", 25, minimum=1)
+graceful_timeout = env_int(env.GUNICORN_GRACEFUL_TIMEOUT, minimum=1)
 # The service logs each request itself as JSON with its request id; gunicorn's access log would duplicate it.
 accesslog = None
 errorlog = "-"
-loglevel = env_str("LOG_LEVEL", "INFO").lower()
+loglevel = env_str(env.LOG_LEVEL).lower()
 # Heartbeat files on tmpfs: works with a read-only root filesystem and avoids disk stalls.
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None  # noqa: S108
-proc_name = env_str("SERVICE_NAME", "service")
+proc_name = env_str(env.SERVICE_NAME)
 # gunicorn 23+ opens a runtime control socket under $HOME by default: shared by every gunicorn on a machine and
 # a write to the root filesystem. Nothing here uses it, so it stays off.
 control_socket_disable = True
 # The services read their settings at import time in each worker; forwarded headers are not trusted.
-forwarded_allow_ips = env_str("FORWARDED_ALLOW_IPS", "127.0.0.1")
+forwarded_allow_ips = env_str(env.FORWARDED_ALLOW_IPS)
 
 
 def on_starting(server):
     """Give the workers a fresh directory for multiprocess Prometheus metrics (stale files would add up)."""
-    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or os.path.join(
+    if workers != _requested_workers:
+        server.log.warning(
+            "%s runs exactly one worker (contract.services single_worker); ignoring GUNICORN_WORKERS=%d",
+            proc_name,
+            _requested_workers,
+        )
+    directory = env_str(env.PROMETHEUS_MULTIPROC_DIR) or os.path.join(
         tempfile.gettempdir(), f"prometheus-{os.getpid()}"
     )
     shutil.rmtree(directory, ignore_errors=True)
     os.makedirs(directory, exist_ok=True)
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+    os.environ[env.PROMETHEUS_MULTIPROC_DIR.name] = directory
+
+
+def post_worker_init(worker):
+    """Start the service's background work in the worker (billing: its consumer thread), after the app loaded."""
+    from common.lifecycle import run_start_hooks
+
+    run_start_hooks()
 
 
 def child_exit(server, worker):

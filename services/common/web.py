@@ -16,10 +16,11 @@ from common import metrics
 from common.config import env_bool
 from common.errors import DependencyUnavailable
 from common.log import principal_var, request_id_var
+from contract import environment as env
+from contract.messaging import HTTP_REQUEST_ID
 
 log = logging.getLogger("http")
 
-REQUEST_ID_HEADER = "X-Request-ID"
 # Accept a caller's request id only if it is short and plain, so it cannot forge log lines.
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 # Probes and scrapes would drown the request log; they are still counted in the metrics.
@@ -53,21 +54,21 @@ def init_app(app: Flask, service: str, readiness: Mapping[str, ReadinessCheck]) 
     ``readiness`` maps a dependency name (``"database"``, ``"broker"``) to a callable that raises when that
     dependency cannot be used; ``/ready`` answers 503 naming each failing one.
     """
-    access_log = env_bool("ACCESS_LOG", True)
+    access_log = env_bool(env.ACCESS_LOG)
     app.json.sort_keys = False
     app.json.ensure_ascii = False
 
     @app.before_request
     def _start_request() -> None:
         g.request_started = time.perf_counter()
-        g.request_id = accept_request_id(request.headers.get(REQUEST_ID_HEADER))
+        g.request_id = accept_request_id(request.headers.get(HTTP_REQUEST_ID))
         request_id_var.set(g.request_id)
 
     @app.after_request
     def _finish_request(response: Response) -> Response:
         request_id = g.get("request_id")
         if request_id:
-            response.headers[REQUEST_ID_HEADER] = request_id
+            response.headers[HTTP_REQUEST_ID] = request_id
         started = g.get("request_started")
         if started is not None:
             elapsed = time.perf_counter() - started

@@ -11,8 +11,12 @@ from flask import Flask
 from common.config import RabbitSettings, env_float, env_str
 from common.log import configure_logging
 from common.web import init_app
+from contract import environment as env
+from contract.limits import MAX_REQUEST_BYTES
+from contract.services import GATEWAY as SERVICE
 from gateway.auth import Authenticator, AuthSettings
 from gateway.docs import docs
+from gateway.parts import GATEWAY, Gateway
 from gateway.proxy import InventoryProxy
 from gateway.publisher import BillingPublisher
 from gateway.routes import api
@@ -20,23 +24,22 @@ from gateway.routes import api
 
 def create_app() -> Flask:
     """Build the gateway app from environment variables."""
-    configure_logging("gateway", env_str("LOG_LEVEL", "INFO"))
+    configure_logging(SERVICE.name, env_str(env.LOG_LEVEL))
     app = Flask(__name__)
-    app.config["MAX_CONTENT_LENGTH"] = 64 * 1024
+    app.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
 
-    app.extensions["inventory_proxy"] = InventoryProxy(
-        env_str("INVENTORY_URL", "http://127.0.0.1:8080"),
-        connect_timeout=env_float("UPSTREAM_CONNECT_TIMEOUT", 2.0),
-        read_timeout=env_float("UPSTREAM_READ_TIMEOUT", 10.0),
+    proxy = InventoryProxy(
+        env_str(env.INVENTORY_URL),
+        connect_timeout=env_float(env.UPSTREAM_CONNECT_TIMEOUT),
+        read_timeout=env_float(env.UPSTREAM_READ_TIMEOUT),
     )
     auth = AuthSettings.from_env()
     if not auth.required:
         app.logger.warning("AUTH_REQUIRED=false: the API accepts unauthenticated requests (never do this on AWS)")
-    app.extensions["authenticator"] = Authenticator(auth)
     publisher = BillingPublisher(RabbitSettings.from_env())
-    app.extensions["billing_publisher"] = publisher
+    GATEWAY.install(app, Gateway(proxy=proxy, authenticator=Authenticator(auth), publisher=publisher))
 
-    init_app(app, "gateway", readiness={"broker": publisher.ping})
+    init_app(app, SERVICE.name, readiness={"broker": publisher.ping})
     app.register_blueprint(api)
     app.register_blueprint(docs)
     return app

@@ -11,8 +11,9 @@ from urllib.parse import urlsplit
 
 from flask import Request, Response
 
-from common import metrics
-from common.web import REQUEST_ID_HEADER, error_response
+from common.web import error_response
+from contract.messaging import HTTP_REQUEST_ID
+from gateway import metrics
 
 log = logging.getLogger(__name__)
 
@@ -27,9 +28,9 @@ _HOP_BY_HOP = frozenset(
 # X-Forwarded-For are set by the gateway itself, so the caller's copies would make them appear twice.
 _NOT_FORWARDED = _HOP_BY_HOP | {
     "authorization", "cookie", "x-amzn-oidc-data", "x-amzn-oidc-accesstoken",
-    REQUEST_ID_HEADER.lower(), "x-forwarded-for",
+    HTTP_REQUEST_ID.lower(), "x-forwarded-for",
 }
-_NOT_RETURNED = _HOP_BY_HOP | {REQUEST_ID_HEADER.lower(), "server", "date"}
+_NOT_RETURNED = _HOP_BY_HOP | {HTTP_REQUEST_ID.lower(), "server", "date"}
 _IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 # Errors that mean "the kept-alive connection was already dead" rather than "inventory failed".
 _STALE_CONNECTION = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)
@@ -101,7 +102,7 @@ class InventoryProxy:
     def forward(self, request: Request, request_id: str) -> Response | tuple[Response, int]:
         """Forward ``request`` (method, path, query, body) and relay inventory's answer."""
         headers = {k: v for k, v in request.headers.items() if k.lower() not in _NOT_FORWARDED}
-        headers[REQUEST_ID_HEADER] = request_id
+        headers[HTTP_REQUEST_ID] = request_id
         forwarded_for = request.headers.get("X-Forwarded-For")
         client = request.remote_addr or ""
         headers["X-Forwarded-For"] = f"{forwarded_for}, {client}" if forwarded_for else client

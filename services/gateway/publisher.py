@@ -1,4 +1,4 @@
-"""Publishing orders to ``billing_queue`` with publisher confirms.
+"""Publishing orders to the billing queue with publisher confirms.
 
 A 200 from the gateway means the broker has taken responsibility for the order (persistent message in a
 durable queue, confirmed). Anything less is a 503, never a false 200.
@@ -14,9 +14,11 @@ import uuid
 import pika
 import pika.exceptions
 
-from common import metrics
 from common.amqp import connection_parameters, declare_topology
 from common.config import RabbitSettings
+from contract import messaging
+from contract.services import GATEWAY
+from gateway import metrics
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +36,7 @@ class BillingPublisher:
 
     def __init__(self, settings: RabbitSettings):
         self._settings = settings
+        self._queue = settings.queue(messaging.BILLING_QUEUE)
         self._params = connection_parameters(settings)
         self._local = threading.local()
         self._max_idle = max(1.0, settings.heartbeat or 60)
@@ -63,23 +66,30 @@ class BillingPublisher:
                 pass
 
     def publish(self, body: bytes, request_id: str, principal: dict[str, str] | None = None) -> str:
-        """Publish ``body`` persistently; return its message id once the broker confirmed it."""
+        """Publish ``body`` persistently; return its message id once the broker confirmed it.
+
+        ``principal``: the caller's ``x-principal-*`` headers (``Principal.message_headers``).
+        """
         message_id = uuid.uuid4().hex
-        headers: dict[str, str] = {"x-request-id": request_id}
+        headers: dict[str, str] = {messaging.REQUEST_ID: request_id}
         if principal:
-            headers.update({f"x-principal-{key}": value for key, value in principal.items()})
+            headers.update(principal)
         properties = pika.BasicProperties(
             content_type="application/json",
             delivery_mode=pika.DeliveryMode.Persistent,
             message_id=message_id,
             timestamp=int(time.time()),
-            app_id="gateway",
+            app_id=GATEWAY.name,
             headers=headers,
         )
         for attempt in (1, 2):
             try:
                 self._channel().basic_publish(
-                    exchange="", routing_key=self._settings.queue, body=body, properties=properties, mandatory=True
+                    exchange=messaging.DEFAULT_EXCHANGE,
+                    routing_key=self._queue.routing_key,
+                    body=body,
+                    properties=properties,
+                    mandatory=True,
                 )
                 self._local.last_used = time.monotonic()
                 metrics.MESSAGES_PUBLISHED.labels("confirmed").inc()

@@ -1,4 +1,4 @@
-"""The public API routes of the gateway."""
+"""The public API routes of the gateway, each with the permission it needs (``gateway.access``)."""
 
 from __future__ import annotations
 
@@ -9,20 +9,26 @@ from flask import Blueprint, current_app, g, jsonify, request
 from common.log import principal_var
 from common.orders import InvalidOrder, parse_order
 from common.web import error_response
+from contract.permissions import READ_MOVIES, WRITE_BILLING, WRITE_MOVIES
+from gateway.access import requirement_of, requires
 from gateway.auth import AuthError
+from gateway.parts import GATEWAY
 from gateway.publisher import BrokerUnavailable
 
 log = logging.getLogger(__name__)
 api = Blueprint("api", __name__, url_prefix="/api")
 
-_PROXIED_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+PROXIED_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 
 
 @api.before_request
 def authenticate():
-    """Every /api request needs a verified caller with the route's permission (see gateway.auth)."""
+    """Every /api request needs a verified caller holding the permission its route declares."""
+    # Only requests that matched a route of this blueprint get here (unknown paths and methods are 404/405).
+    requirement = requirement_of(current_app.view_functions.get(request.endpoint or ""))
+    needed = requirement.permission(request.method) if requirement else None
     try:
-        principal = current_app.extensions["authenticator"].authenticate(request)
+        principal = GATEWAY.current().authenticator.authenticate(request, needed)
     except AuthError as exc:
         if exc.status == 503:
             log.error("cannot verify tokens", extra={"reason": exc.message})
@@ -37,14 +43,16 @@ def authenticate():
     return None
 
 
-@api.route("/movies", defaults={"subpath": ""}, methods=_PROXIED_METHODS)
-@api.route("/movies/<path:subpath>", methods=_PROXIED_METHODS)
+@api.route("/movies", defaults={"subpath": ""}, methods=PROXIED_METHODS)
+@api.route("/movies/<path:subpath>", methods=PROXIED_METHODS)
+@requires(read=READ_MOVIES, write=WRITE_MOVIES)
 def movies(subpath: str):
     """Everything under /api/movies goes to inventory unchanged; inventory's answer comes back unchanged."""
-    return current_app.extensions["inventory_proxy"].forward(request, g.request_id)
+    return GATEWAY.current().proxy.forward(request, g.request_id)
 
 
 @api.post("/billing")
+@requires(WRITE_BILLING)
 def post_order():
     """Validate an order and publish it; 200 only once the broker has confirmed it."""
     body = request.get_data()
@@ -54,7 +62,7 @@ def post_order():
         return error_response(400, str(exc))
     try:
         principal = g.get("principal")
-        message_id = current_app.extensions["billing_publisher"].publish(
+        message_id = GATEWAY.current().publisher.publish(
             body, g.request_id, principal.message_headers() if principal else None
         )
     except BrokerUnavailable as exc:

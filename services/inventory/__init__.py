@@ -11,21 +11,25 @@ from common.config import DatabaseSettings, env_str
 from common.db import ConnectionPool, Schema
 from common.log import configure_logging
 from common.web import init_app
+from contract import environment as env
+from contract.limits import MAX_REQUEST_BYTES
+from contract.services import INVENTORY
 from inventory import db
 from inventory.routes import movies
 
 
 def create_app(database: DatabaseSettings | None = None) -> Flask:
     """Build the inventory app; settings come from the environment unless given (tests pass their own)."""
-    configure_logging("inventory", env_str("LOG_LEVEL", "INFO"))
+    configure_logging(INVENTORY.name, env_str(env.LOG_LEVEL))
     app = Flask(__name__)
-    # Movies are small; anything bigger is a mistake or an attack, answered 413 before it is read.
-    app.config["MAX_CONTENT_LENGTH"] = 64 * 1024
+    # Movies are small; anything bigger than the gateway forwards is a mistake or an attack, answered 413
+    # before it is read.
+    app.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
 
-    settings = database or DatabaseSettings.from_env(default_name="movies_db")
-    pool = ConnectionPool(settings, application_name="inventory")
-    schema = Schema(pool, "inventory", db.MIGRATIONS)
-    app.extensions["movies_store"] = db.MovieStore(pool, schema)
+    settings = database or DatabaseSettings.from_env(default_name=INVENTORY.database)
+    pool = ConnectionPool(settings, application_name=INVENTORY.name)
+    schema = Schema(pool, INVENTORY.name, db.MIGRATIONS)
+    db.STORE.install(app, db.MovieStore(pool, schema))
     try:
         schema.ensure()
     except Exception:  # noqa: BLE001 - database down at start-up: /ready says so, first use migrates
@@ -35,6 +39,6 @@ def create_app(database: DatabaseSettings | None = None) -> Flask:
         pool.ping()
         schema.ensure()
 
-    init_app(app, "inventory", readiness={"database": database_ready})
+    init_app(app, INVENTORY.name, readiness={"database": database_ready})
     app.register_blueprint(movies)
     return app

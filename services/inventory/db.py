@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app
-
 from common.db import ConnectionPool, DatabaseUnavailable, Schema
+from common.extensions import Extension
 
 MIGRATIONS = [
     """
@@ -96,6 +95,10 @@ class MovieStore:
             return cur.rowcount
 
 
+#: The app's store, installed once by ``create_app``.
+STORE: Extension[MovieStore] = Extension("inventory.movies")
+
+
 def get_store() -> MovieStore:
     """The store of the current app (created once in ``create_app``)."""
-    return current_app.extensions["movies_store"]
+    return STORE.current()

@@ -1,6 +1,6 @@
 """Validation of movie requests: every rule a client can break, with a message that says which one.
 
-The limits live in ``common.contract`` because they are part of the public API (the gateway's OpenAPI
+The limits live in ``contract.limits`` because they are part of the public API (the gateway's OpenAPI
 document quotes them).
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from common.contract import DESCRIPTION_MAX_LENGTH, MAX_MOVIE_ID, TITLE_MAX_LENGTH
+from contract.limits import DESCRIPTION_MAX_LENGTH, MAX_MOVIE_ID, TITLE_MAX_LENGTH
 
 SEARCH_MAX_LENGTH = TITLE_MAX_LENGTH
 MAX_ID = MAX_MOVIE_ID

@@ -23,7 +23,7 @@ from pathlib import Path
 import pika
 import pytest
 
-from billing import create_app
+from billing import BILLING, create_app
 from billing.consumer import OrderConsumer
 from billing.deadletters import list_dead_letters, replay_dead_letters
 from billing.settings import ConsumerSettings
@@ -384,7 +384,7 @@ def test_gunicorn_sigterm_finishes_the_in_flight_batch(queue, billing_env, tmp_p
         "BIND_HOST": "127.0.0.1",
         "GUNICORN_WORKERS": "1",
         "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
-        "PYTHONPATH": str(SERVICES_DIR),
+        "PYTHONPATH": os.pathsep.join((str(SERVICES_DIR), str(SERVICES_DIR.parent))),
         "BILLING_BATCH_SIZE": "100",
         "BILLING_PREFETCH": "200",
     }
@@ -416,7 +416,8 @@ def test_gunicorn_sigterm_finishes_the_in_flight_batch(queue, billing_env, tmp_p
 def test_ready_once_the_consumer_is_attached(billing_env, queue):
     """/ready answers 200 naming both checks when the database answers and the consumer is attached."""
     app = create_app()
-    consumer = app.extensions["billing_consumer"]
+    consumer = BILLING.of(app).consumer
+    consumer.start()  # create_app starts nothing: gunicorn's post_worker_init does, under the real server
     try:
         wait_until(lambda: consumer.is_consuming, 20, "the consumer to attach")
         response = app.test_client().get("/ready")
@@ -425,11 +426,22 @@ def test_ready_once_the_consumer_is_attached(billing_env, queue):
         consumer.stop()
 
 
+def test_factory_starts_no_consumer(billing_env):
+    """create_app only builds: the consumer thread starts from gunicorn's post_worker_init (or start())."""
+    before = {thread.name for thread in threading.enumerate()}
+    app = create_app()
+    consumer = BILLING.of(app).consumer
+    assert not consumer.is_consuming
+    assert "billing-consumer" not in {thread.name for thread in threading.enumerate()} - before
+    consumer.stop()
+
+
 def test_not_ready_while_the_broker_is_unreachable(billing_env, monkeypatch):
     """With no broker, /health still answers 200 (no restart loop) while /ready answers 503 naming the broker."""
     monkeypatch.setenv("RABBITMQ_URL", f"amqp://127.0.0.1:{free_port()}/")
     app = create_app()
-    consumer = app.extensions["billing_consumer"]
+    consumer = BILLING.of(app).consumer
+    consumer.start()
     try:
         client = app.test_client()
         assert client.get("/health").status_code == 200

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from billing.consumer import backoff_delay
-from billing.settings import ConsumerSettings
+from billing.settings import ConsumerSettings, backoff_delay
 from common.config import ConfigError
 
 

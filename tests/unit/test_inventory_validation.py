@@ -2,7 +2,7 @@
 
 import pytest
 
-from common.contract import DESCRIPTION_MAX_LENGTH, TITLE_MAX_LENGTH
+from contract.limits import DESCRIPTION_MAX_LENGTH, TITLE_MAX_LENGTH
 from inventory.validation import (
     ValidationError,
     parse_json_object,

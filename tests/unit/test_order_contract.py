@@ -1,5 +1,10 @@
-"""The order contract shared by gateway (400) and billing (dead-letter): what is accepted and what is not."""
+"""The order contract shared by gateway (400) and billing (dead-letter): which bodies are orders, and the
+reason and kind for those that never can be. The one home of these cases; ``test_billing_orders`` tests only
+what billing adds (the size limit)."""
 
+from __future__ import annotations
+
+import json
 from decimal import Decimal
 
 import pytest
@@ -7,44 +12,180 @@ import pytest
 from common.orders import InvalidOrder, Order, parse_order
 
 
-def test_strings_and_numbers_are_both_accepted():
-    """Clients send numbers as JSON strings or numbers; both give the same exact order."""
-    as_strings = parse_order(b'{"user_id": "3", "number_of_items": "5", "total_amount": "180"}')
-    as_numbers = parse_order(b'{"user_id": 3, "number_of_items": 5, "total_amount": 180}')
-    assert as_strings == as_numbers == Order("3", 5, Decimal("180.00"))
+def body(**fields: object) -> bytes:
+    """An order body with the given fields (defaults fill the rest; a value of ... drops the field)."""
+    order: dict[str, object] = {"user_id": "3", "number_of_items": "5", "total_amount": "180"}
+    order.update(fields)
+    return json.dumps({k: v for k, v in order.items() if v is not ...}).encode()
 
 
-def test_decimal_amount_is_kept_exact():
-    """A JSON float is read as a decimal, so 0.1 + 0.2 style errors never reach the ledger."""
-    order = parse_order(b'{"user_id": "u", "number_of_items": 1, "total_amount": 19.99}')
-    assert order.total_amount == Decimal("19.99")
+def rejection(raw: bytes) -> InvalidOrder:
+    """The InvalidOrder that parsing ``raw`` raises."""
+    with pytest.raises(InvalidOrder) as excinfo:
+        parse_order(raw)
+    return excinfo.value
+
+
+def test_the_documented_example_is_accepted():
+    """The body from the README becomes exact Python values."""
+    assert parse_order(b'{"user_id": "3", "number_of_items": "5", "total_amount": "180"}') == Order(
+        "3", 5, Decimal("180.00")
+    )
+
+
+def test_numbers_and_numeric_strings_give_the_same_order():
+    """Clients send numbers as JSON numbers or strings; both mean the same order."""
+    assert parse_order(body(user_id=3, number_of_items=5, total_amount=180)) == parse_order(body())
+
+
+def test_amount_with_cents_is_exact():
+    """19.99 as a JSON number is read as a decimal, never as a binary float."""
+    assert parse_order(b'{"user_id": "u", "number_of_items": 1, "total_amount": 19.99}').total_amount == Decimal(
+        "19.99"
+    )
+
+
+def test_zero_amount_is_accepted():
+    """A free order (0) is valid: only negative amounts are refused."""
+    assert parse_order(body(total_amount="0")).total_amount == Decimal("0.00")
+
+
+def test_surrounding_spaces_in_numeric_strings_are_tolerated():
+    """Numbers with spaces around them, as a form might send them, are read as numbers."""
+    order = parse_order(body(number_of_items=" 5 ", total_amount=" 180.50 "))
+    assert (order.number_of_items, order.total_amount) == (5, Decimal("180.50"))
+
+
+def test_unicode_user_id_is_kept_as_sent():
+    """Any printable Unicode is a valid user id, stored unchanged."""
+    assert parse_order(body(user_id="ユーザー-ß-😀")).user_id == "ユーザー-ß-😀"
+
+
+def test_utf8_byte_order_mark_is_accepted():
+    """Some Windows clients prefix UTF-8 with a BOM; it is not part of the document."""
+    assert parse_order(b"\xef\xbb\xbf" + body()).user_id == "3"
+
+
+def test_largest_values_are_accepted():
+    """The bounds themselves are valid: 1,000,000 items and 9,999,999,999.99."""
+    order = parse_order(body(number_of_items=1_000_000, total_amount="9999999999.99"))
+    assert (order.number_of_items, order.total_amount) == (1_000_000, Decimal("9999999999.99"))
 
 
 @pytest.mark.parametrize(
-    ("body", "reason"),
+    ("raw", "kind", "reason"),
     [
-        (b"not json", "not valid JSON"),
-        (b"\xff\xfe", "not valid JSON"),
-        (b"[1, 2]", "must be a JSON object"),
-        (b'{"user_id": "3", "number_of_items": "5"}', "missing field(s): total_amount"),
-        (b'{"user_id": "3", "number_of_items": "5", "total_amount": "1", "coupon": "x"}', "unknown field(s): coupon"),
-        (b'{"user_id": "", "number_of_items": "5", "total_amount": "1"}', "user_id"),
-        (b'{"user_id": true, "number_of_items": "5", "total_amount": "1"}', "user_id"),
-        (b'{"user_id": "3", "number_of_items": "-5", "total_amount": "1"}', "number_of_items"),
-        (b'{"user_id": "3", "number_of_items": 0, "total_amount": "1"}', "between 1 and"),
-        (b'{"user_id": "3", "number_of_items": 2.5, "total_amount": "1"}', "whole number"),
-        (b'{"user_id": "3", "number_of_items": "five", "total_amount": "1"}', "whole number"),
-        (b'{"user_id": "3", "number_of_items": 1, "total_amount": "-1"}', "must not be negative"),
-        (b'{"user_id": "3", "number_of_items": 1, "total_amount": "abc"}', "total_amount must be"),
-        (b'{"user_id": "3", "number_of_items": 1, "total_amount": NaN}', "total_amount"),
-        (b'{"user_id": "3", "number_of_items": 1, "total_amount": "Infinity"}', "total_amount must be"),
-        (b'{"user_id": "3", "number_of_items": 1, "total_amount": 1.001}', "two decimal places"),
-        (b'{"user_id": "3", "number_of_items": 1, "total_amount": 1e20}', "at most"),
-        (b'{"user_id": "3", "number_of_items": 1, "total_amount": "1e20"}', "total_amount must be"),
+        (b"not json", "invalid_json", "not valid JSON"),
+        (b"", "invalid_json", "not valid JSON"),
+        (b'{"user_id": "3", "number_of_items": "5", "total_amount": "180"', "invalid_json", "not valid JSON"),
+        (b"\xff\xfe\x00", "invalid_json", "not valid JSON"),
+        (b"\xff\xfe", "invalid_json", "not valid JSON"),
+        (b"[" * 30_000 + b"]" * 30_000, "invalid_json", "not a usable JSON document"),
+        (b'{"user_id": 1' + b"0" * 5000 + b"}", "invalid_json", "not a usable JSON document"),
+        (b'"just a string"', "not_an_object", "must be a JSON object"),
+        (b"null", "not_an_object", "must be a JSON object"),
+        (b"[]", "not_an_object", "must be a JSON object"),
+        (b"[1, 2]", "not_an_object", "must be a JSON object"),
+        (b"{}", "missing_field", "missing field(s): user_id, number_of_items, total_amount"),
     ],
 )
-def test_invalid_orders_are_rejected_with_the_reason(body, reason):
-    """Each broken rule raises InvalidOrder whose message names what is wrong."""
-    with pytest.raises(InvalidOrder) as excinfo:
-        parse_order(body)
-    assert reason in str(excinfo.value)
+def test_bodies_that_are_not_order_objects_are_rejected(raw, kind, reason):
+    """Broken JSON, non-objects and empty objects are refused with a kind and a readable reason."""
+    error = rejection(raw)
+    assert (error.kind, reason in str(error)) == (kind, True)
+
+
+@pytest.mark.parametrize("field", ["user_id", "number_of_items", "total_amount"])
+def test_each_missing_field_is_named(field):
+    """The reason names the field that is missing."""
+    error = rejection(body(**{field: ...}))
+    assert (error.kind, str(error)) == ("missing_field", f"missing field(s): {field}")
+
+
+@pytest.mark.parametrize("extra", ["currency", "coupon"])
+def test_unknown_fields_are_rejected_not_ignored(extra):
+    """An extra field (say a currency) might change what the order means, so it is not silently dropped."""
+    error = rejection(body(**{extra: "x"}))
+    assert error.kind == "unknown_field" and f"unknown field(s): {extra}" in str(error)
+
+
+@pytest.mark.parametrize(
+    ("fields", "reason"),
+    [
+        ({"user_id": ""}, "user_id"),
+        ({"user_id": "   "}, "user_id"),
+        ({"user_id": None}, "user_id"),
+        ({"user_id": True}, "user_id"),
+        ({"user_id": -1}, "must not be negative"),
+        ({"user_id": 3.5}, "user_id"),
+        ({"user_id": ["3"]}, "user_id"),
+        ({"user_id": "x" * 65}, "at most 64 characters"),
+        ({"user_id": 10**64}, "at most 64 characters"),
+        ({"user_id": "a\x00b"}, "control characters"),
+        ({"user_id": "line\nbreak"}, "control characters"),
+        ({"user_id": "\ud800"}, "control characters"),
+    ],
+)
+def test_invalid_user_ids_are_rejected(fields, reason):
+    """Empty, non-string, over-long ids and ids PostgreSQL could not store (NUL, lone surrogates) are refused."""
+    error = rejection(body(**fields))
+    assert error.kind == "invalid_value" and reason in str(error)
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        ("-5", "whole number"),
+        (-5, "between 1 and"),
+        (0, "between 1 and"),
+        ("0", "between 1 and"),
+        (1_000_001, "between 1 and"),
+        ("9" * 5000, "between 1 and"),
+        (2.5, "whole number"),
+        (5.0, "whole number"),
+        ("2.5", "whole number"),
+        ("five", "whole number"),
+        ("", "whole number"),
+        ("١٢", "whole number"),
+        (True, "whole number"),
+        (None, "whole number"),
+        ({"n": 5}, "whole number"),
+    ],
+)
+def test_invalid_item_counts_are_rejected(value, reason):
+    """Item counts are whole numbers from 1 to 1,000,000: no fractions, signs, words or huge digit strings."""
+    error = rejection(body(number_of_items=value))
+    assert error.kind == "invalid_value" and reason in str(error)
+
+
+@pytest.mark.parametrize(
+    ("raw_amount", "reason"),
+    [
+        ('"-1"', "must not be negative"),
+        ("-0.01", "must not be negative"),
+        ('"abc"', "total_amount must be"),
+        ('""', "total_amount must be"),
+        ('"1_000"', "total_amount must be"),
+        ('"1e3"', "total_amount must be"),
+        ('"1e20"', "total_amount must be"),
+        ('"NaN"', "total_amount must be"),
+        ('"Infinity"', "total_amount must be"),
+        ("NaN", "total_amount must be"),
+        ("Infinity", "total_amount must be"),
+        ("-Infinity", "total_amount must be"),
+        ("1e400", "at most"),
+        ("10000000000", "at most"),
+        ("1e20", "at most"),
+        ('"99999999999999999999999999"', "at most"),
+        ("1.001", "two decimal places"),
+        ('"0.001"', "two decimal places"),
+        ("true", "total_amount must be"),
+        ("null", "total_amount must be"),
+        ("[1]", "total_amount must be"),
+    ],
+)
+def test_invalid_amounts_are_rejected(raw_amount, reason):
+    """Amounts are finite, non-negative, at most 9,999,999,999.99, with at most two decimals."""
+    raw = b'{"user_id": "3", "number_of_items": 1, "total_amount": ' + raw_amount.encode() + b"}"
+    error = rejection(raw)
+    assert error.kind == "invalid_value" and reason in str(error)

@@ -1,0 +1,24 @@
+"""Prometheus metrics of the billing consumer (exposed on billing's ``/metrics`` next to the HTTP ones)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+MESSAGES_CONSUMED = Counter(
+    "billing_messages_consumed_total",
+    "Orders taken off the billing queue, by outcome (stored, duplicate, dead_lettered).",
+    ["outcome"],
+)
+MESSAGES_DEAD_LETTERED = Counter(
+    "billing_messages_dead_lettered_total", "Messages moved to the dead-letter queue, by reason.", ["reason"]
+)
+BATCH_SIZE = Histogram(
+    "billing_batch_size",
+    "Messages handled per billing batch (one INSERT and one acknowledgement each).",
+    buckets=(1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500),
+)
+BATCH_DURATION = Histogram(
+    "billing_batch_duration_seconds",
+    "Time to validate, store, dead-letter and acknowledge one billing batch.",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+)

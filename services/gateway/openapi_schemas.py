@@ -1,0 +1,129 @@
+"""The reusable parts of the OpenAPI document: schemas, the error response and the security scheme.
+
+Limits come from where they are enforced (``contract.limits``, ``common.orders``), so the document cannot
+promise what the services refuse.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from common import orders
+from contract import limits
+from contract.permissions import PERMISSIONS
+
+ERROR = {"$ref": "#/components/responses/Error"}
+
+
+def json_content(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    """A response with a JSON body of ``schema``."""
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def ref(name: str) -> dict[str, str]:
+    """A reference to the schema ``name`` of :func:`components`."""
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _scopes() -> str:
+    """The permissions as the scopes a machine client asks for: `<resource server>/movies.read`, ..."""
+    first, *others = PERMISSIONS
+    return ", ".join([f"`<resource server>/{first}`", *(f"`{name}`" for name in others)])
+
+
+def components() -> dict[str, Any]:
+    """The ``components`` object: schemas, the shared error response, the bearer security scheme."""
+    return {
+        "schemas": {
+            "Movie": {
+                "type": "object",
+                "required": ["id", "title", "description"],
+                "properties": {
+                    "id": {"type": "integer"},
+                    "title": {"type": "string"},
+                    "description": {"type": ["string", "null"]},
+                },
+            },
+            "NewMovie": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["title"],
+                "properties": {
+                    "title": {"type": "string", "minLength": 1, "maxLength": limits.TITLE_MAX_LENGTH},
+                    "description": {"type": ["string", "null"], "maxLength": limits.DESCRIPTION_MAX_LENGTH},
+                },
+            },
+            "MovieUpdate": {
+                "type": "object",
+                "additionalProperties": False,
+                "minProperties": 1,
+                "properties": {
+                    "title": {"type": "string", "minLength": 1, "maxLength": limits.TITLE_MAX_LENGTH},
+                    "description": {"type": ["string", "null"], "maxLength": limits.DESCRIPTION_MAX_LENGTH},
+                },
+            },
+            "Deleted": {
+                "type": "object",
+                "properties": {"message": {"type": "string"}, "id": {"type": "integer"},
+                               "deleted": {"type": "integer"}},
+            },
+            "Order": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": list(orders.FIELDS),
+                "properties": {
+                    "user_id": {
+                        "oneOf": [
+                            {"type": "string", "minLength": 1, "maxLength": orders.USER_ID_MAX_LENGTH},
+                            {"type": "integer", "minimum": 0},
+                        ]
+                    },
+                    "number_of_items": {
+                        "description": "Whole number, as a JSON number or a string of digits.",
+                        "oneOf": [
+                            {"type": "integer", "minimum": 1, "maximum": orders.MAX_ITEMS},
+                            {"type": "string", "pattern": "^[0-9]+$"},
+                        ],
+                    },
+                    "total_amount": {
+                        "description": "Non-negative amount with at most two decimals, number or string.",
+                        "oneOf": [
+                            {"type": "number", "minimum": 0, "maximum": float(orders.MAX_TOTAL_AMOUNT)},
+                            {"type": "string", "pattern": "^[0-9]+(\\.[0-9]{1,2})?$"},
+                        ],
+                    },
+                },
+                "example": {"user_id": "3", "number_of_items": "5", "total_amount": "180"},
+            },
+            "OrderAccepted": {
+                "type": "object",
+                "required": ["message", "message_id"],
+                "properties": {
+                    "message": {"type": "string", "const": "Message posted"},
+                    "message_id": {"type": "string"},
+                    "request_id": {"type": "string"},
+                },
+            },
+            "Error": {
+                "type": "object",
+                "required": ["error"],
+                "properties": {"error": {"type": "string", "description": "What is wrong, for a human"}},
+            },
+        },
+        "responses": {
+            "Error": json_content(ref("Error"), "Error, with a JSON body saying why"),
+        },
+        "securitySchemes": {
+            "cognito": {
+                "type": "http",
+                "scheme": "bearer",
+                "bearerFormat": "JWT",
+                "description": (
+                    "A Cognito access token. Machine clients (client-credentials flow) get permissions as "
+                    f"OAuth scopes {_scopes()}; users get "
+                    "them through Cognito groups mapped by the gateway's AUTH_GROUP_PERMISSIONS. Missing or "
+                    "invalid token: 401 with `WWW-Authenticate: Bearer`; missing permission: 403."
+                ),
+            }
+        },
+    }

@@ -1,0 +1,23 @@
+"""The objects the gateway app is made of, reachable with a typed accessor: ``GATEWAY.current().proxy``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from common.extensions import Extension
+from gateway.auth import Authenticator
+from gateway.proxy import InventoryProxy
+from gateway.publisher import BillingPublisher
+
+
+@dataclass(frozen=True)
+class Gateway:
+    """What ``create_app`` builds once per worker."""
+
+    proxy: InventoryProxy
+    authenticator: Authenticator
+    publisher: BillingPublisher
+
+
+#: The app's parts, installed by ``create_app``.
+GATEWAY: Extension[Gateway] = Extension("gateway")
