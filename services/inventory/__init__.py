@@ -1,6 +1,8 @@
 """inventory: CRUD on movies, stored in PostgreSQL ``movies_db``.
 
-``create_app`` is the application factory gunicorn calls (``inventory:create_app()``).
+``create_app`` is the application factory gunicorn calls (``inventory:create_app()``); it builds objects and
+connects to nothing. The schema is migrated when the worker starts (a ``common.lifecycle`` start hook) or on
+first use.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from flask import Flask
 
 from common.config import DatabaseSettings, env_str
 from common.db import ConnectionPool, Schema
+from common.lifecycle import on_shutdown, on_start
 from common.log import configure_logging
 from common.web import init_app
 from contract import environment as env
@@ -30,10 +33,14 @@ def create_app(database: DatabaseSettings | None = None) -> Flask:
     pool = ConnectionPool(settings, application_name=INVENTORY.name)
     schema = Schema(pool, INVENTORY.name, db.MIGRATIONS)
     db.STORE.install(app, db.MovieStore(pool, schema))
-    try:
-        schema.ensure()
-    except Exception:  # noqa: BLE001 - database down at start-up: /ready says so, first use migrates
-        app.logger.warning("database not reachable at start-up; schema will be migrated on first use")
+
+    def migrate_early() -> None:
+        # Migrating when the worker starts keeps the first request fast; a database that is down then is
+        # no reason to refuse to start: /ready says so, and the first use migrates.
+        try:
+            schema.ensure()
+        except Exception:  # noqa: BLE001
+            app.logger.warning("database not reachable at start-up; schema will be migrated on first use")
 
     def database_ready() -> None:
         pool.ping()
@@ -41,4 +48,7 @@ def create_app(database: DatabaseSettings | None = None) -> Flask:
 
     init_app(app, INVENTORY.name, readiness={"database": database_ready})
     app.register_blueprint(movies)
+    # gunicorn's post_worker_init hook (common.gunicorn_config) runs it: the factory itself connects to nothing.
+    on_start(migrate_early)
+    on_shutdown(pool.close)
     return app
