@@ -28,8 +28,9 @@ class ServiceSizing:
     memory_mib: int
     min_tasks: int
     max_tasks: int
-    gunicorn_workers: int
     gunicorn_threads: int
+    gunicorn_workers: int | None = None
+    """None for a ``single_worker`` service (billing): it enforces its one worker itself (contract.services)."""
 
 
 @dataclass(frozen=True)
@@ -157,7 +158,7 @@ DEV = EnvironmentConfig(
     cpu_architecture="X86_64",
     billing_use_spot=True,
     inventory=ServiceSizing(cpu=256, memory_mib=512, min_tasks=1, max_tasks=2, gunicorn_workers=2, gunicorn_threads=4),
-    billing=ServiceSizing(cpu=256, memory_mib=512, min_tasks=1, max_tasks=2, gunicorn_workers=1, gunicorn_threads=4),
+    billing=ServiceSizing(cpu=256, memory_mib=512, min_tasks=1, max_tasks=2, gunicorn_threads=4),
     gateway=ServiceSizing(cpu=256, memory_mib=512, min_tasks=1, max_tasks=2, gunicorn_workers=2, gunicorn_threads=4),
     cpu_target_percent=70,
     requests_per_target=1000,
@@ -199,7 +200,7 @@ PROD = EnvironmentConfig(
     inventory=ServiceSizing(
         cpu=1024, memory_mib=2048, min_tasks=2, max_tasks=10, gunicorn_workers=3, gunicorn_threads=8
     ),
-    billing=ServiceSizing(cpu=512, memory_mib=1024, min_tasks=2, max_tasks=6, gunicorn_workers=1, gunicorn_threads=8),
+    billing=ServiceSizing(cpu=512, memory_mib=1024, min_tasks=2, max_tasks=6, gunicorn_threads=8),
     gateway=ServiceSizing(cpu=1024, memory_mib=2048, min_tasks=2, max_tasks=10, gunicorn_workers=3, gunicorn_threads=8),
     cpu_target_percent=60,
     requests_per_target=600,
