@@ -26,11 +26,10 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
 
-from stacks.application import stage_id
 from stacks.auth import smoke_test_role_name
-from stacks.config import DeploymentTarget, PipelineConfig
 from stacks.nag import acknowledge_pipeline_findings
-from stacks.stage import MicroservicesStage
+from stacks.pipeline_config import DeploymentTarget, PipelineConfig
+from stacks.stage import MicroservicesStage, stage_id
 
 PIPELINE_STACK_ID = "Movies-Pipeline"
 REPO_ROOT = Path(__file__).resolve().parents[1]

@@ -14,6 +14,11 @@ from stacks.nag import acknowledge_findings
 from stacks.network import NetworkStack
 
 
+def stage_id(env_name: str) -> str:
+    """Construct id of the stage, which also prefixes every stack name (``Movies-dev-Network``)."""
+    return f"Movies-{env_name}"
+
+
 class MicroservicesStage(Stage):
     """Network, data, auth, compute and monitoring stacks of one environment, wired by references.
 
