@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
+from contract import environment
+from contract.services import service as contract_service
 from tests.infra.helpers import container_of, dumps, env_vars, secret_names, service_of, task_definition_of
 
 pytestmark = pytest.mark.infra
@@ -51,9 +55,37 @@ def test_container_health_check_calls_health_on_its_port(any_env, name):
 
 
 @pytest.mark.parametrize("name", SERVICES)
-def test_image_is_built_from_the_service_dockerfile(any_env, name):
-    """Each image is a container asset (built from services/<name>/Dockerfile at deploy time)."""
+def test_image_is_a_container_asset(any_env, name):
+    """Each image is a container asset (built from services/Dockerfile at deploy time)."""
     assert "container-assets" in dumps(container_of(any_env, name)["Image"])
+
+
+def _docker_images(env) -> list[dict]:
+    """The Compute stack's container-image assets (source and destinations) from its asset manifest."""
+    manifest = env.template_paths["Compute"].with_name(
+        env.template_paths["Compute"].name.replace(".template.json", ".assets.json")
+    )
+    return list(json.loads(manifest.read_text())["dockerImages"].values())
+
+
+def test_every_image_builds_from_the_one_dockerfile_with_its_service_and_port(any_env):
+    """One image per service, all from services/Dockerfile, told which service and port by build arguments."""
+    sources = [image["source"] for image in _docker_images(any_env)]
+    assert all(source["dockerFile"] == "services/Dockerfile" for source in sources)
+    assert sorted((s["dockerBuildArgs"]["SERVICE"], s["dockerBuildArgs"]["PORT"]) for s in sources) == sorted(
+        (name, str(port)) for name, port in SERVICES.items()
+    )
+
+
+def test_image_build_context_holds_only_contract_and_services(any_env):
+    """The staged build context is the repository root narrowed to contract/ and services/, without caches
+    or tests (the root .dockerignore allowlist, plus the construct's own excludes)."""
+    for image in _docker_images(any_env):
+        context = (any_env.template_paths["Compute"].parent / image["source"]["directory"]).resolve()
+        assert {entry.name for entry in context.iterdir()} == {".dockerignore", "contract", "services"}
+        unwanted = [p for p in context.rglob("*") if p.name in {"__pycache__", ".pytest_cache", "tests", ".venv"}]
+        assert unwanted == []
+        assert (context / "services" / image["source"]["dockerBuildArgs"]["SERVICE"]).is_dir()
 
 
 @pytest.mark.parametrize("name", SERVICES)
@@ -71,6 +103,29 @@ def test_logs_go_to_a_log_group_with_retention(any_env, name):
     group_id = options["awslogs-group"]["Ref"]
     group = any_env.templates["Compute"]["Resources"][group_id]["Properties"]
     assert group["RetentionInDays"] == {"dev": 7, "prod": 90}[any_env.name]
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_container_sets_only_variables_the_contract_lists_for_the_service(any_env, name):
+    """Every environment variable and secret of the container is one contract.environment lists for it."""
+    container = container_of(any_env, name)
+    assert set(env_vars(container)) | secret_names(container) <= environment.names_of(name)
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_secrets_are_exactly_the_variables_the_contract_marks_secret(any_env, name):
+    """ECS secrets carry only variables marked ``secret`` in the contract, and no plain variable is one."""
+    container = container_of(any_env, name)
+    secret_variables = {variable.name for variable in environment.variables_of(name) if variable.secret}
+    assert secret_names(container) <= secret_variables
+    assert not set(env_vars(container)) & secret_variables
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_only_a_single_worker_service_is_left_to_choose_its_worker_count(any_env, name):
+    """Billing gets no GUNICORN_WORKERS (it enforces one worker itself); the others get their sized count."""
+    workers = env_vars(container_of(any_env, name)).get("GUNICORN_WORKERS")
+    assert (workers is None) is contract_service(name).single_worker
 
 
 @pytest.mark.parametrize("name", ["inventory", "billing"])
@@ -479,3 +534,14 @@ def test_load_balancer_listens_publicly_only_on_listener_ports(synthesized, env_
     rules = alb["Properties"]["SecurityGroupIngress"]
     assert sorted(r["FromPort"] for r in rules) == ports
     assert all(r["CidrIp"] == "0.0.0.0/0" and r["FromPort"] == r["ToPort"] for r in rules)
+
+
+def test_a_single_worker_service_refuses_a_worker_count():
+    """Sizing billing with GUNICORN_WORKERS fails at synth: the count is the service's own decision."""
+    from contract.services import BILLING
+    from stacks.components.fargate_microservice import process_settings
+    from stacks.config import ServiceSizing
+
+    sizing = ServiceSizing(cpu=256, memory_mib=512, min_tasks=1, max_tasks=2, gunicorn_threads=4, gunicorn_workers=2)
+    with pytest.raises(ValueError, match="exactly one worker"):
+        process_settings(BILLING, sizing)
