@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from aws_cdk.assertions import Match
 
 from contract import environment
 from contract.services import service as contract_service
@@ -17,15 +18,18 @@ SERVICES = {"inventory": 8080, "billing": 8080, "gateway": 3000}
 
 def test_cluster_has_container_insights(any_env):
     """Container Insights is on (per-service task metrics used by alarms and scaling)."""
-    cluster = any_env.only("Compute", "AWS::ECS::Cluster")["Properties"]
-    assert {"Name": "containerInsights", "Value": "enabled"} in cluster["ClusterSettings"]
+    compute = any_env.template("Compute")
+    compute.resource_count_is("AWS::ECS::Cluster", 1)
+    compute.has_resource_properties(
+        "AWS::ECS::Cluster",
+        {"ClusterSettings": Match.array_with([{"Name": "containerInsights", "Value": "enabled"}])},
+    )
 
 
 def test_three_services_run_in_private_subnets_without_public_ips(any_env):
     """Every service uses the private-with-egress subnets and never gets a public IP."""
-    services = any_env.resources("Compute", "AWS::ECS::Service").values()
-    assert len(services) == 3
-    for service in services:
+    any_env.template("Compute").resource_count_is("AWS::ECS::Service", 3)
+    for service in any_env.resources("Compute", "AWS::ECS::Service").values():
         network = service["Properties"]["NetworkConfiguration"]["AwsvpcConfiguration"]
         assert network["AssignPublicIp"] == "DISABLED"
         assert "appSubnet" in dumps(network["Subnets"])
@@ -250,7 +254,7 @@ def test_cpu_architecture_follows_config(synthesized, env_name, arch):
 
 def test_only_the_gateway_is_behind_the_load_balancer(any_env):
     """One target group, targeting the gateway container on 3000; other services have no LB."""
-    assert len(any_env.resources("Compute", "AWS::ElasticLoadBalancingV2::TargetGroup")) == 1
+    any_env.template("Compute").resource_count_is("AWS::ElasticLoadBalancingV2::TargetGroup", 1)
     for name in ("inventory", "billing"):
         assert "LoadBalancers" not in service_of(any_env, name)["Properties"]
     (binding,) = service_of(any_env, "gateway")["Properties"]["LoadBalancers"]
@@ -259,9 +263,11 @@ def test_only_the_gateway_is_behind_the_load_balancer(any_env):
 
 def test_target_group_health_check_uses_health(any_env):
     """Target group health is liveness (/health), see the comment in compute.py for why not /ready."""
-    target_group = any_env.only("Compute", "AWS::ElasticLoadBalancingV2::TargetGroup")["Properties"]
-    assert target_group["HealthCheckPath"] == "/health"
-    assert target_group["TargetType"] == "ip"
+    compute = any_env.template("Compute")
+    compute.resource_count_is("AWS::ElasticLoadBalancingV2::TargetGroup", 1)
+    compute.has_resource_properties(
+        "AWS::ElasticLoadBalancingV2::TargetGroup", {"HealthCheckPath": "/health", "TargetType": "ip"}
+    )
 
 
 def test_load_balancer_is_internet_facing_in_public_subnets_and_drops_bad_headers(any_env):
