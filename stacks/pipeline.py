@@ -7,6 +7,8 @@ approval), each followed by the smoke test ``scripts/smoke_test.py`` against the
 execution (and an approval waiting) notifies the pipeline's SNS topic.
 
 The stages are ``MicroservicesStage``, the very class a developer deploys with ``cdk deploy``.
+
+(Over 250 lines because the pipeline is one CDK construct tree: source, synth, stages, notifications.)
 """
 
 from __future__ import annotations
