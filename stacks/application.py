@@ -1,4 +1,8 @@
-"""Builds the CDK app: the stage of the chosen environment plus the cdk-nag AwsSolutions checks."""
+"""Builds the two CDK apps: ``app.py`` (one environment's stage) and ``pipeline_app.py`` (the delivery pipeline).
+
+Both get the cdk-nag AwsSolutions checks. The root scripts only call ``build_app`` / ``build_pipeline_app``
+and synthesize, so tests build exactly what the CDK CLI deploys.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +14,9 @@ from aws_cdk import App, Environment, Validations
 from cdk_nag import AwsSolutionsChecks
 
 from stacks.config import OVERRIDABLE_KEYS, load_config
-from stacks.stage import MicroservicesStage
-
-
-def stage_id(env_name: str) -> str:
-    """Construct id of the stage, which also prefixes every stack name (``Movies-dev-Network``)."""
-    return f"Movies-{env_name}"
+from stacks.pipeline import PIPELINE_STACK_ID, PipelineStack
+from stacks.pipeline_config import PIPELINE_OVERRIDABLE_KEYS, load_pipeline_config
+from stacks.stage import MicroservicesStage, stage_id
 
 
 def build_app(
@@ -45,6 +46,26 @@ def build_app(
     stage = MicroservicesStage(app, stage_id(config.name), config=config, env=env)
     attach_nag(app, nag)
     return app, stage
+
+
+def build_pipeline_app(
+    *,
+    context: Mapping[str, Any] | None = None,
+    outdir: str | None = None,
+    nag: bool | None = None,
+    validation: bool | None = None,
+) -> tuple[App, PipelineStack]:
+    """Create the app with the ``Movies-Pipeline`` stack; ``nag`` None: on unless context ``nag`` is ``false``.
+
+    Account and region of the pipeline and of every stage are explicit (``PIPELINE`` in
+    stacks/pipeline_config.py), so the availability zones of the target accounts come from the committed
+    ``cdk.context.json``.
+    """
+    app = new_app(context=context, outdir=outdir, validation=validation)
+    config = load_pipeline_config({key: app.node.try_get_context(key) for key in PIPELINE_OVERRIDABLE_KEYS})
+    stack = PipelineStack(app, PIPELINE_STACK_ID, config=config)
+    attach_nag(app, nag)
+    return app, stack
 
 
 def new_app(

@@ -7,22 +7,8 @@ from aws_cdk import aws_cognito as cognito
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
+from contract.permissions import API_IDENTIFIER, GROUP_PERMISSIONS, PERMISSIONS, group_permissions_setting
 from stacks.config import EnvironmentConfig
-
-API_IDENTIFIER = "movies-api"
-SCOPES = {
-    "movies.read": "Read the movie inventory",
-    "movies.write": "Change the movie inventory",
-    "billing.write": "Submit billing orders",
-}
-SCOPE_PREFIX = f"{API_IDENTIFIER}/"
-"""Cognito prefixes custom scopes with the resource server id (``movies-api/movies.read``)."""
-GROUP_PERMISSIONS = {
-    "admins": "movies.read movies.write billing.write",
-    "editors": "movies.read movies.write",
-    "viewers": "movies.read",
-}
-"""Cognito groups of people and the API permissions the gateway grants them (same as the local system)."""
 
 
 class AuthStack(Stack):
@@ -64,7 +50,8 @@ class AuthStack(Stack):
             cognito_domain=cognito.CognitoDomainOptions(domain_prefix=f"{config.prefix}-{Aws.ACCOUNT_ID}"),
         )
 
-        scopes = [cognito.ResourceServerScope(scope_name=n, scope_description=d) for n, d in SCOPES.items()]
+        # One OAuth scope per permission of the contract; Cognito names them <API_IDENTIFIER>/<permission>.
+        scopes = [cognito.ResourceServerScope(scope_name=n, scope_description=d) for n, d in PERMISSIONS.items()]
         self.resource_server = self.user_pool.add_resource_server(
             "ApiResourceServer", identifier=API_IDENTIFIER, scopes=scopes
         )
@@ -87,9 +74,9 @@ class AuthStack(Stack):
                 f"Group{group.capitalize()}",
                 user_pool_id=self.user_pool.user_pool_id,
                 group_name=group,
-                description=f"API permissions: {permissions}",
+                description=f"API permissions: {' '.join(permissions)}",
             )
-        self.group_permissions = ";".join(f"{group}={perms}" for group, perms in GROUP_PERMISSIONS.items())
+        self.group_permissions = group_permissions_setting()
 
         # The browser client exists only when the ALB has a domain: its callback is the ALB's
         # https://<domain>/oauth2/idpresponse, and Cognito requires HTTPS callbacks.

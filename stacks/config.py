@@ -4,7 +4,7 @@ Everything that differs between ``dev`` and ``prod`` lives here, in one frozen d
 so that stacks never branch on the environment *name*: they read a field. Choose the environment with
 ``cdk synth -c env=dev|prod`` (default ``dev``). A few deployment-specific keys (domain, hosted zone,
 certificate, alarm e-mail, budget) can be overridden with ``-c key=value`` without editing this file; see
-``OVERRIDABLE_KEYS``.
+``OVERRIDABLE_KEYS``. The delivery pipeline's own settings are in ``stacks/pipeline_config.py``.
 """
 
 from __future__ import annotations
@@ -28,8 +28,9 @@ class ServiceSizing:
     memory_mib: int
     min_tasks: int
     max_tasks: int
-    gunicorn_workers: int
     gunicorn_threads: int
+    gunicorn_workers: int | None = None
+    """None for a ``single_worker`` service (billing): it enforces its one worker itself (contract.services)."""
 
 
 @dataclass(frozen=True)
@@ -157,7 +158,7 @@ DEV = EnvironmentConfig(
     cpu_architecture="X86_64",
     billing_use_spot=True,
     inventory=ServiceSizing(cpu=256, memory_mib=512, min_tasks=1, max_tasks=2, gunicorn_workers=2, gunicorn_threads=4),
-    billing=ServiceSizing(cpu=256, memory_mib=512, min_tasks=1, max_tasks=2, gunicorn_workers=1, gunicorn_threads=4),
+    billing=ServiceSizing(cpu=256, memory_mib=512, min_tasks=1, max_tasks=2, gunicorn_threads=4),
     gateway=ServiceSizing(cpu=256, memory_mib=512, min_tasks=1, max_tasks=2, gunicorn_workers=2, gunicorn_threads=4),
     cpu_target_percent=70,
     requests_per_target=1000,
@@ -199,7 +200,7 @@ PROD = EnvironmentConfig(
     inventory=ServiceSizing(
         cpu=1024, memory_mib=2048, min_tasks=2, max_tasks=10, gunicorn_workers=3, gunicorn_threads=8
     ),
-    billing=ServiceSizing(cpu=512, memory_mib=1024, min_tasks=2, max_tasks=6, gunicorn_workers=1, gunicorn_threads=8),
+    billing=ServiceSizing(cpu=512, memory_mib=1024, min_tasks=2, max_tasks=6, gunicorn_threads=8),
     gateway=ServiceSizing(cpu=1024, memory_mib=2048, min_tasks=2, max_tasks=10, gunicorn_workers=3, gunicorn_threads=8),
     cpu_target_percent=60,
     requests_per_target=600,
@@ -245,120 +246,3 @@ def load_config(env_name: str | None, overrides: Mapping[str, Any] | None = None
         else:
             changes[key] = str(value) or None
     return dataclasses.replace(config, **changes) if changes else config
-
-
-# === Continuous delivery (pipeline_app.py, stacks/pipeline.py) =======================================================
-# The pipeline re-synthesizes itself from the repository on every push (self-mutation), so its settings must be
-# committed: edit PIPELINE below (or set the keys of PIPELINE_OVERRIDABLE_KEYS in cdk.json's "context"). Values
-# given only with `-c` on the command line would be undone by the next self-mutation.
-
-
-@dataclass(frozen=True)
-class DeploymentTarget:
-    """One deployment of the system by the pipeline: an environment config in one account and region.
-
-    More "deployment stamps" (another region or tenant) are one more ``DeploymentTarget`` in
-    ``PipelineConfig.targets``. A stamp whose ``name`` differs from its ``environment`` gets that name as its
-    config name, so its stacks (``Movies-<name>-…``) and physical names (``movies-<name>-…``) never clash
-    with another stamp in the same account and region.
-    """
-
-    name: str
-    """Stage name: the pipeline stage is ``Movies-<name>`` and its stacks ``Movies-<name>-<Stack>``."""
-    environment: str
-    """Base environment config (``dev`` or ``prod``)."""
-    account: str
-    region: str
-    requires_approval: bool = False
-    """A manual approval in the pipeline before this target is deployed."""
-    overrides: Mapping[str, Any] = field(default_factory=dict)
-    """Config overrides for this target (keys of ``OVERRIDABLE_KEYS``, e.g. its own ``domain_name``)."""
-
-    def environment_config(self, pipeline_account: str) -> EnvironmentConfig:
-        """The environment config this target deploys, trusting ``pipeline_account`` for the smoke test."""
-        config = load_config(self.environment, self.overrides)
-        changes: dict[str, Any] = {"smoke_test_trusted_account": pipeline_account}
-        if self.name != config.name:
-            changes.update(name=self.name, tags={**config.tags, "Stamp": self.name})
-        return dataclasses.replace(config, **changes)
-
-
-@dataclass(frozen=True)
-class PipelineConfig:
-    """The CDK Pipelines pipeline: where the code comes from, where the pipeline lives, what it deploys."""
-
-    repository: str
-    """``owner/repo`` of the source repository (GitHub, GitHub Enterprise, Bitbucket or GitLab)."""
-    branch: str
-    connection_arn: str
-    """ARN of the AWS CodeConnections (CodeStar) connection to the repository host, created and confirmed
-    once in the console (a connection starts PENDING until a person authorises it)."""
-    account: str
-    """Tooling account that hosts the pipeline (bootstrap the target accounts with ``--trust`` for it)."""
-    region: str
-    targets: tuple[DeploymentTarget, ...]
-    """Deployed in this order; each target waits for the previous one."""
-    notification_email: str | None = None
-    """Receives failed-execution and approval-needed notifications (confirm the SNS e-mail)."""
-    pipeline_name: str = "movies"
-    cross_account_keys: bool | None = None
-    """KMS-encrypted artifact bucket usable by other accounts; None: on when a target is in another account."""
-    docker_hub_secret_name: str | None = None
-    """Secrets Manager secret (``{"username": ..., "secret": ...}``) for Docker Hub logins during image
-    builds, against anonymous pull rate limits; None: anonymous pulls."""
-
-    @property
-    def needs_cross_account_keys(self) -> bool:
-        """Whether the artifact bucket needs a customer-managed KMS key (targets outside the pipeline account)."""
-        if self.cross_account_keys is not None:
-            return self.cross_account_keys
-        return any(target.account != self.account for target in self.targets)
-
-
-PIPELINE = PipelineConfig(
-    # Placeholders: replace with your repository, connection and accounts (the README (Continuous delivery)).
-    repository="example-org/movies",
-    branch="main",
-    connection_arn="arn:aws:codeconnections:eu-west-1:111111111111:connection/00000000-0000-0000-0000-000000000000",
-    account="111111111111",
-    region="eu-west-1",
-    targets=(
-        DeploymentTarget("dev", "dev", account="222222222222", region="eu-west-1"),
-        DeploymentTarget("prod", "prod", account="333333333333", region="eu-west-1", requires_approval=True),
-        # A deployment stamp is one line, e.g. prod in a second region with its own domain:
-        # DeploymentTarget("prod-us", "prod", account="333333333333", region="us-east-1", requires_approval=True,
-        #                  overrides={"domain_name": "us.movies.example.com"}),
-    ),
-    notification_email="alerts@example.com",
-)
-
-PIPELINE_OVERRIDABLE_KEYS = {
-    "pipeline_repository": "repository",
-    "pipeline_branch": "branch",
-    "pipeline_connection_arn": "connection_arn",
-    "pipeline_notification_email": "notification_email",
-}
-"""Context keys (``cdk.json`` "context") that override ``PIPELINE`` fields."""
-
-
-def load_pipeline_config(overrides: Mapping[str, Any] | None = None) -> PipelineConfig:
-    """``PIPELINE`` with the context overrides of ``PIPELINE_OVERRIDABLE_KEYS`` applied (empty string: None)."""
-    changes = {
-        PIPELINE_OVERRIDABLE_KEYS[key]: (str(value) or None)
-        for key, value in (overrides or {}).items()
-        if key in PIPELINE_OVERRIDABLE_KEYS and value is not None
-    }
-    return validate_pipeline_config(dataclasses.replace(PIPELINE, **changes) if changes else PIPELINE)
-
-
-def validate_pipeline_config(config: PipelineConfig) -> PipelineConfig:
-    """Reject a pipeline config that cannot work (empty source, no or duplicate targets, unknown envs)."""
-    if not (config.repository and config.branch and config.connection_arn):
-        raise ValueError("pipeline: repository, branch and connection_arn are required")
-    names = [target.name for target in config.targets]
-    if not names or len(set(names)) != len(names):
-        raise ValueError(f"pipeline: targets need unique names, got {names}")
-    for target in config.targets:
-        if target.environment not in ENVIRONMENTS:
-            raise ValueError(f"pipeline target {target.name!r}: unknown environment {target.environment!r}")
-    return config

@@ -11,16 +11,18 @@ from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
+from contract import services
 from stacks.components.postgres_database import PostgresDatabase
 from stacks.config import EnvironmentConfig
 
 AMQPS_PORT = 5671
-BILLING_QUEUE = "billing_queue"
-BILLING_DEAD_LETTER_QUEUE = f"{BILLING_QUEUE}.dlq"
 
 
 def queue_metric(broker_name: str, queue: str, metric_name: str, statistic: str) -> cloudwatch.Metric:
-    """An Amazon MQ for RabbitMQ per-queue metric (namespace AWS/AmazonMQ) of the default virtual host."""
+    """An Amazon MQ for RabbitMQ per-queue metric (namespace AWS/AmazonMQ) of the default virtual host.
+
+    ``queue`` is a queue name from ``contract.messaging`` (``BILLING_QUEUE.name``, ``.dead_letter_queue``).
+    """
     return cloudwatch.Metric(
         namespace="AWS/AmazonMQ",
         metric_name=metric_name,
@@ -52,8 +54,8 @@ class DataStack(Stack):
             "InventoryDb",
             config=config,
             vpc=vpc,
-            service_name="inventory",
-            database_name="movies_db",
+            service_name=services.INVENTORY.name,
+            database_name=services.INVENTORY.database,
             client_security_group=inventory_security_group,
         )
         self.billing_db = PostgresDatabase(
@@ -61,8 +63,8 @@ class DataStack(Stack):
             "BillingDb",
             config=config,
             vpc=vpc,
-            service_name="billing",
-            database_name="billing_db",
+            service_name=services.BILLING.name,
+            database_name=services.BILLING.database,
             client_security_group=billing_security_group,
         )
 

@@ -1,6 +1,12 @@
-"""MonitoringStack: dashboard, alarms to an SNS topic with e-mail, and the monthly AWS Budget."""
+"""MonitoringStack: dashboard, alarms to an SNS topic with e-mail, and the monthly AWS Budget.
+
+The alarms are a table (``alarm_specs``) over named metrics (``system_metrics``); the stack creates one
+CloudWatch alarm per row, each notifying the same topic on ALARM and OK. A new alarm is one row.
+"""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from aws_cdk import Duration, Stack
 from aws_cdk import aws_budgets as budgets
@@ -12,12 +18,105 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
 
-from stacks.components.postgres_database import PostgresDatabase
+from contract.messaging import BILLING_QUEUE
 from stacks.compute import ComputeStack
 from stacks.config import EnvironmentConfig
-from stacks.data import BILLING_DEAD_LETTER_QUEUE, BILLING_QUEUE, DataStack, queue_metric
+from stacks.data import DataStack, queue_metric
 
 FIVE_MINUTES = Duration.minutes(5)
+ABOVE = cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD
+AT_LEAST = cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD
+BELOW = cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD
+MISSING_IS_OK = cloudwatch.TreatMissingData.NOT_BREACHING
+MISSING_IS_BAD = cloudwatch.TreatMissingData.BREACHING
+#: The databases, by the label their alarms and dashboard lines carry.
+DATABASES = ("Inventory", "Billing")
+
+
+@dataclass(frozen=True)
+class AlarmSpec:
+    """One alarm: its construct id, the named metric it watches (``system_metrics``) and when it fires."""
+
+    id: str
+    metric: str
+    threshold: float
+    evaluation_periods: int
+    description: str
+    comparison: cloudwatch.ComparisonOperator = AT_LEAST
+    datapoints_to_alarm: int | None = None
+    missing_data: cloudwatch.TreatMissingData | None = None
+
+
+def alarm_specs(config: EnvironmentConfig) -> tuple[AlarmSpec, ...]:
+    """Every alarm of the system; thresholds that differ per environment come from ``config``."""
+    queue, dlq = BILLING_QUEUE.name, BILLING_QUEUE.dead_letter_queue
+    table = [
+        AlarmSpec("Alb5xxRate", "error_rate", 5, 3, "More than 5 % of ALB requests answered 5xx",
+                  datapoints_to_alarm=2, missing_data=MISSING_IS_OK),
+        AlarmSpec("AlbLatencyP99", "latency_p99", config.latency_p99_threshold_seconds, 3,
+                  "p99 gateway response time above the threshold", datapoints_to_alarm=2, missing_data=MISSING_IS_OK),
+        AlarmSpec("UnhealthyTargets", "unhealthy_targets", 0, 3, "At least one gateway target is unhealthy",
+                  comparison=ABOVE, missing_data=MISSING_IS_OK),
+        AlarmSpec("BillingNotRunning", "running_billing", 1, 3,
+                  f"No billing task is running: orders pile up in {queue}", comparison=BELOW,
+                  missing_data=MISSING_IS_BAD),
+        AlarmSpec("QueueBacklog", "queue_depth", config.queue_backlog_threshold, 15,
+                  f"{queue} backlog above the threshold for 15 minutes", datapoints_to_alarm=15,
+                  missing_data=MISSING_IS_OK),
+        AlarmSpec("DeadLetters", "dlq_depth", 0, 1, f"A message reached {dlq}: an order could not be processed",
+                  comparison=ABOVE, missing_data=MISSING_IS_OK),
+    ]  # fmt: skip
+    for label in DATABASES:
+        table.append(AlarmSpec(f"{label}DbCpu", f"{label}DbCpu", 80, 3, f"{label} database CPU above 80 %"))
+        table.append(
+            AlarmSpec(f"{label}DbStorage", f"{label}DbStorage", 2 * 1024**3, 1,
+                      f"{label} database has less than 2 GiB free storage", comparison=BELOW)
+        )  # fmt: skip
+    return tuple(table)
+
+
+def system_metrics(data: DataStack, compute: ComputeStack) -> dict[str, cloudwatch.IMetric]:
+    """The metrics alarms and dashboard refer to, by name."""
+    alb = compute.alb
+    metrics: dict[str, cloudwatch.IMetric] = {
+        "requests": alb.metrics.request_count(period=FIVE_MINUTES),
+        "elb_5xx": alb.metrics.custom("HTTPCode_ELB_5XX_Count", statistic="Sum", period=FIVE_MINUTES),
+        "target_5xx": alb.metrics.custom("HTTPCode_Target_5XX_Count", statistic="Sum", period=FIVE_MINUTES),
+        "target_4xx": alb.metrics.custom("HTTPCode_Target_4XX_Count", statistic="Sum", period=FIVE_MINUTES),
+        "elb_4xx": alb.metrics.custom("HTTPCode_ELB_4XX_Count", statistic="Sum", period=FIVE_MINUTES),
+        "latency_p50": alb.metrics.target_response_time(statistic="p50", period=FIVE_MINUTES),
+        "latency_p99": alb.metrics.target_response_time(statistic="p99", period=FIVE_MINUTES),
+        "unhealthy_targets": compute.target_group.metrics.unhealthy_host_count(
+            statistic="Maximum", period=Duration.minutes(1)
+        ),
+    }
+    metrics["error_rate"] = cloudwatch.MathExpression(
+        expression="100 * (FILL(e5, 0) + FILL(t5, 0)) / MAX([FILL(r, 1), 1])",
+        using_metrics={"e5": metrics["elb_5xx"], "t5": metrics["target_5xx"], "r": metrics["requests"]},
+        label="5xx rate (%)",
+        period=FIVE_MINUTES,
+    )
+    for prefix, queue in (("queue", BILLING_QUEUE.name), ("dlq", BILLING_QUEUE.dead_letter_queue)):
+        metrics[f"{prefix}_depth"] = queue_metric(data.broker_name, queue, "MessageCount", "Maximum")
+        metrics[f"{prefix}_consumers"] = queue_metric(data.broker_name, queue, "ConsumerCount", "Minimum")
+    for name, service in services_of(compute).items():
+        metrics[f"running_{name}"] = cloudwatch.Metric(
+            namespace="ECS/ContainerInsights",
+            metric_name="RunningTaskCount",
+            dimensions_map={"ClusterName": compute.cluster.cluster_name, "ServiceName": service.service.service_name},
+            statistic="Minimum",
+            period=Duration.minutes(1),
+        )
+    for label in DATABASES:
+        instance = getattr(data, f"{label.lower()}_db").instance
+        metrics[f"{label}DbCpu"] = instance.metric_cpu_utilization(period=FIVE_MINUTES)
+        metrics[f"{label}DbStorage"] = instance.metric_free_storage_space(period=FIVE_MINUTES)
+    return metrics
+
+
+def services_of(compute: ComputeStack) -> dict:
+    """The Fargate services by name, in dashboard order."""
+    return {"gateway": compute.gateway, "inventory": compute.inventory, "billing": compute.billing}
 
 
 class MonitoringStack(Stack):
@@ -44,161 +143,45 @@ class MonitoringStack(Stack):
             self.topic.add_subscription(subscriptions.EmailSubscription(config.alarm_email))
         action = cloudwatch_actions.SnsAction(self.topic)
 
-        alb = compute.alb
-        target_group = compute.target_group
-        requests = alb.metrics.request_count(period=FIVE_MINUTES)
-        elb_5xx = alb.metrics.custom("HTTPCode_ELB_5XX_Count", statistic="Sum", period=FIVE_MINUTES)
-        target_5xx = alb.metrics.custom("HTTPCode_Target_5XX_Count", statistic="Sum", period=FIVE_MINUTES)
-        target_4xx = alb.metrics.custom("HTTPCode_Target_4XX_Count", statistic="Sum", period=FIVE_MINUTES)
-        elb_4xx = alb.metrics.custom("HTTPCode_ELB_4XX_Count", statistic="Sum", period=FIVE_MINUTES)
-        latency_p50 = alb.metrics.target_response_time(statistic="p50", period=FIVE_MINUTES)
-        latency_p99 = alb.metrics.target_response_time(statistic="p99", period=FIVE_MINUTES)
-        error_rate = cloudwatch.MathExpression(
-            expression="100 * (FILL(e5, 0) + FILL(t5, 0)) / MAX([FILL(r, 1), 1])",
-            using_metrics={"e5": elb_5xx, "t5": target_5xx, "r": requests},
-            label="5xx rate (%)",
-            period=FIVE_MINUTES,
-        )
-
-        queue_depth = queue_metric(data.broker_name, BILLING_QUEUE, "MessageCount", "Maximum")
-        queue_consumers = queue_metric(data.broker_name, BILLING_QUEUE, "ConsumerCount", "Minimum")
-        dlq_depth = queue_metric(data.broker_name, BILLING_DEAD_LETTER_QUEUE, "MessageCount", "Maximum")
-        dlq_consumers = queue_metric(data.broker_name, BILLING_DEAD_LETTER_QUEUE, "ConsumerCount", "Minimum")
-
-        services = {"gateway": compute.gateway, "inventory": compute.inventory, "billing": compute.billing}
-        running = {
-            name: cloudwatch.Metric(
-                namespace="ECS/ContainerInsights",
-                metric_name="RunningTaskCount",
-                dimensions_map={
-                    "ClusterName": compute.cluster.cluster_name,
-                    "ServiceName": svc.service.service_name,
-                },
-                statistic="Minimum",
-                period=Duration.minutes(1),
+        metrics = system_metrics(data, compute)
+        self.alarms: dict[str, cloudwatch.Alarm] = {}
+        for spec in alarm_specs(config):
+            alarm = cloudwatch.Alarm(
+                self,
+                spec.id,
+                metric=metrics[spec.metric],
+                threshold=spec.threshold,
+                comparison_operator=spec.comparison,
+                evaluation_periods=spec.evaluation_periods,
+                datapoints_to_alarm=spec.datapoints_to_alarm,
+                alarm_description=spec.description,
+                treat_missing_data=spec.missing_data,
             )
-            for name, svc in services.items()
-        }
+            alarm.add_alarm_action(action)
+            alarm.add_ok_action(action)
+            self.alarms[spec.id] = alarm
 
-        def alarm(construct_id: str, **props) -> cloudwatch.Alarm:
-            created = cloudwatch.Alarm(self, construct_id, **props)
-            created.add_alarm_action(action)
-            created.add_ok_action(action)
-            return created
-
-        self.alarms = {
-            "Alb5xxRate": alarm(
-                "Alb5xxRate",
-                metric=error_rate,
-                threshold=5,
-                evaluation_periods=3,
-                datapoints_to_alarm=2,
-                alarm_description="More than 5 % of ALB requests answered 5xx",
-                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-            ),
-            "AlbLatencyP99": alarm(
-                "AlbLatencyP99",
-                metric=latency_p99,
-                threshold=config.latency_p99_threshold_seconds,
-                evaluation_periods=3,
-                datapoints_to_alarm=2,
-                alarm_description="p99 gateway response time above the threshold",
-                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-            ),
-            "UnhealthyTargets": alarm(
-                "UnhealthyTargets",
-                metric=target_group.metrics.unhealthy_host_count(statistic="Maximum", period=Duration.minutes(1)),
-                threshold=0,
-                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-                evaluation_periods=3,
-                alarm_description="At least one gateway target is unhealthy",
-                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-            ),
-            "BillingNotRunning": alarm(
-                "BillingNotRunning",
-                metric=running["billing"],
-                threshold=1,
-                comparison_operator=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
-                evaluation_periods=3,
-                alarm_description="No billing task is running: orders pile up in billing_queue",
-                treat_missing_data=cloudwatch.TreatMissingData.BREACHING,
-            ),
-            "QueueBacklog": alarm(
-                "QueueBacklog",
-                metric=queue_depth,
-                threshold=config.queue_backlog_threshold,
-                evaluation_periods=15,
-                datapoints_to_alarm=15,
-                alarm_description="billing_queue backlog above the threshold for 15 minutes",
-                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-            ),
-            "DeadLetters": alarm(
-                "DeadLetters",
-                metric=dlq_depth,
-                threshold=0,
-                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-                evaluation_periods=1,
-                alarm_description="A message reached billing_queue.dlq: an order could not be processed",
-                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-            ),
-        }
-        databases = {"Inventory": data.inventory_db, "Billing": data.billing_db}
-        for label, db in databases.items():
-            self.alarms[f"{label}DbCpu"] = alarm(
-                f"{label}DbCpu",
-                metric=db.instance.metric_cpu_utilization(period=FIVE_MINUTES),
-                threshold=80,
-                evaluation_periods=3,
-                alarm_description=f"{label} database CPU above 80 %",
-            )
-            self.alarms[f"{label}DbStorage"] = alarm(
-                f"{label}DbStorage",
-                metric=db.instance.metric_free_storage_space(period=FIVE_MINUTES),
-                threshold=2 * 1024**3,
-                comparison_operator=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
-                evaluation_periods=1,
-                alarm_description=f"{label} database has less than 2 GiB free storage",
-            )
-
-        self._dashboard(
-            config,
-            databases,
-            services,
-            running,
-            requests,
-            target_4xx,
-            elb_4xx,
-            elb_5xx,
-            target_5xx,
-            latency_p50,
-            latency_p99,
-            (queue_depth, queue_consumers, dlq_depth, dlq_consumers),
-        )
+        self._dashboard(config, data, compute, metrics)
         self._budget(config)
 
     def _dashboard(
-        self,
-        config,
-        databases: dict[str, PostgresDatabase],
-        services,
-        running,
-        requests,
-        target_4xx,
-        elb_4xx,
-        elb_5xx,
-        target_5xx,
-        latency_p50,
-        latency_p99,
-        queue_metrics,
+        self, config: EnvironmentConfig, data: DataStack, compute: ComputeStack, m: dict[str, cloudwatch.IMetric]
     ) -> None:
-        queue_depth, queue_consumers, dlq_depth, dlq_consumers = queue_metrics
+        services = services_of(compute)
+        databases = {label.lower(): getattr(data, f"{label.lower()}_db").instance for label in DATABASES}
+        queue, dlq = BILLING_QUEUE.name, BILLING_QUEUE.dead_letter_queue
         dashboard = cloudwatch.Dashboard(self, "Dashboard", dashboard_name=f"{config.prefix}-overview")
         dashboard.add_widgets(
-            cloudwatch.GraphWidget(title="ALB requests", left=[requests], width=8),
+            cloudwatch.GraphWidget(title="ALB requests", left=[m["requests"]], width=8),
             cloudwatch.GraphWidget(
-                title="ALB 4xx / 5xx", left=[target_4xx, elb_4xx], right=[target_5xx, elb_5xx], width=8
+                title="ALB 4xx / 5xx",
+                left=[m["target_4xx"], m["elb_4xx"]],
+                right=[m["target_5xx"], m["elb_5xx"]],
+                width=8,
             ),
-            cloudwatch.GraphWidget(title="Gateway latency p50 / p99", left=[latency_p50, latency_p99], width=8),
+            cloudwatch.GraphWidget(
+                title="Gateway latency p50 / p99", left=[m["latency_p50"], m["latency_p99"]], width=8
+            ),
         )
         dashboard.add_widgets(
             cloudwatch.GraphWidget(
@@ -212,34 +195,32 @@ class MonitoringStack(Stack):
                 width=8,
             ),
             cloudwatch.GraphWidget(
-                title="Running tasks",
-                left=[metric.with_(label=name) for name, metric in running.items()],
-                width=8,
+                title="Running tasks", left=[m[f"running_{name}"].with_(label=name) for name in services], width=8
             ),
         )
         dashboard.add_widgets(
             cloudwatch.GraphWidget(
                 title="RDS CPU (%)",
-                left=[db.instance.metric_cpu_utilization(label=n.lower()) for n, db in databases.items()],
+                left=[db.metric_cpu_utilization(label=name) for name, db in databases.items()],
                 width=8,
             ),
             cloudwatch.GraphWidget(
                 title="RDS connections",
-                left=[db.instance.metric_database_connections(label=n.lower()) for n, db in databases.items()],
+                left=[db.metric_database_connections(label=name) for name, db in databases.items()],
                 width=8,
             ),
             cloudwatch.GraphWidget(
                 title="RDS free storage (bytes)",
-                left=[db.instance.metric_free_storage_space(label=n.lower()) for n, db in databases.items()],
+                left=[db.metric_free_storage_space(label=name) for name, db in databases.items()],
                 width=8,
             ),
         )
         dashboard.add_widgets(
             cloudwatch.GraphWidget(
-                title="billing_queue depth / consumers", left=[queue_depth], right=[queue_consumers], width=12
+                title=f"{queue} depth / consumers", left=[m["queue_depth"]], right=[m["queue_consumers"]], width=12
             ),
             cloudwatch.GraphWidget(
-                title="billing_queue.dlq depth / consumers", left=[dlq_depth], right=[dlq_consumers], width=12
+                title=f"{dlq} depth / consumers", left=[m["dlq_depth"]], right=[m["dlq_consumers"]], width=12
             ),
         )
 

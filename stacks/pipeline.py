@@ -7,6 +7,8 @@ approval), each followed by the smoke test ``scripts/smoke_test.py`` against the
 execution (and an approval waiting) notifies the pipeline's SNS topic.
 
 The stages are ``MicroservicesStage``, the very class a developer deploys with ``cdk deploy``.
+
+(Over 250 lines because the pipeline is one CDK construct tree: source, synth, stages, notifications.)
 """
 
 from __future__ import annotations
@@ -26,11 +28,10 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
 
-from stacks.application import stage_id
 from stacks.auth import smoke_test_role_name
-from stacks.config import DeploymentTarget, PipelineConfig
 from stacks.nag import acknowledge_pipeline_findings
-from stacks.stage import MicroservicesStage
+from stacks.pipeline_config import DeploymentTarget, PipelineConfig
+from stacks.stage import MicroservicesStage, stage_id
 
 PIPELINE_STACK_ID = "Movies-Pipeline"
 REPO_ROOT = Path(__file__).resolve().parents[1]

@@ -13,6 +13,14 @@ from stacks.monitoring import MonitoringStack
 from stacks.nag import acknowledge_findings
 from stacks.network import NetworkStack
 
+#: Construct ids of the stacks, in deployment order; each stack is deployed as ``<stage>-<id>``.
+STACK_IDS = ("Network", "Data", "Auth", "Compute", "Monitoring")
+
+
+def stage_id(env_name: str) -> str:
+    """Construct id of the stage, which also prefixes every stack name (``Movies-dev-Network``)."""
+    return f"Movies-{env_name}"
+
 
 class MicroservicesStage(Stage):
     """Network, data, auth, compute and monitoring stacks of one environment, wired by references.
@@ -35,16 +43,17 @@ class MicroservicesStage(Stage):
 
         # prod stacks cannot be deleted by accident (an explicit termination-protection change is needed).
         protect = config.retain_data_on_delete
+        network_id, data_id, auth_id, compute_id, monitoring_id = STACK_IDS
         self.network = NetworkStack(
             self,
-            "Network",
+            network_id,
             config=config,
             description=f"movies {config.name}: VPC, endpoints, flow logs",
             termination_protection=protect,
         )
         self.data = DataStack(
             self,
-            "Data",
+            data_id,
             config=config,
             vpc=self.network.vpc,
             inventory_security_group=self.network.inventory_security_group,
@@ -55,14 +64,14 @@ class MicroservicesStage(Stage):
         )
         self.auth = AuthStack(
             self,
-            "Auth",
+            auth_id,
             config=config,
             description=f"movies {config.name}: Cognito user pool and clients",
             termination_protection=protect,
         )
         self.compute = ComputeStack(
             self,
-            "Compute",
+            compute_id,
             config=config,
             network=self.network,
             data=self.data,
@@ -72,7 +81,7 @@ class MicroservicesStage(Stage):
         )
         self.monitoring = MonitoringStack(
             self,
-            "Monitoring",
+            monitoring_id,
             config=config,
             data=self.data,
             compute=self.compute,

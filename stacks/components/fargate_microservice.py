@@ -1,4 +1,4 @@
-"""FargateMicroservice: one of the three Python services on ECS Fargate, built from its Dockerfile."""
+"""FargateMicroservice: one of the three Python services on ECS Fargate, built from the shared Dockerfile."""
 
 from __future__ import annotations
 
@@ -12,12 +12,18 @@ from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from contract import environment as var
+from contract.services import Service
 from stacks.config import ServiceSizing
 
-SERVICES_DIR = Path(__file__).resolve().parents[2] / "services"
-"""Docker build context of every service image (each Dockerfile lives in services/<name>/)."""
+REPO_ROOT = Path(__file__).resolve().parents[2]
+"""Docker build context of every service image: the repository root, narrowed by its .dockerignore allowlist
+(contract/ and services/ only), because each image carries the contract package next to its service."""
+DOCKERFILE = "services/Dockerfile"
+"""The one Dockerfile of all services (relative to ``REPO_ROOT``); ``ARG SERVICE`` selects the service."""
 
-# Never send local state or caches to the Docker build context (and so into cdk.out and the asset hash).
+# Never send local state or caches to the Docker build context (and so into cdk.out and the asset hash), even
+# if the .dockerignore allowlist is loosened: they are excluded here as well.
 ASSET_EXCLUDES = ["**/__pycache__", "**/*.pyc", "**/.pytest_cache", "**/.ruff_cache", "**/.venv", "**/.run"]
 
 ARCHITECTURES = {
@@ -26,17 +32,44 @@ ARCHITECTURES = {
 }
 
 
+def image_of(service: Service, platform: ecr_assets.Platform) -> ecs.ContainerImage:
+    """The container image asset of ``service``: ``services/Dockerfile`` built with its name and port."""
+    return ecs.ContainerImage.from_asset(
+        directory=str(REPO_ROOT),
+        file=DOCKERFILE,
+        build_args={"SERVICE": service.name, "PORT": str(service.port)},
+        platform=platform,
+        exclude=ASSET_EXCLUDES,
+    )
+
+
+def process_settings(service: Service, sizing: ServiceSizing) -> dict[str, str]:
+    """The process environment of ``service``: port, log level and the gunicorn process model.
+
+    GUNICORN_WORKERS is left out for a ``single_worker`` service (billing): the service enforces one worker
+    itself (contract.services), so no deployment can set another number.
+    """
+    if service.single_worker and sizing.gunicorn_workers is not None:
+        raise ValueError(f"{service.name} runs exactly one worker (contract.services): leave gunicorn_workers unset")
+    settings = {var.PORT.name: str(service.port), var.LOG_LEVEL.name: "INFO"}
+    if sizing.gunicorn_workers is not None:
+        settings[var.GUNICORN_WORKERS.name] = str(sizing.gunicorn_workers)
+    settings[var.GUNICORN_THREADS.name] = str(sizing.gunicorn_threads)
+    return settings
+
+
 class FargateMicroservice(Construct):
     """An ECS Fargate service for one microservice, secure by default.
 
     It owns the task definition (separate task and execution roles; the task role starts empty), the
-    container (image asset from ``services/<name>/Dockerfile``, read-only root file system with a
+    container (image asset from ``services/Dockerfile`` with ``SERVICE=<name>``, read-only root file system with a
     writable ``/tmp``, health check on ``/health``), a log group with retention, Service Connect
     registration or client configuration, and the scalable task count. Secrets are passed as ECS secrets
     (resolved by the ECS agent at start, never in the task definition); ``environment`` is for
     non-secret configuration only.
 
-    ``service_connect`` is ``"server"`` (other tasks reach it as ``http://<service_name>:<port>``),
+    ``service`` (from ``contract.services``) gives the name and port. ``service_connect`` is ``"server"``
+    (other tasks reach it as ``http://<name>:<port>``),
     ``"client"`` (it may call servers) or None (no Service Connect).
 
     Networking is decided by the caller: ``security_group`` is created by the network stack so that the
@@ -48,10 +81,9 @@ class FargateMicroservice(Construct):
         scope: Construct,
         construct_id: str,
         *,
-        service_name: str,
+        service: Service,
         cluster: ecs.ICluster,
         security_group: ec2.ISecurityGroup,
-        port: int,
         sizing: ServiceSizing,
         cpu_architecture: str,
         log_retention: logs.RetentionDays,
@@ -62,6 +94,7 @@ class FargateMicroservice(Construct):
         health_check_grace_period: Duration | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
+        service_name, port = service.name, service.port
         self.port = port
         cpu_arch, platform = ARCHITECTURES[cpu_architecture]
 
@@ -88,21 +121,10 @@ class FargateMicroservice(Construct):
         self.container = self.task_definition.add_container(
             "app",
             container_name=service_name,
-            image=ecs.ContainerImage.from_asset(
-                directory=str(SERVICES_DIR),
-                file=f"{service_name}/Dockerfile",
-                platform=platform,
-                exclude=ASSET_EXCLUDES,
-            ),
+            image=image_of(service, platform),
             essential=True,
             readonly_root_filesystem=True,
-            environment={
-                "PORT": str(port),
-                "LOG_LEVEL": "INFO",
-                "GUNICORN_WORKERS": str(sizing.gunicorn_workers),
-                "GUNICORN_THREADS": str(sizing.gunicorn_threads),
-                **environment,
-            },
+            environment={**process_settings(service, sizing), **environment},
             secrets=dict(secrets),
             port_mappings=[
                 ecs.PortMapping(

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aws_cdk.assertions import Template
 
 from tests.infra.helpers import ENVIRONMENTS, cdk_context, environment_without, synth_with_nag
 
@@ -35,20 +36,23 @@ class SynthesizedEnv:
     metadata: dict[str, dict[str, Any]]
     nag_findings: list[dict[str, Any]] = field(default_factory=list)
     annotations: list[dict[str, Any]] = field(default_factory=list)
+    _assertions: dict[str, Template] = field(default_factory=dict, repr=False)
 
-    def resources(self, stack: str, resource_type: str) -> dict[str, dict[str, Any]]:
-        """Resources of ``resource_type`` in ``stack`` by logical id."""
-        return {
-            logical_id: resource
-            for logical_id, resource in self.templates[stack]["Resources"].items()
-            if resource["Type"] == resource_type
-        }
+    def template(self, stack: str) -> Template:
+        """``stack``'s template as an ``aws_cdk.assertions.Template`` (built once, from the synthesized JSON)."""
+        if stack not in self._assertions:
+            self._assertions[stack] = Template.from_json(self.templates[stack])
+        return self._assertions[stack]
+
+    def resources(self, stack: str, resource_type: str, props: Any = None) -> dict[str, dict[str, Any]]:
+        """Resources of ``resource_type`` in ``stack`` by logical id, optionally matching ``props``
+        (a ``Match`` pattern over the whole resource, e.g. ``{"Properties": {...}}``)."""
+        return self.template(stack).find_resources(resource_type, props)
 
     def only(self, stack: str, resource_type: str) -> dict[str, Any]:
         """The single resource of ``resource_type`` in ``stack`` (fails if there are 0 or several)."""
-        found = self.resources(stack, resource_type)
-        assert len(found) == 1, f"expected one {resource_type} in {stack}, found {sorted(found)}"
-        return next(iter(found.values()))
+        self.template(stack).resource_count_is(resource_type, 1)
+        return next(iter(self.resources(stack, resource_type).values()))
 
 
 def _synthesize(env_name: str, outdir: Path) -> SynthesizedEnv:

@@ -1,4 +1,8 @@
-"""Small helpers for reading synthesized CloudFormation templates in tests."""
+"""Small helpers for reading synthesized CloudFormation templates in tests.
+
+Look-ups go through ``aws_cdk.assertions`` (``Template.find_resources`` with ``Match`` patterns) on the
+templates the session fixture synthesized once; the environments and stack ids come from the code.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +13,15 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-ENVIRONMENTS = ("dev", "prod")
-STACKS = ("Network", "Data", "Auth", "Compute", "Monitoring")
+from aws_cdk.assertions import Match
+
+from stacks.config import ENVIRONMENTS as ENVIRONMENT_CONFIGS
+from stacks.stage import STACK_IDS
+
+ENVIRONMENTS = tuple(ENVIRONMENT_CONFIGS)
+"""Every environment of stacks/config.py; each is synthesized once per session."""
+STACKS = STACK_IDS
+"""The stacks of a stage, in deployment order."""
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 T = TypeVar("T")
@@ -73,40 +84,36 @@ def secret_names(container: dict[str, Any]) -> set[str]:
     return {item["Name"] for item in container.get("Secrets", [])}
 
 
-def container_of(env, name: str) -> dict[str, Any]:
-    """The container definition named ``name`` in the compute stack of ``env``."""
-    for task in env.resources("Compute", "AWS::ECS::TaskDefinition").values():
-        for container in task["Properties"]["ContainerDefinitions"]:
-            if container["Name"] == name:
-                return container
-    raise AssertionError(f"no container {name!r}")
+def _task_definitions_with(env, name: str) -> dict[str, dict[str, Any]]:
+    """Task definitions (by logical id) with a container named ``name``."""
+    pattern = {"Properties": {"ContainerDefinitions": Match.array_with([Match.object_like({"Name": name})])}}
+    return env.resources("Compute", "AWS::ECS::TaskDefinition", pattern)
 
 
 def task_definition_of(env, name: str) -> dict[str, Any]:
-    """The task definition whose container is named ``name``."""
-    for task in env.resources("Compute", "AWS::ECS::TaskDefinition").values():
-        if any(c["Name"] == name for c in task["Properties"]["ContainerDefinitions"]):
-            return task
-    raise AssertionError(f"no task definition for {name!r}")
+    """The task definition whose container is named ``name`` (exactly one)."""
+    found = _task_definitions_with(env, name)
+    assert len(found) == 1, f"task definitions with a {name!r} container: {sorted(found)}"
+    return next(iter(found.values()))
+
+
+def container_of(env, name: str) -> dict[str, Any]:
+    """The container definition named ``name`` in the compute stack of ``env``."""
+    containers = task_definition_of(env, name)["Properties"]["ContainerDefinitions"]
+    return next(container for container in containers if container["Name"] == name)
 
 
 def service_of(env, name: str) -> dict[str, Any]:
-    """The ECS service (resource) running the task definition of container ``name``."""
-    for logical_id, task in env.resources("Compute", "AWS::ECS::TaskDefinition").items():
-        if any(c["Name"] == name for c in task["Properties"]["ContainerDefinitions"]):
-            for service in env.resources("Compute", "AWS::ECS::Service").values():
-                if service["Properties"]["TaskDefinition"] == {"Ref": logical_id}:
-                    return service
-    raise AssertionError(f"no service for {name!r}")
+    """The ECS service (resource) running the task definition of container ``name`` (exactly one)."""
+    (task_id,) = _task_definitions_with(env, name)
+    found = env.resources("Compute", "AWS::ECS::Service", {"Properties": {"TaskDefinition": {"Ref": task_id}}})
+    assert len(found) == 1, f"services running {task_id}: {sorted(found)}"
+    return next(iter(found.values()))
 
 
 def logical_id_of(env, stack: str, prefix: str, resource_type: str) -> str:
     """Logical id of the single ``resource_type`` resource in ``stack`` whose id starts with ``prefix``."""
-    matches = [
-        logical_id
-        for logical_id, resource in env.resources(stack, resource_type).items()
-        if logical_id.startswith(prefix)
-    ]
+    matches = [logical_id for logical_id in env.resources(stack, resource_type) if logical_id.startswith(prefix)]
     assert len(matches) == 1, f"{prefix}: {matches}"
     return matches[0]
 

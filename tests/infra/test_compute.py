@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
-import pytest
+import json
 
+import pytest
+from aws_cdk.assertions import Match
+
+from contract import environment
+from contract.services import service as contract_service
 from tests.infra.helpers import container_of, dumps, env_vars, secret_names, service_of, task_definition_of
 
 pytestmark = pytest.mark.infra
@@ -13,15 +18,18 @@ SERVICES = {"inventory": 8080, "billing": 8080, "gateway": 3000}
 
 def test_cluster_has_container_insights(any_env):
     """Container Insights is on (per-service task metrics used by alarms and scaling)."""
-    cluster = any_env.only("Compute", "AWS::ECS::Cluster")["Properties"]
-    assert {"Name": "containerInsights", "Value": "enabled"} in cluster["ClusterSettings"]
+    compute = any_env.template("Compute")
+    compute.resource_count_is("AWS::ECS::Cluster", 1)
+    compute.has_resource_properties(
+        "AWS::ECS::Cluster",
+        {"ClusterSettings": Match.array_with([{"Name": "containerInsights", "Value": "enabled"}])},
+    )
 
 
 def test_three_services_run_in_private_subnets_without_public_ips(any_env):
     """Every service uses the private-with-egress subnets and never gets a public IP."""
-    services = any_env.resources("Compute", "AWS::ECS::Service").values()
-    assert len(services) == 3
-    for service in services:
+    any_env.template("Compute").resource_count_is("AWS::ECS::Service", 3)
+    for service in any_env.resources("Compute", "AWS::ECS::Service").values():
         network = service["Properties"]["NetworkConfiguration"]["AwsvpcConfiguration"]
         assert network["AssignPublicIp"] == "DISABLED"
         assert "appSubnet" in dumps(network["Subnets"])
@@ -51,9 +59,37 @@ def test_container_health_check_calls_health_on_its_port(any_env, name):
 
 
 @pytest.mark.parametrize("name", SERVICES)
-def test_image_is_built_from_the_service_dockerfile(any_env, name):
-    """Each image is a container asset (built from services/<name>/Dockerfile at deploy time)."""
+def test_image_is_a_container_asset(any_env, name):
+    """Each image is a container asset (built from services/Dockerfile at deploy time)."""
     assert "container-assets" in dumps(container_of(any_env, name)["Image"])
+
+
+def _docker_images(env) -> list[dict]:
+    """The Compute stack's container-image assets (source and destinations) from its asset manifest."""
+    manifest = env.template_paths["Compute"].with_name(
+        env.template_paths["Compute"].name.replace(".template.json", ".assets.json")
+    )
+    return list(json.loads(manifest.read_text())["dockerImages"].values())
+
+
+def test_every_image_builds_from_the_one_dockerfile_with_its_service_and_port(any_env):
+    """One image per service, all from services/Dockerfile, told which service and port by build arguments."""
+    sources = [image["source"] for image in _docker_images(any_env)]
+    assert all(source["dockerFile"] == "services/Dockerfile" for source in sources)
+    assert sorted((s["dockerBuildArgs"]["SERVICE"], s["dockerBuildArgs"]["PORT"]) for s in sources) == sorted(
+        (name, str(port)) for name, port in SERVICES.items()
+    )
+
+
+def test_image_build_context_holds_only_contract_and_services(any_env):
+    """The staged build context is the repository root narrowed to contract/ and services/, without caches
+    or tests (the root .dockerignore allowlist, plus the construct's own excludes)."""
+    for image in _docker_images(any_env):
+        context = (any_env.template_paths["Compute"].parent / image["source"]["directory"]).resolve()
+        assert {entry.name for entry in context.iterdir()} == {".dockerignore", "contract", "services"}
+        unwanted = [p for p in context.rglob("*") if p.name in {"__pycache__", ".pytest_cache", "tests", ".venv"}]
+        assert unwanted == []
+        assert (context / "services" / image["source"]["dockerBuildArgs"]["SERVICE"]).is_dir()
 
 
 @pytest.mark.parametrize("name", SERVICES)
@@ -71,6 +107,29 @@ def test_logs_go_to_a_log_group_with_retention(any_env, name):
     group_id = options["awslogs-group"]["Ref"]
     group = any_env.templates["Compute"]["Resources"][group_id]["Properties"]
     assert group["RetentionInDays"] == {"dev": 7, "prod": 90}[any_env.name]
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_container_sets_only_variables_the_contract_lists_for_the_service(any_env, name):
+    """Every environment variable and secret of the container is one contract.environment lists for it."""
+    container = container_of(any_env, name)
+    assert set(env_vars(container)) | secret_names(container) <= environment.names_of(name)
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_secrets_are_exactly_the_variables_the_contract_marks_secret(any_env, name):
+    """ECS secrets carry only variables marked ``secret`` in the contract, and no plain variable is one."""
+    container = container_of(any_env, name)
+    secret_variables = {variable.name for variable in environment.variables_of(name) if variable.secret}
+    assert secret_names(container) <= secret_variables
+    assert not set(env_vars(container)) & secret_variables
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_only_a_single_worker_service_is_left_to_choose_its_worker_count(any_env, name):
+    """Billing gets no GUNICORN_WORKERS (it enforces one worker itself); the others get their sized count."""
+    workers = env_vars(container_of(any_env, name)).get("GUNICORN_WORKERS")
+    assert (workers is None) is contract_service(name).single_worker
 
 
 @pytest.mark.parametrize("name", ["inventory", "billing"])
@@ -195,7 +254,7 @@ def test_cpu_architecture_follows_config(synthesized, env_name, arch):
 
 def test_only_the_gateway_is_behind_the_load_balancer(any_env):
     """One target group, targeting the gateway container on 3000; other services have no LB."""
-    assert len(any_env.resources("Compute", "AWS::ElasticLoadBalancingV2::TargetGroup")) == 1
+    any_env.template("Compute").resource_count_is("AWS::ElasticLoadBalancingV2::TargetGroup", 1)
     for name in ("inventory", "billing"):
         assert "LoadBalancers" not in service_of(any_env, name)["Properties"]
     (binding,) = service_of(any_env, "gateway")["Properties"]["LoadBalancers"]
@@ -204,9 +263,11 @@ def test_only_the_gateway_is_behind_the_load_balancer(any_env):
 
 def test_target_group_health_check_uses_health(any_env):
     """Target group health is liveness (/health), see the comment in compute.py for why not /ready."""
-    target_group = any_env.only("Compute", "AWS::ElasticLoadBalancingV2::TargetGroup")["Properties"]
-    assert target_group["HealthCheckPath"] == "/health"
-    assert target_group["TargetType"] == "ip"
+    compute = any_env.template("Compute")
+    compute.resource_count_is("AWS::ElasticLoadBalancingV2::TargetGroup", 1)
+    compute.has_resource_properties(
+        "AWS::ElasticLoadBalancingV2::TargetGroup", {"HealthCheckPath": "/health", "TargetType": "ip"}
+    )
 
 
 def test_load_balancer_is_internet_facing_in_public_subnets_and_drops_bad_headers(any_env):
@@ -479,3 +540,14 @@ def test_load_balancer_listens_publicly_only_on_listener_ports(synthesized, env_
     rules = alb["Properties"]["SecurityGroupIngress"]
     assert sorted(r["FromPort"] for r in rules) == ports
     assert all(r["CidrIp"] == "0.0.0.0/0" and r["FromPort"] == r["ToPort"] for r in rules)
+
+
+def test_a_single_worker_service_refuses_a_worker_count():
+    """Sizing billing with GUNICORN_WORKERS fails at synth: the count is the service's own decision."""
+    from contract.services import BILLING
+    from stacks.components.fargate_microservice import process_settings
+    from stacks.config import ServiceSizing
+
+    sizing = ServiceSizing(cpu=256, memory_mib=512, min_tasks=1, max_tasks=2, gunicorn_threads=4, gunicorn_workers=2)
+    with pytest.raises(ValueError, match="exactly one worker"):
+        process_settings(BILLING, sizing)

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from stacks.config import PIPELINE, DeploymentTarget, load_pipeline_config, validate_pipeline_config
+from stacks.pipeline_config import PIPELINE, DeploymentTarget, load_pipeline_config, validate_pipeline_config
 from tests.infra.helpers import REPO_ROOT, STACKS, cdk_context, dumps, environment_without, synth_with_nag
 from tests.infra.test_cfn_lint import run_cfn_lint
 from tests.infra.test_snapshots import SNAPSHOT_DIR, assert_matches_snapshot, normalise
@@ -85,7 +85,7 @@ class SynthesizedPipeline:
 @pytest.fixture(scope="session")
 def pipeline(tmp_path_factory: pytest.TempPathFactory) -> SynthesizedPipeline:
     """The pipeline app, synthesized once with cdk-nag, with no AWS credentials in the environment."""
-    from stacks.pipeline_app import build_pipeline_app
+    from stacks.application import build_pipeline_app
 
     context = cdk_context(with_lookups=True)
     with environment_without("CDK_DEFAULT_ACCOUNT", "CDK_DEFAULT_REGION", "AWS_PROFILE"):

@@ -1,0 +1,131 @@
+"""Autoscaling policies of the three services: what each one scales on, and why.
+
+Plain functions rather than a construct: CDK places every policy under its service's scalable target
+(``<Service>/Service/TaskCount/Target/<policy>``) whoever creates it, so these functions change no path and
+no logical id.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import Duration
+from aws_cdk import aws_ecs as ecs
+from aws_cdk import aws_elasticloadbalancingv2 as elbv2
+
+from contract.messaging import BILLING_QUEUE
+from stacks.components.fargate_microservice import FargateMicroservice
+from stacks.config import EnvironmentConfig
+from stacks.data import queue_metric
+
+SCALE_IN_COOLDOWN = Duration.minutes(5)  # scale in slowly: avoids flapping on bursty traffic
+SCALE_OUT_COOLDOWN = Duration.minutes(1)
+
+
+def scale_on_cpu(config: EnvironmentConfig, *services: FargateMicroservice) -> None:
+    """Target-track the services' average CPU at ``config.cpu_target_percent``."""
+    for service in services:
+        service.scaling.scale_on_cpu_utilization(
+            "Cpu",
+            target_utilization_percent=config.cpu_target_percent,
+            scale_in_cooldown=SCALE_IN_COOLDOWN,
+            scale_out_cooldown=SCALE_OUT_COOLDOWN,
+        )
+
+
+def scale_gateway_on_requests(
+    config: EnvironmentConfig, gateway: FargateMicroservice, target_group: elbv2.ApplicationTargetGroup
+) -> None:
+    """Target-track ALB requests per gateway target at ``config.requests_per_target``."""
+    gateway.scaling.scale_on_request_count(
+        "Requests",
+        requests_per_target=config.requests_per_target,
+        target_group=target_group,
+        scale_in_cooldown=SCALE_IN_COOLDOWN,
+        scale_out_cooldown=SCALE_OUT_COOLDOWN,
+    )
+
+
+def scale_inventory_on_requests(
+    config: EnvironmentConfig,
+    inventory: FargateMicroservice,
+    *,
+    cluster: ecs.ICluster,
+    alb: elbv2.ApplicationLoadBalancer,
+    target_group: elbv2.ApplicationTargetGroup,
+) -> None:
+    """Target-track ALB requests per *inventory* task.
+
+    Inventory is not behind the ALB (only the gateway is), and every API call reaches inventory through
+    the gateway, so the load signal is the gateway target group's RequestCount divided by inventory's
+    running tasks. Target tracking accepts metric math only through the L1 property, hence the override.
+    """
+    placeholder = target_group.metrics.request_count(period=Duration.minutes(1), statistic="Sum")
+    inventory.scaling.scale_to_track_custom_metric(
+        "Requests",
+        metric=placeholder,
+        target_value=config.requests_per_target,
+        scale_in_cooldown=SCALE_IN_COOLDOWN,
+        scale_out_cooldown=SCALE_OUT_COOLDOWN,
+    )
+    policy = inventory.scaling.node.find_child("Target").node.find_child("Requests").node.default_child
+    path = "TargetTrackingScalingPolicyConfiguration.CustomizedMetricSpecification"
+    for key in ("MetricName", "Namespace", "Dimensions", "Statistic", "Unit"):
+        policy.add_property_deletion_override(f"{path}.{key}")
+    requests = {
+        "Namespace": "AWS/ApplicationELB",
+        "MetricName": "RequestCount",
+        "Dimensions": [
+            {"Name": "LoadBalancer", "Value": alb.load_balancer_full_name},
+            {"Name": "TargetGroup", "Value": target_group.target_group_full_name},
+        ],
+    }
+    tasks = {
+        "Namespace": "ECS/ContainerInsights",
+        "MetricName": "RunningTaskCount",
+        "Dimensions": [
+            {"Name": "ClusterName", "Value": cluster.cluster_name},
+            {"Name": "ServiceName", "Value": inventory.service.service_name},
+        ],
+    }
+    policy.add_property_override(
+        f"{path}.Metrics",
+        [
+            {"Id": "requests", "ReturnData": False, "MetricStat": {"Metric": requests, "Stat": "Sum"}},
+            {"Id": "tasks", "ReturnData": False, "MetricStat": {"Metric": tasks, "Stat": "Average"}},
+            {
+                "Id": "requests_per_task",
+                "Label": "ALB requests per inventory task",
+                "Expression": "requests / tasks",
+                "ReturnData": True,
+            },
+        ],
+    )
+
+
+def scale_billing_on_queue(config: EnvironmentConfig, billing: FargateMicroservice, broker_name: str) -> None:
+    """Step scaling on the depth of the queue billing consumes (Amazon MQ metric).
+
+    Scale out after 2 minutes of backlog; scale in one task at a time and only after the queue has been
+    empty for 10 minutes, with a long cooldown, so bursty traffic does not make it flap.
+    """
+    step = config.billing_queue_scale_out_depth
+    queue_depth = queue_metric(broker_name, BILLING_QUEUE.name, "MessageCount", "Maximum")
+    billing.scaling.scale_on_metric(
+        "QueueBacklog",
+        metric=queue_depth,
+        scaling_steps=[
+            {"upper": step, "change": 0},
+            {"lower": step, "change": +1},
+            {"lower": step * 10, "change": +3},
+        ],
+        cooldown=Duration.minutes(2),
+        evaluation_periods=2,
+        datapoints_to_alarm=2,
+    )
+    billing.scaling.scale_on_metric(
+        "QueueDrained",
+        metric=queue_depth,
+        scaling_steps=[{"upper": 0, "change": -1}, {"lower": 1, "change": 0}],
+        cooldown=Duration.minutes(10),
+        evaluation_periods=10,
+        datapoints_to_alarm=10,
+    )
