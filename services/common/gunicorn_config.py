@@ -10,6 +10,7 @@ import shutil
 import tempfile
 
 from common.config import env_int, env_str
+from contract.services import SERVICE_NAMES, service
 
 bind = f"{env_str('BIND_HOST', '0.0.0.0')}:{env_int('PORT', 8080, minimum=1)}"  # noqa: S104 - containers listen on all
 workers = env_int("GUNICORN_WORKERS", 2, minimum=1)
@@ -28,6 +29,9 @@ loglevel = env_str("LOG_LEVEL", "INFO").lower()
 # Heartbeat files on tmpfs: works with a read-only root filesystem and avoids disk stalls.
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None  # noqa: S108
 proc_name = env_str("SERVICE_NAME", "service")
+# The application when the command line names none (the one image's CMD cannot expand its SERVICE build
+# argument): the contract's factory of the service SERVICE_NAME names. An application on the command line wins.
+wsgi_app = service(proc_name).wsgi_app if proc_name in SERVICE_NAMES else None
 # gunicorn 23+ opens a runtime control socket under $HOME by default: shared by every gunicorn on a machine and
 # a write to the root filesystem. Nothing here uses it, so it stays off.
 control_socket_disable = True

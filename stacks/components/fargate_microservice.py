@@ -14,8 +14,8 @@ from constructs import Construct
 
 from stacks.config import ServiceSizing
 
-SERVICES_DIR = Path(__file__).resolve().parents[2] / "services"
-"""Docker build context of every service image (each Dockerfile lives in services/<name>/)."""
+REPO_ROOT = Path(__file__).resolve().parents[2]
+"""Docker build context of every service image (services/Dockerfile; the root .dockerignore is an allowlist)."""
 
 # Never send local state or caches to the Docker build context (and so into cdk.out and the asset hash).
 ASSET_EXCLUDES = ["**/__pycache__", "**/*.pyc", "**/.pytest_cache", "**/.ruff_cache", "**/.venv", "**/.run"]
@@ -30,7 +30,7 @@ class FargateMicroservice(Construct):
     """An ECS Fargate service for one microservice, secure by default.
 
     It owns the task definition (separate task and execution roles; the task role starts empty), the
-    container (image asset from ``services/<name>/Dockerfile``, read-only root file system with a
+    container (image asset from ``services/Dockerfile``, read-only root file system with a
     writable ``/tmp``, health check on ``/health``), a log group with retention, Service Connect
     registration or client configuration, and the scalable task count. Secrets are passed as ECS secrets
     (resolved by the ECS agent at start, never in the task definition); ``environment`` is for
@@ -89,8 +89,9 @@ class FargateMicroservice(Construct):
             "app",
             container_name=service_name,
             image=ecs.ContainerImage.from_asset(
-                directory=str(SERVICES_DIR),
-                file=f"{service_name}/Dockerfile",
+                directory=str(REPO_ROOT),
+                file="services/Dockerfile",
+                build_args={"SERVICE": service_name, "PORT": str(port)},
                 platform=platform,
                 exclude=ASSET_EXCLUDES,
             ),
