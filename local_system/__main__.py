@@ -31,7 +31,7 @@ def cmd_up(system: LocalSystem, args: argparse.Namespace) -> int:
     _say(f"\n  API:      {gateway}/api/movies (needs a token: make token)\n  OpenAPI:  {gateway}/openapi.json"
          f"   Docs: {gateway}/docs")
     _say(f'  Try:      curl -H "Authorization: Bearer $(make -s token)" {gateway}/api/movies')
-    _say("  Databases: make psql DB=movies_db | make psql DB=billing_db    Stop: make down")
+    _say(f"  Databases: {' | '.join(f'make psql DB={name}' for name in DATABASES)}    Stop: make down")
     return 0
 
 

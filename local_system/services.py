@@ -15,6 +15,7 @@ from pathlib import Path
 
 from contract import environment as E
 from contract.messaging import BILLING_QUEUE
+from contract.services import INVENTORY
 from contract.services import service as contract_service
 from local_system.credentials import Credentials
 from local_system.identity.emulator import IdentityEmulator
@@ -111,7 +112,7 @@ class ServiceProcess:
                 E.BILLING_QUEUE.name: BILLING_QUEUE.name,
             })
         if E.INVENTORY_URL.name in names:
-            settings[E.INVENTORY_URL.name] = self.profile.url("inventory")
+            settings[E.INVENTORY_URL.name] = self.profile.url(INVENTORY.name)
         if E.AUTH_ISSUER.name in names:
             # The gateway trusts the local Cognito emulator exactly as it trusts Cognito on AWS.
             settings.update(IdentityEmulator(self.profile).gateway_env())
