@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 
-from local_system import prereqs
+from local_system import images, prereqs
 from local_system.processes import LocalSystemError, tail
 from local_system.profiles import DATABASES, PROFILE_ENV, SERVICES
 from local_system.system import PARTS, LocalSystem
@@ -31,7 +31,7 @@ def cmd_up(system: LocalSystem, args: argparse.Namespace) -> int:
     _say(f"\n  API:      {gateway}/api/movies (needs a token: make token)\n  OpenAPI:  {gateway}/openapi.json"
          f"   Docs: {gateway}/docs")
     _say(f'  Try:      curl -H "Authorization: Bearer $(make -s token)" {gateway}/api/movies')
-    _say("  Databases: make psql DB=movies_db | make psql DB=billing_db    Stop: make down")
+    _say(f"  Databases: {' | '.join(f'make psql DB={name}' for name in DATABASES)}    Stop: make down")
     return 0
 
 
@@ -121,6 +121,20 @@ def cmd_prereqs(system: LocalSystem, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_image_services(system: LocalSystem | None, args: argparse.Namespace) -> int:
+    """Print each service and its container port, one per line (for scripts/images.sh; from the contract)."""
+    for name, port in images.image_services():
+        print(name, port)
+    return 0
+
+
+def cmd_check_env(system: LocalSystem | None, args: argparse.Namespace) -> int:
+    """Print NAME=VALUE lines: the environment scripts/images.sh starts a service's image with."""
+    for key, value in images.check_environment(args.service).items():
+        print(f"{key}={value}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m local_system", description=__doc__)
     parser.add_argument(
@@ -160,13 +174,22 @@ def build_parser() -> argparse.ArgumentParser:
     pre = commands.add_parser("prereqs", help=cmd_prereqs.__doc__)
     pre.add_argument("--venv", action="store_true", help="only make sure `python3 -m venv` works")
     pre.set_defaults(func=cmd_prereqs)
+
+    # For the image checks: no local system involved.
+    commands.add_parser("image-services", help=cmd_image_services.__doc__).set_defaults(
+        func=cmd_image_services, local=False
+    )
+    check_env = commands.add_parser("check-env", help=cmd_check_env.__doc__)
+    check_env.add_argument("service", choices=SERVICES)
+    check_env.set_defaults(func=cmd_check_env, local=False)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return args.func(LocalSystem(args.profile), args)
+        system = LocalSystem(args.profile) if getattr(args, "local", True) else None
+        return args.func(system, args)
     except LocalSystemError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

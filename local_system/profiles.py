@@ -1,7 +1,9 @@
 """Profiles: which ports and which state folder one local system uses.
 
 Two profiles can run side by side on one machine: ``dev`` (``make up``) and ``test`` (``make test``).
-Ports come from the README (Configuration); nothing here listens on anything but 127.0.0.1.
+Service names, their order and their databases come from the contract (``contract.services``); the ports
+here are host ports of one machine, not the container ports of the contract (inventory and billing both
+listen on 8080 in their containers, but not on one host). Nothing here listens on anything but 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -10,22 +12,20 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from contract import services as contract_services
 from local_system.processes import LocalSystemError
 
 #: The repository root (``local_system/`` lives directly in it).
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
-#: The three services, in start order: inventory first because the gateway forwards to it.
-SERVICES = ("inventory", "billing", "gateway")
+#: The services in start order (the contract's order: inventory first because the gateway forwards to it).
+SERVICES = contract_services.SERVICE_NAMES
 
 #: Infrastructure parts, in start order (``cognito`` is the emulated identity provider, see identity.py).
 INFRASTRUCTURE = ("postgres", "rabbitmq", "cognito")
 
-#: The two databases on the one PostgreSQL server.
-DATABASES = ("movies_db", "billing_db")
-
-#: Which database each service owns.
-SERVICE_DATABASE = {"inventory": "movies_db", "billing": "billing_db"}
+#: The databases the services own, all on the one local PostgreSQL server.
+DATABASES = tuple(service.database for service in contract_services.SERVICES if service.database)
 
 #: Environment variable that selects the profile when ``--profile`` is not given.
 PROFILE_ENV = "LOCAL_PROFILE"

@@ -1,4 +1,9 @@
-"""The three Flask services as background gunicorn processes, configured like in production (env only)."""
+"""The three Flask services as background gunicorn processes, configured like in production (env only).
+
+Which settings a service gets follows the contract: its database (``contract.services``), the queue
+(``contract.messaging``) and the variable names (``contract.environment``); ``env()`` refuses a name the
+contract does not list for the service.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +13,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from contract import environment as E
+from contract.messaging import BILLING_QUEUE
+from contract.services import INVENTORY
+from contract.services import service as contract_service
 from local_system.credentials import Credentials
-from local_system.identity import IdentityEmulator
+from local_system.identity.emulator import IdentityEmulator
 from local_system.processes import (
     LocalSystemError,
     http_status,
@@ -20,15 +29,16 @@ from local_system.processes import (
     stop_recorded,
     tail,
 )
-from local_system.profiles import REPO_ROOT, SERVICE_DATABASE, SERVICES, Profile
+from local_system.profiles import REPO_ROOT, SERVICES, Profile
 
 SERVICES_DIR = REPO_ROOT / "services"
-BILLING_QUEUE = "billing_queue"
+#: The services import their own packages (services/) and the contract (the repository root).
+PYTHONPATH = os.pathsep.join((str(SERVICES_DIR), str(REPO_ROOT)))
 #: gunicorn's graceful_timeout is 25 s (billing finishes its in-flight batch); SIGKILL only after that.
 STOP_TIMEOUT = 35
 READY_TIMEOUT = 60
 #: Settings a developer may override from the shell (e.g. LOG_LEVEL=DEBUG make up); the rest is fixed.
-OVERRIDABLE_DEFAULTS = {"LOG_LEVEL": "INFO"}
+OVERRIDABLE_DEFAULTS = {E.LOG_LEVEL.name: "INFO"}
 
 
 def gunicorn_executable() -> Path:
@@ -62,51 +72,59 @@ class ServiceProcess:
         return f"{self.name}:create_app"
 
     def env(self) -> dict[str, str]:
-        """The service's environment: the configuration contract (README) filled in from the profile.
+        """The service's environment: the shell's, minus stray database/broker settings, plus its own settings.
 
         Contains passwords: only the explicit ``env`` command prints it.
         """
-        credentials = self._credentials()
         env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "RABBITMQ_"))}
         for key, default in OVERRIDABLE_DEFAULTS.items():
             env.setdefault(key, default)
-        env.update(
-            PORT=str(self.port),
-            BIND_HOST="127.0.0.1",
-            SERVICE_NAME=self.name,
-            # services/ for the service packages, the repository root for contract/ (as in the image).
-            PYTHONPATH=os.pathsep.join((str(SERVICES_DIR), str(REPO_ROOT))),
-            PYTHONUNBUFFERED="1",
-            PROMETHEUS_MULTIPROC_DIR=str(self.profile.state_dir / "metrics" / self.name),
-        )
-        if self.name in SERVICE_DATABASE:
-            env.update(
-                DATABASE_HOST="127.0.0.1",
-                DATABASE_PORT=str(self.profile.postgres_port),
-                DATABASE_NAME=SERVICE_DATABASE[self.name],
-                DATABASE_USER=credentials.postgres_user,
-                DATABASE_PASSWORD=credentials.postgres_password,
-                # The private server has no certificate; AWS sets require/verify-full instead.
-                DATABASE_SSLMODE="disable",
-            )
-        if self.name in ("gateway", "billing"):
-            env.update(
-                RABBITMQ_URL=f"amqp://127.0.0.1:{self.profile.amqp_port}/",
-                RABBITMQ_USER=credentials.rabbitmq_user,
-                RABBITMQ_PASSWORD=credentials.rabbitmq_password,
-                BILLING_QUEUE=BILLING_QUEUE,
-            )
-        if self.name == "gateway":
-            env["INVENTORY_URL"] = self.profile.url("inventory")
-            # The gateway trusts the local Cognito emulator exactly as it trusts Cognito on AWS.
-            env.update(IdentityEmulator(self.profile).gateway_env())
-        if self.name == "billing":
-            env["GUNICORN_WORKERS"] = "1"  # one consumer process: ordering and prefetch stay predictable
+        env.update(self.settings())
+        env.update(PYTHONPATH=PYTHONPATH, PYTHONUNBUFFERED="1")
         return env
+
+    def settings(self) -> dict[str, str]:
+        """What this profile sets for the service, keyed by contract names (LocalSystemError on any other)."""
+        credentials = self._credentials()
+        spec = contract_service(self.name)
+        settings = {
+            E.PORT.name: str(self.port),
+            E.BIND_HOST.name: "127.0.0.1",
+            E.SERVICE_NAME.name: self.name,
+            E.PROMETHEUS_MULTIPROC_DIR.name: str(self.profile.state_dir / "metrics" / self.name),
+        }
+        names = E.names_of(self.name)
+        if spec.database:
+            settings.update({
+                E.DATABASE_HOST.name: "127.0.0.1",
+                E.DATABASE_PORT.name: str(self.profile.postgres_port),
+                E.DATABASE_NAME.name: spec.database,
+                E.DATABASE_USER.name: credentials.postgres_user,
+                E.DATABASE_PASSWORD.name: credentials.postgres_password,
+                # The private server has no certificate; AWS sets require/verify-full instead.
+                E.DATABASE_SSLMODE.name: "disable",
+            })
+        if E.RABBITMQ_URL.name in names:  # publishers and consumers of the queue
+            settings.update({
+                E.RABBITMQ_URL.name: f"amqp://127.0.0.1:{self.profile.amqp_port}/",
+                E.RABBITMQ_USER.name: credentials.rabbitmq_user,
+                E.RABBITMQ_PASSWORD.name: credentials.rabbitmq_password,
+                E.BILLING_QUEUE.name: BILLING_QUEUE.name,
+            })
+        if E.INVENTORY_URL.name in names:
+            settings[E.INVENTORY_URL.name] = self.profile.url(INVENTORY.name)
+        if E.AUTH_ISSUER.name in names:
+            # The gateway trusts the local Cognito emulator exactly as it trusts Cognito on AWS.
+            settings.update(IdentityEmulator(self.profile).gateway_env())
+        unknown = sorted(set(settings) - names)
+        if unknown:
+            raise LocalSystemError(f"{self.name} does not read {', '.join(unknown)} (contract.environment)")
+        return settings
 
     def argv(self) -> list[str]:
         """The production command line (README, Container images)."""
-        return [str(gunicorn_executable()), "--config", "python:common.gunicorn_config", f"{self.name}:create_app()"]
+        app = contract_service(self.name).wsgi_app
+        return [str(gunicorn_executable()), "--config", "python:common.gunicorn_config", app]
 
     def pid(self) -> int | None:
         """Pid of the gunicorn master, or None when not running."""

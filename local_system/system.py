@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from local_system import prereqs
 from local_system.credentials import Credentials, load_or_create
-from local_system.identity import IdentityEmulator
+from local_system.identity.emulator import IdentityEmulator
 from local_system.postgres import PostgresServer
 from local_system.processes import LocalSystemError, http_status
 from local_system.profiles import DATABASES, INFRASTRUCTURE, SERVICES, Profile, get_profile

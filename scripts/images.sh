@@ -1,20 +1,22 @@
 #!/usr/bin/env bash
-# Build the three service images and prove they work: each one is started with the same hardening as
-# docker-compose.yml / ECS (read-only root, tmpfs /tmp, no capabilities, no-new-privileges), then checked
-# for an answering /health, a non-root process, a passing HEALTHCHECK and no compiler; sizes are printed.
+# Build the service images (one services/Dockerfile, build arguments SERVICE and PORT) and prove they work:
+# each one is started with the same hardening as docker-compose.yml / ECS (read-only root, tmpfs /tmp, no
+# capabilities, no-new-privileges), then checked for an answering /health, a non-root process, a passing
+# HEALTHCHECK and no compiler; sizes are printed. Services, ports and the environment of the check runs
+# come from the contract package (`python3 -m local_system image-services | check-env SERVICE`).
 #
 #   scripts/images.sh          build + check (what `make images` and CI run)
 #   scripts/images.sh build    build only
 #   scripts/images.sh naive    build a naive single-stage image, for the size comparison in the README
 #
 # Engine: podman if installed, else a working docker; as root on Debian/Ubuntu podman is installed from apt.
-# Base image: the digest-pinned default from the Dockerfiles if it is local or can be pulled; otherwise
+# Base image: the digest-pinned default from services/Dockerfile if it is local or can be pulled; otherwise
 # (no registry reachable) a stand-in Python base built from Debian's mirror with debootstrap, cached.
 # Environment: BASE_IMAGE (skip the resolution), CONTAINER_ENGINE, IMAGE_REPO, IMAGE_TAG, DEBIAN_MIRROR.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-SERVICES=(inventory billing gateway)
+DOCKERFILE=${ROOT}/services/Dockerfile
 STATE_DIR=${ROOT}/.run/containers
 IMAGE_REPO=${IMAGE_REPO:-localhost/microservices}
 IMAGE_TAG=${IMAGE_TAG:-dev}
@@ -34,7 +36,21 @@ banner() {
 }
 
 image_name() { printf '%s/%s:%s' "${IMAGE_REPO}" "$1" "${IMAGE_TAG}"; }
-service_port() { if [[ $1 == gateway ]]; then echo 3000; else echo 8080; fi; }
+
+# The contract, read with the system Python (stdlib only; the project's virtualenv is not needed).
+from_contract() { (cd "${ROOT}" && python3 -m local_system "$@"); }
+
+# SERVICES (in the contract's order) and PORTS (service -> container port).
+load_services() {
+    local name port
+    SERVICES=()
+    declare -gA PORTS=()
+    while read -r name port; do
+        SERVICES+=("${name}")
+        PORTS[${name}]=${port}
+    done < <(from_contract image-services)
+    ((${#SERVICES[@]} > 0)) || die "no services from: python3 -m local_system image-services"
+}
 
 apt_install() {
     if [[ ${EUID} -ne 0 ]] || ! command -v apt-get >/dev/null; then
@@ -69,11 +85,11 @@ choose_engine() {
 
 image_exists() { ${ENGINE} image inspect "$1" >/dev/null 2>&1; }
 
-# The default base is read from the Dockerfiles, so the pin lives in one kind of place only.
+# The default base is read from the Dockerfile, so the pin lives in one place only.
 default_base() {
     local base
-    base=$(sed -n 's/^ARG BASE_IMAGE=//p' "${ROOT}/services/inventory/Dockerfile" | head -n 1)
-    [[ -n ${base} ]] || die "no 'ARG BASE_IMAGE=' default in services/inventory/Dockerfile"
+    base=$(sed -n 's/^ARG BASE_IMAGE=//p' "${DOCKERFILE}" | head -n 1)
+    [[ -n ${base} ]] || die "no 'ARG BASE_IMAGE=' default in services/Dockerfile"
     # podman does not guess registries for short names; docker.io/library/ is what docker assumes.
     local first=${base%%/*}
     if [[ ${base} != */* ]]; then
@@ -126,7 +142,7 @@ resolve_base() {
     banner "NO CONTAINER REGISTRY REACHABLE: could not pull ${pinned}" \
         "Building on the STAND-IN base ${STANDIN_IMAGE} (Debian bookworm + its python3 3.11," \
         "made with debootstrap from ${DEBIAN_MIRROR})." \
-        "These images prove the Dockerfiles; the images to ship are built on the pinned base."
+        "These images prove the Dockerfile; the images to ship are built on the pinned base."
 }
 
 build_args() {
@@ -148,10 +164,10 @@ build_images() {
     for svc in "${SERVICES[@]}"; do
         started=${SECONDS}
         log "building $(image_name "${svc}")"
-        # Context is services/ so the image gets common/ and requirements.txt; the three Dockerfiles share
-        # their dependency layers, so only the first build installs them.
-        ${ENGINE} build -q "${BUILD_ARGS[@]}" -f "${ROOT}/services/${svc}/Dockerfile" \
-            -t "$(image_name "${svc}")" "${ROOT}/services" >/dev/null
+        # Context is the repository root (the image gets contract/ and services/; .dockerignore keeps the
+        # rest out); the images share the layers before the service's virtualenv.
+        ${ENGINE} build -q "${BUILD_ARGS[@]}" --build-arg "SERVICE=${svc}" --build-arg "PORT=${PORTS[${svc}]}" \
+            -f "${DOCKERFILE}" -t "$(image_name "${svc}")" "${ROOT}" >/dev/null
         log "built $(image_name "${svc}") in $((SECONDS - started)) s"
     done
 }
@@ -185,33 +201,24 @@ wait_healthy() {
     return 1
 }
 
-# Everything a container needs to start; no database or broker is reachable, which is the point:
-# /health is liveness only and must answer without them (readiness is /ready).
+# Everything a container needs to start (local_system/images.py); no database or broker is reachable, which
+# is the point: /health is liveness only and must answer without them (readiness is /ready).
 service_env() {
-    local svc=$1
-    printf '%s\n' -e LOG_LEVEL=INFO -e GUNICORN_WORKERS=1 -e GUNICORN_THREADS=2
-    case ${svc} in
-        inventory | billing)
-            printf '%s\n' -e DATABASE_HOST=127.0.0.1 -e DATABASE_PORT=5432 -e "DATABASE_NAME=check_db" \
-                -e DATABASE_USER=check -e DATABASE_PASSWORD=check ;;&
-        billing | gateway)
-            printf '%s\n' -e RABBITMQ_URL=amqp://127.0.0.1:5672/ -e RABBITMQ_USER=check \
-                -e RABBITMQ_PASSWORD=check -e BILLING_QUEUE=billing_queue ;;&
-        # Authentication stays on; the keys are fetched on the first authenticated request, not at start.
-        gateway) printf '%s\n' -e INVENTORY_URL=http://127.0.0.1:8080 -e AUTH_ISSUER=http://127.0.0.1:9/issuer \
-            -e AUTH_ALLOWED_CLIENT_IDS=images-check ;;
-        *) ;;
-    esac
+    local line
+    while IFS= read -r line; do
+        printf '%s\n' -e "${line}"
+    done < <(from_contract check-env "$1")
 }
 
 check_image() {
     local svc=$1 name="${CHECK_PREFIX}-$1" port image address uid status user errors
-    port=$(service_port "${svc}")
+    port=${PORTS[${svc}]}
     image=$(image_name "${svc}")
     user=$(${ENGINE} image inspect --format '{{.Config.User}}' "${image}")
     [[ -n ${user} && ${user%%:*} != 0 && ${user%%:*} != root ]] || die "${image}: USER is '${user}' (root)"
     local -a env_args
     mapfile -t env_args < <(service_env "${svc}")
+    ((${#env_args[@]} > 0)) || die "${svc}: no environment from: python3 -m local_system check-env ${svc}"
     # docker runs the image's HEALTHCHECK on a timer: a short interval keeps the wait short.
     local -a health_args=()
     [[ ${ENGINE} == podman ]] || health_args=(--health-interval 2s)
@@ -265,17 +272,18 @@ print_sizes() {
 
 # What multi-stage saves: the same service built the naive way (one stage, pip and setuptools left in the
 # venv, root user, the whole context copied). Written to .run/, never linted or shipped: only measured.
+# Same context as the real build (the repository root through .dockerignore).
 build_naive() {
     local dockerfile=${STATE_DIR}/Dockerfile.naive image="${IMAGE_REPO}/inventory-naive:${IMAGE_TAG}" bytes
     mkdir -p "${STATE_DIR}"
     # shellcheck disable=SC2016,SC1003 # Dockerfile text: $VARS and the line continuation are literal.
     printf '%s\n' 'ARG BASE_IMAGE' 'FROM ${BASE_IMAGE}' 'WORKDIR /app' 'COPY . /app' \
         'RUN --mount=type=secret,id=pip-ca if [ -s /run/secrets/pip-ca ]; then export PIP_CERT=/run/secrets/pip-ca; fi \' \
-        '    && python3 -m venv /opt/venv && /opt/venv/bin/pip install -r inventory/requirements.txt' \
-        'ENV PATH=/opt/venv/bin:$PATH' \
+        '    && python3 -m venv /opt/venv && /opt/venv/bin/pip install -r services/inventory/requirements.txt' \
+        'ENV PATH=/opt/venv/bin:$PATH PYTHONPATH=/app/services:/app' \
         'CMD ["gunicorn", "--config", "python:common.gunicorn_config", "inventory:create_app()"]' \
         >"${dockerfile}"
-    ${ENGINE} build -q "${BUILD_ARGS[@]}" -f "${dockerfile}" -t "${image}" "${ROOT}/services" >/dev/null
+    ${ENGINE} build -q "${BUILD_ARGS[@]}" -f "${dockerfile}" -t "${image}" "${ROOT}" >/dev/null
     bytes=$(${ENGINE} image inspect --format '{{.Size}}' "${image}")
     printf '%-45s %7d MB  (naive single stage)\n' "${image}" "$((bytes / 1000000))"
 }
@@ -283,6 +291,7 @@ build_naive() {
 main() {
     local mode=${1:-check}
     case ${mode} in check | build | naive) ;; *) die "usage: $0 [check|build|naive]" ;; esac
+    load_services
     choose_engine
     resolve_base
     build_images

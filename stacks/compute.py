@@ -62,7 +62,6 @@ def gateway_auth_settings(auth: AuthStack, region: str) -> dict[str, str]:
         # Service Connect alias, never the public ALB: traffic stays inside the VPC.
         var.INVENTORY_URL.name: f"http://{services.INVENTORY.name}:{services.INVENTORY.port}",
         var.COGNITO_REGION.name: region,
-        var.COGNITO_USER_POOL_ID.name: auth.user_pool.user_pool_id,
         var.AUTH_ISSUER.name: auth.issuer,
         var.AUTH_JWKS_URL.name: auth.jwks_url,
         var.AUTH_ALLOWED_CLIENT_IDS.name: ",".join(auth.allowed_client_ids),

@@ -23,6 +23,7 @@ import psycopg2
 import pytest
 from psycopg2 import sql
 
+from contract.services import BILLING
 from local_system import DATABASES, SERVICES, LocalSystem
 
 #: Fixtures that start servers, and the marker a test using them gets automatically.
@@ -106,7 +107,7 @@ class PostgresHelper:
 
     def count_orders(self) -> int:
         """Number of rows in billing_db.orders."""
-        return self.count_rows("billing_db", "orders")
+        return self.count_rows(BILLING.database, "orders")
 
 
 class RabbitMQHelper:

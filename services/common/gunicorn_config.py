@@ -15,7 +15,8 @@ from common.config import env_int, env_str
 from contract import environment as env
 from contract.services import SERVICES
 
-_service = next((service for service in SERVICES if service.name == env_str(env.SERVICE_NAME)), None)
+proc_name = env_str(env.SERVICE_NAME)
+_service = next((candidate for candidate in SERVICES if candidate.name == proc_name), None)
 _requested_workers = env_int(env.GUNICORN_WORKERS, minimum=1)
 _single_worker = _service is not None and _service.single_worker
 
@@ -35,7 +36,9 @@ errorlog = "-"
 loglevel = env_str(env.LOG_LEVEL).lower()
 # Heartbeat files on tmpfs: works with a read-only root filesystem and avoids disk stalls.
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None  # noqa: S108
-proc_name = env_str(env.SERVICE_NAME)
+# The application when the command line names none (the one image's CMD cannot expand its SERVICE build
+# argument): the contract's factory of the service SERVICE_NAME names. An application on the command line wins.
+wsgi_app = _service.wsgi_app if _service is not None else None
 # gunicorn 23+ opens a runtime control socket under $HOME by default: shared by every gunicorn on a machine and
 # a write to the root filesystem. Nothing here uses it, so it stays off.
 control_socket_disable = True

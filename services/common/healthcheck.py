@@ -1,14 +1,24 @@
-"""Container health check without curl: ``python -m common.healthcheck http://127.0.0.1:8080/health``.
+"""Container health check without curl: ``python -m common.healthcheck [URL]``.
 
-Exits 0 when the URL answers 2xx within the timeout, 1 otherwise. Used by the Dockerfile HEALTHCHECK and the
-ECS container health check, so slim images need no extra tools.
+Exits 0 when the URL answers 2xx within the timeout, 1 otherwise. Without a URL it probes
+``http://127.0.0.1:$PORT/health`` (PORT as the service reads it), so the one Dockerfile's HEALTHCHECK names
+no port. Used by the Dockerfile HEALTHCHECK, Compose and the ECS container health check, so slim images need
+no extra tools.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import urllib.error
 import urllib.request
+
+from contract.environment import PORT
+
+
+def default_url() -> str:
+    """``/health`` of this container, on the port the service listens on."""
+    return f"http://127.0.0.1:{os.environ.get(PORT.name) or PORT.default}/health"
 
 
 def check(url: str, timeout: float = 3.0) -> bool:
@@ -24,11 +34,11 @@ def check(url: str, timeout: float = 3.0) -> bool:
 
 
 def main(argv: list[str]) -> int:
-    """Entry point: one argument, the URL to probe."""
-    if len(argv) != 2:
-        print("usage: python -m common.healthcheck http://127.0.0.1:PORT/health", file=sys.stderr)
+    """Entry point: the URL to probe as the one optional argument (default: :func:`default_url`)."""
+    if len(argv) > 2:
+        print("usage: python -m common.healthcheck [http://127.0.0.1:PORT/health]", file=sys.stderr)
         return 2
-    return 0 if check(argv[1]) else 1
+    return 0 if check(argv[1] if len(argv) == 2 else default_url()) else 1
 
 
 if __name__ == "__main__":

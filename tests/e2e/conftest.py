@@ -7,6 +7,8 @@ import contextlib
 import pytest
 import requests
 
+from contract.services import BILLING
+
 pytestmark = pytest.mark.e2e
 
 
@@ -60,7 +62,7 @@ def _session():
 @pytest.fixture
 def billing_db(postgres, local_system):
     """An autocommit connection to billing_db, for checking what landed."""
-    with postgres.connect("billing_db") as conn:
+    with postgres.connect(BILLING.database) as conn:
         yield conn
 
 

@@ -179,13 +179,13 @@ def test_gateway_reaches_inventory_through_service_connect(any_env):
 
 
 def test_gateway_gets_the_auth_settings(any_env):
-    """Issuer, JWKS, pool id, region and allowed client ids are passed; AUTH_REQUIRED is always true."""
+    """Issuer, JWKS, region and allowed client ids are passed; AUTH_REQUIRED is always true."""
     env = env_vars(container_of(any_env, "gateway"))
     assert env["AUTH_REQUIRED"] == "true"
     assert "https://cognito-idp." in dumps(env["AUTH_ISSUER"])
     assert dumps(env["AUTH_JWKS_URL"]).endswith('"/.well-known/jwks.json"]]}')
     assert env["COGNITO_REGION"] == "eu-west-1"
-    assert "UserPool" in dumps(env["COGNITO_USER_POOL_ID"])
+    assert "UserPool" in dumps(env["AUTH_ISSUER"])
     assert "MachineClient" in dumps(env["AUTH_ALLOWED_CLIENT_IDS"])
 
 

@@ -384,6 +384,7 @@ def test_gunicorn_sigterm_finishes_the_in_flight_batch(queue, billing_env, tmp_p
         "BIND_HOST": "127.0.0.1",
         "GUNICORN_WORKERS": "1",
         "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
+        # The services and the contract package (the repository root), as the local system and the image have.
         "PYTHONPATH": os.pathsep.join((str(SERVICES_DIR), str(SERVICES_DIR.parent))),
         "BILLING_BATCH_SIZE": "100",
         "BILLING_PREFETCH": "200",

@@ -24,8 +24,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from contract.permissions import DEMO_GROUP, GROUP_PERMISSIONS
 from gateway.auth import Authenticator, AuthSettings
-from local_system.identity import GROUP_PERMISSIONS
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
@@ -168,7 +168,7 @@ def test_token_from_identity_init_passes_the_gateway(
     assert settings.required
     principal = Authenticator(settings).verify_access_token(token)
     assert principal.username == "demo"
-    assert principal.permissions == frozenset(GROUP_PERMISSIONS["admins"].split())
+    assert principal.permissions == frozenset(GROUP_PERMISSIONS[DEMO_GROUP])
 
 
 def test_identity_healthcheck_passes(compose: dict, emulator: str):

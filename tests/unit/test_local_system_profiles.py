@@ -1,11 +1,22 @@
-"""The local system's profiles and service environments follow the README (Configuration) (no servers)."""
+"""The local system's profiles and service environments follow the contract and the README (no servers)."""
+
+import functools
+import os
+import subprocess
 
 import pytest
 
+from contract.environment import names_of
+from contract.messaging import BILLING_QUEUE
+from contract.permissions import group_permissions_setting
+from contract.services import SERVICE_NAMES
+from contract.services import SERVICES as CONTRACT_SERVICES
 from local_system import prereqs
 from local_system.credentials import Credentials, load_or_create
+from local_system.identity.cognito import PoolInfo, gateway_settings
+from local_system.images import check_environment, image_services
 from local_system.processes import LocalSystemError
-from local_system.profiles import Profile, get_profile
+from local_system.profiles import DATABASES, REPO_ROOT, Profile, get_profile
 from local_system.services import ServiceProcess
 from local_system.system import PARTS, LocalSystem
 
@@ -121,3 +132,62 @@ def test_exclusive_use_with_no_timeout_refuses_at_once():
     assert said == []
     with LocalSystem(profile).exclusive_use(timeout=0):
         pass
+
+
+def test_profiles_and_databases_follow_the_contract():
+    """Every profile has a port for each contract service; the databases are the ones the services own."""
+    for name in ("dev", "test"):
+        assert tuple(get_profile(name).service_ports) == SERVICE_NAMES
+    assert DATABASES == tuple(spec.database for spec in CONTRACT_SERVICES if spec.database)
+    assert {service_env(spec.name).get("DATABASE_NAME") for spec in CONTRACT_SERVICES} == {*DATABASES, None}
+
+
+@pytest.mark.parametrize("name", SERVICE_NAMES)
+def test_service_settings_use_only_contract_names(name):
+    """What the local system sets for a service is named by contract.environment for that service."""
+    settings = ServiceProcess(name, get_profile("test"), lambda: CREDENTIALS).settings()
+    assert set(settings) <= names_of(name)
+    assert settings["SERVICE_NAME"] == name
+
+
+def test_services_import_their_packages_and_the_contract():
+    """PYTHONPATH holds services/ (the service packages) and the repository root (``import contract``)."""
+    paths = service_env("billing")["PYTHONPATH"].split(os.pathsep)
+    assert paths == [str(REPO_ROOT / "services"), str(REPO_ROOT)]
+
+
+def test_billing_worker_count_is_not_set_locally(monkeypatch):
+    """billing's single worker comes from the contract (gunicorn_config), not from the local environment."""
+    monkeypatch.delenv("GUNICORN_WORKERS", raising=False)
+    assert "GUNICORN_WORKERS" not in service_env("billing")
+
+
+def test_gateway_group_map_is_the_contract_map(tmp_path):
+    """The emulated pool's settings carry the contract's group -> permission map."""
+    info = PoolInfo(pool_id="eu-west-1_x", client_id="c", username="demo", password="p")
+    settings = gateway_settings(info, "http://127.0.0.1:1")
+    assert settings["AUTH_GROUP_PERMISSIONS"] == group_permissions_setting()
+    assert set(settings) <= names_of("gateway")
+
+
+@pytest.mark.parametrize("spec", CONTRACT_SERVICES, ids=SERVICE_NAMES)
+def test_image_check_environment_follows_the_contract(spec):
+    """scripts/images.sh starts each image with contract names, its database and the contract queue."""
+    env = check_environment(spec.name)
+    assert set(env) <= names_of(spec.name)
+    assert env.get("DATABASE_NAME") == spec.database
+    assert "GUNICORN_WORKERS" not in env
+    if "BILLING_QUEUE" in names_of(spec.name):
+        assert env["BILLING_QUEUE"] == BILLING_QUEUE.name
+    assert (spec.name, spec.port) in image_services()
+
+
+def test_image_commands_print_the_contract():
+    """`python3 -m local_system image-services` / `check-env` (what images.sh reads) run without a venv."""
+    run = functools.partial(
+        subprocess.run, cwd=REPO_ROOT, capture_output=True, text=True, check=True, timeout=30
+    )
+    listed = run(["python3", "-m", "local_system", "image-services"]).stdout.split("\n")
+    assert listed[:-1] == [f"{spec.name} {spec.port}" for spec in CONTRACT_SERVICES]
+    printed = run(["python3", "-m", "local_system", "check-env", "gateway"]).stdout.splitlines()
+    assert printed == [f"{key}={value}" for key, value in check_environment("gateway").items()]

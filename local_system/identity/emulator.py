@@ -1,0 +1,163 @@
+"""The emulator process of ``make up`` and the tests: moto in server mode, started, stopped and provisioned.
+
+moto runs from the virtualenv on the profile's port; its pools live in memory, so the provisioned pool is
+saved (``identity.json``, mode 0600) and re-created with the same ids after a restart.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from dataclasses import asdict
+from pathlib import Path
+
+from local_system.identity.cognito import (
+    REGION,
+    CognitoApi,
+    PoolInfo,
+    access_token,
+    ensure_user,
+    gateway_settings,
+    provision_pool,
+)
+from local_system.processes import (
+    LocalSystemError,
+    is_alive,
+    port_open,
+    port_released,
+    read_pid,
+    spawn,
+    stop_recorded,
+    tail,
+    wait_for,
+)
+from local_system.profiles import REPO_ROOT, Profile
+
+START_TIMEOUT = 60.0
+
+
+class IdentityEmulator:
+    """Start, stop and provision the profile's emulated Cognito."""
+
+    name = "cognito"
+
+    def __init__(self, profile: Profile):
+        self.profile = profile
+        self.port = profile.cognito_port
+        self.home = profile.state_dir / "cognito"
+        self.pid_file = self.home / "moto.pid"
+        self.log_file = self.home / "moto.log"
+        self.state_file = self.home / "identity.json"
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.api = CognitoApi(self.url)
+
+    # -- process -------------------------------------------------------------------------------------------
+    def pid(self) -> int | None:
+        """Pid of the emulator, or None when it does not run."""
+        pid = read_pid(self.pid_file)
+        return pid if is_alive(pid, "moto") else None
+
+    def is_running(self) -> bool:
+        """True when the emulator runs and answers."""
+        return self.pid() is not None and port_open(self.port)
+
+    def start(self) -> None:
+        """Start moto (if not running), then make sure the pool, groups, client and demo user exist."""
+        self.home.mkdir(parents=True, exist_ok=True)
+        if self.pid() is None:
+            if not port_released(self.port):
+                raise LocalSystemError(f"port {self.port} is taken by another program; cannot start the emulator")
+            moto = REPO_ROOT / ".venv" / "bin" / "moto_server"
+            if not moto.exists():
+                raise LocalSystemError("moto is not installed in .venv; run: make venv")
+            spawn(
+                [str(moto), "-H", "127.0.0.1", "-p", str(self.port)],
+                self.log_file,
+                _moto_env(),
+                self.home,
+                self.pid_file,
+            )
+            if not wait_for(lambda: port_open(self.port), START_TIMEOUT):
+                raise LocalSystemError(
+                    f"the Cognito emulator did not start; see {self.log_file}:\n{tail(self.log_file, 15)}"
+                )
+        self.provision()
+
+    def stop(self, timeout: float = 15) -> bool:
+        """Stop the emulator (its in-memory pools go with it); True when it was running."""
+        return stop_recorded(self.pid(), self.pid_file, timeout)
+
+    # -- the pool ------------------------------------------------------------------------------------------
+    def saved_pool(self) -> PoolInfo | None:
+        """The pool last provisioned, as saved (without asking the emulator whether it still has it)."""
+        if not self.state_file.exists():
+            return None
+        return PoolInfo(**json.loads(self.state_file.read_text()))
+
+    def pool(self) -> PoolInfo | None:
+        """The provisioned pool, if the saved one still exists in the running emulator."""
+        info = self.saved_pool()
+        if info is None:
+            return None
+        try:
+            self.api.call("DescribeUserPool", {"UserPoolId": info.pool_id})
+        except LocalSystemError:
+            return None  # the emulator restarted: its pools are gone
+        return info
+
+    def provision(self) -> PoolInfo:
+        """Create the pool, groups, app client and demo user unless the saved pool exists; return it.
+
+        The emulator derives pool and client ids from their names (HASH strategy, see ``_moto_env``) and the
+        saved password is reused, so a pool re-created after an emulator restart is the same pool to everyone
+        who trusted the old one: the running gateway's settings stay valid.
+        """
+        existing = self.pool()
+        if existing is not None:
+            return existing
+        saved = self.saved_pool()
+        # Meets the pool's policy: upper, lower, digit, symbol, 8+ characters.
+        password = saved.password if saved else f"Local-{secrets.token_urlsafe(12)}-9a"
+        info = provision_pool(self.api, f"microservices-{self.profile.name}", password)
+        self.state_file.unlink(missing_ok=True)
+        fd = _private_file(self.state_file)
+        with open(fd, "w") as handle:
+            json.dump(asdict(info), handle)
+        return info
+
+    def add_user(self, username: str, password: str, groups: list[str]) -> None:
+        """Create another user in the pool (tests use this for users with fewer permissions)."""
+        ensure_user(self.api, self.provision().pool_id, username, password, groups)
+
+    def token(self, username: str | None = None, password: str | None = None) -> str:
+        """A fresh access token (USER_PASSWORD_AUTH) for the demo user, or for the given user."""
+        info = self.pool()
+        if info is None:
+            raise LocalSystemError("the Cognito emulator is not running or not provisioned; run: make up")
+        return access_token(self.api, info.client_id, username or info.username, password or info.password)
+
+    def gateway_env(self) -> dict[str, str]:
+        """The gateway's AUTH_* settings for this emulator (the same names the CDK app sets on AWS).
+
+        Empty before the first provisioning: the gateway then refuses to start (AUTH_ISSUER is required),
+        it never runs without authentication by accident.
+        """
+        info = self.saved_pool()
+        if info is None:
+            return {}
+        return gateway_settings(info, self.url)
+
+
+def _private_file(path: Path) -> int:
+    """Open ``path`` for writing with mode 0600 from the first moment."""
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+
+
+def _moto_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    # Dummy credentials: moto must never find (or use) real ones from the environment.
+    env.update(AWS_ACCESS_KEY_ID="local", AWS_SECRET_ACCESS_KEY="local", AWS_DEFAULT_REGION=REGION)  # noqa: S106
+    # Ids derived from names, as under Docker Compose: a restarted emulator re-creates the same pool and client.
+    env.update(MOTO_COGNITO_IDP_USER_POOL_ID_STRATEGY="HASH", MOTO_COGNITO_IDP_USER_POOL_CLIENT_ID_STRATEGY="HASH")
+    return env
