@@ -8,17 +8,17 @@ no extra tools.
 
 from __future__ import annotations
 
-import os
 import sys
 import urllib.error
 import urllib.request
 
+from common.config import env_int
 from contract.environment import PORT
 
 
 def default_url() -> str:
     """``/health`` of this container, on the port the service listens on."""
-    return f"http://127.0.0.1:{os.environ.get(PORT.name) or PORT.default}/health"
+    return f"http://127.0.0.1:{env_int(PORT, minimum=1)}/health"
 
 
 def check(url: str, timeout: float = 3.0) -> bool:
