@@ -83,7 +83,7 @@ clean: ## Stop both local systems and delete their state (.run), caches and cdk.
 	rm -rf .run .pytest_cache .ruff_cache cdk.out
 	find . -name __pycache__ -type d -not -path './$(VENV)/*' -not -path './node_modules/*' -prune -exec rm -rf {} +
 
-# Container images (the README (Container images)). podman or docker, whichever exists; offline, a stand-in base.
+# Container images (docs/containers.md). podman or docker, whichever exists; offline, a stand-in base.
 .PHONY: images container-checks
 
 images: ## Build the 3 images, run each hardened, check /health, non-root, HEALTHCHECK; print sizes
@@ -92,7 +92,7 @@ images: ## Build the 3 images, run each hardened, check /health, non-root, HEALT
 container-checks: ## CI container step: hadolint, shellcheck, compose config, then `make images`
 	scripts/container-checks.sh
 
-# Delivery (the README (Continuous delivery)). The smoke test is the script the pipeline runs after each deployment; here it
+# Delivery (docs/continuous-delivery.md). The smoke test is the script the pipeline runs after each deployment; here it
 # runs against `make up`, with a token from the local Cognito emulator (passed in the environment, not argv).
 .PHONY: smoke synth pipeline-synth
 SMOKE_URL ?= http://127.0.0.1:3000

@@ -7,7 +7,7 @@ Measures, on 127.0.0.1 only and for a bounded time:
 Requests through the gateway carry a real access token from the local Cognito emulator, so the gateway's
 figures include verifying it. Load comes from wrk (Debian package ``wrk``), which costs far less CPU than a
 Python client, so the figures describe the services rather than the load generator. Results are printed as a
-Markdown table for the README.
+Markdown table for docs/performance.md.
 """
 
 from __future__ import annotations

@@ -122,7 +122,7 @@ class ServiceProcess:
         return settings
 
     def argv(self) -> list[str]:
-        """The production command line (README, Container images)."""
+        """The production command line (docs/containers.md)."""
         app = contract_service(self.name).wsgi_app
         return [str(gunicorn_executable()), "--config", "python:common.gunicorn_config", app]
 

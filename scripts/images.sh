@@ -7,7 +7,7 @@
 #
 #   scripts/images.sh          build + check (what `make images` and CI run)
 #   scripts/images.sh build    build only
-#   scripts/images.sh naive    build a naive single-stage image, for the size comparison in the README
+#   scripts/images.sh naive    build a naive single-stage image, for the size comparison in docs/containers.md
 #
 # Engine: podman if installed, else a working docker; as root on Debian/Ubuntu podman is installed from apt.
 # Base image: the digest-pinned default from services/Dockerfile if it is local or can be pulled; otherwise

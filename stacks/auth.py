@@ -101,8 +101,8 @@ class AuthStack(Stack):
         self.issuer = f"https://cognito-idp.{Aws.REGION}.amazonaws.com/{self.user_pool.user_pool_id}"
         self.jwks_url = f"{self.issuer}/.well-known/jwks.json"
 
-        # Identifiers for operators (the README (Infrastructure on AWS), "Verify") and for the pipeline's smoke test
-        # (stacks/pipeline.py reads them with env_from_cfn_outputs); never secrets.
+        # Identifiers for operators (docs/aws-deployment.md, "Verify with the AWS CLI") and for the pipeline's
+        # smoke test (stacks/pipeline.py reads them with env_from_cfn_outputs); never secrets.
         self.user_pool_id_output = CfnOutput(self, "UserPoolId", value=self.user_pool.user_pool_id)
         self.machine_client_id_output = CfnOutput(
             self, "MachineClientId", value=self.machine_client.user_pool_client_id

@@ -170,7 +170,7 @@ class ComputeStack(TransparentIdsStack):
         )
         scaling.scale_billing_on_queue(config, self.billing, data.broker_name)
 
-        # Identifiers for operators (the README (Infrastructure on AWS), "Verify").
+        # Identifiers for operators (docs/aws-deployment.md, "Verify with the AWS CLI").
         scheme, host = (
             ("https", config.domain_name) if config.https_enabled else ("http", self.alb.load_balancer_dns_name)
         )

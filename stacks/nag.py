@@ -62,7 +62,7 @@ def acknowledge_findings(stage: MicroservicesStage) -> None:
         "Amazon MQ has no Secrets Manager rotation integration, and CloudFormation sets the RabbitMQ user "
         "only when the broker is created. Rotate by changing the password with the RabbitMQ management API, "
         "putting it in this secret and forcing a new deployment of gateway and billing (runbook in "
-        "the README (Infrastructure on AWS)).",
+        "docs/operations.md, Credential rotation).",
     )
 
     if not config.cognito_mfa_required:

@@ -79,7 +79,7 @@ class PipelineConfig:
 
 
 PIPELINE = PipelineConfig(
-    # Placeholders: replace with your repository, connection and accounts (the README (Continuous delivery)).
+    # Placeholders: replace with your repository, connection and accounts (docs/continuous-delivery.md).
     repository="example-org/movies",
     branch="main",
     connection_arn="arn:aws:codeconnections:eu-west-1:111111111111:connection/00000000-0000-0000-0000-000000000000",

@@ -5,7 +5,7 @@ dead-letters) can never disagree about what is valid. This module adds what only
 limit before parsing, and a body that is not an order is reported with a fixed ``kind`` for metrics and the
 dead-letter headers.
 
-Rules, as documented in the README (billing):
+Rules, as documented in services/billing/README.md:
 
 - the body is UTF-8 JSON, at most ``MAX_MESSAGE_BYTES``, holding one object with exactly the fields
   ``user_id``, ``number_of_items`` and ``total_amount`` (unknown fields are rejected, not ignored: a field

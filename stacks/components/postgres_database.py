@@ -83,7 +83,7 @@ class PostgresDatabase(Construct):
         assert self.instance.secret is not None  # from_generated_secret always creates one
         self.secret = self.instance.secret
         # Single-user rotation keeps one login; running tasks keep their open connections, new tasks read
-        # the new password (see the README (Infrastructure on AWS) for the restart note).
+        # the new password (docs/operations.md, "Credential rotation", has the restart note).
         self.instance.add_rotation_single_user(
             automatically_after=Duration.days(config.secret_rotation_days),
             # The rotation function calls the Secrets Manager API: it needs the NAT gateway or the VPC

@@ -7,7 +7,7 @@ import pytest
 pytestmark = pytest.mark.infra
 
 #: Every accepted finding, per environment. Adding one is a reviewed change to this list and to
-#: stacks/nag.py (which holds the reasons); the README (Infrastructure on AWS) summarises them.
+#: stacks/nag.py (which holds the reasons); docs/aws-deployment.md summarises them.
 EXPECTED_ACKNOWLEDGEMENTS = {
     "common": {
         "AwsSolutions-EC23",

@@ -1,4 +1,4 @@
-"""The local system's profiles and service environments follow the contract and the README (no servers)."""
+"""The local system's profiles and service environments follow the contract and docs/local-system.md (no servers)."""
 
 import functools
 import os
@@ -28,7 +28,7 @@ def service_env(name: str, profile: str = "test") -> dict[str, str]:
 
 
 def test_test_profile_ports_match_conventions():
-    """The test profile uses the ports the README reserves for test runs."""
+    """The test profile uses the ports docs/local-system.md reserves for test runs."""
     profile = get_profile("test")
     assert (profile.postgres_port, profile.amqp_port, profile.rabbitmq_dist_port, profile.epmd_port) == (
         56432,
