@@ -46,15 +46,20 @@ def env_str(variable: Variable, default: str | _FromContract | None = _FROM_CONT
     return value
 
 
-def env_int(variable: Variable, minimum: int = 0) -> int:
-    """Return the variable as an int >= ``minimum`` (the contract default when unset)."""
+def _number(variable: Variable, convert: type[int] | type[float], kind: str) -> int | float:
+    """The variable converted by ``convert`` (the contract default when unset); ConfigError names it."""
     raw = _raw(variable, _FROM_CONTRACT)
     if raw is None:
         raise _required(variable)
     try:
-        value = int(raw)
+        return convert(raw)
     except ValueError as exc:
-        raise ConfigError(f"environment variable {variable.name} must be an integer, got {raw!r}") from exc
+        raise ConfigError(f"environment variable {variable.name} must be {kind}, got {raw!r}") from exc
+
+
+def env_int(variable: Variable, minimum: int = 0) -> int:
+    """Return the variable as an int >= ``minimum`` (the contract default when unset)."""
+    value = int(_number(variable, int, "an integer"))
     if value < minimum:
         raise ConfigError(f"environment variable {variable.name} must be >= {minimum}, got {value}")
     return value
@@ -62,13 +67,7 @@ def env_int(variable: Variable, minimum: int = 0) -> int:
 
 def env_float(variable: Variable) -> float:
     """Return the variable as a positive float (the contract default when unset)."""
-    raw = _raw(variable, _FROM_CONTRACT)
-    if raw is None:
-        raise _required(variable)
-    try:
-        value = float(raw)
-    except ValueError as exc:
-        raise ConfigError(f"environment variable {variable.name} must be a number, got {raw!r}") from exc
+    value = float(_number(variable, float, "a number"))
     if value <= 0:
         raise ConfigError(f"environment variable {variable.name} must be > 0, got {value}")
     return value

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import subprocess
 import sys
@@ -12,20 +11,14 @@ import pytest
 
 from contract.environment import Variable, variables_of
 from contract.services import SERVICE_NAMES
+from tests.scripts import load_script
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "service_docs.py"
 
 
-def _load_script():
-    spec = importlib.util.spec_from_file_location("service_docs", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["service_docs"] = module
-    spec.loader.exec_module(module)
-    return module
 
-
-service_docs = _load_script()
+service_docs = load_script("service_docs")
 
 DOCUMENTS = sorted(
     [ROOT / "README.md", *(ROOT / "docs").glob("*.md"), *(ROOT / "services").glob("*/README.md")]

@@ -8,7 +8,6 @@ misbehave, so each test checks that the script passes or fails for the right rea
 from __future__ import annotations
 
 import base64
-import importlib.util
 import json
 import os
 import stat
@@ -23,21 +22,16 @@ from pathlib import Path
 
 import pytest
 
+from tests.scripts import load_script
+
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "smoke_test.py"
 CLIENT_ID = "machine-client"
 CLIENT_SECRET = "s3cr3t-value-never-printed"
 GOOD_TOKEN = "good-token-never-printed"
 
 
-def _load_script():
-    spec = importlib.util.spec_from_file_location("smoke_test", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["smoke_test"] = module
-    spec.loader.exec_module(module)
-    return module
 
-
-smoke_test = _load_script()
+smoke_test = load_script("smoke_test")
 
 
 @dataclass
