@@ -21,7 +21,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 #: The services in start order (the contract's order: inventory first because the gateway forwards to it).
 SERVICES = contract_services.SERVICE_NAMES
 
-#: Infrastructure parts, in start order (``cognito`` is the emulated identity provider, see identity.py).
+#: Infrastructure parts, in start order (``cognito`` is the emulated identity provider, see local_system/identity/).
 INFRASTRUCTURE = ("postgres", "rabbitmq", "cognito")
 
 #: The databases the services own, all on the one local PostgreSQL server.

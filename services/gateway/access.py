@@ -1,7 +1,8 @@
 """Which permission each gateway route needs, declared on the route itself.
 
-A view is marked with :func:`requires`; the authenticator (``gateway.routes``) and the OpenAPI document
-(``gateway.openapi``) both read that mark, so a route and its permission cannot drift apart::
+A view is marked with :func:`requires`; the authentication hook in ``gateway.routes`` (which hands the
+permission to the authenticator) and the OpenAPI document (``gateway.openapi``) both read that mark, so a
+route and its permission cannot drift apart::
 
     @api.post("/billing")
     @requires(WRITE_BILLING)
