@@ -12,16 +12,26 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Queue:
-    """A durable queue, who publishes to it and who consumes it."""
+    """A durable quorum queue, who publishes to it and who consumes it.
+
+    Quorum queues are replicated (RabbitMQ 4 on Amazon MQ requires them) and count deliveries: a message
+    delivered ``delivery_limit`` times without being acknowledged (its consumer crashed on it, again and
+    again) is dead-lettered by the broker instead of being redelivered forever. Every publisher and consumer
+    declares the queue with exactly ``arguments()``; RabbitMQ refuses a declaration whose arguments differ.
+    """
 
     name: str
     consumer: str
     publishers: tuple[str, ...]
     description: str
+    delivery_limit: int = 5
+    legacy_classic_queue: str | None = None
+    """The classic queue this one replaces: consumers drain it until it is empty, publishers no longer use it
+    (a queue's type cannot change in place; see docs/operations.md, "Queue migration")."""
 
     @property
     def dead_letter_queue(self) -> str:
-        """Where the consumer moves messages it can never process (with the reason in the headers)."""
+        """Where the consumer (or the broker, past the delivery limit) moves messages that cannot be processed."""
         return f"{self.name}.dlq"
 
     @property
@@ -29,12 +39,31 @@ class Queue:
         """Published through the default exchange, whose routing key is the queue name."""
         return self.name
 
+    def arguments(self) -> dict[str, object]:
+        """The declaration arguments of the queue itself."""
+        return {
+            "x-queue-type": "quorum",
+            "x-delivery-limit": self.delivery_limit,
+            # Past the limit the broker moves the message to the dead-letter queue, safely (at-least-once
+            # dead-lettering needs reject-publish overflow; the queue has no length limit, so it never rejects).
+            "x-dead-letter-exchange": DEFAULT_EXCHANGE,
+            "x-dead-letter-routing-key": self.dead_letter_queue,
+            "x-dead-letter-strategy": "at-least-once",
+            "x-overflow": "reject-publish",
+        }
+
+    @staticmethod
+    def dead_letter_arguments() -> dict[str, object]:
+        """The declaration arguments of the dead-letter queue (a quorum queue too, kept until replayed)."""
+        return {"x-queue-type": "quorum"}
+
 
 BILLING_QUEUE = Queue(
-    "billing_queue",
+    "billing.orders",
     consumer="billing",
     publishers=("gateway",),
     description="Orders accepted by POST /api/billing, waiting to be stored in billing_db.",
+    legacy_classic_queue="billing_queue",
 )
 
 QUEUES: tuple[Queue, ...] = (BILLING_QUEUE,)
