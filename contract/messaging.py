@@ -52,10 +52,19 @@ class Queue:
             "x-overflow": "reject-publish",
         }
 
+    @property
+    def legacy_dead_letter_queue(self) -> str | None:
+        """The dead-letter queue of the legacy classic queue: its dead letters are listed and replayed too."""
+        return f"{self.legacy_classic_queue}.dlq" if self.legacy_classic_queue else None
+
     @staticmethod
     def dead_letter_arguments() -> dict[str, object]:
         """The declaration arguments of the dead-letter queue (a quorum queue too, kept until replayed)."""
-        return {"x-queue-type": "quorum"}
+        # An explicit, practically unreachable limit: RabbitMQ 4.0+ gives quorum queues a default limit of 20,
+        # and every `billing.deadletters list` hands its dead letters back (a return counts up to 4.2), so a
+        # dead letter listed 20 times would be dropped (this queue has no dead-letter target). The value -1
+        # ("no limit" on 4.x) is no option: RabbitMQ 3.10 drops the message at its first delivery.
+        return {"x-queue-type": "quorum", "x-delivery-limit": DEAD_LETTER_DELIVERY_LIMIT}
 
 
 BILLING_QUEUE = Queue(
@@ -70,6 +79,9 @@ QUEUES: tuple[Queue, ...] = (BILLING_QUEUE,)
 
 #: The default exchange: messages are routed to the queue named by the routing key.
 DEFAULT_EXCHANGE = ""
+
+#: Deliveries a dead letter may have before the broker drops it (see ``Queue.dead_letter_arguments``).
+DEAD_LETTER_DELIVERY_LIMIT = 1_000_000
 
 # --- HTTP --------------------------------------------------------------------------------------------------
 #: Request id, accepted from callers when well-formed, returned on every response, forwarded to inventory.
@@ -90,3 +102,10 @@ DEAD_LETTER_KIND = "x-dead-letter-kind"
 DEAD_LETTERED_AT = "x-dead-lettered-at"
 ORIGINAL_MESSAGE_ID = "x-original-message-id"
 ORIGINAL_QUEUE = "x-original-queue"
+
+#: Set by RabbitMQ itself: on each redelivery from a quorum queue (``x-delivery-count``), and on every message
+#: it dead-letters (``x-death``: a list, newest first, of {queue, reason, count, time, ...}).
+BROKER_DELIVERY_COUNT = "x-delivery-count"
+BROKER_DEATHS = "x-death"
+#: The ``x-death`` reason of a message the broker dead-lettered past the queue's delivery limit.
+DELIVERY_LIMIT_REASON = "delivery_limit"
