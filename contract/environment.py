@@ -54,8 +54,16 @@ PROMETHEUS_MULTIPROC_DIR = _var(
 DATABASE_HOST = _var("DATABASE_HOST", "127.0.0.1", "PostgreSQL host.")
 DATABASE_PORT = _var("DATABASE_PORT", "5432", "PostgreSQL port.")
 DATABASE_NAME = _var("DATABASE_NAME", "", "Database name; empty: the service's own (contract.services).")
-DATABASE_USER = _var("DATABASE_USER", None, "Database user (no default: never a superuser by accident).", secret=True)
+DATABASE_USER = _var(
+    "DATABASE_USER", "", "Database user; required unless DATABASE_SECRET_ID is set (never a default user).", secret=True
+)
 DATABASE_PASSWORD = _var("DATABASE_PASSWORD", "", "Database password.", secret=True)
+DATABASE_SECRET_ID = _var(
+    "DATABASE_SECRET_ID",
+    "",
+    "Secrets Manager secret (JSON username, password) to log in with instead of DATABASE_USER/PASSWORD; "
+    "re-read when a login is refused, so a rotated password is picked up without a restart.",
+)
 DATABASE_SSLMODE = _var("DATABASE_SSLMODE", "prefer", "libpq sslmode; AWS sets require.")
 DATABASE_SSLROOTCERT = _var("DATABASE_SSLROOTCERT", "", "CA bundle for sslmode verify-ca / verify-full.")
 DATABASE_POOL_SIZE = _var("DATABASE_POOL_SIZE", "8", "Connections per worker process, at most.")
@@ -63,8 +71,13 @@ DATABASE_CONNECT_TIMEOUT = _var("DATABASE_CONNECT_TIMEOUT", "5", "Seconds to wai
 
 # --- RabbitMQ (publishers and consumers) -----------------------------------------------------------------
 RABBITMQ_URL = _var("RABBITMQ_URL", "amqp://127.0.0.1:5672/", "Broker URL without credentials; amqps:// = TLS.")
-RABBITMQ_USER = _var("RABBITMQ_USER", None, "Broker user.", secret=True)
-RABBITMQ_PASSWORD = _var("RABBITMQ_PASSWORD", None, "Broker password.", secret=True)
+RABBITMQ_USER = _var("RABBITMQ_USER", "", "Broker user; required unless RABBITMQ_SECRET_ID is set.", secret=True)
+RABBITMQ_PASSWORD = _var("RABBITMQ_PASSWORD", "", "Broker password.", secret=True)
+RABBITMQ_SECRET_ID = _var(
+    "RABBITMQ_SECRET_ID",
+    "",
+    "Secrets Manager secret (JSON username, password) for the broker; re-read when a login is refused.",
+)
 RABBITMQ_HEARTBEAT = _var("RABBITMQ_HEARTBEAT", "30", "AMQP heartbeat in seconds (0: off).")
 RABBITMQ_CONNECT_TIMEOUT = _var("RABBITMQ_CONNECT_TIMEOUT", "5", "Seconds to wait for the broker.")
 BILLING_QUEUE = _var("BILLING_QUEUE", _BILLING_QUEUE.name, "Queue of orders (its dead-letter queue: <name>.dlq).")
@@ -90,7 +103,16 @@ AUTH_JWKS_MIN_REFRESH_SECONDS = _var(
     "AUTH_JWKS_MIN_REFRESH_SECONDS", "30", "Least time between two JWKS fetches for unknown key ids."
 )
 COGNITO_REGION = _var("COGNITO_REGION", "", "Region of the user pool (for the ALB key URL); empty: AWS_REGION.")
-AWS_REGION = _var("AWS_REGION", "", "Set by ECS; the fallback region.")
+
+# --- AWS SDK (read by boto3 where a service fetches a secret) ----------------------------------------------
+AWS_REGION = _var("AWS_REGION", "", "Set by ECS; the region of the SDK's calls (and the gateway's fallback region).")
+AWS_ENDPOINT_URL_SECRETS_MANAGER = _var(
+    "AWS_ENDPOINT_URL_SECRETS_MANAGER", "", "Secrets Manager endpoint; empty: AWS's (the local system: its emulator)."
+)
+AWS_ACCESS_KEY_ID = _var("AWS_ACCESS_KEY_ID", "", "Unset on AWS (the task role); the local emulator's dummy key.")
+AWS_SECRET_ACCESS_KEY = _var(
+    "AWS_SECRET_ACCESS_KEY", "", "Unset on AWS (the task role); the local emulator's dummy key.", secret=True
+)
 
 # --- billing ---------------------------------------------------------------------------------------------
 BILLING_PREFETCH = _var("BILLING_PREFETCH", "1000", "Unacknowledged deliveries the broker may push.")
@@ -108,14 +130,18 @@ PROCESS = (
 )
 DATABASE = (
     DATABASE_HOST, DATABASE_PORT, DATABASE_NAME, DATABASE_USER, DATABASE_PASSWORD, DATABASE_SSLMODE,
-    DATABASE_SSLROOTCERT, DATABASE_POOL_SIZE, DATABASE_CONNECT_TIMEOUT,
+    DATABASE_SSLROOTCERT, DATABASE_POOL_SIZE, DATABASE_CONNECT_TIMEOUT, DATABASE_SECRET_ID,
 )
-BROKER = (RABBITMQ_URL, RABBITMQ_USER, RABBITMQ_PASSWORD, RABBITMQ_HEARTBEAT, RABBITMQ_CONNECT_TIMEOUT, BILLING_QUEUE)
+BROKER = (
+    RABBITMQ_URL, RABBITMQ_USER, RABBITMQ_PASSWORD, RABBITMQ_SECRET_ID, RABBITMQ_HEARTBEAT, RABBITMQ_CONNECT_TIMEOUT,
+    BILLING_QUEUE,
+)
 GATEWAY = (
     INVENTORY_URL, UPSTREAM_CONNECT_TIMEOUT, UPSTREAM_READ_TIMEOUT, AUTH_REQUIRED, AUTH_ISSUER, AUTH_JWKS_URL,
     AUTH_ALLOWED_CLIENT_IDS, AUTH_SCOPE_PREFIX, AUTH_GROUP_PERMISSIONS, AUTH_ALB_ARN, AUTH_ALB_KEY_URL,
-    AUTH_LEEWAY_SECONDS, AUTH_JWKS_MIN_REFRESH_SECONDS, COGNITO_REGION, AWS_REGION,
+    AUTH_LEEWAY_SECONDS, AUTH_JWKS_MIN_REFRESH_SECONDS, COGNITO_REGION,
 )
+AWS_SDK = (AWS_REGION, AWS_ENDPOINT_URL_SECRETS_MANAGER, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)
 BILLING = (
     BILLING_PREFETCH, BILLING_BATCH_SIZE, BILLING_BATCH_WAIT_MS, BILLING_RECONNECT_INITIAL_MS,
     BILLING_RECONNECT_MAX_SECONDS, BILLING_SHUTDOWN_TIMEOUT_SECONDS,
@@ -127,9 +153,9 @@ QUEUE_VARIABLES: dict[str, Variable] = {_BILLING_QUEUE.name: BILLING_QUEUE}
 
 #: The variables each service reads, in the order its README lists them.
 SERVICE_VARIABLES: dict[str, tuple[Variable, ...]] = {
-    "inventory": PROCESS + DATABASE,
-    "billing": PROCESS + DATABASE + BROKER + BILLING,
-    "gateway": PROCESS + BROKER + GATEWAY,
+    "inventory": PROCESS + DATABASE + AWS_SDK,
+    "billing": PROCESS + DATABASE + BROKER + BILLING + AWS_SDK,
+    "gateway": PROCESS + BROKER + GATEWAY + AWS_SDK,
 }
 
 

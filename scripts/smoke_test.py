@@ -3,7 +3,8 @@
 
 Checks, in order:
 
-1. ``GET /health`` answers 200 (retried for ``--wait`` seconds: a fresh deployment may still be warming up);
+1. ``GET /health`` answers 200 with the gateway's own JSON body (``{"status": "ok", "service": "gateway"}``,
+   content type JSON), retried for ``--wait`` seconds (a fresh deployment may still be warming up);
 2. ``GET /api/movies`` without a token answers 401 (authentication is enforced);
 3. ``GET /api/movies`` with a bearer token answers 200 (an authorised caller gets through to inventory).
 
@@ -19,6 +20,10 @@ Examples::
     # a deployment, with the outputs of its stacks
     python3 scripts/smoke_test.py --url "$API_URL" --token-url "$TOKEN_URL" \\
         --client-id "$MACHINE_CLIENT_ID" --user-pool-id "$USER_POOL_ID"
+
+Redirects are never followed: a 3xx anywhere is a failure that names its Location. (In front of prod, the
+load balancer sends unauthenticated requests to the Cognito login page; a client that follows the redirect
+gets the login page's 200 and would pass with the gateway down.)
 
 Standard library only, so it runs in a bare CodeBuild image. Secrets (client secret, tokens) are never
 printed. Exit status: 0 when every check passed, 1 when one failed, 2 for usage errors.
@@ -39,10 +44,14 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from email.message import Message
 
 USER_AGENT = "movies-smoke-test/1"
 HEALTH_PATH = "/health"
 API_PATH = "/api/movies"
+#: What the gateway's /health answers (services/common/web.py; the name is contract.services.GATEWAY.name,
+#: repeated here because the script runs without the repository). A unit test keeps the two equal.
+HEALTH_BODY = {"status": "ok", "service": "gateway"}
 
 
 class SmokeTestError(Exception):
@@ -55,10 +64,23 @@ class UsageError(Exception):
 
 @dataclass(frozen=True)
 class Response:
-    """Status and (truncated) body of one HTTP exchange."""
+    """Status, (truncated) body and the headers the checks read, of one HTTP exchange."""
 
     status: int
     body: bytes
+    content_type: str = ""
+    location: str | None = None
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """Hands every 3xx back as it is (urllib would otherwise follow it to, say, a login page)."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        """No follow-up request: urllib then raises HTTPError with the 3xx status."""
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirects)
 
 
 def request(
@@ -69,17 +91,49 @@ def request(
     data: bytes | None = None,
     timeout: float = 10.0,
 ) -> Response:
-    """One HTTP request; HTTP error statuses are answers (returned), network failures raise ``OSError``."""
+    """One HTTP request; HTTP error statuses are answers (returned), network failures raise ``OSError``.
+
+    Never follows a redirect: a 3xx raises ``SmokeTestError`` naming the Location it pointed to.
+    """
     if not url.startswith(("http://", "https://")):
         raise UsageError(f"not an http(s) URL: {url!r}")
     headers = {"User-Agent": USER_AGENT, **(headers or {})}
     req = urllib.request.Request(url, method=method, data=data, headers=headers)  # noqa: S310 -- scheme checked
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as answer:  # noqa: S310 -- scheme checked above
-            return Response(answer.status, answer.read(65536))
+        with _OPENER.open(req, timeout=timeout) as answer:
+            response = _response(answer.status, answer.headers, answer.read(65536))
     except urllib.error.HTTPError as error:
         with error:
-            return Response(error.code, error.read(65536))
+            response = _response(error.code, error.headers, error.read(65536))
+    if 300 <= response.status < 400:
+        path = urllib.parse.urlsplit(url).path or "/"
+        raise SmokeTestError(
+            f"{method} {path} answered {response.status}, a redirect to {response.location or '(no Location)'}; "
+            "redirects are never followed (a login page in front of the gateway?)"
+        )
+    return response
+
+
+def _response(status: int, headers: Message | None, body: bytes) -> Response:
+    if headers is None:
+        return Response(status, body)
+    return Response(status, body, headers.get("Content-Type", ""), headers.get("Location"))
+
+
+def health_problem(answer: Response) -> str | None:
+    """Why ``answer`` is not the gateway's own ``/health`` answer, or None when it is."""
+    if answer.status != 200:
+        return f"answered {answer.status}"
+    media_type = answer.content_type.split(";", 1)[0].strip().lower()
+    if media_type != "application/json":
+        return f"answered 200 with content type {answer.content_type or '(none)'!r}, not the gateway's JSON"
+    try:
+        body = json.loads(answer.body)
+    except ValueError:
+        return "answered 200 with a body that is not JSON"
+    if not isinstance(body, dict) or any(body.get(key) != value for key, value in HEALTH_BODY.items()):
+        return f"answered 200 with {answer.body[:200]!r}, not the gateway's {json.dumps(HEALTH_BODY)}"
+    return None
 
 
 def client_credentials_token(
@@ -163,18 +217,20 @@ def cognito_client_secret(user_pool_id: str, client_id: str, aws_cli: str = "aws
 def wait_for_health(
     base_url: str, wait_seconds: float, interval: float = 5.0, timeout: float = 10.0, log: Callable[[str], None] = print
 ) -> None:
-    """``GET /health`` until it answers 200, for at most ``wait_seconds`` (0: exactly one attempt)."""
+    """``GET /health`` until the gateway's own answer comes back, for at most ``wait_seconds`` (0: one attempt).
+
+    A redirect fails at once (``request`` raises): it is a configuration problem, not a warming-up gateway.
+    """
     deadline = time.monotonic() + wait_seconds
     while True:
         try:
-            answer = request(base_url + HEALTH_PATH, timeout=timeout)
-            problem = f"answered {answer.status}"
-            if answer.status == 200:
+            problem = health_problem(request(base_url + HEALTH_PATH, timeout=timeout))
+            if problem is None:
                 return
         except OSError as error:
             problem = f"unreachable ({error})"
         if time.monotonic() + interval > deadline:
-            raise SmokeTestError(f"GET {HEALTH_PATH} {problem}, expected 200")
+            raise SmokeTestError(f"GET {HEALTH_PATH} {problem}, expected 200 {json.dumps(HEALTH_BODY)}")
         log(f"  {HEALTH_PATH} {problem}; retrying in {interval:g} s")
         time.sleep(interval)
 

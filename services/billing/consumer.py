@@ -1,4 +1,5 @@
-"""The billing consumer: moves orders from ``billing_queue`` into ``billing_db``, in batches, exactly once.
+# Over 250 lines: the thread, its connection and the batch loop read best together (parts: batches, legacy, ...).
+"""The billing consumer: moves orders from ``billing.orders`` into ``billing_db``, in batches, exactly once.
 
 Guarantees, and how they are kept:
 
@@ -12,6 +13,7 @@ Guarantees, and how they are kept:
   one whose handling raised an unexpected error) is published to ``<queue>.dlq`` with the reason in its
   headers (:mod:`billing.dead_lettering`), then acknowledged.
 - **Throughput.** Deliveries are handled in batches (:mod:`billing.batches`: one INSERT, one acknowledgement).
+- **Migration.** The legacy classic queue is drained on the same channel while it exists (:mod:`billing.legacy`).
 
 pika connections are not thread-safe: everything AMQP happens on the consumer's own thread. The only thing
 other threads do is :meth:`OrderConsumer.stop`, which sets an event and wakes the thread with pika's
@@ -32,6 +34,7 @@ from pika.adapters.blocking_connection import BlockingChannel, BlockingConnectio
 from billing.batches import handle_batch
 from billing.dead_lettering import DeadLetterPublisher
 from billing.delivery import Delivery
+from billing.legacy import LegacyQueueDrain
 from billing.settings import ConsumerSettings, backoff_delay
 from billing.store import OrderStore
 from common.amqp import connection_parameters, declare_topology
@@ -64,6 +67,7 @@ class OrderConsumer:
         self._connection: BlockingConnection | None = None
         self._channel: BlockingChannel | None = None
         self._queue = rabbit.queue(BILLING_QUEUE)
+        self._legacy = LegacyQueueDrain(self._queue.legacy_classic_queue)
         self._dead_letters: DeadLetterPublisher | None = None
         self._consumer_tag: str | None = None
         self._pending: list[Delivery] = []
@@ -180,6 +184,7 @@ class OrderConsumer:
         self._channel = None
         self._dead_letters = None
         self._consumer_tag = None
+        self._legacy.reset()
         # Deliveries not yet acknowledged are the broker's again once the connection is gone.
         self._pending = []
         if connection is not None and connection.is_open:
@@ -195,6 +200,7 @@ class OrderConsumer:
         # declares the queue again, instead of sitting idle while looking healthy.
         self._channel.add_on_cancel_callback(self._on_broker_cancel)
         self._consumer_tag = self._channel.basic_consume(self._queue.name, on_message_callback=self._on_delivery)
+        self._legacy.attach(self._connection, self._channel, self._on_delivery)
         self._consuming = True
         self._last_problem = ""
         log.info(
@@ -213,6 +219,7 @@ class OrderConsumer:
                 wait = _IDLE_POLL_SECONDS
             # Returns as soon as deliveries arrive (they go to _on_delivery) or after ``wait``.
             self._connection.process_data_events(time_limit=wait)
+            self._legacy.attach(self._connection, self._channel, self._on_delivery)
             if self._cancelled_by_broker:
                 raise pika.exceptions.ConsumerCancelled(f"the broker cancelled the consumer of {self._queue.name}")
             if self._pending and (
@@ -228,11 +235,14 @@ class OrderConsumer:
         # After basic_cancel the broker sends nothing more; pika hands back (requeues) anything it received
         # but had not yet dispatched to _on_delivery.
         self._channel.basic_cancel(self._consumer_tag)
+        self._legacy.cancel(self._channel)
         self._consuming = False
         self._flush()
 
-    def _on_broker_cancel(self, _method: object) -> None:
-        self._cancelled_by_broker = True
+    def _on_broker_cancel(self, frame: pika.frame.Method) -> None:
+        # The legacy queue being deleted is the end of the migration, not a reason to reconnect.
+        if not self._legacy.cancelled_by_broker(getattr(frame.method, "consumer_tag", None)):
+            self._cancelled_by_broker = True
 
     def _on_delivery(
         self, _channel: BlockingChannel, method: pika.spec.Basic.Deliver, properties: pika.BasicProperties, body: bytes

@@ -3,11 +3,19 @@
 Uses the same RABBITMQ_* / BILLING_QUEUE variables as the service, so it runs wherever billing runs (a shell
 in the container, ``make``-started local system, an ECS exec session).
 
-- ``list [--limit N]`` prints one JSON line per dead letter (reason, kind, ids, time, body) and leaves them
-  all in place (they are read without acknowledgement, then handed back in their original order).
-- ``replay [--limit N] [--message-id ID ...]`` moves dead letters back to the billing queue once the cause is
-  fixed: the dead-letter headers are removed, the original message id is kept (so a replay can never create
-  a second row), and each is removed from the dead-letter queue only after the broker confirmed the copy.
+Two kinds of dead letters share the queue: those billing moved there itself (the reason is in billing's
+``x-dead-letter-*`` headers) and those the BROKER moved there past the queue's delivery limit (a consumer
+received them again and again and never acknowledged them: it crashed or lost its connection on them each
+time). The latter carry only RabbitMQ's ``x-death`` header; they are listed with its reason (``kind``
+``delivery_limit``) and a sentence saying what it means. The legacy classic queue's dead-letter queue
+(``billing_queue.dlq``), while it exists, is listed and replayed as well.
+
+- ``list [--limit N]`` prints one JSON line per dead letter (reason, kind, ids, time, queues, body) and leaves
+  them all in place (they are read without acknowledgement, then handed back in their original order).
+- ``replay [--limit N] [--message-id ID ...]`` moves dead letters back to the billing queue (never to the
+  legacy one) once the cause is fixed: the dead-letter headers are removed, the original message id is kept
+  (so a replay can never create a second row), and each is removed from the dead-letter queue only after the
+  broker confirmed the copy.
 """
 
 from __future__ import annotations
@@ -22,9 +30,13 @@ import pika
 from pika.adapters.blocking_connection import BlockingChannel
 
 from billing.dead_lettering import DEAD_LETTER_HEADERS
-from common.amqp import connection_parameters, declare_topology
+from common.amqp import connection_parameters, declare_topology, queue_exists
 from common.config import RabbitSettings
 from contract import messaging
+from contract.messaging import Queue
+
+#: Headers removed on replay: billing's reasons, and the broker's delivery count (the queue sets it anew).
+_REMOVED_ON_REPLAY = (*DEAD_LETTER_HEADERS, messaging.BROKER_DELIVERY_COUNT)
 
 
 @contextmanager
@@ -43,52 +55,102 @@ def _text(value: object) -> object:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
 
 
+def _dead_letter_queues(channel: BlockingChannel, queue: Queue) -> list[str]:
+    """The queue's dead-letter queue, then the legacy classic queue's one if it still exists."""
+    names = [queue.dead_letter_queue]
+    legacy = queue.legacy_dead_letter_queue
+    if legacy and queue_exists(channel.connection, legacy):
+        names.append(legacy)
+    return names
+
+
+def _latest_death(headers: dict) -> dict:
+    """The newest entry of RabbitMQ's ``x-death`` header (the list is kept newest first), or {}."""
+    deaths = headers.get(messaging.BROKER_DEATHS)
+    if isinstance(deaths, list) and deaths and isinstance(deaths[0], dict):
+        return deaths[0]
+    return {}
+
+
+def describe(properties: pika.BasicProperties, body: bytes, dead_letter_queue: str, queue: Queue) -> dict:
+    """One dead letter as a dict: why it is there (billing's reason, else the broker's ``x-death``), its ids,
+    when, the queue it came from and the dead-letter queue holding it, and its body."""
+    headers = properties.headers or {}
+    kind = _text(headers.get(messaging.DEAD_LETTER_KIND))
+    reason = _text(headers.get(messaging.DEAD_LETTER_REASON))
+    when = _text(headers.get(messaging.DEAD_LETTERED_AT))
+    origin = _text(headers.get(messaging.ORIGINAL_QUEUE))
+    death = _latest_death(headers)
+    if kind is None and death:
+        # Dead-lettered by the broker, not by billing: say what its reason means.
+        kind = _text(death.get("reason")) or "unknown"
+        origin = _text(death.get("queue"))
+        times = death.get("count", 1)
+        if kind == messaging.DELIVERY_LIMIT_REASON:
+            reason = (
+                f"delivered more than {queue.delivery_limit} times without an acknowledgement (the consumer "
+                f"crashed or lost its connection while holding it, each time); moved here by the broker "
+                f"({times} time(s))"
+            )
+        else:
+            reason = f"moved here by the broker ({kind}, {times} time(s))"
+        stamp = death.get("time")
+        when = stamp.isoformat(timespec="milliseconds") if hasattr(stamp, "isoformat") else _text(stamp)
+    elif kind is None:
+        kind, reason = "unknown", "no dead-letter headers: published to the dead-letter queue directly?"
+    return {
+        "message_id": properties.message_id,
+        "request_id": _text(headers.get(messaging.REQUEST_ID)),
+        "kind": kind,
+        "reason": reason,
+        "dead_lettered_at": when,
+        "original_queue": origin,
+        "dead_letter_queue": dead_letter_queue,
+        "body": body.decode("utf-8", "replace"),
+    }
+
+
 def list_dead_letters(settings: RabbitSettings, limit: int) -> list[dict[str, object]]:
-    """Up to ``limit`` dead letters as dicts, oldest first; the queue is left unchanged."""
-    letters = []
+    """Up to ``limit`` dead letters as dicts (:func:`describe`), oldest first; the queues are left unchanged."""
+    letters: list[dict[str, object]] = []
     queue = settings.queue(messaging.BILLING_QUEUE)
     with _channel(settings) as channel:
-        while len(letters) < limit:
-            method, properties, body = channel.basic_get(queue.dead_letter_queue, auto_ack=False)
-            if method is None:
-                break
-            headers = properties.headers or {}
-            letters.append(
-                {
-                    "message_id": properties.message_id,
-                    "request_id": _text(headers.get(messaging.REQUEST_ID)),
-                    "kind": _text(headers.get(messaging.DEAD_LETTER_KIND)),
-                    "reason": _text(headers.get(messaging.DEAD_LETTER_REASON)),
-                    "dead_lettered_at": _text(headers.get(messaging.DEAD_LETTERED_AT)),
-                    "body": body.decode("utf-8", "replace"),
-                }
-            )
+        for dead_letter_queue in _dead_letter_queues(channel, queue):
+            while len(letters) < limit:
+                method, properties, body = channel.basic_get(dead_letter_queue, auto_ack=False)
+                if method is None:
+                    break
+                letters.append(describe(properties, body, dead_letter_queue, queue))
     return letters
 
 
 def replay_dead_letters(settings: RabbitSettings, limit: int, message_ids: set[str] | None = None) -> int:
     """Move up to ``limit`` dead letters (only those in ``message_ids`` when given) back to the billing queue.
 
-    Returns how many were moved. Each copy is confirmed by the broker before its dead letter is acknowledged,
-    so a failure halfway leaves every message in one queue or the other (at worst in both, which billing's
-    message-id check absorbs).
+    Returns how many were moved. Whatever queue a dead letter came from (the legacy classic queue included),
+    it goes back to the billing queue as named on this broker. Each copy is confirmed by the broker before its
+    dead letter is acknowledged, so a failure halfway leaves every message in one queue or the other (at worst
+    in both, which billing's message-id check absorbs).
     """
     moved = 0
     queue = settings.queue(messaging.BILLING_QUEUE)
     with _channel(settings) as channel:
         channel.confirm_delivery()
-        while moved < limit:
-            method, properties, body = channel.basic_get(queue.dead_letter_queue, auto_ack=False)
-            if method is None:
-                break
-            if message_ids is not None and properties.message_id not in message_ids:
-                continue  # left unacknowledged: back in the dead-letter queue when the connection closes
-            headers = {k: v for k, v in (properties.headers or {}).items() if k not in DEAD_LETTER_HEADERS}
-            properties.headers = headers
-            properties.delivery_mode = pika.DeliveryMode.Persistent.value
-            channel.basic_publish(messaging.DEFAULT_EXCHANGE, queue.name, body, properties, mandatory=True)
-            channel.basic_ack(method.delivery_tag)
-            moved += 1
+        for dead_letter_queue in _dead_letter_queues(channel, queue):
+            while moved < limit:
+                method, properties, body = channel.basic_get(dead_letter_queue, auto_ack=False)
+                if method is None:
+                    break
+                if message_ids is not None and properties.message_id not in message_ids:
+                    continue  # left unacknowledged: back in the dead-letter queue when the connection closes
+                # x-death stays: if the message dies again, the history shows how often it did.
+                properties.headers = {
+                    k: v for k, v in (properties.headers or {}).items() if k not in _REMOVED_ON_REPLAY
+                }
+                properties.delivery_mode = pika.DeliveryMode.Persistent.value
+                channel.basic_publish(messaging.DEFAULT_EXCHANGE, queue.name, body, properties, mandatory=True)
+                channel.basic_ack(method.delivery_tag)
+                moved += 1
     return moved
 
 

@@ -6,6 +6,7 @@ import ssl
 from urllib.parse import unquote, urlsplit
 
 import pika
+import pika.exceptions
 
 from common.config import RabbitSettings
 
@@ -39,10 +40,29 @@ def connection_parameters(settings: RabbitSettings) -> pika.ConnectionParameters
 def declare_topology(channel: pika.adapters.blocking_connection.BlockingChannel, settings: RabbitSettings) -> None:
     """Declare every queue of the contract (``contract.messaging.QUEUES``) and its dead-letter queue.
 
-    Each is declared durable with no extra arguments, exactly as existing publishers declare them (different
-    arguments would make RabbitMQ refuse the declaration). Consumers move unprocessable messages to the
-    dead-letter queue themselves, so they can attach the reason.
+    Each is declared durable with exactly the contract's arguments (``Queue.arguments()``,
+    ``Queue.dead_letter_arguments()``), the same in every publisher and consumer: RabbitMQ refuses a
+    declaration whose arguments differ from the existing queue's (PRECONDITION_FAILED). The dead-letter queue
+    comes first, so the broker always has somewhere to move a message past the delivery limit.
     """
     for queue in settings.queues.values():
-        channel.queue_declare(queue=queue.dead_letter_queue, durable=True)
-        channel.queue_declare(queue=queue.name, durable=True)
+        channel.queue_declare(queue=queue.dead_letter_queue, durable=True, arguments=queue.dead_letter_arguments())
+        channel.queue_declare(queue=queue.name, durable=True, arguments=queue.arguments())
+
+
+def queue_exists(connection: pika.BlockingConnection, name: str) -> bool:
+    """True when queue ``name`` exists, checked without creating it.
+
+    A passive declaration of a missing queue closes its channel (404 NOT_FOUND), so it runs on a throwaway
+    channel and the caller's channels stay open.
+    """
+    channel = connection.channel()
+    try:
+        channel.queue_declare(queue=name, passive=True)
+    except pika.exceptions.ChannelClosedByBroker as exc:
+        if exc.reply_code == 404:
+            return False
+        raise
+    if channel.is_open:
+        channel.close()
+    return True

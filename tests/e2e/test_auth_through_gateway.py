@@ -8,6 +8,8 @@ import secrets
 import pytest
 from e2e_support import new_marker, order
 
+from contract.messaging import BILLING_QUEUE
+
 pytestmark = pytest.mark.e2e
 
 
@@ -56,8 +58,8 @@ def test_caller_identity_travels_in_the_billing_message(gateway, http, local_sys
         # Messages stay unacknowledged while we look; closing the channel puts every one of them back.
         with rabbitmq.channel() as channel:
             while found is None:
-                method, properties, body = channel.basic_get("billing_queue", auto_ack=False)
-                assert method is not None, "the order is not in billing_queue"
+                method, properties, body = channel.basic_get(BILLING_QUEUE.name, auto_ack=False)
+                assert method is not None, f"the order is not in {BILLING_QUEUE.name}"
                 if json.loads(body).get("user_id") == marker:
                     found = properties.headers
     finally:

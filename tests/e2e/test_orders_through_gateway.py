@@ -10,6 +10,8 @@ import pika
 import pytest
 from e2e_support import new_marker, order, rows_for, wait_for_rows
 
+from contract.messaging import BILLING_QUEUE
+
 pytestmark = pytest.mark.e2e
 
 
@@ -67,20 +69,20 @@ def test_orders_survive_billing_being_stopped(gateway, http, billing_db, local_s
 
 
 def test_poison_message_goes_to_the_dead_letter_queue(amqp, billing_db):
-    """A message billing can never process ends in billing_queue.dlq with the reason, and stores nothing."""
+    """A message billing can never process ends in billing.orders.dlq with the reason, and stores nothing."""
     marker = new_marker()
     poison = json.dumps({"user_id": marker, "number_of_items": "-3", "total_amount": "1"}).encode()
     message_id = uuid.uuid4().hex
     amqp.basic_publish(
         "",
-        "billing_queue",
+        BILLING_QUEUE.name,
         poison,
         pika.BasicProperties(message_id=message_id, delivery_mode=pika.DeliveryMode.Persistent),
     )
     deadline = time.monotonic() + 20
     found = None
     while found is None and time.monotonic() < deadline:
-        method, properties, body = amqp.basic_get("billing_queue.dlq", auto_ack=False)
+        method, properties, body = amqp.basic_get(BILLING_QUEUE.dead_letter_queue, auto_ack=False)
         if method is None:
             time.sleep(0.2)
             continue
@@ -89,7 +91,7 @@ def test_poison_message_goes_to_the_dead_letter_queue(amqp, billing_db):
             amqp.basic_ack(method.delivery_tag)
         else:
             amqp.basic_nack(method.delivery_tag, requeue=True)
-    assert found is not None, "poison message did not reach billing_queue.dlq"
+    assert found is not None, f"poison message did not reach {BILLING_QUEUE.dead_letter_queue}"
     headers = found.headers or {}
     assert "number_of_items" in str(headers.get("x-dead-letter-reason"))
     assert rows_for(billing_db, marker) == []

@@ -1,7 +1,9 @@
 """The billing consumer against the real test PostgreSQL and RabbitMQ (no mocks).
 
-Each test gets a queue of its own (``billing_it_<random>`` and its ``.dlq``), so it never competes with the
-billing service of the e2e system for messages, and finds its rows by the message-id prefix it used.
+Each test gets a queue of its own (``billing_it_<random>`` and its ``.dlq``, quorum queues declared with the
+contract's arguments), so it never competes with the billing service of the e2e system for messages, and finds
+its rows by the message-id prefix it used. Tests of the migration from the classic queue give the consumer a
+legacy queue of their own too.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from billing.settings import ConsumerSettings
 from billing.store import OrderStore
 from common.config import DatabaseSettings, RabbitSettings
 from common.db import ConnectionPool
+from contract.messaging import BILLING_QUEUE
 
 pytestmark = pytest.mark.integration
 
@@ -54,6 +57,7 @@ class Queue:
     def __init__(self, name: str, rabbitmq, postgres):
         self.name = name
         self.dlq = f"{name}.dlq"
+        self.contract = replace(BILLING_QUEUE, name=name)
         self._rabbitmq = rabbitmq
         self._postgres = postgres
 
@@ -74,8 +78,9 @@ class Queue:
         connection = pika.BlockingConnection(self._rabbitmq.params)
         try:
             channel = connection.channel()
-            channel.queue_declare(self.name, durable=True)
-            channel.queue_declare(self.dlq, durable=True)
+            # Exactly as the gateway and billing declare them (any other arguments: PRECONDITION_FAILED).
+            channel.queue_declare(self.dlq, durable=True, arguments=self.contract.dead_letter_arguments())
+            channel.queue_declare(self.name, durable=True, arguments=self.contract.arguments())
             already = channel.queue_declare(self.name, passive=True).method.message_count
             if confirm:
                 channel.confirm_delivery()
@@ -160,9 +165,10 @@ def start_consumer(billing_env) -> Iterator[Callable[..., OrderConsumer]]:
     """Start an OrderConsumer on the test's queue (ConsumerSettings fields as overrides); stopped afterwards."""
     started: list[tuple[OrderConsumer, OrderStore]] = []
 
-    def start(wait: bool = True, **overrides: object) -> OrderConsumer:
+    def start(wait: bool = True, rabbit: RabbitSettings | None = None, **overrides: object) -> OrderConsumer:
         store = OrderStore(ConnectionPool(DatabaseSettings.from_env("billing_db"), "billing-tests"))
-        consumer = OrderConsumer(store, RabbitSettings.from_env(), replace(ConsumerSettings.from_env(), **overrides))
+        settings = replace(ConsumerSettings.from_env(), **overrides)
+        consumer = OrderConsumer(store, rabbit or RabbitSettings.from_env(), settings)
         consumer.start()
         started.append((consumer, store))
         if wait:

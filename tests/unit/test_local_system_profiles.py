@@ -77,7 +77,7 @@ def test_billing_env_has_database_and_broker():
     assert env["DATABASE_NAME"] == "billing_db"
     assert env["RABBITMQ_URL"] == "amqp://127.0.0.1:56672/"
     assert (env["RABBITMQ_USER"], env["RABBITMQ_PASSWORD"]) == ("app", "mq-secret")
-    assert env["BILLING_QUEUE"] == "billing_queue"
+    assert env["BILLING_QUEUE"] == BILLING_QUEUE.name
     assert env["PORT"] == "18081"
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import socket
 import stat
 import subprocess
 import sys
@@ -28,7 +29,7 @@ SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "smoke_test.py"
 CLIENT_ID = "machine-client"
 CLIENT_SECRET = "s3cr3t-value-never-printed"
 GOOD_TOKEN = "good-token-never-printed"
-
+LOGIN_PATH = "/oauth2/authorize"
 
 
 smoke_test = load_script("smoke_test")
@@ -44,6 +45,11 @@ class StubBehaviour:
     accept_token: bool = True
     token_requests: list[dict] = field(default_factory=list)
     health_requests: int = 0
+    health_body: dict = field(default_factory=lambda: {"status": "ok", "service": "gateway"})
+    health_content_type: str = "application/json"
+    login_redirect: bool = False
+    """Answer every request but the login page with a 302 to it, as the prod load balancer's Cognito rule does."""
+    login_page_requests: int = 0
 
 
 class StubHandler(BaseHTTPRequestHandler):
@@ -54,22 +60,29 @@ class StubHandler(BaseHTTPRequestHandler):
     def log_message(self, format, *args):
         """Keep the test output quiet."""
 
-    def _answer(self, status: int, body: dict) -> None:
-        payload = json.dumps(body).encode()
+    def _answer(self, status: int, body: dict | bytes, content_type: str = "application/json", **headers) -> None:
+        payload = body if isinstance(body, bytes) else json.dumps(body).encode()
         self.send_response(status)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(payload)))
+        for name, value in headers.items():
+            self.send_header(name, value)
         self.end_headers()
         self.wfile.write(payload)
 
     def do_GET(self):
-        """/health and /api/movies."""
+        """/health and /api/movies (and, with ``login_redirect``, a login page in front of everything)."""
         behaviour = self.server.behaviour
+        if self.path.startswith(LOGIN_PATH):
+            behaviour.login_page_requests += 1
+            return self._answer(200, b"<html><body><form>Sign in</form></body></html>", "text/html; charset=utf-8")
+        if behaviour.login_redirect:
+            return self._answer(302, b"", "text/html", Location=f"{LOGIN_PATH}?redirect_uri={self.path}")
         if self.path == "/health":
             behaviour.health_requests += 1
             if behaviour.health_requests <= behaviour.health_failures:
                 return self._answer(503, {"status": "starting"})
-            return self._answer(200, {"status": "ok"})
+            return self._answer(200, behaviour.health_body, behaviour.health_content_type)
         if self.path == "/api/movies":
             authorization = self.headers.get("Authorization", "")
             valid = behaviour.accept_token and authorization == f"Bearer {GOOD_TOKEN}"
@@ -207,6 +220,71 @@ def test_fails_when_nothing_listens(capsys):
     """An unreachable gateway is a failure (exit 1), not a crash."""
     assert run("--url", "http://127.0.0.1:9", "--token", GOOD_TOKEN) == 1
     assert "unreachable" in capsys.readouterr().err
+
+
+def test_fails_against_a_login_redirect_without_following_it(stub, capsys):
+    """/health redirected to a login page that answers 200 HTML (an authenticate-cognito rule in front of the
+    gateway): exit 1 naming the Location, and the login page is never requested."""
+    url, behaviour = stub
+    behaviour.login_redirect = True
+    assert run("--url", url, "--token", GOOD_TOKEN, "--wait", "10") == 1
+    err = capsys.readouterr().err
+    assert f"GET /health answered 302, a redirect to {LOGIN_PATH}?redirect_uri=/health" in err
+    assert behaviour.login_page_requests == 0
+
+
+def test_a_redirect_on_the_api_fails_too(stub, monkeypatch, capsys):
+    """A 3xx on any request (here the unauthenticated API call) fails the run with its Location."""
+    url, behaviour = stub
+    real_request = smoke_test.request
+
+    def redirect_the_api(target, **kwargs):
+        behaviour.login_redirect = target.endswith("/api/movies")
+        return real_request(target, **kwargs)
+
+    monkeypatch.setattr(smoke_test, "request", redirect_the_api)
+    assert run("--url", url, "--token", GOOD_TOKEN) == 1
+    assert "GET /api/movies answered 302, a redirect to /oauth2/authorize" in capsys.readouterr().err
+    assert behaviour.login_page_requests == 0
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "expected"),
+    [
+        ({"status": "ok"}, "application/json", "not the gateway's"),
+        ({"status": "ok", "service": "inventory"}, "application/json", "not the gateway's"),
+        ({"status": "ok", "service": "gateway"}, "text/html", "content type 'text/html'"),
+        (b"<html>Sign in</html>", "text/html", "content type 'text/html'"),
+        (b"OK", "application/json", "not JSON"),
+    ],
+)
+def test_health_passes_only_with_the_gateways_own_json(stub, capsys, body, content_type, expected):
+    """A 200 that is not the gateway's own /health JSON (another service, an HTML page, plain text) fails."""
+    url, behaviour = stub
+    behaviour.health_body, behaviour.health_content_type = body, content_type
+    assert run("--url", url, "--token", GOOD_TOKEN) == 1
+    err = capsys.readouterr().err
+    assert "GET /health answered 200" in err and expected in err
+
+
+def test_health_body_is_the_gateways():
+    """The script's expected body names the gateway as the contract does (the real gateway's answer is checked
+    by tests/integration/test_smoke_gateway_process.py and the e2e smoke test)."""
+    from contract.services import GATEWAY
+
+    assert smoke_test.HEALTH_BODY == {"status": "ok", "service": GATEWAY.name}
+    ok = smoke_test.Response(200, json.dumps(smoke_test.HEALTH_BODY).encode(), "application/json; charset=utf-8")
+    assert smoke_test.health_problem(ok) is None
+
+
+def test_fails_against_a_stopped_gateway(capsys):
+    """Nothing listens on the gateway's port (a stopped gateway): exit 1 naming /health as unreachable."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    # The socket is closed: connections to the port are refused.
+    assert run("--url", f"http://127.0.0.1:{port}", "--token", GOOD_TOKEN) == 1
+    assert "GET /health unreachable" in capsys.readouterr().err
 
 
 def test_usage_error_without_any_way_to_get_a_token(stub, capsys):
