@@ -6,6 +6,6 @@ rotate, so a rotation attempt fails loudly instead of pretending to succeed.
 """
 
 
-def handler(event, context):  # noqa: ARG001 - the Lambda signature
+def handler(event, context):
     """Refuse every rotation step: this is not the real handler."""
     raise NotImplementedError("functions/broker_rotation/handler.py is a placeholder; deploy the real handler")
