@@ -56,14 +56,46 @@ def acknowledge_findings(stage: MicroservicesStage) -> None:
                 "prod has deletion protection and snapshots on removal.",
             )
 
+    # The broker secret is rotated by our own Lambda (stacks/components/broker_rotation.py): no SMG4 any more.
+    rotation = data.broker_rotation.function
     acknowledge(
-        data.broker_secret,
-        "AwsSolutions-SMG4",
-        "Amazon MQ has no Secrets Manager rotation integration, and CloudFormation sets the RabbitMQ user "
-        "only when the broker is created. Rotate by changing the password with the RabbitMQ management API, "
-        "putting it in this secret and forcing a new deployment of gateway and billing (runbook in "
-        "docs/operations.md, Credential rotation).",
+        rotation.role,
+        "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]",
+        "The AWS-managed Lambda logging policy (CreateLogGroup/Stream, PutLogEvents); the function writes only "
+        "to its own log group, and the managed policy tracks the Lambda service's needs.",
     )
+    acknowledge(
+        rotation.role,
+        "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole]",
+        "A VPC Lambda needs the network-interface permissions of this AWS-managed policy to attach to the "
+        "private subnets (it reaches the broker's management API, which is not public).",
+    )
+    acknowledge(
+        rotation.role,
+        "AwsSolutions-IAM5[Resource::*]",
+        "secretsmanager:GetRandomPassword has no resource-level permissions; every other action of the "
+        "rotation role is limited to the broker secret itself.",
+    )
+    acknowledge(
+        rotation,
+        "AwsSolutions-L1",
+        "Python 3.12 is the runtime the rotation handler is written and tested for (the services' Python); "
+        "moving to a newer runtime is a tested change, not a silent one.",
+    )
+    acknowledge(
+        data.backup.plan,
+        "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSBackupServiceRolePolicyForBackup]",
+        "The AWS-managed service policy AWS Backup documents for its backup role; the plan's selection limits "
+        "what it backs up to the two database instances.",
+    )
+    if config.db_enhanced_monitoring_seconds:
+        for db in (data.inventory_db, data.billing_db):
+            acknowledge(
+                db.instance,
+                "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonRDSEnhancedMonitoringRole]",
+                "The AWS-managed policy RDS Enhanced Monitoring requires for its role (writes OS metrics to the "
+                "RDSOSMetrics log group only).",
+            )
 
     if not config.cognito_mfa_required:
         acknowledge(
@@ -84,7 +116,8 @@ def acknowledge_findings(stage: MicroservicesStage) -> None:
             service.task_definition,
             "AwsSolutions-ECS2",
             "Plain environment variables carry only non-secret configuration (ports, host names, queue name, "
-            "issuer URLs); database and broker credentials are ECS secrets from Secrets Manager.",
+            "issuer URLs, secret ARNs); the services read database and broker credentials from Secrets Manager "
+            "with their task role, so a rotated password reaches running tasks.",
         )
         acknowledge(
             service.task_definition.obtain_execution_role(),

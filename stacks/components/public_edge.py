@@ -28,6 +28,11 @@ from stacks.components.logical_ids import TransparentConstruct
 from stacks.config import EnvironmentConfig
 
 API_PATH_PATTERN = "/api/*"
+HEALTH_PATH = "/health"
+"""The one path forwarded without authentication: the gateway's liveness JSON, for smoke tests and uptime checks."""
+HEALTH_RULE_PRIORITY = 5
+"""Below (evaluated before) the /api/* JWT rule's 10; the default action (Cognito login) comes last."""
+API_RULE_PRIORITY = 10
 HTTP_ONLY_WARNING = (
     "No domain configured (domain_name / hosted_zone_id / hosted_zone_name): synthesizing the HTTP-only "
     "TRIAL variant. Traffic and tokens travel unencrypted and the ALB does not authenticate; only the "
@@ -158,10 +163,18 @@ class PublicEdge(TransparentConstruct):
                 next=forward,
             ),
         )
+        # Exactly /health (no wildcard) reaches the gateway unauthenticated: it answers liveness JSON only, and
+        # behind the login a smoke test would get the Cognito page's 200 and pass with the gateway down.
+        self.https_listener.add_action(
+            "Health",
+            priority=HEALTH_RULE_PRIORITY,
+            conditions=[elbv2.ListenerCondition.path_patterns([HEALTH_PATH])],
+            action=forward,
+        )
         # API paths: bearer access tokens verified by the ALB (signature, iss, exp) before the gateway.
         self.https_listener.add_action(
             "Api",
-            priority=10,
+            priority=API_RULE_PRIORITY,
             conditions=[elbv2.ListenerCondition.path_patterns([API_PATH_PATTERN])],
             action=elbv2.ListenerAction.authenticate_jwt(issuer=auth.issuer, jwks_endpoint=auth.jwks_url, next=forward),
         )
