@@ -220,6 +220,28 @@ def acknowledge_pipeline_findings(stack: PipelineStack) -> None:
         "bootstrap stack and its staging bucket before it assumes the bootstrap roles.",
     )
 
+    # The file-asset role (the broker rotation Lambda's code) gets the same generated grants.
+    file_role = generated.node.find_child("Assets").node.try_find_child("FileRole")
+    if file_role is not None:
+        acknowledge(
+            file_role,
+            "AwsSolutions-IAM5[Resource::*]",
+            "The role of the file-publishing CodeBuild projects: CodePipeline starts and watches their builds "
+            "with it; uploads happen only through the targets' CDK file-publishing roles.",
+        )
+        acknowledge(
+            file_role,
+            f"AwsSolutions-IAM5[Resource::{logs_prefix}*]",
+            "One role serves every file-publishing CodeBuild project, so it writes the log groups "
+            "/aws/codebuild/<project> of all of them.",
+        )
+        acknowledge(
+            file_role,
+            f"AwsSolutions-IAM5[Resource::{reports_prefix}*]",
+            "One role serves every file-publishing CodeBuild project, so it may write the report groups of all of "
+            "them (CDK Pipelines grants it to every project role).",
+        )
+
     docker_role = generated.node.find_child("Assets").node.find_child("DockerRole")
     acknowledge(
         docker_role,
