@@ -185,7 +185,11 @@ def _policy_statements(env, role_logical_id: str) -> list[dict]:
 
 @pytest.mark.parametrize(
     ("name", "secrets"),
-    [("inventory", {"InventoryDb"}), ("billing", {"BillingDb", "BrokerCredentials"}), ("gateway", {"BrokerCredentials"})],
+    [
+        ("inventory", {"InventoryDb"}),
+        ("billing", {"BillingDb", "BrokerCredentials"}),
+        ("gateway", {"BrokerCredentials"}),
+    ],
 )
 def test_task_role_may_read_exactly_its_own_secrets(any_env, name, secrets):
     """The TASK role gets secretsmanager:GetSecretValue on exactly the service's secrets (no KMS: AWS-managed key);

@@ -235,9 +235,8 @@ def test_failed_deployments_of_this_cluster_reach_the_topic(any_env):
     assert all("Service" in dumps(resource) for resource in pattern["resources"])
     assert "AlarmTopic" in dumps(rule["Targets"][0]["Arn"])
     policy = any_env.only("Monitoring", "AWS::SNS::TopicPolicy")["Properties"]["PolicyDocument"]
-    assert any(
-        s["Effect"] == "Allow" and s.get("Principal") == {"Service": "events.amazonaws.com"} for s in policy["Statement"]
-    )
+    events_principal = {"Service": "events.amazonaws.com"}
+    assert any(s["Effect"] == "Allow" and s.get("Principal") == events_principal for s in policy["Statement"])
     key_policy = any_env.only("Monitoring", "AWS::KMS::Key")["Properties"]["KeyPolicy"]
     assert "events.amazonaws.com" in dumps(key_policy)
 
@@ -257,7 +256,7 @@ def test_alarm_https_endpoint_subscribes_the_topic_over_https():
 
     url = "https://events.pagerduty.com/integration/abc123/enqueue"
     with environment_without("CDK_DEFAULT_ACCOUNT", "CDK_DEFAULT_REGION"):
-        app, stage = build_app(
+        _, stage = build_app(
             context={**cdk_context(), "env": "dev", "alarm_https_endpoint": url}, nag=False, validation=False
         )
         template = Template.from_stack(stage.monitoring)
