@@ -28,11 +28,8 @@ from stacks.components.logical_ids import TransparentConstruct
 from stacks.config import EnvironmentConfig
 
 API_PATH_PATTERN = "/api/*"
-HEALTH_PATH = "/health"
-"""The one path forwarded without authentication: the gateway's liveness JSON, for smoke tests and uptime checks."""
-HEALTH_RULE_PRIORITY = 5
-"""Below (evaluated before) the /api/* JWT rule's 10; the default action (Cognito login) comes last."""
-API_RULE_PRIORITY = 10
+HEALTH_PATH = "/health"  # the one path forwarded without authentication (smoke tests, uptime checks)
+HEALTH_RULE_PRIORITY, API_RULE_PRIORITY = 5, 10  # lower is evaluated first; the Cognito default comes last
 HTTP_ONLY_WARNING = (
     "No domain configured (domain_name / hosted_zone_id / hosted_zone_name): synthesizing the HTTP-only "
     "TRIAL variant. Traffic and tokens travel unencrypted and the ALB does not authenticate; only the "
@@ -163,8 +160,7 @@ class PublicEdge(TransparentConstruct):
                 next=forward,
             ),
         )
-        # Exactly /health (no wildcard) reaches the gateway unauthenticated: it answers liveness JSON only, and
-        # behind the login a smoke test would get the Cognito page's 200 and pass with the gateway down.
+        # Exactly /health reaches the gateway unauthenticated: behind the login a smoke test got the login page's 200.
         self.https_listener.add_action(
             "Health",
             priority=HEALTH_RULE_PRIORITY,
