@@ -30,9 +30,10 @@ def build_app(
 
     ``nag`` None means: run cdk-nag unless context ``nag`` is ``false``.
 
-    Account and region come from ``CDK_DEFAULT_ACCOUNT`` / ``CDK_DEFAULT_REGION`` (set by the CDK CLI from
-    your credentials); the region falls back to ``config.default_region``. Without an account the stacks
-    are account-agnostic (no AZ look-ups), which is how tests and CI synthesize without credentials.
+    The region is the config's ``region`` (``-c region=...`` overrides it), never ``CDK_DEFAULT_REGION``: the
+    CDK CLI sets that to us-east-1 when the profile has no region, which would silently target another region
+    than the one README, tests and .cfnlintrc.yaml assume. The account comes from ``CDK_DEFAULT_ACCOUNT``;
+    without one the stacks are account-agnostic (no AZ look-ups), which is how tests and CI synthesize.
     """
     app = new_app(context=context, outdir=outdir, validation=validation)
     config = load_config(
@@ -41,7 +42,7 @@ def build_app(
     )
     env = Environment(
         account=os.environ.get("CDK_DEFAULT_ACCOUNT"),
-        region=os.environ.get("CDK_DEFAULT_REGION") or config.default_region,
+        region=config.region,
     )
     stage = MicroservicesStage(app, stage_id(config.name), config=config, env=env)
     attach_nag(app, nag)

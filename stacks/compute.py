@@ -10,6 +10,7 @@ from __future__ import annotations
 from aws_cdk import CfnOutput, Duration
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecs as ecs
+from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_servicediscovery as servicediscovery
 from constructs import Construct
 
@@ -27,33 +28,34 @@ from stacks.config import EnvironmentConfig
 from stacks.data import DataStack
 from stacks.network import NetworkStack
 
-Settings = tuple[dict[str, str], dict[str, ecs.Secret]]
-"""Plain environment variables and ECS secrets of a container, by variable name."""
+Settings = tuple[dict[str, str], list[secretsmanager.ISecret]]
+"""Plain environment variables of a container, by name, and the secrets its task role may read."""
 
 
 def database_settings(db: PostgresDatabase) -> Settings:
-    """Where a service's own database is (TLS required) and its credentials (as secrets)."""
+    """Where a service's own database is (TLS required) and the secret it logs in with.
+
+    The service reads the secret itself (DATABASE_SECRET_ID) and again when a login is refused, so it
+    survives rotation; an ECS-injected password would be fixed at task start.
+    """
     plain = {
         var.DATABASE_HOST.name: db.instance.db_instance_endpoint_address,
         var.DATABASE_PORT.name: db.instance.db_instance_endpoint_port,
         var.DATABASE_NAME.name: db.database_name,
         var.DATABASE_SSLMODE.name: "require",
+        var.DATABASE_SECRET_ID.name: db.secret.secret_arn,
     }
-    secrets = {
-        var.DATABASE_USER.name: ecs.Secret.from_secrets_manager(db.secret, "username"),
-        var.DATABASE_PASSWORD.name: ecs.Secret.from_secrets_manager(db.secret, "password"),
-    }
-    return plain, secrets
+    return plain, [db.secret]
 
 
 def broker_settings(data: DataStack) -> Settings:
-    """The broker URL and the orders queue, and the broker credentials (as secrets)."""
-    plain = {var.RABBITMQ_URL.name: data.rabbitmq_url, var.BILLING_QUEUE.name: BILLING_QUEUE.name}
-    secrets = {
-        var.RABBITMQ_USER.name: ecs.Secret.from_secrets_manager(data.broker_secret, "username"),
-        var.RABBITMQ_PASSWORD.name: ecs.Secret.from_secrets_manager(data.broker_secret, "password"),
+    """The broker URL, the orders queue and the broker user's secret (read by the service, see above)."""
+    plain = {
+        var.RABBITMQ_URL.name: data.rabbitmq_url,
+        var.BILLING_QUEUE.name: BILLING_QUEUE.name,
+        var.RABBITMQ_SECRET_ID.name: data.broker_secret.secret_arn,
     }
-    return plain, secrets
+    return plain, [data.broker_secret]
 
 
 def gateway_auth_settings(auth: AuthStack, region: str) -> dict[str, str]:
@@ -114,7 +116,7 @@ class ComputeStack(TransparentIdsStack):
             sizing=config.inventory,
             security_group=network.inventory_security_group,
             environment=inventory_env,
-            secrets=inventory_secrets,
+            readable_secrets=inventory_secrets,
             service_connect="server",
             **common,
         )
@@ -126,7 +128,7 @@ class ComputeStack(TransparentIdsStack):
             sizing=config.billing,
             security_group=network.billing_security_group,
             environment={**billing_env, **broker_env},
-            secrets={**billing_secrets, **broker_secrets},
+            readable_secrets=[*billing_secrets, *broker_secrets],
             use_spot=config.billing_use_spot,
             **common,
         )
@@ -137,7 +139,7 @@ class ComputeStack(TransparentIdsStack):
             sizing=config.gateway,
             security_group=network.gateway_security_group,
             environment={**broker_env, **gateway_auth_settings(auth, self.region)},
-            secrets=broker_secrets,
+            readable_secrets=broker_secrets,
             service_connect="client",
             health_check_grace_period=Duration.seconds(60),
             **common,

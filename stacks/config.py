@@ -1,10 +1,13 @@
 """Typed, per-environment configuration of the CDK application.
 
+(Over 250 lines: two literal environment configs next to the dataclass they fill; splitting them apart would
+hide which field means what.)
+
 Everything that differs between ``dev`` and ``prod`` lives here, in one frozen dataclass per environment,
 so that stacks never branch on the environment *name*: they read a field. Choose the environment with
-``cdk synth -c env=dev|prod`` (default ``dev``). A few deployment-specific keys (domain, hosted zone,
-certificate, alarm e-mail, budget) can be overridden with ``-c key=value`` without editing this file; see
-``OVERRIDABLE_KEYS``. The delivery pipeline's own settings are in ``stacks/pipeline_config.py``.
+``cdk synth -c env=dev|prod`` (default ``dev``). A few deployment-specific keys (region, domain, hosted zone,
+certificate, alarm e-mail and HTTPS endpoint, budget) can be overridden with ``-c key=value`` without editing
+this file; see ``OVERRIDABLE_KEYS``. The delivery pipeline's own settings are in ``stacks/pipeline_config.py``.
 """
 
 from __future__ import annotations
@@ -40,9 +43,10 @@ class EnvironmentConfig:
     name: str
     """Short environment name (``dev`` / ``prod``); part of stage, stack and resource names."""
 
-    default_region: str
-    """Region used when CDK_DEFAULT_REGION is not set (tests, CI). ALB access logging needs a concrete
-    region; the account may stay unknown, which keeps synthesis free of AZ look-ups."""
+    region: str
+    """The region this environment deploys to: authoritative (the CDK CLI's CDK_DEFAULT_REGION, us-east-1 when
+    no profile region is set, is ignored); override with ``-c region=...``. The account may stay unknown,
+    which keeps synthesis free of AZ look-ups."""
 
     # --- network -------------------------------------------------------------------------------------
     vpc_cidr: str
@@ -67,6 +71,16 @@ class EnvironmentConfig:
     retain_data_on_delete: bool
     """True: RDS snapshots / retained user pool and log bucket when a stack is deleted (prod)."""
     secret_rotation_days: int
+    """Rotation period of the two database secrets and of the broker secret."""
+    db_performance_insights: bool
+    """Performance Insights (7-day retention, free tier) on both instances."""
+    db_enhanced_monitoring_seconds: int
+    """Enhanced Monitoring interval (0: off); OS metrics go to CloudWatch Logs (RDSOSMetrics)."""
+    backup_retention_days: int
+    """AWS Backup: daily recovery points of both databases kept this long (on top of RDS automated backups)."""
+    backup_copy_region: str | None
+    """Region whose vault receives a copy of every recovery point; None: no cross-region copy. The vault
+    ``backup_copy_vault_name`` must exist there first (docs/aws-deployment.md, "Backups")."""
 
     mq_instance_type: str
     mq_engine_version: str
@@ -111,8 +125,14 @@ class EnvironmentConfig:
     # --- monitoring ----------------------------------------------------------------------------------
     alarm_email: str | None
     monthly_budget_usd: int
+    alarm_https_endpoint: str | None = None
+    """PagerDuty / Opsgenie (or any) HTTPS URL subscribed to the alarm topic; None: e-mail only."""
     latency_p99_threshold_seconds: float = 2.0
     queue_backlog_threshold: int = 1000
+    db_freeable_memory_alarm_mib: int = 128
+    """RDS FreeableMemory below this pages (dev: db.t4g.micro has 1 GiB in all)."""
+    db_connections_alarm: int = 70
+    """DatabaseConnections above this pages: ~80 % of PostgreSQL's default max_connections for the class."""
 
     tags: Mapping[str, str] = field(default_factory=dict)
 
@@ -128,6 +148,11 @@ class EnvironmentConfig:
         return f"movies-{self.name}"
 
     @property
+    def backup_copy_vault_name(self) -> str:
+        """Name of the vault in ``backup_copy_region`` that receives the copies (created there beforehand)."""
+        return f"{self.prefix}-backup-copy"
+
+    @property
     def https_enabled(self) -> bool:
         """Whether the ALB gets an HTTPS listener with JWT / Cognito authentication."""
         return bool(self.domain_name and self.hosted_zone_id and self.hosted_zone_name)
@@ -135,7 +160,7 @@ class EnvironmentConfig:
 
 DEV = EnvironmentConfig(
     name="dev",
-    default_region="eu-west-1",
+    region="eu-west-1",
     vpc_cidr="10.10.0.0/16",
     max_azs=2,
     nat_gateways=1,
@@ -149,6 +174,10 @@ DEV = EnvironmentConfig(
     db_deletion_protection=False,
     retain_data_on_delete=False,
     secret_rotation_days=30,
+    db_performance_insights=False,
+    db_enhanced_monitoring_seconds=0,
+    backup_retention_days=7,
+    backup_copy_region=None,
     mq_instance_type="mq.t3.micro",
     mq_engine_version="3.13",
     # mq.t3.micro only supports a single instance; dev accepts broker downtime during maintenance.
@@ -176,7 +205,7 @@ DEV = EnvironmentConfig(
 
 PROD = EnvironmentConfig(
     name="prod",
-    default_region="eu-west-1",
+    region="eu-west-1",
     vpc_cidr="10.20.0.0/16",
     max_azs=2,
     nat_gateways=2,
@@ -190,6 +219,10 @@ PROD = EnvironmentConfig(
     db_deletion_protection=True,
     retain_data_on_delete=True,
     secret_rotation_days=30,
+    db_performance_insights=True,
+    db_enhanced_monitoring_seconds=60,
+    backup_retention_days=35,
+    backup_copy_region="eu-central-1",
     mq_instance_type="mq.m7g.large",
     mq_engine_version="3.13",
     mq_deployment_mode="CLUSTER_MULTI_AZ",
@@ -215,17 +248,21 @@ PROD = EnvironmentConfig(
     alarm_email="alerts@example.com",
     monthly_budget_usd=2000,
     latency_p99_threshold_seconds=1.0,
+    db_freeable_memory_alarm_mib=1024,  # db.m7g.large: 8 GiB
+    db_connections_alarm=650,  # max_connections ~ 800 on 8 GiB
     tags={"Project": "movies", "Environment": "prod"},
 )
 
 ENVIRONMENTS: dict[str, EnvironmentConfig] = {"dev": DEV, "prod": PROD}
 
 OVERRIDABLE_KEYS = (
+    "region",
     "domain_name",
     "hosted_zone_id",
     "hosted_zone_name",
     "certificate_arn",
     "alarm_email",
+    "alarm_https_endpoint",
     "monthly_budget_usd",
 )
 """Config fields that may be overridden with ``-c key=value`` (an empty string means None)."""
@@ -243,6 +280,8 @@ def load_config(env_name: str | None, overrides: Mapping[str, Any] | None = None
             continue
         if key == "monthly_budget_usd":
             changes[key] = int(value)
+        elif key == "region":
+            changes[key] = str(value) or config.region  # a region is never "none"
         else:
             changes[key] = str(value) or None
     return dataclasses.replace(config, **changes) if changes else config

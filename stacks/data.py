@@ -1,4 +1,5 @@
-"""DataStack: one RDS PostgreSQL instance per service and an Amazon MQ for RabbitMQ broker."""
+"""DataStack: one RDS PostgreSQL instance per service, an Amazon MQ for RabbitMQ broker (its user rotated by
+our own Lambda) and the AWS Backup plan of the databases."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from contract import services
+from stacks.components.broker_rotation import BrokerRotation
+from stacks.components.database_backup import DatabaseBackup
 from stacks.components.postgres_database import PostgresDatabase
 from stacks.config import EnvironmentConfig
 
@@ -119,3 +122,17 @@ class DataStack(Stack):
         )
         # amqps://b-<id>.mq.<region>.amazonaws.com:5671 (no credentials in it).
         self.rabbitmq_url = Fn.select(0, self.broker.attr_amqp_endpoints)
+        self.broker_rotation = BrokerRotation(
+            self,
+            "BrokerRotation",
+            vpc=vpc,
+            broker=self.broker,
+            broker_security_group=self.broker_security_group,
+            secret=self.broker_secret,
+            rotation_days=config.secret_rotation_days,
+            log_retention=config.log_retention,
+        )
+
+        self.backup = DatabaseBackup(
+            self, "Backup", config=config, instances=[self.inventory_db.instance, self.billing_db.instance]
+        )

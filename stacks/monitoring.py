@@ -1,17 +1,19 @@
-"""MonitoringStack: dashboard, alarms to an SNS topic with e-mail, and the monthly AWS Budget.
+"""MonitoringStack: dashboard, alarms and ECS deployment failures to an SNS topic, and the monthly AWS Budget.
 
-The alarms are a table (``alarm_specs``) over named metrics (``system_metrics``); the stack creates one
-CloudWatch alarm per row, each notifying the same topic on ALARM and OK. A new alarm is one row.
+The alarms are a table (``alarm_specs`` in ``stacks/alarm_table.py``) over named metrics (``system_metrics``);
+the stack creates one CloudWatch alarm per row, each notifying the same topic on ALARM and OK. A new alarm is
+one row (and one runbook line in docs/operations.md). The topic mails ``alarm_email`` and, when configured,
+posts to ``alarm_https_endpoint`` (PagerDuty / Opsgenie).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from aws_cdk import Duration, Stack
+from aws_cdk import Stack
 from aws_cdk import aws_budgets as budgets
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sns as sns
@@ -19,104 +21,13 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
 
 from contract.messaging import BILLING_QUEUE
+from stacks.alarm_table import DATABASES, alarm_specs, services_of, system_metrics
 from stacks.compute import ComputeStack
 from stacks.config import EnvironmentConfig
-from stacks.data import DataStack, queue_metric
+from stacks.data import DataStack
 
-FIVE_MINUTES = Duration.minutes(5)
-ABOVE = cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD
-AT_LEAST = cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD
-BELOW = cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD
-MISSING_IS_OK = cloudwatch.TreatMissingData.NOT_BREACHING
-MISSING_IS_BAD = cloudwatch.TreatMissingData.BREACHING
-#: The databases, by the label their alarms and dashboard lines carry.
-DATABASES = ("Inventory", "Billing")
-
-
-@dataclass(frozen=True)
-class AlarmSpec:
-    """One alarm: its construct id, the named metric it watches (``system_metrics``) and when it fires."""
-
-    id: str
-    metric: str
-    threshold: float
-    evaluation_periods: int
-    description: str
-    comparison: cloudwatch.ComparisonOperator = AT_LEAST
-    datapoints_to_alarm: int | None = None
-    missing_data: cloudwatch.TreatMissingData | None = None
-
-
-def alarm_specs(config: EnvironmentConfig) -> tuple[AlarmSpec, ...]:
-    """Every alarm of the system; thresholds that differ per environment come from ``config``."""
-    queue, dlq = BILLING_QUEUE.name, BILLING_QUEUE.dead_letter_queue
-    table = [
-        AlarmSpec("Alb5xxRate", "error_rate", 5, 3, "More than 5 % of ALB requests answered 5xx",
-                  datapoints_to_alarm=2, missing_data=MISSING_IS_OK),
-        AlarmSpec("AlbLatencyP99", "latency_p99", config.latency_p99_threshold_seconds, 3,
-                  "p99 gateway response time above the threshold", datapoints_to_alarm=2, missing_data=MISSING_IS_OK),
-        AlarmSpec("UnhealthyTargets", "unhealthy_targets", 0, 3, "At least one gateway target is unhealthy",
-                  comparison=ABOVE, missing_data=MISSING_IS_OK),
-        AlarmSpec("BillingNotRunning", "running_billing", 1, 3,
-                  f"No billing task is running: orders pile up in {queue}", comparison=BELOW,
-                  missing_data=MISSING_IS_BAD),
-        AlarmSpec("QueueBacklog", "queue_depth", config.queue_backlog_threshold, 15,
-                  f"{queue} backlog above the threshold for 15 minutes", datapoints_to_alarm=15,
-                  missing_data=MISSING_IS_OK),
-        AlarmSpec("DeadLetters", "dlq_depth", 0, 1, f"A message reached {dlq}: an order could not be processed",
-                  comparison=ABOVE, missing_data=MISSING_IS_OK),
-    ]  # fmt: skip
-    for label in DATABASES:
-        table.append(AlarmSpec(f"{label}DbCpu", f"{label}DbCpu", 80, 3, f"{label} database CPU above 80 %"))
-        table.append(
-            AlarmSpec(f"{label}DbStorage", f"{label}DbStorage", 2 * 1024**3, 1,
-                      f"{label} database has less than 2 GiB free storage", comparison=BELOW)
-        )  # fmt: skip
-    return tuple(table)
-
-
-def system_metrics(data: DataStack, compute: ComputeStack) -> dict[str, cloudwatch.IMetric]:
-    """The metrics alarms and dashboard refer to, by name."""
-    alb = compute.alb
-    metrics: dict[str, cloudwatch.IMetric] = {
-        "requests": alb.metrics.request_count(period=FIVE_MINUTES),
-        "elb_5xx": alb.metrics.custom("HTTPCode_ELB_5XX_Count", statistic="Sum", period=FIVE_MINUTES),
-        "target_5xx": alb.metrics.custom("HTTPCode_Target_5XX_Count", statistic="Sum", period=FIVE_MINUTES),
-        "target_4xx": alb.metrics.custom("HTTPCode_Target_4XX_Count", statistic="Sum", period=FIVE_MINUTES),
-        "elb_4xx": alb.metrics.custom("HTTPCode_ELB_4XX_Count", statistic="Sum", period=FIVE_MINUTES),
-        "latency_p50": alb.metrics.target_response_time(statistic="p50", period=FIVE_MINUTES),
-        "latency_p99": alb.metrics.target_response_time(statistic="p99", period=FIVE_MINUTES),
-        "unhealthy_targets": compute.target_group.metrics.unhealthy_host_count(
-            statistic="Maximum", period=Duration.minutes(1)
-        ),
-    }
-    metrics["error_rate"] = cloudwatch.MathExpression(
-        expression="100 * (FILL(e5, 0) + FILL(t5, 0)) / MAX([FILL(r, 1), 1])",
-        using_metrics={"e5": metrics["elb_5xx"], "t5": metrics["target_5xx"], "r": metrics["requests"]},
-        label="5xx rate (%)",
-        period=FIVE_MINUTES,
-    )
-    for prefix, queue in (("queue", BILLING_QUEUE.name), ("dlq", BILLING_QUEUE.dead_letter_queue)):
-        metrics[f"{prefix}_depth"] = queue_metric(data.broker_name, queue, "MessageCount", "Maximum")
-        metrics[f"{prefix}_consumers"] = queue_metric(data.broker_name, queue, "ConsumerCount", "Minimum")
-    for name, service in services_of(compute).items():
-        metrics[f"running_{name}"] = cloudwatch.Metric(
-            namespace="ECS/ContainerInsights",
-            metric_name="RunningTaskCount",
-            dimensions_map={"ClusterName": compute.cluster.cluster_name, "ServiceName": service.service.service_name},
-            statistic="Minimum",
-            period=Duration.minutes(1),
-        )
-    for label in DATABASES:
-        instance = getattr(data, f"{label.lower()}_db").instance
-        metrics[f"{label}DbCpu"] = instance.metric_cpu_utilization(period=FIVE_MINUTES)
-        metrics[f"{label}DbStorage"] = instance.metric_free_storage_space(period=FIVE_MINUTES)
-    return metrics
-
-
-def services_of(compute: ComputeStack) -> dict:
-    """The Fargate services by name, in dashboard order."""
-    return {"gateway": compute.gateway, "inventory": compute.inventory, "billing": compute.billing}
+#: The ECS event of a deployment the circuit breaker stopped (and rolled back: rollback is on everywhere).
+DEPLOYMENT_FAILED = "SERVICE_DEPLOYMENT_FAILED"
 
 
 class MonitoringStack(Stack):
@@ -138,12 +49,19 @@ class MonitoringStack(Stack):
         # customer-managed key whose policy lets CloudWatch use it.
         key = kms.Key(self, "AlarmTopicKey", enable_key_rotation=True, description="Alarm topic encryption")
         key.grant(iam.ServicePrincipal("cloudwatch.amazonaws.com"), "kms:Decrypt", "kms:GenerateDataKey*")
+        # EventBridge publishes the ECS deployment failures to the same encrypted topic.
+        key.grant(iam.ServicePrincipal("events.amazonaws.com"), "kms:Decrypt", "kms:GenerateDataKey*")
         self.topic = sns.Topic(self, "AlarmTopic", master_key=key, enforce_ssl=True)
         if config.alarm_email:
             self.topic.add_subscription(subscriptions.EmailSubscription(config.alarm_email))
+        if config.alarm_https_endpoint:
+            # PagerDuty / Opsgenie integration URL; the service confirms the subscription itself.
+            self.topic.add_subscription(
+                subscriptions.UrlSubscription(config.alarm_https_endpoint, protocol=sns.SubscriptionProtocol.HTTPS)
+            )
         action = cloudwatch_actions.SnsAction(self.topic)
 
-        metrics = system_metrics(data, compute)
+        metrics = system_metrics(self, data, compute)
         self.alarms: dict[str, cloudwatch.Alarm] = {}
         for spec in alarm_specs(config):
             alarm = cloudwatch.Alarm(
@@ -161,8 +79,35 @@ class MonitoringStack(Stack):
             alarm.add_ok_action(action)
             self.alarms[spec.id] = alarm
 
+        self._deployment_failures(compute)
         self._dashboard(config, data, compute, metrics)
         self._budget(config)
+
+    def _deployment_failures(self, compute: ComputeStack) -> None:
+        """A failed (circuit breaker: rolled back) deployment of any of this cluster's services notifies the topic."""
+        services = services_of(compute).values()
+        self.deployment_failed_rule = events.Rule(
+            self,
+            "DeploymentFailed",
+            description="ECS deployment failed and rolled back (circuit breaker) in this environment's cluster",
+            event_pattern=events.EventPattern(
+                source=["aws.ecs"],
+                detail_type=["ECS Deployment State Change"],
+                # The events name the service ARN (service/<cluster>/<service>): only this cluster's services.
+                resources=[svc.service.service_arn for svc in services],
+                detail={"eventName": [DEPLOYMENT_FAILED]},
+            ),
+        )
+        self.deployment_failed_rule.add_target(
+            targets.SnsTopic(
+                self.topic,
+                message=events.RuleTargetInput.from_text(
+                    f"ECS deployment failed and was rolled back: {events.EventField.from_path('$.resources[0]')} "
+                    f"({events.EventField.from_path('$.detail.deploymentId')}): "
+                    f"{events.EventField.from_path('$.detail.reason')}"
+                ),
+            )
+        )
 
     def _dashboard(
         self, config: EnvironmentConfig, data: DataStack, compute: ComputeStack, m: dict[str, cloudwatch.IMetric]
@@ -214,6 +159,29 @@ class MonitoringStack(Stack):
                 left=[db.metric_free_storage_space(label=name) for name, db in databases.items()],
                 width=8,
             ),
+        )
+        dashboard.add_widgets(
+            cloudwatch.GraphWidget(
+                title="RDS freeable memory (bytes)",
+                left=[m[f"{label}DbMemory"].with_(label=label.lower()) for label in DATABASES],
+                width=8,
+            ),
+            cloudwatch.GraphWidget(
+                title="Inventory 5xx rate (%) / p99 (ms), from its access log",
+                left=[m["inventory_error_rate"]],
+                right=[m["inventory_latency_p99"]],
+                width=8,
+            ),
+            cloudwatch.GraphWidget(
+                title="Requests per service (access logs)",
+                left=[m[f"{name}_requests"].with_(label=name) for name in services],
+                width=8,
+            ),
+        )
+        dashboard.add_widgets(
+            cloudwatch.GraphWidget(title="Broker memory (% of watermark)", left=[m["broker_memory_percent"]], width=8),
+            cloudwatch.GraphWidget(title="Broker free disk / limit", left=[m["broker_disk_headroom"]], width=8),
+            cloudwatch.GraphWidget(title="Broker CPU (%)", left=[m["broker_cpu"]], width=8),
         )
         dashboard.add_widgets(
             cloudwatch.GraphWidget(

@@ -9,7 +9,9 @@ from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecr_assets as ecr_assets
 from aws_cdk import aws_ecs as ecs
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from contract import environment as var
@@ -64,9 +66,10 @@ class FargateMicroservice(Construct):
     It owns the task definition (separate task and execution roles; the task role starts empty), the
     container (image asset from ``services/Dockerfile`` with ``SERVICE=<name>``, read-only root file system with a
     writable ``/tmp``, health check on ``/health``), a log group with retention, Service Connect
-    registration or client configuration, and the scalable task count. Secrets are passed as ECS secrets
-    (resolved by the ECS agent at start, never in the task definition); ``environment`` is for
-    non-secret configuration only.
+    registration or client configuration, and the scalable task count. No credential is in the task
+    definition or injected by ECS: the service reads ``readable_secrets`` from Secrets Manager itself (their
+    ARNs are in ``environment``), re-reading them after a rotation; only the task role may read them.
+    ``environment`` is for non-secret configuration only.
 
     ``service`` (from ``contract.services``) gives the name and port. ``service_connect`` is ``"server"``
     (other tasks reach it as ``http://<name>:<port>``),
@@ -88,7 +91,7 @@ class FargateMicroservice(Construct):
         cpu_architecture: str,
         log_retention: logs.RetentionDays,
         environment: Mapping[str, str],
-        secrets: Mapping[str, ecs.Secret],
+        readable_secrets: Sequence[secretsmanager.ISecret] = (),
         use_spot: bool = False,
         service_connect: str | None = None,
         health_check_grace_period: Duration | None = None,
@@ -125,7 +128,6 @@ class FargateMicroservice(Construct):
             essential=True,
             readonly_root_filesystem=True,
             environment={**process_settings(service, sizing), **environment},
-            secrets=dict(secrets),
             port_mappings=[
                 ecs.PortMapping(
                     name="http", container_port=port, protocol=ecs.Protocol.TCP, app_protocol=ecs.AppProtocol.http
@@ -141,6 +143,15 @@ class FargateMicroservice(Construct):
             ),
             stop_timeout=Duration.seconds(30),
         )
+        if readable_secrets:
+            # GetSecretValue only (any version stage: the services fall back to AWSPENDING mid-rotation), on
+            # exactly these secrets. They use the AWS-managed Secrets Manager key, so no kms:Decrypt grant.
+            self.task_definition.add_to_task_role_policy(
+                iam.PolicyStatement(
+                    actions=["secretsmanager:GetSecretValue"],
+                    resources=[secret.secret_arn for secret in readable_secrets],
+                )
+            )
         self.container.add_mount_points(
             ecs.MountPoint(container_path="/tmp", source_volume="tmp", read_only=False)  # noqa: S108
         )

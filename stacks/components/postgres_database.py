@@ -78,12 +78,24 @@ class PostgresDatabase(Construct):
             publicly_accessible=False,
             copy_tags_to_snapshot=True,
             cloudwatch_logs_exports=["postgresql"],
+            # prod only (config): PI's 7-day retention is free; Enhanced Monitoring writes OS metrics to
+            # CloudWatch Logs (RDSOSMetrics), billed as log ingestion. None keeps the property out when off.
+            enable_performance_insights=config.db_performance_insights or None,
+            performance_insight_retention=(
+                rds.PerformanceInsightRetention.DEFAULT if config.db_performance_insights else None
+            ),
+            monitoring_interval=(
+                Duration.seconds(config.db_enhanced_monitoring_seconds)
+                if config.db_enhanced_monitoring_seconds
+                else None
+            ),
         )
         self.instance.node.add_dependency(self.log_group)
         assert self.instance.secret is not None  # from_generated_secret always creates one
         self.secret = self.instance.secret
-        # Single-user rotation keeps one login; running tasks keep their open connections, new tasks read
-        # the new password (docs/operations.md, "Credential rotation", has the restart note).
+        # Single-user rotation keeps one login; open connections survive it, and the services re-read the
+        # secret (AWSCURRENT, then AWSPENDING) when a new connection is refused (docs/operations.md,
+        # "Credential rotation").
         self.instance.add_rotation_single_user(
             automatically_after=Duration.days(config.secret_rotation_days),
             # The rotation function calls the Secrets Manager API: it needs the NAT gateway or the VPC

@@ -28,6 +28,8 @@ from stacks.components.logical_ids import TransparentConstruct
 from stacks.config import EnvironmentConfig
 
 API_PATH_PATTERN = "/api/*"
+HEALTH_PATH = "/health"  # the one path forwarded without authentication (smoke tests, uptime checks)
+HEALTH_RULE_PRIORITY, API_RULE_PRIORITY = 5, 10  # lower is evaluated first; the Cognito default comes last
 HTTP_ONLY_WARNING = (
     "No domain configured (domain_name / hosted_zone_id / hosted_zone_name): synthesizing the HTTP-only "
     "TRIAL variant. Traffic and tokens travel unencrypted and the ALB does not authenticate; only the "
@@ -158,10 +160,17 @@ class PublicEdge(TransparentConstruct):
                 next=forward,
             ),
         )
+        # Exactly /health reaches the gateway unauthenticated: behind the login a smoke test got the login page's 200.
+        self.https_listener.add_action(
+            "Health",
+            priority=HEALTH_RULE_PRIORITY,
+            conditions=[elbv2.ListenerCondition.path_patterns([HEALTH_PATH])],
+            action=forward,
+        )
         # API paths: bearer access tokens verified by the ALB (signature, iss, exp) before the gateway.
         self.https_listener.add_action(
             "Api",
-            priority=10,
+            priority=API_RULE_PRIORITY,
             conditions=[elbv2.ListenerCondition.path_patterns([API_PATH_PATTERN])],
             action=elbv2.ListenerAction.authenticate_jwt(issuer=auth.issuer, jwks_endpoint=auth.jwks_url, next=forward),
         )

@@ -8,6 +8,7 @@ import pytest
 from aws_cdk.assertions import Match
 
 from contract import environment
+from contract.messaging import BILLING_QUEUE
 from contract.services import service as contract_service
 from tests.infra.helpers import container_of, dumps, env_vars, secret_names, service_of, task_definition_of
 
@@ -132,28 +133,78 @@ def test_only_a_single_worker_service_is_left_to_choose_its_worker_count(any_env
     assert (workers is None) is contract_service(name).single_worker
 
 
+def _secret_arn_refs(env, name: str) -> dict[str, str]:
+    """The container's *_SECRET_ID variables as the logical ids of the secrets they name (cross-stack imports)."""
+    env_map = env_vars(container_of(env, name))
+    return {key: dumps(value) for key, value in env_map.items() if key.endswith("_SECRET_ID")}
+
+
 @pytest.mark.parametrize("name", ["inventory", "billing"])
-def test_database_credentials_are_ecs_secrets_not_env(any_env, name):
-    """DATABASE_USER/PASSWORD come from the RDS secret; host, port, name and sslmode are plain."""
+def test_database_credentials_come_from_the_secret_the_service_reads(any_env, name):
+    """DATABASE_SECRET_ID names the RDS secret; no user or password is in the task definition or injected by ECS
+    (an injected password would be stale after the first rotation); host, port, name and sslmode are plain."""
     container = container_of(any_env, name)
-    assert {"DATABASE_USER", "DATABASE_PASSWORD"} <= secret_names(container)
     env = env_vars(container)
     assert env["DATABASE_SSLMODE"] == "require"
     assert env["DATABASE_NAME"] == {"inventory": "movies_db", "billing": "billing_db"}[name]
-    assert {"DATABASE_HOST", "DATABASE_PORT"} <= set(env)
-    secrets = {s["Name"]: dumps(s["ValueFrom"]) for s in container["Secrets"]}
-    assert ":password::" in secrets["DATABASE_PASSWORD"]
-    assert ":username::" in secrets["DATABASE_USER"]
+    assert {"DATABASE_HOST", "DATABASE_PORT", environment.DATABASE_SECRET_ID.name} <= set(env)
+    label = {"inventory": "InventoryDb", "billing": "BillingDb"}[name]
+    assert f"{label}InstanceSecret" in _secret_arn_refs(any_env, name)[environment.DATABASE_SECRET_ID.name]
+    assert "Secrets" not in container
+    assert not {environment.DATABASE_USER.name, environment.DATABASE_PASSWORD.name} & set(env)
 
 
 @pytest.mark.parametrize("name", ["gateway", "billing"])
 def test_broker_settings_reach_gateway_and_billing(any_env, name):
-    """RABBITMQ_URL (first AMQP endpoint) and BILLING_QUEUE are plain; user and password are secrets."""
+    """RABBITMQ_URL (first AMQP endpoint), the contract's queue and the broker secret's ARN are plain; no
+    broker user or password anywhere in the task definition."""
     container = container_of(any_env, name)
     env = env_vars(container)
     assert "AmqpEndpoints" in dumps(env["RABBITMQ_URL"])
-    assert env["BILLING_QUEUE"] == "billing_queue"
-    assert {"RABBITMQ_USER", "RABBITMQ_PASSWORD"} <= secret_names(container)
+    assert env["BILLING_QUEUE"] == BILLING_QUEUE.name
+    assert "BrokerCredentials" in _secret_arn_refs(any_env, name)[environment.RABBITMQ_SECRET_ID.name]
+    assert "Secrets" not in container
+    assert not {environment.RABBITMQ_USER.name, environment.RABBITMQ_PASSWORD.name} & set(env)
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_no_sdk_endpoint_or_keys_are_set_on_aws(any_env, name):
+    """The AWS_SDK group stays unset: ECS sets AWS_REGION, the task role gives credentials, AWS's endpoints."""
+    assert not {variable.name for variable in environment.AWS_SDK} & set(env_vars(container_of(any_env, name)))
+
+
+def _policy_statements(env, role_logical_id: str) -> list[dict]:
+    policies = env.resources("Compute", "AWS::IAM::Policy")
+    return [
+        statement
+        for policy in policies.values()
+        if {"Ref": role_logical_id} in policy["Properties"]["Roles"]
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+    ]
+
+
+@pytest.mark.parametrize(
+    ("name", "secrets"),
+    [
+        ("inventory", {"InventoryDb"}),
+        ("billing", {"BillingDb", "BrokerCredentials"}),
+        ("gateway", {"BrokerCredentials"}),
+    ],
+)
+def test_task_role_may_read_exactly_its_own_secrets(any_env, name, secrets):
+    """The TASK role gets secretsmanager:GetSecretValue on exactly the service's secrets (no KMS: AWS-managed key);
+    the execution role has no Secrets Manager access any more (nothing is injected at start)."""
+    properties = task_definition_of(any_env, name)["Properties"]
+    task_role = properties["TaskRoleArn"]["Fn::GetAtt"][0]
+    execution_role = properties["ExecutionRoleArn"]["Fn::GetAtt"][0]
+    statements = _policy_statements(any_env, task_role)
+    assert [s["Action"] for s in statements] == ["secretsmanager:GetSecretValue"]
+    resources = statements[0]["Resource"]
+    resources = resources if isinstance(resources, list) else [resources]
+    assert len(resources) == len(secrets)
+    assert {label for label in secrets for resource in resources if label in dumps(resource)} == secrets
+    assert "secretsmanager" not in dumps(_policy_statements(any_env, execution_role))
+    assert "kms:" not in dumps(statements)
 
 
 @pytest.mark.parametrize("name", SERVICES)
@@ -205,37 +256,31 @@ def test_gateway_trusts_only_its_own_alb_for_browser_sessions(prod, dev):
 
 
 @pytest.mark.parametrize("name", SERVICES)
-def test_task_role_is_separate_and_has_no_permissions(any_env, name):
-    """Task and execution roles differ; the task role has no policy (the apps call no AWS API)."""
+def test_task_role_is_separate_and_only_reads_secrets(any_env, name):
+    """Task and execution roles differ; the task role's only permission is reading the service's secrets
+    (test_task_role_may_read_exactly_its_own_secrets says which)."""
     props = task_definition_of(any_env, name)["Properties"]
     task_role, execution_role = props["TaskRoleArn"], props["ExecutionRoleArn"]
     assert task_role != execution_role
-    task_role_id = task_role["Fn::GetAtt"][0]
-    for policy in any_env.resources("Compute", "AWS::IAM::Policy").values():
-        assert {"Ref": task_role_id} not in policy["Properties"]["Roles"]
+    actions = {
+        action
+        for statement in _policy_statements(any_env, task_role["Fn::GetAtt"][0])
+        for action in ([statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"])
+    }
+    assert actions == {"secretsmanager:GetSecretValue"}
 
 
 @pytest.mark.parametrize("name", SERVICES)
-def test_execution_role_reads_only_its_own_secrets(any_env, name):
-    """The execution role may read exactly the secrets its container receives."""
+def test_execution_role_only_pulls_the_image_and_writes_logs(any_env, name):
+    """The execution role no longer reads any secret (ECS injects none): ECR pull and CloudWatch Logs only."""
     props = task_definition_of(any_env, name)["Properties"]
-    role_id = props["ExecutionRoleArn"]["Fn::GetAtt"][0]
-    (policy,) = [
-        p
-        for p in any_env.resources("Compute", "AWS::IAM::Policy").values()
-        if p["Properties"]["Roles"] == [{"Ref": role_id}]
-    ]
-    statements = policy["Properties"]["PolicyDocument"]["Statement"]
-    secret_resources = []
-    for statement in statements:
-        if "secretsmanager:GetSecretValue" in statement["Action"]:
-            resource = statement["Resource"]
-            secret_resources.extend(resource if isinstance(resource, list) else [resource])
-    assert len(secret_resources) == {"inventory": 1, "billing": 2, "gateway": 1}[name]
-    flat = dumps(secret_resources)
-    assert ("BrokerCredentials" in flat) is (name != "inventory")
-    assert ("InventoryDb" in flat) is (name == "inventory")
-    assert ("BillingDb" in flat) is (name == "billing")
+    statements = _policy_statements(any_env, props["ExecutionRoleArn"]["Fn::GetAtt"][0])
+    services = {
+        action.split(":")[0]
+        for statement in statements
+        for action in ([statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"])
+    }
+    assert services == {"ecr", "logs"}
 
 
 @pytest.mark.parametrize(("env_name", "provider"), [("dev", "FARGATE_SPOT"), ("prod", "FARGATE")])
@@ -312,9 +357,35 @@ def test_https_listener_uses_a_tls_1_2_plus_policy(prod):
     assert _listeners(prod)[443]["SslPolicy"] == "ELBSecurityPolicy-TLS13-1-2-2021-06"
 
 
+def _rules_by_path(env) -> dict[str, dict]:
+    """The HTTPS listener's rules by their single path pattern."""
+    rules = {}
+    for rule in env.resources("Compute", "AWS::ElasticLoadBalancingV2::ListenerRule").values():
+        (condition,) = rule["Properties"]["Conditions"]
+        (path,) = condition["PathPatternConfig"]["Values"]
+        rules[path] = rule
+    return rules
+
+
+def _api_rule(env) -> dict:
+    return _rules_by_path(env)["/api/*"]
+
+
+def test_health_is_forwarded_without_authentication_before_every_other_rule(prod):
+    """Exactly /health (no wildcard) is forwarded to the gateway with no Cognito or JWT action, at a lower
+    priority number (evaluated first) than the /api/* JWT rule; the listener's default stays the Cognito login."""
+    rules = _rules_by_path(prod)
+    assert set(rules) == {"/health", "/api/*"}
+    health = rules["/health"]["Properties"]
+    assert [a["Type"] for a in health["Actions"]] == ["forward"]
+    assert health["Actions"][0]["TargetGroupArn"] == rules["/api/*"]["Properties"]["Actions"][-1]["TargetGroupArn"]
+    assert health["Priority"] < rules["/api/*"]["Properties"]["Priority"]
+    assert _listeners(prod)[443]["DefaultActions"][0]["Type"] == "authenticate-cognito"
+
+
 def test_api_paths_are_validated_as_jwt_then_forwarded(prod):
     """/api/* rule: jwt-validation with the Cognito issuer and JWKS (order 1), then forward (order 2)."""
-    (rule,) = prod.resources("Compute", "AWS::ElasticLoadBalancingV2::ListenerRule").values()
+    rule = _api_rule(prod)
     props = rule["Properties"]
     assert props["Conditions"] == [{"Field": "path-pattern", "PathPatternConfig": {"Values": ["/api/*"]}}]
     assert [(a["Order"], a["Type"]) for a in props["Actions"]] == [(1, "jwt-validation"), (2, "forward")]
@@ -326,7 +397,7 @@ def test_api_paths_are_validated_as_jwt_then_forwarded(prod):
 def test_alb_and_gateway_trust_the_same_issuer_and_keys(prod):
     """Defence in depth only works if both layers check the same thing: the ALB's JWT rule and the gateway's
     settings name the identical issuer and JWKS endpoint."""
-    (rule,) = prod.resources("Compute", "AWS::ElasticLoadBalancingV2::ListenerRule").values()
+    rule = _api_rule(prod)
     jwt = rule["Properties"]["Actions"][0]["JwtValidationConfig"]
     env = env_vars(container_of(prod, "gateway"))
     assert jwt["Issuer"] == env["AUTH_ISSUER"]
@@ -452,7 +523,7 @@ def test_inventory_scales_on_cpu_and_alb_requests_per_inventory_task(any_env):
 
 
 def test_billing_scales_on_billing_queue_depth(any_env):
-    """Step scaling driven by AWS/AmazonMQ MessageCount of billing_queue on the broker's / vhost."""
+    """Step scaling driven by AWS/AmazonMQ MessageCount of the contract's orders queue on the broker's / vhost."""
     policies, _ = _policies_of(any_env, "billing")
     assert {p["PolicyType"] for p in policies} == {"StepScaling"}
     alarms = [
@@ -465,7 +536,7 @@ def test_billing_scales_on_billing_queue_depth(any_env):
         assert alarm["MetricName"] == "MessageCount"
         assert sorted((d["Name"], d["Value"]) for d in alarm["Dimensions"]) == [
             ("Broker", f"movies-{any_env.name}-broker"),
-            ("Queue", "billing_queue"),
+            ("Queue", BILLING_QUEUE.name),
             ("VirtualHost", "/"),
         ]
 

@@ -41,3 +41,31 @@ def test_https_needs_domain_and_hosted_zone():
     assert PROD.https_enabled
     assert not DEV.https_enabled
     assert not dataclasses.replace(PROD, hosted_zone_id=None).https_enabled
+
+
+def test_region_is_the_config_s_and_overridable():
+    """The config's region is authoritative (eu-west-1, what .cfnlintrc.yaml and the docs say); -c region=... wins."""
+    assert DEV.region == PROD.region == "eu-west-1"
+    assert load_config("prod", {"region": "eu-central-1"}).region == "eu-central-1"
+    assert load_config("prod", {"region": ""}).region == "eu-west-1"
+
+
+def test_cfn_lint_checks_the_configured_region():
+    """.cfnlintrc.yaml lints for the region the environments deploy to."""
+    from tests.infra.helpers import REPO_ROOT
+
+    text = (REPO_ROOT / ".cfnlintrc.yaml").read_text()
+    assert {line.strip().removeprefix("- ") for line in text.splitlines() if line.startswith("  - ")} == {DEV.region}
+
+
+def test_alarm_https_endpoint_is_optional_and_overridable():
+    """No on-call URL by default; -c alarm_https_endpoint=https://... sets one."""
+    assert DEV.alarm_https_endpoint is None and PROD.alarm_https_endpoint is None
+    url = "https://api.opsgenie.com/v1/json/amazonsns?apiKey=x"
+    assert load_config("prod", {"alarm_https_endpoint": url}).alarm_https_endpoint == url
+
+
+def test_backup_copy_goes_to_another_region_in_prod_only():
+    """prod copies recovery points to a region other than its own; dev keeps them in-region."""
+    assert DEV.backup_copy_region is None
+    assert PROD.backup_copy_region and PROD.backup_copy_region != PROD.region

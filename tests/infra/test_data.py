@@ -68,7 +68,7 @@ def test_postgres_logs_are_exported_to_log_groups_with_retention(any_env):
     groups = any_env.resources("Data", "AWS::Logs::LogGroup")
     for service in ("inventory", "billing"):
         name = f"/aws/rds/instance/movies-{any_env.name}-{service}/postgresql"
-        (group_id,) = [i for i, g in groups.items() if g["Properties"]["LogGroupName"] == name]
+        (group_id,) = [i for i, g in groups.items() if g["Properties"].get("LogGroupName") == name]
         assert groups[group_id]["Properties"]["RetentionInDays"] == {"dev": 7, "prod": 90}[any_env.name]
         (instance,) = [
             i
@@ -86,11 +86,11 @@ def test_databases_live_in_isolated_subnets(any_env):
 
 
 def test_credentials_are_generated_secrets_with_rotation(any_env):
-    """Each database user is generated into Secrets Manager and rotated on a schedule."""
+    """Each database user is generated into Secrets Manager and rotated on a schedule; so is the broker user."""
     for instance in _db_instances(any_env).values():
         assert "{{resolve:secretsmanager:" in dumps(instance["Properties"]["MasterUserPassword"])
     schedules = any_env.resources("Data", "AWS::SecretsManager::RotationSchedule").values()
-    assert len(schedules) == 2
+    assert len(schedules) == 3
     for schedule in schedules:
         assert schedule["Properties"]["RotationRules"]["ScheduleExpression"] == "rate(30 days)"
 
@@ -165,14 +165,18 @@ def test_no_template_contains_a_plain_text_password(any_env):
 
 
 def test_broker_admits_amqps_only_from_gateway_and_billing_tasks(any_env):
-    """The broker security group has exactly two ingress rules: 5671 from gateway and from billing."""
+    """The broker security group has exactly three ingress rules: 5671 from gateway and from billing, and 443
+    (management API) from the rotation Lambda only."""
     broker_group = logical_id_of(any_env, "Data", "BrokerSecurityGroup", "AWS::EC2::SecurityGroup")
     rules = [
         r["Properties"]
         for r in _ingress_rules(any_env, "Data")
         if r["Properties"]["GroupId"] == {"Fn::GetAtt": [broker_group, "GroupId"]}
     ]
-    assert sorted((r["FromPort"], r["ToPort"]) for r in rules) == [(5671, 5671), (5671, 5671)]
+    assert sorted((r["FromPort"], r["ToPort"]) for r in rules) == [(443, 443), (5671, 5671), (5671, 5671)]
+    (management,) = [r for r in rules if r["FromPort"] == 443]
+    assert "BrokerRotationSecurityGroup" in dumps(management["SourceSecurityGroupId"])
+    rules = [r for r in rules if r["FromPort"] == 5671]
     sources = dumps([r["SourceSecurityGroupId"] for r in rules])
     assert "GatewayTasks" in sources and "BillingTasks" in sources
     assert "InventoryTasks" not in sources
@@ -188,3 +192,86 @@ def test_rotation_functions_run_where_they_can_reach_secrets_manager(any_env):
         subnets = dumps(application["Properties"]["Parameters"]["vpcSubnetIds"])
         assert "appSubnet" in subnets
         assert "dataSubnet" not in subnets
+
+
+# --- issue 11: rotation of the broker user, PI / Enhanced Monitoring, AWS Backup ------------------------------
+
+
+@pytest.mark.parametrize(("env_name", "enabled"), [("dev", False), ("prod", True)])
+def test_performance_insights_and_enhanced_monitoring_in_prod_only(synthesized, env_name, enabled):
+    """prod: Performance Insights (7 days, free tier) and Enhanced Monitoring every 60 s; dev: neither."""
+    for instance in _db_instances(synthesized[env_name]).values():
+        props = instance["Properties"]
+        assert bool(props.get("EnablePerformanceInsights")) is enabled
+        assert (props.get("MonitoringInterval", 0) == 60) is enabled
+        assert ("MonitoringRoleArn" in props) is enabled
+        if enabled:
+            assert props["PerformanceInsightsRetentionPeriod"] == 7
+
+
+def test_database_secrets_keep_their_single_user_rotation(any_env):
+    """The two RDS secrets still rotate with the hosted single-user rotation."""
+    schedules = any_env.resources("Data", "AWS::SecretsManager::RotationSchedule")
+    hosted = [s for s in schedules.values() if "RotationSingleUser" in dumps(s["Properties"]["RotationLambdaARN"])]
+    assert len(hosted) == 2
+
+
+def test_broker_secret_rotates_with_our_lambda(any_env):
+    """The broker secret has a rotation schedule whose Lambda is functions/broker_rotation (Python 3.12,
+    handler.handler) in the private subnets with egress, told the broker's management URL."""
+    schedules = any_env.resources("Data", "AWS::SecretsManager::RotationSchedule")
+    (schedule,) = [s for s in schedules.values() if s["Properties"]["SecretId"] == {"Ref": "BrokerCredentials3A27FE8A"}]
+    assert schedule["Properties"]["RotationRules"] == {"ScheduleExpression": "rate(30 days)"}
+    function_id = schedule["Properties"]["RotationLambdaARN"]["Fn::GetAtt"][0]
+    function = any_env.templates["Data"]["Resources"][function_id]["Properties"]
+    assert (function["Runtime"], function["Handler"]) == ("python3.12", "handler.handler")
+    assert "appSubnet" in dumps(function["VpcConfig"]["SubnetIds"]) or "Private" in dumps(function["VpcConfig"])
+    assert "ConsoleURLs" in dumps(function["Environment"]["Variables"]["BROKER_MANAGEMENT_URL"])
+
+
+def test_rotation_lambda_may_rotate_only_the_broker_secret(any_env):
+    """Its role's Secrets Manager actions name exactly the broker secret (GetRandomPassword has no resource)."""
+    policy = logical_id_of(any_env, "Data", "BrokerRotationFunctionServiceRoleDefaultPolicy", "AWS::IAM::Policy")
+    statements = any_env.templates["Data"]["Resources"][policy]["Properties"]["PolicyDocument"]["Statement"]
+    for statement in statements:
+        if statement["Resource"] == "*":
+            assert statement["Action"] == "secretsmanager:GetRandomPassword"
+        else:
+            assert statement["Resource"] == {"Ref": "BrokerCredentials3A27FE8A"}
+            assert "secretsmanager:PutSecretValue" in statement["Action"]
+
+
+def test_rotation_lambda_reaches_the_broker_management_port(any_env):
+    """The broker admits 443 from the rotation Lambda's security group only (besides amqps from the tasks)."""
+    rules = [
+        r["Properties"]
+        for r in _ingress_rules(any_env, "Data")
+        if "BrokerSecurityGroup" in dumps(r["Properties"]["GroupId"]) and r["Properties"]["FromPort"] == 443
+    ]
+    assert len(rules) == 1
+    assert "BrokerRotationSecurityGroup" in dumps(rules[0]["SourceSecurityGroupId"])
+
+
+def test_daily_backup_plan_covers_both_databases(any_env):
+    """AWS Backup: one daily rule, retention by environment, selecting exactly the two instances."""
+    plan = any_env.only("Data", "AWS::Backup::BackupPlan")["Properties"]["BackupPlan"]
+    (rule,) = plan["BackupPlanRule"]
+    assert rule["ScheduleExpression"].startswith("cron(0 2 ")
+    assert rule["Lifecycle"]["DeleteAfterDays"] == {"dev": 7, "prod": 35}[any_env.name]
+    selection = any_env.only("Data", "AWS::Backup::BackupSelection")["Properties"]["BackupSelection"]
+    resources = dumps(selection["Resources"])
+    assert "InventoryDbInstance" in resources and "BillingDbInstance" in resources
+    assert len(selection["Resources"]) == 2
+
+
+@pytest.mark.parametrize(("env_name", "copies"), [("dev", False), ("prod", True)])
+def test_prod_copies_every_recovery_point_to_a_second_region(synthesized, env_name, copies):
+    """prod: a copy action to the vault movies-prod-backup-copy in the configured second region."""
+    env = synthesized[env_name]
+    (rule,) = env.only("Data", "AWS::Backup::BackupPlan")["Properties"]["BackupPlan"]["BackupPlanRule"]
+    actions = rule.get("CopyActions", [])
+    assert bool(actions) is copies
+    if copies:
+        destination = dumps(actions[0]["DestinationBackupVaultArn"])
+        assert ":backup:eu-central-1:" in destination and "backup-vault:movies-prod-backup-copy" in destination
+        assert actions[0]["Lifecycle"]["DeleteAfterDays"] == 35

@@ -29,6 +29,7 @@ STATEFUL_TYPES = (
     "AWS::Cognito::UserPool",
     "AWS::S3::Bucket",
     "AWS::SecretsManager::Secret",
+    "AWS::Backup::BackupVault",
 )
 
 _COMMON = {
@@ -37,6 +38,8 @@ _COMMON = {
         "BillingDbInstanceC5387052": "AWS::RDS::DBInstance",
         "Broker": "AWS::AmazonMQ::Broker",
         "BrokerCredentials3A27FE8A": "AWS::SecretsManager::Secret",
+        # issue 11: holds the recovery points; retained on deletion.
+        "BackupVaultADF21B19": "AWS::Backup::BackupVault",
     },
     "Auth": {"UserPool6BA7E5F2": "AWS::Cognito::UserPool"},
     "Compute": {

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from contract.messaging import BILLING_QUEUE
+from stacks.alarm_table import alarm_specs
+from stacks.config import ENVIRONMENTS
 from tests.infra.helpers import dumps
 
 pytestmark = pytest.mark.infra
@@ -19,6 +22,17 @@ EXPECTED_ALARMS = {
     "InventoryDbStorage",
     "BillingDbCpu",
     "BillingDbStorage",
+    # issue 11: one per failure mode the review found without an alarm
+    "BrokerMemory",
+    "BrokerDisk",
+    "BrokerCpu",
+    "Inventory5xxRate",
+    "InventoryLatencyP99",
+    "GatewayTasksBelowMinimum",
+    "InventoryDbMemory",
+    "BillingDbMemory",
+    "InventoryDbConnections",
+    "BillingDbConnections",
 }
 
 
@@ -61,11 +75,26 @@ def test_all_expected_alarms_exist_and_notify_the_topic(any_env):
         assert "AlarmTopic" in dumps(props["OKActions"])
 
 
+def test_alarm_table_is_exactly_the_expected_alarms():
+    """The table in stacks/alarm_table.py and this list agree (each row has a runbook line in the docs)."""
+    for config in ENVIRONMENTS.values():
+        assert {spec.id for spec in alarm_specs(config)} == EXPECTED_ALARMS
+
+
+def test_every_alarm_has_a_runbook_line():
+    """docs/operations.md's alarm table names every alarm (what it means, what to do)."""
+    from tests.infra.helpers import REPO_ROOT
+
+    text = (REPO_ROOT / "docs" / "operations.md").read_text()
+    missing = [name for name in EXPECTED_ALARMS if f"`{name}`" not in text]
+    assert missing == []
+
+
 def test_any_dead_letter_pages(any_env):
-    """A single message in billing_queue.dlq raises the alarm."""
+    """A single message in the contract's dead-letter queue (billing.orders.dlq) raises the alarm."""
     alarm = _alarm(any_env, "DeadLetters")
     assert (alarm["Namespace"], alarm["MetricName"]) == ("AWS/AmazonMQ", "MessageCount")
-    assert {"Name": "Queue", "Value": "billing_queue.dlq"} in alarm["Dimensions"]
+    assert {"Name": "Queue", "Value": BILLING_QUEUE.dead_letter_queue} in alarm["Dimensions"]
     assert (alarm["ComparisonOperator"], alarm["Threshold"]) == ("GreaterThanThreshold", 0)
 
 
@@ -93,10 +122,16 @@ def test_latency_alarm_uses_p99(any_env):
 
 
 def test_dashboard_shows_queue_and_dead_letter_queue(any_env):
-    """The dashboard graphs depth and consumers of billing_queue and billing_queue.dlq, plus RDS and ALB."""
+    """The dashboard graphs the queue and its dead-letter queue, RDS, ALB, broker and the access-log metrics."""
     body = dumps(any_env.only("Monitoring", "AWS::CloudWatch::Dashboard")["Properties"]["DashboardBody"])
     for text in (
-        "billing_queue.dlq",
+        BILLING_QUEUE.dead_letter_queue,
+        "RabbitMQMemUsed",
+        "RabbitMQDiskFree",
+        "SystemCpuUtilization",
+        "FreeableMemory",
+        "InventoryDurationMs",
+        "Inventory5xx",
         "ConsumerCount",
         "MessageCount",
         "TargetResponseTime",
@@ -116,3 +151,113 @@ def test_budget_alerts_at_80_and_100_percent(any_env):
     assert budget["Budget"]["BudgetLimit"]["Amount"] == {"dev": 200, "prod": 2000}[any_env.name]
     thresholds = sorted(n["Notification"]["Threshold"] for n in budget["NotificationsWithSubscribers"])
     assert thresholds == [80, 100]
+
+
+def _metric_expressions(alarm) -> list[str]:
+    return [m["Expression"] for m in alarm["Metrics"] if "Expression" in m]
+
+
+def test_broker_memory_is_used_over_limit_across_nodes(any_env):
+    """RabbitMQMemUsed / RabbitMQMemLimit (%) over every node of this broker (Metrics Insights: node names are
+    unknown before deployment); missing data pages (the broker stopped reporting)."""
+    alarm = _alarm(any_env, "BrokerMemory")
+    expressions = _metric_expressions(alarm)
+    broker = f"Broker = 'movies-{any_env.name}-broker'"
+    assert any("RabbitMQMemUsed" in e and broker in e for e in expressions)
+    assert any("RabbitMQMemLimit" in e and broker in e for e in expressions)
+    assert (alarm["Threshold"], alarm["TreatMissingData"]) == (80, "breaching")
+
+
+def test_broker_disk_alarm_compares_free_disk_with_its_limit(any_env):
+    """Free disk below twice RabbitMQ's free-disk limit pages (at the limit publishers are blocked)."""
+    alarm = _alarm(any_env, "BrokerDisk")
+    joined = " ".join(_metric_expressions(alarm))
+    assert "RabbitMQDiskFree)" in joined and "RabbitMQDiskFreeLimit" in joined
+    assert (alarm["ComparisonOperator"], alarm["Threshold"]) == ("LessThanThreshold", 2)
+
+
+def test_broker_cpu_alarm(any_env):
+    """SystemCpuUtilization of the busiest node above 80 %."""
+    assert "MAX(SystemCpuUtilization)" in " ".join(_metric_expressions(_alarm(any_env, "BrokerCpu")))
+
+
+def test_gateway_running_tasks_below_the_scaling_minimum_pages(any_env):
+    """ECS/ContainerInsights RunningTaskCount of the gateway below its configured minimum; no data pages."""
+    alarm = _alarm(any_env, "GatewayTasksBelowMinimum")
+    assert (alarm["Namespace"], alarm["MetricName"]) == ("ECS/ContainerInsights", "RunningTaskCount")
+    assert alarm["Threshold"] == ENVIRONMENTS[any_env.name].gateway.min_tasks
+    assert (alarm["ComparisonOperator"], alarm["TreatMissingData"]) == ("LessThanThreshold", "breaching")
+
+
+@pytest.mark.parametrize(
+    ("prefix", "metric", "comparison"),
+    [
+        ("DbMemory", "FreeableMemory", "LessThanThreshold"),
+        ("DbConnections", "DatabaseConnections", "GreaterThanThreshold"),
+        ("DbStorage", "FreeStorageSpace", "LessThanThreshold"),
+    ],
+)
+def test_each_database_has_memory_connection_and_storage_alarms(any_env, prefix, metric, comparison):
+    """Per database: FreeableMemory, DatabaseConnections and FreeStorageSpace, each on its own instance."""
+    instances = set()
+    for label in ("Inventory", "Billing"):
+        alarm = _alarm(any_env, f"{label}{prefix}")
+        assert (alarm["MetricName"], alarm["ComparisonOperator"]) == (metric, comparison)
+        instances.add(dumps(alarm["Dimensions"]))
+    assert len(instances) == 2
+
+
+def test_inventory_errors_and_latency_come_from_its_access_log(any_env):
+    """Metric filters on inventory's JSON access lines (status >= 500, duration_ms) feed its 5xx-rate and p99
+    alarms: no sidecar and no code change."""
+    filters = any_env.resources("Monitoring", "AWS::Logs::MetricFilter")
+    by_metric = {
+        f["Properties"]["MetricTransformations"][0]["MetricName"]: f["Properties"] for f in filters.values()
+    }
+    assert "$.status >= 500" in by_metric["Inventory5xx"]["FilterPattern"]
+    assert by_metric["InventoryDurationMs"]["MetricTransformations"][0]["MetricValue"] == "$.duration_ms"
+    assert "InventoryLogs" in dumps(by_metric["Inventory5xx"]["LogGroupName"])
+    rate = _alarm(any_env, "Inventory5xxRate")
+    assert any(m.get("MetricStat", {}).get("Metric", {}).get("MetricName") == "Inventory5xx" for m in rate["Metrics"])
+    latency = _alarm(any_env, "InventoryLatencyP99")
+    assert (latency["MetricName"], latency["ExtendedStatistic"]) == ("InventoryDurationMs", "p99")
+
+
+def test_failed_deployments_of_this_cluster_reach_the_topic(any_env):
+    """EventBridge: ECS Deployment State Change / SERVICE_DEPLOYMENT_FAILED (circuit breaker, rolled back) of the
+    three services of this cluster goes to the alarm topic, which EventBridge may publish to (and encrypt for)."""
+    rule = any_env.only("Monitoring", "AWS::Events::Rule")["Properties"]
+    pattern = rule["EventPattern"]
+    assert pattern["source"] == ["aws.ecs"]
+    assert pattern["detail-type"] == ["ECS Deployment State Change"]
+    assert pattern["detail"] == {"eventName": ["SERVICE_DEPLOYMENT_FAILED"]}
+    assert len(pattern["resources"]) == 3
+    assert all("Service" in dumps(resource) for resource in pattern["resources"])
+    assert "AlarmTopic" in dumps(rule["Targets"][0]["Arn"])
+    policy = any_env.only("Monitoring", "AWS::SNS::TopicPolicy")["Properties"]["PolicyDocument"]
+    events_principal = {"Service": "events.amazonaws.com"}
+    assert any(s["Effect"] == "Allow" and s.get("Principal") == events_principal for s in policy["Statement"])
+    key_policy = any_env.only("Monitoring", "AWS::KMS::Key")["Properties"]["KeyPolicy"]
+    assert "events.amazonaws.com" in dumps(key_policy)
+
+
+def test_no_https_subscription_unless_configured(any_env):
+    """Only the e-mail subscription exists by default; alarm_https_endpoint adds HTTPS (test below)."""
+    subscriptions = any_env.resources("Monitoring", "AWS::SNS::Subscription").values()
+    assert [s["Properties"]["Protocol"] for s in subscriptions] == ["email"]
+
+
+def test_alarm_https_endpoint_subscribes_the_topic_over_https():
+    """-c alarm_https_endpoint=https://... (PagerDuty / Opsgenie) adds an HTTPS subscription to the topic."""
+    from aws_cdk.assertions import Template
+
+    from stacks.application import build_app
+    from tests.infra.helpers import cdk_context, environment_without
+
+    url = "https://events.pagerduty.com/integration/abc123/enqueue"
+    with environment_without("CDK_DEFAULT_ACCOUNT", "CDK_DEFAULT_REGION"):
+        _, stage = build_app(
+            context={**cdk_context(), "env": "dev", "alarm_https_endpoint": url}, nag=False, validation=False
+        )
+        template = Template.from_stack(stage.monitoring)
+    template.has_resource_properties("AWS::SNS::Subscription", {"Protocol": "https", "Endpoint": url})

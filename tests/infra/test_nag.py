@@ -12,13 +12,20 @@ EXPECTED_ACKNOWLEDGEMENTS = {
     "common": {
         "AwsSolutions-EC23",
         "AwsSolutions-RDS11",
-        "AwsSolutions-SMG4",
         "AwsSolutions-ECS2",
         "AwsSolutions-IAM5[Resource::*]",
         "AwsSolutions-S1",
+        # issue 11: the broker rotation Lambda and the AWS Backup role (SMG4 is gone: the broker secret rotates)
+        "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]",
+        "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole]",
+        "AwsSolutions-L1",
+        "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSBackupServiceRolePolicyForBackup]",
     },
     "dev": {"AwsSolutions-RDS3", "AwsSolutions-RDS10", "AwsSolutions-COG2", "AwsSolutions-COG8"},
-    "prod": set(),
+    "prod": {
+        # Enhanced Monitoring (prod only): RDS's documented managed policy for its monitoring role
+        "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonRDSEnhancedMonitoringRole]",
+    },
 }
 
 
@@ -58,6 +65,6 @@ def test_acknowledged_rules_are_exactly_the_reviewed_list(any_env):
 
 
 def test_prod_has_no_environment_specific_exceptions(prod):
-    """Multi-AZ, deletion protection, MFA and threat protection hold in prod: nothing to acknowledge."""
+    """Multi-AZ, deletion protection, MFA and threat protection hold in prod: none of dev's exceptions."""
     rules = {rule for _, rule, _ in _acknowledgements(prod)}
     assert not rules & EXPECTED_ACKNOWLEDGEMENTS["dev"]

@@ -40,3 +40,17 @@ def test_synthesis_needs_no_aws_account(any_env):
     for stack in any_env.stage.stacks:
         assert stack.region == "eu-west-1"
         assert stack.account.startswith("${Token[")
+
+
+def test_cli_default_region_does_not_override_the_config(monkeypatch):
+    """The CDK CLI sets CDK_DEFAULT_REGION=us-east-1 when no region is configured: the stage still targets the
+    config's region (one region everywhere)."""
+    from stacks.application import build_app
+    from tests.infra.helpers import cdk_context
+
+    monkeypatch.setenv("CDK_DEFAULT_REGION", "us-east-1")
+    monkeypatch.delenv("CDK_DEFAULT_ACCOUNT", raising=False)
+    _, stage = build_app(context={**cdk_context(), "env": "dev"}, nag=False, validation=False)
+    assert {stack.region for stack in stage.stacks} == {"eu-west-1"}
+    _, stage = build_app(context={**cdk_context(), "env": "dev", "region": "eu-central-1"}, nag=False, validation=False)
+    assert {stack.region for stack in stage.stacks} == {"eu-central-1"}

@@ -1,0 +1,214 @@
+"""The alarm table of the MonitoringStack and the named metrics its rows and the dashboard refer to.
+
+One row (``AlarmSpec``) per failure mode; every alarm notifies the same SNS topic on ALARM and OK, and each
+has a runbook line in docs/operations.md ("Alarms on AWS"). Service-level HTTP metrics come from CloudWatch
+Logs metric filters on the services' JSON access-log lines (``service_log_metrics``): no sidecar, no code
+change (the cost comparison is in docs/aws-deployment.md, "Cost").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aws_cdk import Duration
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from contract.messaging import BILLING_QUEUE
+from stacks.compute import ComputeStack
+from stacks.config import EnvironmentConfig
+from stacks.data import DataStack, queue_metric
+
+FIVE_MINUTES = Duration.minutes(5)
+ABOVE = cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD
+AT_LEAST = cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD
+BELOW = cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD
+MISSING_IS_OK = cloudwatch.TreatMissingData.NOT_BREACHING
+MISSING_IS_BAD = cloudwatch.TreatMissingData.BREACHING
+#: The databases, by the label their alarms and dashboard lines carry.
+DATABASES = ("Inventory", "Billing")
+#: Namespace of the metrics our metric filters derive from the services' access logs.
+LOG_METRICS_NAMESPACE = "Movies"
+#: Services whose access logs are turned into metrics (label, attribute of the compute stack).
+LOGGED_SERVICES = ("Gateway", "Inventory", "Billing")
+
+
+@dataclass(frozen=True)
+class AlarmSpec:
+    """One alarm: its construct id, the named metric it watches (``system_metrics``) and when it fires."""
+
+    id: str
+    metric: str
+    threshold: float
+    evaluation_periods: int
+    description: str
+    comparison: cloudwatch.ComparisonOperator = AT_LEAST
+    datapoints_to_alarm: int | None = None
+    missing_data: cloudwatch.TreatMissingData | None = None
+
+
+def alarm_specs(config: EnvironmentConfig) -> tuple[AlarmSpec, ...]:
+    """Every alarm of the system; thresholds that differ per environment come from ``config``."""
+    queue, dlq = BILLING_QUEUE.name, BILLING_QUEUE.dead_letter_queue
+    table = [
+        AlarmSpec("Alb5xxRate", "error_rate", 5, 3, "More than 5 % of ALB requests answered 5xx",
+                  datapoints_to_alarm=2, missing_data=MISSING_IS_OK),
+        AlarmSpec("AlbLatencyP99", "latency_p99", config.latency_p99_threshold_seconds, 3,
+                  "p99 gateway response time above the threshold", datapoints_to_alarm=2, missing_data=MISSING_IS_OK),
+        AlarmSpec("UnhealthyTargets", "unhealthy_targets", 0, 3, "At least one gateway target is unhealthy",
+                  comparison=ABOVE, missing_data=MISSING_IS_OK),
+        AlarmSpec("BillingNotRunning", "running_billing", 1, 3,
+                  f"No billing task is running: orders pile up in {queue}", comparison=BELOW,
+                  missing_data=MISSING_IS_BAD),
+        AlarmSpec("GatewayTasksBelowMinimum", "running_gateway", config.gateway.min_tasks, 3,
+                  f"Fewer than {config.gateway.min_tasks} gateway tasks running (the scaling minimum)",
+                  comparison=BELOW, missing_data=MISSING_IS_BAD),
+        AlarmSpec("QueueBacklog", "queue_depth", config.queue_backlog_threshold, 15,
+                  f"{queue} backlog above the threshold for 15 minutes", datapoints_to_alarm=15,
+                  missing_data=MISSING_IS_OK),
+        AlarmSpec("DeadLetters", "dlq_depth", 0, 1, f"A message reached {dlq}: an order could not be processed",
+                  comparison=ABOVE, missing_data=MISSING_IS_OK),
+        AlarmSpec("Inventory5xxRate", "inventory_error_rate", 5, 3,
+                  "More than 5 % of inventory responses are 5xx (from its access log)", datapoints_to_alarm=2,
+                  missing_data=MISSING_IS_OK),
+        AlarmSpec("InventoryLatencyP99", "inventory_latency_p99", config.latency_p99_threshold_seconds * 1000, 3,
+                  "p99 inventory response time (ms, from its access log) above the threshold",
+                  datapoints_to_alarm=2, missing_data=MISSING_IS_OK),
+        AlarmSpec("BrokerMemory", "broker_memory_percent", 80, 3,
+                  "Broker memory above 80 % of its high watermark: at 100 % RabbitMQ blocks every publisher",
+                  missing_data=MISSING_IS_BAD),
+        AlarmSpec("BrokerDisk", "broker_disk_headroom", 2, 3,
+                  "Broker free disk below twice its limit: at the limit RabbitMQ blocks every publisher",
+                  comparison=BELOW, missing_data=MISSING_IS_BAD),
+        AlarmSpec("BrokerCpu", "broker_cpu", 80, 3, "Broker CPU above 80 % on a node for 15 minutes"),
+    ]  # fmt: skip
+    for label in DATABASES:
+        table += [
+            AlarmSpec(f"{label}DbCpu", f"{label}DbCpu", 80, 3, f"{label} database CPU above 80 %"),
+            AlarmSpec(f"{label}DbStorage", f"{label}DbStorage", 2 * 1024**3, 1,
+                      f"{label} database has less than 2 GiB free storage", comparison=BELOW),
+            AlarmSpec(f"{label}DbMemory", f"{label}DbMemory", config.db_freeable_memory_alarm_mib * 1024**2, 3,
+                      f"{label} database freeable memory below {config.db_freeable_memory_alarm_mib} MiB",
+                      comparison=BELOW),
+            AlarmSpec(f"{label}DbConnections", f"{label}DbConnections", config.db_connections_alarm, 3,
+                      f"{label} database connections above {config.db_connections_alarm}", comparison=ABOVE),
+        ]  # fmt: skip
+    return tuple(table)
+
+
+def broker_node_query(broker_name: str, statistic: str, metric_name: str, label: str) -> cloudwatch.MathExpression:
+    """A Metrics Insights query over every node of the broker (node names are unknown before deployment)."""
+    return cloudwatch.MathExpression(
+        # A CloudWatch Metrics Insights query over our own literal broker name, not SQL on a database.
+        expression=f"SELECT {statistic}({metric_name}) FROM \"AWS/AmazonMQ\" WHERE Broker = '{broker_name}'",  # noqa: S608
+        using_metrics={},
+        label=label,
+        period=FIVE_MINUTES,
+    )
+
+
+def service_log_metrics(scope: Construct, compute: ComputeStack) -> dict[str, cloudwatch.IMetric]:
+    """Metric filters on each service's access-log lines: requests, 5xx and duration (ms), as named metrics."""
+    metrics: dict[str, cloudwatch.IMetric] = {}
+    request_line = '$.message = "request"'
+    for label in LOGGED_SERVICES:
+        log_group = getattr(compute, label.lower()).log_group
+        filters = {
+            "requests": (f"{label}Requests", request_line, "1", 0),
+            "5xx": (f"{label}5xx", f"{request_line} && $.status >= 500", "1", 0),
+            # No default value: a zero for every non-request line would drag the percentiles down.
+            "latency": (f"{label}DurationMs", request_line, "$.duration_ms", None),
+        }
+        for key, (metric_name, pattern, value, default) in filters.items():
+            metric_filter = logs.MetricFilter(
+                scope,
+                f"{metric_name}Filter",
+                log_group=log_group,
+                metric_namespace=LOG_METRICS_NAMESPACE,
+                metric_name=metric_name,
+                filter_pattern=logs.FilterPattern.literal(f"{{ {pattern} }}"),
+                metric_value=value,
+                default_value=default,
+            )
+            statistic = "p99" if key == "latency" else "Sum"
+            metrics[f"{label.lower()}_{key}"] = metric_filter.metric(statistic=statistic, period=FIVE_MINUTES)
+    return metrics
+
+
+def system_metrics(scope: Construct, data: DataStack, compute: ComputeStack) -> dict[str, cloudwatch.IMetric]:
+    """The metrics alarms and dashboard refer to, by name (creates the log metric filters in ``scope``)."""
+    alb = compute.alb
+    metrics: dict[str, cloudwatch.IMetric] = {
+        "requests": alb.metrics.request_count(period=FIVE_MINUTES),
+        "elb_5xx": alb.metrics.custom("HTTPCode_ELB_5XX_Count", statistic="Sum", period=FIVE_MINUTES),
+        "target_5xx": alb.metrics.custom("HTTPCode_Target_5XX_Count", statistic="Sum", period=FIVE_MINUTES),
+        "target_4xx": alb.metrics.custom("HTTPCode_Target_4XX_Count", statistic="Sum", period=FIVE_MINUTES),
+        "elb_4xx": alb.metrics.custom("HTTPCode_ELB_4XX_Count", statistic="Sum", period=FIVE_MINUTES),
+        "latency_p50": alb.metrics.target_response_time(statistic="p50", period=FIVE_MINUTES),
+        "latency_p99": alb.metrics.target_response_time(statistic="p99", period=FIVE_MINUTES),
+        "unhealthy_targets": compute.target_group.metrics.unhealthy_host_count(
+            statistic="Maximum", period=Duration.minutes(1)
+        ),
+    }
+    metrics["error_rate"] = cloudwatch.MathExpression(
+        expression="100 * (FILL(e5, 0) + FILL(t5, 0)) / MAX([FILL(r, 1), 1])",
+        using_metrics={"e5": metrics["elb_5xx"], "t5": metrics["target_5xx"], "r": metrics["requests"]},
+        label="5xx rate (%)",
+        period=FIVE_MINUTES,
+    )
+    metrics.update(service_log_metrics(scope, compute))
+    metrics["inventory_error_rate"] = cloudwatch.MathExpression(
+        expression="100 * FILL(e, 0) / MAX([FILL(r, 1), 1])",
+        using_metrics={"e": metrics["inventory_5xx"], "r": metrics["inventory_requests"]},
+        label="inventory 5xx rate (%)",
+        period=FIVE_MINUTES,
+    )
+    metrics["inventory_latency_p99"] = metrics["inventory_latency"]
+
+    broker = data.broker_name
+    metrics["broker_memory_percent"] = cloudwatch.MathExpression(
+        expression="100 * used / limit",
+        using_metrics={
+            "used": broker_node_query(broker, "MAX", "RabbitMQMemUsed", "memory used"),
+            "limit": broker_node_query(broker, "MIN", "RabbitMQMemLimit", "memory limit"),
+        },
+        label="broker memory (% of high watermark)",
+        period=FIVE_MINUTES,
+    )
+    metrics["broker_disk_headroom"] = cloudwatch.MathExpression(
+        expression="free / limit",
+        using_metrics={
+            "free": broker_node_query(broker, "MIN", "RabbitMQDiskFree", "disk free"),
+            "limit": broker_node_query(broker, "MAX", "RabbitMQDiskFreeLimit", "disk free limit"),
+        },
+        label="broker free disk / limit",
+        period=FIVE_MINUTES,
+    )
+    metrics["broker_cpu"] = broker_node_query(broker, "MAX", "SystemCpuUtilization", "broker CPU (%)")
+
+    for prefix, queue in (("queue", BILLING_QUEUE.name), ("dlq", BILLING_QUEUE.dead_letter_queue)):
+        metrics[f"{prefix}_depth"] = queue_metric(data.broker_name, queue, "MessageCount", "Maximum")
+        metrics[f"{prefix}_consumers"] = queue_metric(data.broker_name, queue, "ConsumerCount", "Minimum")
+    for name, service in services_of(compute).items():
+        metrics[f"running_{name}"] = cloudwatch.Metric(
+            namespace="ECS/ContainerInsights",
+            metric_name="RunningTaskCount",
+            dimensions_map={"ClusterName": compute.cluster.cluster_name, "ServiceName": service.service.service_name},
+            statistic="Minimum",
+            period=Duration.minutes(1),
+        )
+    for label in DATABASES:
+        instance = getattr(data, f"{label.lower()}_db").instance
+        metrics[f"{label}DbCpu"] = instance.metric_cpu_utilization(period=FIVE_MINUTES)
+        metrics[f"{label}DbStorage"] = instance.metric_free_storage_space(period=FIVE_MINUTES)
+        metrics[f"{label}DbMemory"] = instance.metric_freeable_memory(period=FIVE_MINUTES, statistic="Minimum")
+        metrics[f"{label}DbConnections"] = instance.metric_database_connections(
+            period=FIVE_MINUTES, statistic="Maximum"
+        )
+    return metrics
+
+
+def services_of(compute: ComputeStack) -> dict:
+    """The Fargate services by name, in dashboard order."""
+    return {"gateway": compute.gateway, "inventory": compute.inventory, "billing": compute.billing}
