@@ -22,14 +22,14 @@ import pika
 from pika.adapters.blocking_connection import BlockingChannel
 
 from billing.dead_lettering import DEAD_LETTER_HEADERS
-from common.amqp import connection_parameters, declare_topology
+from common.amqp import declare_topology, open_connection
 from common.config import RabbitSettings
 from contract import messaging
 
 
 @contextmanager
 def _channel(settings: RabbitSettings) -> Iterator[BlockingChannel]:
-    connection = pika.BlockingConnection(connection_parameters(settings))
+    connection = open_connection(settings)
     try:
         channel = connection.channel()
         declare_topology(channel, settings)
