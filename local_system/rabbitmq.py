@@ -188,6 +188,10 @@ class RabbitMQServer:
         if self.credentials_marker.parent.exists():
             self.credentials_marker.write_text(self._credentials_digest())
 
+    def forget_applied(self) -> None:
+        """Make the next start re-apply credentials.env's login (a rotation is changing the password)."""
+        self.credentials_marker.unlink(missing_ok=True)
+
     def ctl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         """Run ``rabbitmqctl`` against this node (not the system one)."""
         scripts = rabbitmq_scripts_dir()

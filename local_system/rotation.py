@@ -110,6 +110,9 @@ def rotate(
         if not wait_for(lambda: port_open(system.profile.rabbitmq_management_port), 30):
             raise LocalSystemError(f"RabbitMQ's management API does not answer on {url}")
         management = handler.Management(url)
+        # Until credentials.env has the new password, the next start must re-apply it (a rotation interrupted
+        # after setSecret would otherwise leave the node with a password nobody has on record).
+        system.rabbitmq.forget_applied()
         for step in STEPS:
             handler.rotate({"SecretId": secret_id, "ClientRequestToken": token, "Step": step}, api, management)
             done(step)

@@ -120,6 +120,7 @@ class SecretCredentials:
         self._lock = threading.Lock()
         self._login: Login | None = None
         self._refreshed_at: float | None = None
+        """When a refused login last made us re-read the secret (the first read does not count)."""
 
     def _read(self, stage: str) -> Login | None:
         """The login of the version in ``stage``; None when no version has that stage."""
@@ -139,7 +140,6 @@ class SecretCredentials:
         with self._lock:
             if self._login is None:
                 self._login = self._read(CURRENT)
-                self._refreshed_at = self._clock()
             return self._login
 
     def login_refused(self, refused: Login) -> bool:

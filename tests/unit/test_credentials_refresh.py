@@ -83,16 +83,19 @@ def test_nothing_new_means_no_second_try():
 
 
 def test_reads_are_rate_limited_per_secret():
-    """Two refusals within a second cause one read; after a second, another read is allowed."""
+    """A refusal right after the first read re-reads at once; another within a second does not; later it does."""
     client, clock = FakeClient("one"), Clock()
     credentials = _credentials(client, clock)
     login = credentials.current()
+    assert credentials.login_refused(login) is False
+    assert client.reads == ["AWSCURRENT", "AWSCURRENT", "AWSPENDING"]
     clock.now += 0.5
     assert credentials.login_refused(login) is False
-    assert client.reads == ["AWSCURRENT"]
+    assert len(client.reads) == 3
     clock.now += 1
-    credentials.login_refused(login)
-    assert client.reads == ["AWSCURRENT", "AWSCURRENT", "AWSPENDING"]
+    client.passwords["AWSPENDING"] = "two"
+    assert credentials.login_refused(login) is True
+    assert len(client.reads) == 5
 
 
 def test_a_thread_refused_with_an_old_login_retries_with_the_one_another_thread_found():
