@@ -45,7 +45,7 @@ class LocalSystem:
         self.state_dir = self.profile.state_dir
         self.postgres = PostgresServer(self.profile, self._load_credentials)
         self.rabbitmq = RabbitMQServer(self.profile, self._load_credentials)
-        self.identity = IdentityEmulator(self.profile)
+        self.identity = IdentityEmulator(self.profile, on_started=self._provision_secrets)
         self.services = {name: ServiceProcess(name, self.profile) for name in SERVICES}
         self._credentials: Credentials | None = None
         self._lock_depth = 0
@@ -69,6 +69,10 @@ class LocalSystem:
             self._credentials = store_password(self._credentials_file, name, password)
             if name == "rabbitmq":
                 self.rabbitmq.record_applied()
+
+    def _provision_secrets(self) -> None:
+        """The services read their logins from the emulator's Secrets Manager: (re-)create them at its start."""
+        provision(self.secrets_api(), self.profile, self.credentials)
 
     def secrets_api(self) -> SecretsApi:
         """The Secrets Manager emulator (the moto server that also emulates Cognito)."""
@@ -141,8 +145,6 @@ class LocalSystem:
             prereqs.ensure_servers()
             for server in self._infrastructure():
                 self._timed(progress, server.name, server.port, server.start, server.is_running())
-            # The services read their logins from the emulator's Secrets Manager (re-created after a restart).
-            provision(self.secrets_api(), self.profile, self.credentials)
 
     def _infrastructure(self):
         """The infrastructure parts in start order."""
