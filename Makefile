@@ -15,7 +15,7 @@ LOCAL := $(PYTHON) -m local_system
 REQUIREMENTS := $(wildcard requirements.txt requirements-dev.txt services/requirements.txt)
 PYTEST_ARGS ?=
 
-.PHONY: help venv up down status logs start stop psql token env test lint bench clean
+.PHONY: help venv up down status logs start stop psql token env rotate-credentials test lint bench clean
 
 help: ## Show this list
 	@grep -E '^[a-z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -59,6 +59,11 @@ token: ## Print a fresh access token (local Cognito emulator, all permissions): 
 env: ## Print a service's environment, passwords included (SERVICE=gateway)
 	@test -n "$(SERVICE)" || { echo "usage: make env SERVICE=gateway"; exit 2; }
 	@$(LOCAL) env $(SERVICE)
+
+# The four Secrets Manager rotation steps against the local secret and server (docs/operations.md).
+rotate-credentials: ## Rotate a password like AWS does, services keep running: SERVICE=inventory|billing|rabbitmq
+	@test -n "$(SERVICE)" || { echo "usage: make rotate-credentials SERVICE=inventory|billing|rabbitmq"; exit 2; }
+	$(LOCAL) rotate-credentials $(SERVICE)
 
 lint: venv ## ruff
 	$(VENV)/bin/ruff check .

@@ -10,6 +10,7 @@ import sys
 import time
 
 from local_system import images, prereqs
+from local_system.credentials import CREDENTIAL_NAMES
 from local_system.processes import LocalSystemError, tail
 from local_system.profiles import DATABASES, PROFILE_ENV, SERVICES
 from local_system.system import PARTS, LocalSystem
@@ -106,6 +107,14 @@ def cmd_env(system: LocalSystem, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_rotate_credentials(system: LocalSystem, args: argparse.Namespace) -> int:
+    """Rotate one login like AWS does (the 4 Secrets Manager steps, in the secret and the real server)."""
+    _say(f"rotating the {args.name} login (secret in the local Secrets Manager, password in the server)")
+    login = system.rotate_credentials(args.name, pause=args.pause, progress=lambda line: _say(f"  {line}"))
+    _say(f"{args.name}: user {login.user} has a new password; running services pick it up on their next login")
+    return 0
+
+
 def cmd_token(system: LocalSystem, args: argparse.Namespace) -> int:
     """Print a fresh access token of the demo user (all permissions) from the local Cognito emulator."""
     print(system.token())
@@ -170,6 +179,11 @@ def build_parser() -> argparse.ArgumentParser:
     env.set_defaults(func=cmd_env)
 
     commands.add_parser("token", help=cmd_token.__doc__).set_defaults(func=cmd_token)
+
+    rotate = commands.add_parser("rotate-credentials", help=cmd_rotate_credentials.__doc__)
+    rotate.add_argument("name", choices=CREDENTIAL_NAMES, help="whose login: a database owner or the broker")
+    rotate.add_argument("--pause", type=float, default=0.0, help="seconds between setSecret and finishSecret")
+    rotate.set_defaults(func=cmd_rotate_credentials)
 
     pre = commands.add_parser("prereqs", help=cmd_prereqs.__doc__)
     pre.add_argument("--venv", action="store_true", help="only make sure `python3 -m venv` works")

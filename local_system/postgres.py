@@ -1,7 +1,8 @@
-"""A private PostgreSQL server: one cluster per profile, both databases, the ``app`` login role.
+"""A private PostgreSQL server: one cluster per profile, both databases, one login role per owning service.
 
 Layout (``.run/<profile>/postgres/``): ``data/`` (the cluster), ``socket/`` (unix socket, admin only),
-``postgres.log``. The services connect over TCP 127.0.0.1 with scram-sha-256 and the generated password.
+``postgres.log``. Each service connects over TCP 127.0.0.1 with scram-sha-256 as its own role (``inventory``
+owns movies_db, ``billing`` owns billing_db), so one service's password rotates without touching the other.
 PostgreSQL refuses to run as root, so when we are root the cluster belongs to the ``postgres`` system user
 (created by the Debian package) and every server-side command runs as that user.
 """
@@ -25,16 +26,29 @@ from local_system.profiles import DATABASES, REPO_ROOT, Profile
 SUPERUSER = "postgres"
 SAFE_VALUE = re.compile(r"[A-Za-z0-9_-]+")
 ENSURE_ROLE_SQL = """
-SELECT format('CREATE ROLE %I LOGIN', :'app_user') WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'app_user')
+SELECT format('CREATE ROLE %I LOGIN', :'role') WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'role')
 \\gexec
 -- Always re-applied, so credentials.env stays the single source of truth.
-ALTER ROLE :"app_user" WITH LOGIN NOSUPERUSER PASSWORD :'app_password';
+ALTER ROLE :"role" WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD :'password';
 """
 ENSURE_DATABASE_SQL = """
-SELECT format('CREATE DATABASE %I OWNER %I', :'db', :'app_user')
+SELECT format('CREATE DATABASE %I OWNER %I', :'db', :'role')
 WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = :'db')
 \\gexec
+ALTER DATABASE :"db" OWNER TO :"role";
+-- Only the owning service's role may connect: rotating one service's password concerns that service only.
+REVOKE CONNECT, TEMPORARY ON DATABASE :"db" FROM PUBLIC;
+\\c :"db"
+ALTER SCHEMA public OWNER TO :"role";
+-- Before per-service roles, one shared role (LEGACY_ROLE) owned every table: hand its objects over.
+SELECT format('REASSIGN OWNED BY %I TO %I', :'legacy', :'role')
+WHERE EXISTS (SELECT FROM pg_roles WHERE rolname = :'legacy')
+\\gexec
+\\c postgres
 """
+#: The role every service shared before each got its own; its objects move to their database's owner.
+LEGACY_ROLE = "app"
+SET_PASSWORD_SQL = "ALTER ROLE :\"role\" WITH PASSWORD :'password';\n"  # noqa: S105 - psql variables
 #: Where the cluster goes when the repository is out of the postgres user's reach (see _create_home).
 FALLBACK_ROOT = Path("/var/tmp/local-system")  # noqa: S108 - a fixed, root-created folder, not a temp file
 #: Longest unix socket path the kernel accepts is 107 bytes; stay clear of it.
@@ -262,16 +276,25 @@ class PostgresServer:
         return result.stdout
 
     def _ensure_role_and_databases(self) -> None:
-        """Create the ``app`` role and both databases if missing; (re)set the role's password."""
-        user, password = self.credentials.postgres_user, self.credentials.postgres_password
-        for value in (user, password):
-            if not SAFE_VALUE.fullmatch(value):
-                raise LocalSystemError("credentials.env holds characters other than letters, digits, '-', '_'")
-        # psql variables (:'x' is a quoted literal, :"x" a quoted identifier) keep the SQL itself constant.
-        script = [f"\\set app_user '{user}'", f"\\set app_password '{password}'", ENSURE_ROLE_SQL]
+        """Create each owning service's role and database if missing; (re)set the roles' passwords."""
+        script = [f"\\set legacy '{LEGACY_ROLE}'"]
         for database in DATABASES:
-            script += [f"\\set db '{database}'", ENSURE_DATABASE_SQL]
+            login = self.credentials.database(database)
+            script += [self._variables(role=login.user, password=login.password, db=database), ENSURE_ROLE_SQL]
+            script.append(ENSURE_DATABASE_SQL)
         self.admin_sql("\n".join(script) + "\n")
+
+    @staticmethod
+    def _variables(**values: str) -> str:
+        """psql ``\\set`` lines: :'x' is then a quoted literal, :"x" a quoted identifier, so the SQL is constant."""
+        for value in values.values():
+            if not SAFE_VALUE.fullmatch(value):
+                raise LocalSystemError("credentials hold characters other than letters, digits, '-', '_'")
+        return "\n".join(f"\\set {key} '{value}'" for key, value in values.items())
+
+    def set_password(self, role: str, password: str) -> None:
+        """Give ``role`` a new password (sessions already open keep running, as after ALTER ROLE on RDS)."""
+        self.admin_sql(self._variables(role=role, password=password) + "\n" + SET_PASSWORD_SQL)
 
     def stop(self, timeout: float = 30) -> None:
         """Stop the server: 'fast' (roll back, disconnect clients), then 'immediate' if that hangs."""
@@ -300,18 +323,20 @@ class PostgresServer:
 
     # -- client side -------------------------------------------------------------------------------------
     def dsn(self, database: str) -> str:
-        """libpq connection string for the ``app`` role over TCP (contains the password: do not log it)."""
+        """libpq connection string as the database's owner over TCP (contains the password: do not log it)."""
+        login = self.credentials.database(database)
         return (
-            f"host=127.0.0.1 port={self.port} dbname={database} user={self.credentials.postgres_user} "
-            f"password={self.credentials.postgres_password} sslmode=disable"
+            f"host=127.0.0.1 port={self.port} dbname={database} user={login.user} "
+            f"password={login.password} sslmode=disable"
         )
 
     def psql_argv(self, database: str) -> tuple[list[str], dict[str, str]]:
-        """argv and environment for an interactive ``psql`` as ``app`` (password in PGPASSWORD, not argv)."""
+        """argv and environment for an interactive ``psql`` as the database's owner (password in PGPASSWORD)."""
         if database not in DATABASES:
             raise LocalSystemError(f"unknown database {database!r}; use one of: {', '.join(DATABASES)}")
-        env = {**os.environ, "PGPASSWORD": self.credentials.postgres_password, "PGSSLMODE": "disable"}
-        argv = ["psql", "-h", "127.0.0.1", "-p", str(self.port), "-U", self.credentials.postgres_user, "-d", database]
+        login = self.credentials.database(database)
+        env = {**os.environ, "PGPASSWORD": login.password, "PGSSLMODE": "disable"}
+        argv = ["psql", "-h", "127.0.0.1", "-p", str(self.port), "-U", login.user, "-d", database]
         return argv, env
 
 

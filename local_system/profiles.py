@@ -42,6 +42,9 @@ class Profile:
     epmd_port: int
     service_ports: dict[str, int] = field(default_factory=dict)
     cognito_port: int = 0
+    """The AWS emulator (moto): Cognito and Secrets Manager."""
+    rabbitmq_management_port: int = 0
+    """RabbitMQ's management HTTP API (the broker's password rotation uses it, as on Amazon MQ)."""
 
     @property
     def state_dir(self) -> Path:
@@ -68,11 +71,13 @@ def get_profile(name: str | None = None) -> Profile:
     """Return the named profile, else the one in $LOCAL_PROFILE, else ``dev``."""
     name = name or os.environ.get(PROFILE_ENV) or "dev"
     if name == "dev":
-        return Profile("dev", 55432, 55672, 55673, 54369, _dev_service_ports(), cognito_port=55600)
+        return Profile(
+            "dev", 55432, 55672, 55673, 54369, _dev_service_ports(), cognito_port=55600, rabbitmq_management_port=55690
+        )
     if name == "test":
         # Fixed ports: the test run must never be steered onto the dev system by a stray variable.
         return Profile(
             "test", 56432, 56672, 56673, 56369, {"inventory": 18080, "billing": 18081, "gateway": 13000},
-            cognito_port=56600,
+            cognito_port=56600, rabbitmq_management_port=56690,
         )
     raise LocalSystemError(f"unknown profile {name!r} (from --profile or ${PROFILE_ENV}); use 'dev' or 'test'")

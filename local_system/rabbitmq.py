@@ -87,13 +87,18 @@ class RabbitMQServer:
     def _write_config(self) -> None:
         (self.home / "log").mkdir(parents=True, exist_ok=True)
         (self.home / "rabbitmq-env.conf").touch()
-        # No plugins: the management UI is not needed and would add start-up time and another port.
-        (self.home / "enabled_plugins").write_text("[].\n")
-        user, password = self.credentials.rabbitmq_user, self.credentials.rabbitmq_password
+        # Only the management plugin: its HTTP API is how the broker's password rotates (as on Amazon MQ).
+        (self.home / "enabled_plugins").write_text("[rabbitmq_management].\n")
+        login = self.credentials.rabbitmq
+        user, password = login.user, login.password
         config = (
             "# Written by local_system on every start; edits are overwritten.\n"
             f"listeners.tcp.default = 127.0.0.1:{self.port}\n"
             "distribution.listener.interface = 127.0.0.1\n"
+            f"management.tcp.port = {self.profile.rabbitmq_management_port}\n"
+            "management.tcp.ip = 127.0.0.1\n"
+            # No statistics collection: only the user API is used, and stats cost CPU on every node.
+            "management_agent.disable_metrics_collector = true\n"
             # Created on first boot instead of guest, so guest never exists on this node.
             f"default_user = {user}\n"
             f"default_pass = {password}\n"
@@ -157,7 +162,7 @@ class RabbitMQServer:
         )
 
     def _credentials_digest(self) -> str:
-        secret = f"{self.credentials.rabbitmq_user}:{self.credentials.rabbitmq_password}"
+        secret = f"{self.credentials.rabbitmq.user}:{self.credentials.rabbitmq.password}"
         return hashlib.sha256(secret.encode()).hexdigest()
 
     def _ensure_credentials(self) -> None:
@@ -170,13 +175,22 @@ class RabbitMQServer:
                 return
         except OSError:
             pass
-        user, password = self.credentials.rabbitmq_user, self.credentials.rabbitmq_password
+        user, password = self.credentials.rabbitmq.user, self.credentials.rabbitmq.password
         self.ctl("add_user", user, password, check=False)
         self.ctl("change_password", user, password)
         self.ctl("set_user_tags", user, "administrator")
         self.ctl("set_permissions", "-p", "/", user, ".*", ".*", ".*")
         self.ctl("delete_user", "guest", check=False)
         self.credentials_marker.write_text(self._credentials_digest())
+
+    def record_applied(self) -> None:
+        """The node already has credentials.env's login (a rotation set it): no rabbitmqctl at next start."""
+        if self.credentials_marker.parent.exists():
+            self.credentials_marker.write_text(self._credentials_digest())
+
+    def forget_applied(self) -> None:
+        """Make the next start re-apply credentials.env's login (a rotation is changing the password)."""
+        self.credentials_marker.unlink(missing_ok=True)
 
     def ctl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         """Run ``rabbitmqctl`` against this node (not the system one)."""

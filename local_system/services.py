@@ -10,14 +10,14 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 from contract import environment as E
 from contract.messaging import BILLING_QUEUE
 from contract.services import INVENTORY
 from contract.services import service as contract_service
-from local_system.credentials import Credentials
+from local_system.credentials import BROKER
+from local_system.identity.cognito import REGION
 from local_system.identity.emulator import IdentityEmulator
 from local_system.processes import (
     LocalSystemError,
@@ -30,6 +30,7 @@ from local_system.processes import (
     tail,
 )
 from local_system.profiles import REPO_ROOT, SERVICES, Profile
+from local_system.secret_store import DUMMY_KEY, secret_name
 
 SERVICES_DIR = REPO_ROOT / "services"
 #: The services import their own packages (services/) and the contract (the repository root).
@@ -55,12 +56,11 @@ def gunicorn_executable() -> Path:
 class ServiceProcess:
     """One service (inventory, billing or gateway) run by gunicorn in the background."""
 
-    def __init__(self, name: str, profile: Profile, credentials: Callable[[], Credentials]):
+    def __init__(self, name: str, profile: Profile):
         if name not in SERVICES:
             raise LocalSystemError(f"unknown service {name!r}; use one of: {', '.join(SERVICES)}")
         self.name = name
         self.profile = profile
-        self._credentials = credentials
         self.port = profile.service_ports[name]
         self.pid_file = profile.state_dir / f"{name}.pid"
         self.log_file = profile.state_dir / f"{name}.log"
@@ -72,11 +72,12 @@ class ServiceProcess:
         return f"{self.name}:create_app"
 
     def env(self) -> dict[str, str]:
-        """The service's environment: the shell's, minus stray database/broker settings, plus its own settings.
+        """The service's environment: the shell's, minus stray database/broker/AWS settings, plus its own.
 
-        Contains passwords: only the explicit ``env`` command prints it.
+        AWS_* of the shell are dropped too: a developer's real AWS credentials must never reach a service
+        that talks to the local emulator. Contains the emulator's dummy keys: only ``env`` prints it.
         """
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "RABBITMQ_"))}
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "RABBITMQ_", "AWS_"))}
         for key, default in OVERRIDABLE_DEFAULTS.items():
             env.setdefault(key, default)
         env.update(self.settings())
@@ -84,8 +85,11 @@ class ServiceProcess:
         return env
 
     def settings(self) -> dict[str, str]:
-        """What this profile sets for the service, keyed by contract names (LocalSystemError on any other)."""
-        credentials = self._credentials()
+        """What this profile sets for the service, keyed by contract names (LocalSystemError on any other).
+
+        Logins come from the Secrets Manager emulator (``*_SECRET_ID``), as on AWS: no password is in the
+        environment, and a rotated one is picked up without a restart.
+        """
         spec = contract_service(self.name)
         settings = {
             E.PORT.name: str(self.port),
@@ -99,17 +103,22 @@ class ServiceProcess:
                 E.DATABASE_HOST.name: "127.0.0.1",
                 E.DATABASE_PORT.name: str(self.profile.postgres_port),
                 E.DATABASE_NAME.name: spec.database,
-                E.DATABASE_USER.name: credentials.postgres_user,
-                E.DATABASE_PASSWORD.name: credentials.postgres_password,
+                E.DATABASE_SECRET_ID.name: secret_name(self.profile, self.name),
                 # The private server has no certificate; AWS sets require/verify-full instead.
                 E.DATABASE_SSLMODE.name: "disable",
             })
         if E.RABBITMQ_URL.name in names:  # publishers and consumers of the queue
             settings.update({
                 E.RABBITMQ_URL.name: f"amqp://127.0.0.1:{self.profile.amqp_port}/",
-                E.RABBITMQ_USER.name: credentials.rabbitmq_user,
-                E.RABBITMQ_PASSWORD.name: credentials.rabbitmq_password,
+                E.RABBITMQ_SECRET_ID.name: secret_name(self.profile, BROKER),
                 E.BILLING_QUEUE.name: BILLING_QUEUE.name,
+            })
+        if E.DATABASE_SECRET_ID.name in settings or E.RABBITMQ_SECRET_ID.name in settings:
+            settings.update({
+                E.AWS_REGION.name: REGION,
+                E.AWS_ENDPOINT_URL_SECRETS_MANAGER.name: f"http://127.0.0.1:{self.profile.cognito_port}",
+                E.AWS_ACCESS_KEY_ID.name: DUMMY_KEY,
+                E.AWS_SECRET_ACCESS_KEY.name: DUMMY_KEY,
             })
         if E.INVENTORY_URL.name in names:
             settings[E.INVENTORY_URL.name] = self.profile.url(INVENTORY.name)

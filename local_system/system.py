@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import functools
 import os
 import shutil
 import tempfile
@@ -13,12 +12,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from local_system import prereqs
-from local_system.credentials import Credentials, load_or_create
+from local_system.credentials import Credentials, load_or_create, store_password
 from local_system.identity.emulator import IdentityEmulator
 from local_system.postgres import PostgresServer
 from local_system.processes import LocalSystemError, http_status
 from local_system.profiles import DATABASES, INFRASTRUCTURE, SERVICES, Profile, get_profile
 from local_system.rabbitmq import RabbitMQServer
+from local_system.secret_store import SecretsApi, provision
 from local_system.services import READY_TIMEOUT, ServiceProcess
 
 PARTS = INFRASTRUCTURE + SERVICES
@@ -45,16 +45,44 @@ class LocalSystem:
         self.state_dir = self.profile.state_dir
         self.postgres = PostgresServer(self.profile, self._load_credentials)
         self.rabbitmq = RabbitMQServer(self.profile, self._load_credentials)
-        self.identity = IdentityEmulator(self.profile)
-        self.services = {name: ServiceProcess(name, self.profile, self._load_credentials) for name in SERVICES}
+        self.identity = IdentityEmulator(self.profile, on_started=self._provision_secrets)
+        self.services = {name: ServiceProcess(name, self.profile) for name in SERVICES}
+        self._credentials: Credentials | None = None
         self._lock_depth = 0
         self._lock_file = None
 
     # -- credentials and locking -------------------------------------------------------------------------
-    @functools.cache  # noqa: B019 - one LocalSystem per profile lives for the whole process
+    @property
+    def _credentials_file(self):
+        return self.state_dir / "credentials.env"
+
     def _load_credentials(self) -> Credentials:
-        self.state_dir.mkdir(parents=True, exist_ok=True)
-        return load_or_create(self.state_dir / "credentials.env")
+        """Read once per process; a rotation (``record_password``) replaces the cached copy."""
+        if self._credentials is None:
+            self.state_dir.mkdir(parents=True, exist_ok=True)
+            self._credentials = load_or_create(self._credentials_file)
+        return self._credentials
+
+    def record_password(self, name: str, password: str) -> None:
+        """Keep a rotated password of credential ``name`` in credentials.env (and in this process)."""
+        with self._locked():
+            self._credentials = store_password(self._credentials_file, name, password)
+            if name == "rabbitmq":
+                self.rabbitmq.record_applied()
+
+    def _provision_secrets(self) -> None:
+        """The services read their logins from the emulator's Secrets Manager: (re-)create them at its start."""
+        provision(self.secrets_api(), self.profile, self.credentials)
+
+    def secrets_api(self) -> SecretsApi:
+        """The Secrets Manager emulator (the moto server that also emulates Cognito)."""
+        return SecretsApi(self.identity.url)
+
+    def rotate_credentials(self, name: str, pause: float = 0.0, progress=None, after_step=None):
+        """Rotate one credential (inventory, billing, rabbitmq) like AWS does: see ``local_system.rotation``."""
+        from local_system.rotation import rotate  # rotation imports this module (type hints)
+
+        return rotate(self, name, pause=pause, progress=progress, after_step=after_step)
 
     @property
     def credentials(self) -> Credentials:
@@ -243,7 +271,7 @@ class LocalSystem:
         return self.service(name).env()
 
     def database_dsn(self, database: str) -> str:
-        """libpq DSN for ``movies_db`` or ``billing_db`` as the ``app`` role over TCP."""
+        """libpq DSN for ``movies_db`` or ``billing_db`` as its owner's role over TCP (the current password)."""
         if database not in DATABASES:
             raise LocalSystemError(f"unknown database {database!r}; use one of: {', '.join(DATABASES)}")
         return self.postgres.dsn(database)
@@ -254,8 +282,8 @@ class LocalSystem:
             "host": "127.0.0.1",
             "port": self.profile.amqp_port,
             "virtual_host": "/",
-            "username": self.credentials.rabbitmq_user,
-            "password": self.credentials.rabbitmq_password,
+            "username": self.credentials.rabbitmq.user,
+            "password": self.credentials.rabbitmq.password,
         }
 
     def log_files(self) -> dict[str, os.PathLike]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
@@ -42,8 +43,10 @@ class IdentityEmulator:
 
     name = "cognito"
 
-    def __init__(self, profile: Profile):
+    def __init__(self, profile: Profile, on_started: Callable[[], None] | None = None):
         self.profile = profile
+        # What else lives in the emulator's memory and must be re-created with it (the local secrets).
+        self._on_started = on_started
         self.port = profile.cognito_port
         self.home = profile.state_dir / "cognito"
         self.pid_file = self.home / "moto.pid"
@@ -83,6 +86,8 @@ class IdentityEmulator:
                     f"the Cognito emulator did not start; see {self.log_file}:\n{tail(self.log_file, 15)}"
                 )
         self.provision()
+        if self._on_started is not None:
+            self._on_started()
 
     def stop(self, timeout: float = 15) -> bool:
         """Stop the emulator (its in-memory pools go with it); True when it was running."""

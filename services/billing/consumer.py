@@ -37,9 +37,10 @@ from billing.delivery import Delivery
 from billing.legacy import LegacyQueueDrain
 from billing.settings import ConsumerSettings, backoff_delay
 from billing.store import OrderStore
-from common.amqp import connection_parameters, declare_topology
+from common.amqp import declare_topology, open_connection
 from common.config import RabbitSettings
 from common.db import DatabaseUnavailable
+from common.secrets import SecretUnavailable
 from contract.messaging import BILLING_QUEUE
 
 log = logging.getLogger(__name__)
@@ -47,7 +48,7 @@ log = logging.getLogger(__name__)
 # How often an idle consumer wakes up on its own; stop() wakes it at once anyway.
 _IDLE_POLL_SECONDS = 1.0
 # Failures that mean "a dependency is away": drop the broker connection, back off, reconnect.
-_TRANSIENT_ERRORS = (DatabaseUnavailable, pika.exceptions.AMQPError, OSError)
+_TRANSIENT_ERRORS = (DatabaseUnavailable, SecretUnavailable, pika.exceptions.AMQPError, OSError)
 
 
 class ConsumerNotReady(RuntimeError):
@@ -61,7 +62,6 @@ class OrderConsumer:
         self._store = store
         self._rabbit = rabbit
         self._settings = settings
-        self._parameters = connection_parameters(rabbit)
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._connection: BlockingConnection | None = None
@@ -170,7 +170,8 @@ class OrderConsumer:
         log.info("billing consumer stopped")
 
     def _connect(self) -> None:
-        self._connection = pika.BlockingConnection(self._parameters)
+        # The login is taken (and, when refused, re-read) at every connect: rotation needs no restart.
+        self._connection = open_connection(self._rabbit)
         self._channel = self._connection.channel()
         declare_topology(self._channel, self._rabbit)
         self._channel.basic_qos(prefetch_count=self._settings.prefetch)

@@ -30,7 +30,7 @@ import pika
 from pika.adapters.blocking_connection import BlockingChannel
 
 from billing.dead_lettering import DEAD_LETTER_HEADERS
-from common.amqp import connection_parameters, declare_topology, queue_exists
+from common.amqp import declare_topology, open_connection, queue_exists
 from common.config import RabbitSettings
 from contract import messaging
 from contract.messaging import Queue
@@ -41,7 +41,7 @@ _REMOVED_ON_REPLAY = (*DEAD_LETTER_HEADERS, messaging.BROKER_DELIVERY_COUNT)
 
 @contextmanager
 def _channel(settings: RabbitSettings) -> Iterator[BlockingChannel]:
-    connection = pika.BlockingConnection(connection_parameters(settings))
+    connection = open_connection(settings)
     try:
         channel = connection.channel()
         declare_topology(channel, settings)

@@ -7,12 +7,54 @@ from urllib.parse import unquote, urlsplit
 
 import pika
 import pika.exceptions
+from pika.adapters.blocking_connection import BlockingConnection
 
 from common.config import RabbitSettings
+from common.secrets import Login
+
+#: AMQP reply code of ACCESS_REFUSED (a refused login, when the broker says so before closing).
+ACCESS_REFUSED = 403
 
 
-def connection_parameters(settings: RabbitSettings) -> pika.ConnectionParameters:
-    """pika parameters for the broker; amqps:// verifies the server certificate against the system CAs."""
+def is_login_refused(exc: BaseException) -> bool:
+    """True when a failed connection attempt means "wrong user or password" rather than "broker away".
+
+    pika names it ProbableAuthenticationError (the broker closed the socket during the handshake, which is
+    how RabbitMQ refuses a login) or AuthenticationError; brokers that announce the refusal close the
+    connection with ACCESS_REFUSED. The error may come wrapped (pika reports the last of its attempts).
+    """
+    seen: set[int] = set()
+    pending: list[object] = [exc]
+    while pending:
+        item = pending.pop()
+        if not isinstance(item, BaseException) or id(item) in seen:
+            continue
+        seen.add(id(item))
+        if isinstance(item, pika.exceptions.ProbableAuthenticationError | pika.exceptions.AuthenticationError):
+            return True
+        if isinstance(item, pika.exceptions.ConnectionClosedByBroker) and item.reply_code == ACCESS_REFUSED:
+            return True
+        pending.extend([*item.args, item.__cause__, item.__context__])
+    return False
+
+
+def open_connection(settings: RabbitSettings) -> BlockingConnection:
+    """A blocking connection with the current login; a refused login is retried once with a re-read secret
+    (the password was rotated since this process read it). Parameters are built at every connect."""
+    for attempt in (1, 2):
+        login = settings.credentials.current()
+        try:
+            return pika.BlockingConnection(connection_parameters(settings, login))
+        except pika.exceptions.AMQPConnectionError as exc:
+            if attempt == 2 or not is_login_refused(exc) or not settings.credentials.login_refused(login):
+                raise
+    raise AssertionError("unreachable")
+
+
+def connection_parameters(settings: RabbitSettings, login: Login | None = None) -> pika.ConnectionParameters:
+    """pika parameters for the broker with ``login`` (default: the settings' current one); amqps:// verifies
+    the server certificate against the system CAs."""
+    login = login or settings.credentials.current()
     parts = urlsplit(settings.url)
     host = parts.hostname or "127.0.0.1"
     port = parts.port or (5671 if settings.uses_tls else 5672)
@@ -26,7 +68,7 @@ def connection_parameters(settings: RabbitSettings) -> pika.ConnectionParameters
         host=host,
         port=port,
         virtual_host=vhost,
-        credentials=pika.PlainCredentials(settings.user, settings.password),
+        credentials=pika.PlainCredentials(login.user, login.password),
         ssl_options=ssl_options,
         heartbeat=settings.heartbeat,
         socket_timeout=settings.connect_timeout,

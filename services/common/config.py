@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field, replace
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
+from common.secrets import Credentials, credentials_for
 from contract import environment as env
 from contract.environment import Variable
 from contract.messaging import QUEUES, Queue
@@ -85,6 +86,15 @@ def env_bool(variable: Variable) -> bool:
     raise ConfigError(f"environment variable {variable.name} must be true or false, got {raw!r}")
 
 
+def _login_settings(user: Variable, password: Variable, secret_id: Variable) -> tuple[str, str, str]:
+    """(user, password, secret id): a secret id, or a user (its password may be empty); ConfigError otherwise."""
+    values = env_str(user), env_str(password), env_str(secret_id)
+    if not values[0] and not values[2]:
+        # No default user: a forgotten setting must fail at start, not fall back to a superuser or guest.
+        raise ConfigError(f"set {user.name} (and {password.name}) or {secret_id.name}")
+    return values
+
+
 def _queue_on_broker(queue: Queue) -> Queue:
     """``queue`` renamed by its variable, if it has one (the dead-letter queue follows the name)."""
     variable = env.QUEUE_VARIABLES.get(queue.name)
@@ -104,6 +114,13 @@ class DatabaseSettings:
     sslrootcert: str | None
     pool_size: int
     connect_timeout: int
+    secret_id: str = ""
+    """Secrets Manager secret holding the login (then ``user``/``password`` are ignored)."""
+    credentials: Credentials = field(init=False, repr=False, compare=False)
+    """Where new connections get their login (shared by every copy of these settings' users)."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "credentials", credentials_for(self.user, self.password, self.secret_id))
 
     @classmethod
     def from_env(cls, default_name: str) -> DatabaseSettings:
@@ -112,13 +129,14 @@ class DatabaseSettings:
         allowed = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
         if sslmode not in allowed:
             raise ConfigError(f"DATABASE_SSLMODE must be one of {', '.join(allowed)}, got {sslmode!r}")
+        user, password, secret_id = _login_settings(env.DATABASE_USER, env.DATABASE_PASSWORD, env.DATABASE_SECRET_ID)
         return cls(
             host=env_str(env.DATABASE_HOST),
             port=env_int(env.DATABASE_PORT, minimum=1),
             name=env_str(env.DATABASE_NAME, default_name),
-            # No default user: a forgotten setting must fail at start, not fall back to a superuser.
-            user=env_str(env.DATABASE_USER),
-            password=env_str(env.DATABASE_PASSWORD),
+            user=user,
+            password=password,
+            secret_id=secret_id,
             sslmode=sslmode,
             sslrootcert=env_str(env.DATABASE_SSLROOTCERT) or None,
             pool_size=env_int(env.DATABASE_POOL_SIZE, minimum=1),
@@ -126,13 +144,12 @@ class DatabaseSettings:
         )
 
     def connect_kwargs(self, application_name: str) -> dict[str, object]:
-        """Keyword arguments for ``psycopg2.connect`` (the password never goes into a DSN string or a log)."""
+        """Keyword arguments for ``psycopg2.connect`` without the login (``credentials`` gives it at each
+        connect; the password never goes into a DSN string or a log)."""
         kwargs: dict[str, object] = {
             "host": self.host,
             "port": self.port,
             "dbname": self.name,
-            "user": self.user,
-            "password": self.password,
             "sslmode": self.sslmode,
             "connect_timeout": self.connect_timeout,
             "application_name": application_name,
@@ -164,6 +181,13 @@ class RabbitSettings:
     heartbeat: int
     connect_timeout: float
     queues: dict[str, Queue] = field(default_factory=dict)
+    secret_id: str = ""
+    """Secrets Manager secret holding the login (then ``user``/``password`` are ignored)."""
+    credentials: Credentials = field(init=False, repr=False, compare=False)
+    """Where each (re)connect gets its login."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "credentials", credentials_for(self.user, self.password, self.secret_id))
 
     @classmethod
     def from_env(cls) -> RabbitSettings:
@@ -173,12 +197,16 @@ class RabbitSettings:
         if parts.scheme not in ("amqp", "amqps"):
             raise ConfigError(f"RABBITMQ_URL must start with amqp:// or amqps://, got scheme {parts.scheme!r}")
         if parts.username or parts.password:
-            raise ConfigError("RABBITMQ_URL must not carry credentials; use RABBITMQ_USER and RABBITMQ_PASSWORD")
+            raise ConfigError(
+                "RABBITMQ_URL must not carry credentials; use RABBITMQ_USER and RABBITMQ_PASSWORD or RABBITMQ_SECRET_ID"
+            )
+        # Required: falling back to guest/guest would be an insecure default.
+        user, password, secret_id = _login_settings(env.RABBITMQ_USER, env.RABBITMQ_PASSWORD, env.RABBITMQ_SECRET_ID)
         return cls(
             url=url,
-            # Required: falling back to guest/guest would be an insecure default.
-            user=env_str(env.RABBITMQ_USER),
-            password=env_str(env.RABBITMQ_PASSWORD),
+            user=user,
+            password=password,
+            secret_id=secret_id,
             heartbeat=env_int(env.RABBITMQ_HEARTBEAT, minimum=0),
             connect_timeout=env_float(env.RABBITMQ_CONNECT_TIMEOUT),
             queues={queue.name: _queue_on_broker(queue) for queue in QUEUES},
@@ -193,8 +221,3 @@ class RabbitSettings:
         """True when the broker is reached over amqps://."""
         return self.url.startswith("amqps://")
 
-    def url_with_credentials(self) -> str:
-        """The URL with credentials embedded, for pika only; never log it."""
-        parts = urlsplit(self.url)
-        netloc = f"{quote(self.user, safe='')}:{quote(self.password, safe='')}@{parts.netloc}"
-        return parts._replace(netloc=netloc).geturl()

@@ -18,11 +18,27 @@ import psycopg2.extensions
 
 from common.config import DatabaseSettings
 from common.errors import DependencyUnavailable
+from common.secrets import SecretUnavailable
 
 log = logging.getLogger(__name__)
 
 # Errors after which a connection is not worth keeping: the server went away or the socket broke.
 CONNECTION_ERRORS = (psycopg2.OperationalError, psycopg2.InterfaceError)
+#: SQLSTATE invalid_password: the server refused the login's password.
+INVALID_PASSWORD = "28P01"  # noqa: S105 - an error code, not a password
+
+
+def is_login_refused(exc: BaseException) -> bool:
+    """True when a failed ``psycopg2.connect`` means "wrong password" rather than "server away".
+
+    libpq reports connection failures without a SQLSTATE in psycopg2 (``pgcode`` is None), so the server's
+    message is checked too; PostgreSQL sends it in English unless lc_messages says otherwise.
+    """
+    if not isinstance(exc, psycopg2.OperationalError):
+        return False
+    if getattr(exc, "pgcode", None) == INVALID_PASSWORD:
+        return True
+    return "password authentication failed" in str(exc)
 
 
 class DatabaseUnavailable(DependencyUnavailable):
@@ -40,17 +56,29 @@ class ConnectionPool:
 
     def __init__(self, settings: DatabaseSettings, application_name: str, acquire_timeout: float = 5.0):
         self._connect_kwargs = settings.connect_kwargs(application_name)
+        self._credentials = settings.credentials
         self._idle: queue.LifoQueue[psycopg2.extensions.connection] = queue.LifoQueue()
         self._slots = threading.BoundedSemaphore(settings.pool_size)
         self._acquire_timeout = acquire_timeout
         self.size = settings.pool_size
 
     def _open(self) -> psycopg2.extensions.connection:
+        """A new connection with the current login; a refused login is retried once with a re-read secret
+        (its password was rotated since this process read it)."""
         try:
-            conn = psycopg2.connect(**self._connect_kwargs)
+            for attempt in (1, 2):
+                login = self._credentials.current()
+                try:
+                    conn = psycopg2.connect(**self._connect_kwargs, user=login.user, password=login.password)
+                    break
+                except psycopg2.OperationalError as exc:
+                    if attempt == 2 or not is_login_refused(exc) or not self._credentials.login_refused(login):
+                        raise
         except CONNECTION_ERRORS as exc:
             # The libpq message names host and port but never the password.
             raise DatabaseUnavailable(f"cannot connect to PostgreSQL: {str(exc).strip()}") from exc
+        except SecretUnavailable as exc:
+            raise DatabaseUnavailable(f"cannot read the database login: {exc}") from exc
         conn.autocommit = True
         return conn
 

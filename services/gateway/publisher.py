@@ -14,8 +14,9 @@ import uuid
 import pika
 import pika.exceptions
 
-from common.amqp import connection_parameters, declare_topology
+from common.amqp import declare_topology, open_connection
 from common.config import RabbitSettings
+from common.secrets import SecretUnavailable
 from contract import messaging
 from contract.services import GATEWAY
 from gateway import metrics
@@ -37,7 +38,6 @@ class BillingPublisher:
     def __init__(self, settings: RabbitSettings):
         self._settings = settings
         self._queue = settings.queue(messaging.BILLING_QUEUE)
-        self._params = connection_parameters(settings)
         self._local = threading.local()
         self._max_idle = max(1.0, settings.heartbeat or 60)
 
@@ -49,7 +49,8 @@ class BillingPublisher:
         if channel is not None and channel.is_open and channel.connection.is_open and fresh:
             return channel
         self._close()
-        connection = pika.BlockingConnection(self._params)
+        # Parameters (the login) are built at every connect: a rotated password is picked up here.
+        connection = open_connection(self._settings)
         channel = connection.channel()
         channel.confirm_delivery()
         declare_topology(channel, self._settings)
@@ -98,7 +99,7 @@ class BillingPublisher:
                 # The broker answered but refused the message: retrying on the same topology will not help.
                 metrics.MESSAGES_PUBLISHED.labels("rejected").inc()
                 raise BrokerUnavailable(f"broker did not accept the message: {type(exc).__name__}") from exc
-            except (pika.exceptions.AMQPError, OSError) as exc:
+            except (pika.exceptions.AMQPError, OSError, SecretUnavailable) as exc:
                 self._close()
                 if attempt == 2:
                     metrics.MESSAGES_PUBLISHED.labels("failed").inc()
@@ -118,7 +119,7 @@ class BillingPublisher:
                 channel.connection.process_data_events(time_limit=0)
                 self._local.last_used = time.monotonic()
                 return
-            except (pika.exceptions.AMQPError, OSError) as exc:
+            except (pika.exceptions.AMQPError, OSError, SecretUnavailable) as exc:
                 self._close()
                 if attempt == 2:
                     raise BrokerUnavailable(f"broker unreachable: {type(exc).__name__}") from exc

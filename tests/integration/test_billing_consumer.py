@@ -145,7 +145,7 @@ def billing_env(test_infrastructure, monkeypatch) -> Iterator[str]:
     """
     queue = f"billing_it_{uuid.uuid4().hex[:10]}"
     for key, value in test_infrastructure.service_env("billing").items():
-        if key.startswith(("DATABASE_", "RABBITMQ_")):
+        if key.startswith(("DATABASE_", "RABBITMQ_", "AWS_")):
             monkeypatch.setenv(key, value)
     monkeypatch.setenv("BILLING_QUEUE", queue)
     monkeypatch.setenv("BILLING_RECONNECT_INITIAL_MS", "100")

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.integration
 def settings(postgres, monkeypatch) -> DatabaseSettings:
     """DatabaseSettings for movies_db exactly as the local system gives them to inventory."""
     for key, value in postgres.system.service_env("inventory").items():
-        if key.startswith("DATABASE_"):
+        if key.startswith(("DATABASE_", "AWS_")):
             monkeypatch.setenv(key, value)
     return DatabaseSettings.from_env(default_name="movies_db")
 

@@ -12,8 +12,19 @@ from local_system import DATABASES
 
 @pytest.mark.parametrize("database", DATABASES)
 def test_postgres_answers_over_tcp_with_generated_password(postgres, database):
-    """Both databases answer SELECT 1 over TCP on 127.0.0.1 as the ``app`` role with the generated password."""
-    assert postgres.query(database, "SELECT 1, current_user, inet_server_addr()::text") == [(1, "app", "127.0.0.1/32")]
+    """Both databases answer SELECT 1 over TCP on 127.0.0.1 as their owning service's role (its generated
+    password), and that role owns the database."""
+    owner = {"movies_db": "inventory", "billing_db": "billing"}[database]
+    query = "SELECT 1, current_user, inet_server_addr()::text, pg_get_userbyid(datdba) FROM pg_database"
+    rows = postgres.query(database, f"{query} WHERE datname = current_database()")
+    assert rows == [(1, owner, "127.0.0.1/32", owner)]
+
+
+def test_each_service_role_reaches_its_own_database_only(postgres):
+    """inventory's login is refused on billing_db: rotating one service's password concerns that service only."""
+    dsn = postgres.dsn("movies_db").replace("dbname=movies_db", "dbname=billing_db")
+    with pytest.raises(psycopg2.OperationalError, match="permission denied for database"):
+        psycopg2.connect(dsn).close()
 
 
 def test_postgres_refuses_wrong_password(postgres):

@@ -12,7 +12,7 @@ from contract.permissions import group_permissions_setting
 from contract.services import SERVICE_NAMES
 from contract.services import SERVICES as CONTRACT_SERVICES
 from local_system import prereqs
-from local_system.credentials import Credentials, load_or_create
+from local_system.credentials import load_or_create, store_password
 from local_system.identity.cognito import PoolInfo, gateway_settings
 from local_system.images import check_environment, image_services
 from local_system.processes import LocalSystemError
@@ -20,11 +20,9 @@ from local_system.profiles import DATABASES, REPO_ROOT, Profile, get_profile
 from local_system.services import ServiceProcess
 from local_system.system import PARTS, LocalSystem
 
-CREDENTIALS = Credentials("app", "pg-secret", "app", "mq-secret")
-
 
 def service_env(name: str, profile: str = "test") -> dict[str, str]:
-    return ServiceProcess(name, get_profile(profile), lambda: CREDENTIALS).env()
+    return ServiceProcess(name, get_profile(profile)).env()
 
 
 def test_test_profile_ports_match_conventions():
@@ -66,17 +64,21 @@ def test_inventory_env_points_at_movies_db_only():
     """inventory gets movies_db over TCP 127.0.0.1 and no broker settings."""
     env = service_env("inventory")
     assert (env["DATABASE_HOST"], env["DATABASE_PORT"], env["DATABASE_NAME"]) == ("127.0.0.1", "56432", "movies_db")
-    assert (env["DATABASE_USER"], env["DATABASE_PASSWORD"]) == ("app", "pg-secret")
+    # Its login comes from its own secret in the local Secrets Manager, never from the environment.
+    assert env["DATABASE_SECRET_ID"] == "local-test/inventory"
+    assert "DATABASE_USER" not in env and "DATABASE_PASSWORD" not in env
+    assert (env["AWS_ENDPOINT_URL_SECRETS_MANAGER"], env["AWS_REGION"]) == ("http://127.0.0.1:56600", "eu-west-1")
     assert (env["PORT"], env["BIND_HOST"]) == ("18080", "127.0.0.1")
     assert "RABBITMQ_URL" not in env
 
 
 def test_billing_env_has_database_and_broker():
-    """billing gets billing_db, the broker URL without credentials, the credentials apart, and the queue."""
+    """billing gets billing_db, the broker URL without credentials, the secrets of both logins, and the queue."""
     env = service_env("billing")
     assert env["DATABASE_NAME"] == "billing_db"
     assert env["RABBITMQ_URL"] == "amqp://127.0.0.1:56672/"
-    assert (env["RABBITMQ_USER"], env["RABBITMQ_PASSWORD"]) == ("app", "mq-secret")
+    assert (env["DATABASE_SECRET_ID"], env["RABBITMQ_SECRET_ID"]) == ("local-test/billing", "local-test/rabbitmq")
+    assert not any(key.endswith("PASSWORD") for key in env)
     assert env["BILLING_QUEUE"] == BILLING_QUEUE.name
     assert env["PORT"] == "18081"
 
@@ -95,14 +97,46 @@ def test_stray_database_variables_do_not_leak_into_services(monkeypatch):
     assert "DATABASE_PASSWORD" not in service_env("gateway")
 
 
+def test_real_aws_credentials_never_reach_a_service(monkeypatch):
+    """The developer's AWS_* settings are dropped: services talk to the emulator with its dummy keys only."""
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "real-key")
+    monkeypatch.setenv("AWS_PROFILE", "prod")
+    env = service_env("billing")
+    assert env["AWS_SECRET_ACCESS_KEY"] == "local"
+    assert "AWS_PROFILE" not in env
+
+
 def test_credentials_file_is_created_private_and_stable(tmp_path):
     """credentials.env is created with mode 0600 and random passwords, and read back unchanged."""
     path = tmp_path / "credentials.env"
     first = load_or_create(path)
     assert path.stat().st_mode & 0o777 == 0o600
-    assert first.postgres_password != first.rabbitmq_password
-    assert len(first.postgres_password) >= 24
+    passwords = [login.password for login in first.logins.values()]
+    assert len(set(passwords)) == 3 and all(len(password) >= 24 for password in passwords)
+    assert (first.database("movies_db").user, first.database("billing_db").user) == ("inventory", "billing")
     assert load_or_create(path) == first
+
+
+def test_credentials_file_of_the_shared_role_era_gets_per_service_logins(tmp_path):
+    """A credentials.env written before per-service roles keeps its broker login and gains database logins."""
+    path = tmp_path / "credentials.env"
+    path.write_text("POSTGRES_USER=app\nPOSTGRES_PASSWORD=old\nRABBITMQ_USER=app\nRABBITMQ_PASSWORD=mq\n")
+    path.chmod(0o600)
+    credentials = load_or_create(path)
+    assert (credentials.rabbitmq.user, credentials.rabbitmq.password) == ("app", "mq")
+    assert credentials.logins["inventory"].user == "inventory"
+    assert load_or_create(path) == credentials
+    assert path.stat().st_mode & 0o777 == 0o600
+
+
+def test_a_rotated_password_is_recorded_alone(tmp_path):
+    """store_password changes one login and keeps the others."""
+    path = tmp_path / "credentials.env"
+    before = load_or_create(path)
+    after = store_password(path, "billing", "new-password")
+    assert after.logins["billing"].password == "new-password"
+    assert after.logins["inventory"] == before.logins["inventory"]
+    assert load_or_create(path) == after
 
 
 def test_missing_servers_without_root_name_the_apt_command(monkeypatch):
@@ -145,7 +179,7 @@ def test_profiles_and_databases_follow_the_contract():
 @pytest.mark.parametrize("name", SERVICE_NAMES)
 def test_service_settings_use_only_contract_names(name):
     """What the local system sets for a service is named by contract.environment for that service."""
-    settings = ServiceProcess(name, get_profile("test"), lambda: CREDENTIALS).settings()
+    settings = ServiceProcess(name, get_profile("test")).settings()
     assert set(settings) <= names_of(name)
     assert settings["SERVICE_NAME"] == name
 
