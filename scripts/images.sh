@@ -246,6 +246,9 @@ print(urllib.request.urlopen(sys.argv[1], timeout=5).status)' "http://${address}
     [[ ${uid} != 0 ]] || die "${image}: the service runs as root"
     ${ENGINE} exec "${name}" sh -c '! command -v gcc && ! command -v cc' >/dev/null \
         || die "${image}: a compiler is present in the final image"
+    # The SDK's models were pruned to Secrets Manager's (services/Dockerfile): its client must still load.
+    ${ENGINE} exec "${name}" python -c 'import boto3; boto3.client("secretsmanager", region_name="eu-west-1")' \
+        || die "${image}: the Secrets Manager client does not load (pruned SDK models?)"
     # A read-only root hides mistakes that do not stop the process (e.g. a socket or cache under $HOME).
     if ${ENGINE} logs "${name}" 2>&1 | grep -E 'Read-only file system|Permission denied|Traceback' >&2; then
         die "${image}: errors in the log under a read-only root filesystem (above)"
@@ -256,7 +259,7 @@ print(urllib.request.urlopen(sys.argv[1], timeout=5).status)' "http://${address}
     [[ ${status} == 0 ]] || die "${image}: exit code ${status} after SIGTERM (expected a graceful 0)"
     remove_container "${name}"
     log "ok ${image}: /health 200 from the host, HEALTHCHECK passes, uid ${uid}, read-only root," \
-        "no compiler, graceful stop"
+        "no compiler, Secrets Manager client loads, graceful stop"
 }
 
 print_sizes() {
