@@ -10,17 +10,12 @@ rotation handler (functions/broker_rotation) runs on it unchanged. The emulator 
 from __future__ import annotations
 
 import json
-import urllib.error
-import urllib.request
 from typing import Any
 
+from local_system import emulator_api
 from local_system.credentials import BROKER, CREDENTIAL_NAMES, Credentials, Login
-from local_system.identity.cognito import REGION
-from local_system.processes import LocalSystemError
+from local_system.emulator_api import EmulatorRefused
 from local_system.profiles import Profile
-
-#: The dummy keys the services hand to boto3 (moto checks nothing; real keys must never reach it).
-DUMMY_KEY = "local"
 
 
 def secret_name(profile: Profile, name: str) -> str:
@@ -28,11 +23,11 @@ def secret_name(profile: Profile, name: str) -> str:
     return f"local-{profile.name}/{name}"
 
 
-class SecretsError(LocalSystemError):
+class SecretsError(EmulatorRefused):
     """A refused call; ``response`` is shaped like botocore's ClientError (``["Error"]["Code"]``)."""
 
     def __init__(self, message: str, code: str):
-        super().__init__(message)
+        super().__init__(message, code)
         self.response = {"Error": {"Code": code, "Message": message}}
 
 
@@ -43,29 +38,10 @@ class SecretsApi:
         self.url = url.rstrip("/")
 
     def _call(self, action: str, payload: dict[str, Any]) -> dict[str, Any]:
-        request = urllib.request.Request(  # noqa: S310 - the local emulator's http:// URL
-            f"{self.url}/",
-            data=json.dumps(payload).encode(),
-            headers={
-                "Content-Type": "application/x-amz-json-1.1",
-                "X-Amz-Target": f"secretsmanager.{action}",
-                "Authorization": f"AWS4-HMAC-SHA256 Credential={DUMMY_KEY}/20260101/{REGION}/secretsmanager/"
-                "aws4_request, SignedHeaders=host, Signature=local",
-            },
-            method="POST",
-        )
         try:
-            with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - the local emulator
-                return json.loads(response.read() or b"{}")
-        except urllib.error.HTTPError as exc:
-            try:
-                error = json.loads(exc.read() or b"{}")
-            except ValueError:
-                error = {}
-            code = str(error.get("__type", "")).rsplit("#", 1)[-1] or f"HTTP{exc.code}"
-            raise SecretsError(f"secretsmanager {action}: {code}: {error.get('message', '')}", code) from None
-        except (urllib.error.URLError, OSError) as exc:
-            raise LocalSystemError(f"the Secrets Manager emulator at {self.url} is unreachable: {exc}") from exc
+            return emulator_api.call(self.url, f"secretsmanager.{action}", "secretsmanager", payload)
+        except EmulatorRefused as exc:
+            raise SecretsError(f"secretsmanager {action}: {exc}", exc.code) from None
 
     # boto3's names and keyword arguments (see the module docstring).
     def create_secret(self, **kwargs: Any) -> dict[str, Any]:

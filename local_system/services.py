@@ -17,7 +17,7 @@ from contract.messaging import BILLING_QUEUE
 from contract.services import INVENTORY
 from contract.services import service as contract_service
 from local_system.credentials import BROKER
-from local_system.identity.cognito import REGION
+from local_system.emulator_api import DUMMY_KEY, REGION
 from local_system.identity.emulator import IdentityEmulator
 from local_system.processes import (
     LocalSystemError,
@@ -30,7 +30,7 @@ from local_system.processes import (
     tail,
 )
 from local_system.profiles import REPO_ROOT, SERVICES, Profile
-from local_system.secret_store import DUMMY_KEY, secret_name
+from local_system.secret_store import secret_name
 
 SERVICES_DIR = REPO_ROOT / "services"
 #: The services import their own packages (services/) and the contract (the repository root).

@@ -12,17 +12,15 @@ settings: the same name always gives the same ids, so the compose file can name 
 
 from __future__ import annotations
 
-import json
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 
 from contract import environment as env
 from contract.permissions import DEMO_GROUP, GROUP_PERMISSIONS, group_permissions_setting
+from local_system import emulator_api
+from local_system.emulator_api import REGION, EmulatorRefused
 from local_system.processes import LocalSystemError
 
-REGION = "eu-west-1"
 DEMO_USER = "demo"
 #: The app client every pool gets (USER_PASSWORD_AUTH: tokens from a user name and password, no browser).
 CLIENT_NAME = "local-cli"
@@ -43,12 +41,8 @@ class PoolInfo:
         return f"https://cognito-idp.{REGION}.amazonaws.com/{self.pool_id}"
 
 
-class CognitoError(LocalSystemError):
+class CognitoError(EmulatorRefused):
     """The emulator refused a call; ``code`` is the cognito-idp error type (e.g. ``GroupExistsException``)."""
-
-    def __init__(self, message: str, code: str = ""):
-        super().__init__(message)
-        self.code = code
 
 
 class CognitoApi:
@@ -60,30 +54,11 @@ class CognitoApi:
 
     def call(self, action: str, payload: dict) -> dict:
         """One cognito-idp action; raises CognitoError when refused, LocalSystemError when unreachable."""
-        request = urllib.request.Request(  # noqa: S310 - the local emulator's http:// URL
-            f"{self.url}/",
-            data=json.dumps(payload).encode(),
-            headers={
-                "Content-Type": "application/x-amz-json-1.1",
-                "X-Amz-Target": f"AWSCognitoIdentityProviderService.{action}",
-                # moto reads the region from the credential scope and does not check the signature.
-                "Authorization": f"AWS4-HMAC-SHA256 Credential=local/20260101/{REGION}/cognito-idp/aws4_request, "
-                "SignedHeaders=host, Signature=local",
-            },
-            method="POST",
-        )
+        target = f"AWSCognitoIdentityProviderService.{action}"
         try:
-            with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - the local emulator
-                return json.loads(response.read() or b"{}")
-        except urllib.error.HTTPError as exc:
-            detail = exc.read().decode(errors="replace")[:300]
-            try:
-                code = str(json.loads(detail).get("__type", ""))
-            except (ValueError, AttributeError):
-                code = ""
-            raise CognitoError(f"Cognito emulator refused {action}: {exc.code} {detail}", code) from None
-        except OSError as exc:
-            raise LocalSystemError(f"Cognito emulator at {self.url} does not answer ({exc}); {self.hint}") from None
+            return emulator_api.call(self.url, target, "cognito-idp", payload, hint=self.hint)
+        except EmulatorRefused as exc:
+            raise CognitoError(f"Cognito emulator refused {action}: {exc}", exc.code) from None
 
     def wait(self, timeout: float) -> None:
         """Wait until the emulator answers cognito-idp calls (at most ``timeout`` seconds)."""
