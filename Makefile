@@ -15,7 +15,7 @@ LOCAL := $(PYTHON) -m local_system
 REQUIREMENTS := $(wildcard requirements.txt requirements-dev.txt services/requirements.txt)
 PYTEST_ARGS ?=
 
-.PHONY: help venv up down status logs start stop psql token env rotate-credentials test lint bench clean
+.PHONY: help venv up down status logs start stop psql token env rotate-credentials test lint bench bench-docs clean
 
 help: ## Show this list
 	@grep -E '^[a-z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -79,8 +79,14 @@ test: venv ## ruff + all tests (unit, integration, e2e, infra)
 # No `npm ci` here: the CDK tests use the Python library (it needs Node, not the CDK CLI); the CLI in
 # package.json is only for synth/deploy by hand.
 
-bench: up ## Run the benchmark against the `make up` system (bench/benchmark.py)
-	@if [ -f bench/benchmark.py ]; then $(VENV_PY) bench/benchmark.py; else echo "bench/benchmark.py does not exist yet"; fi
+# Bounded (2 x (2 + 10) s of GETs, then 10,000 orders), 127.0.0.1 only; installs wrk (apt) when missing.
+# BENCH_ARGS="--seconds 20 --connections 64" changes the load (python -m bench --help). It leaves the system up.
+BENCH_ARGS ?=
+bench: up ## Measure the `make up` system with wrk: req/s, p50/p99, CPU ms/request, RSS; JSON in bench/results/
+	$(VENV_PY) -m bench $(BENCH_ARGS)
+
+bench-docs: ## Rewrite the figures in docs/performance.md and README.md from a run (RESULT=file, default the newest)
+	$(VENV_PY) -m bench.docs $(RESULT) $(if $(BASELINE),--baseline $(BASELINE))
 
 clean: ## Stop both local systems and delete their state (.run), caches and cdk.out
 	$(LOCAL) --profile dev clean

@@ -1,181 +1,297 @@
-"""Benchmark of the local system (not a test): run with ``make bench`` after ``make up``.
+"""Benchmark of the ``make up`` system (not a test): ``make bench``, or ``python -m bench --help``.
 
-Measures, on 127.0.0.1 only and for a bounded time:
-1. requests/s and p50/p99 latency of ``GET /api/movies/<id>`` straight to inventory and through the gateway;
-2. the time for 10,000 ``POST /api/billing`` to become rows in billing_db, and that none is lost.
-
-Requests through the gateway carry a real access token from the local Cognito emulator, so the gateway's
-figures include verifying it. Load comes from wrk (Debian package ``wrk``), which costs far less CPU than a
-Python client, so the figures describe the services rather than the load generator. Results are printed as a
-Markdown table for docs/performance.md.
+One bounded run against 127.0.0.1 only, with wrk (installed from the distribution when missing):
+1. ``GET /api/movies/<id>`` straight to inventory, then the same through the gateway with a real token from the
+   local Cognito emulator (so the gateway/direct ratio comes from one run);
+2. exactly N ``POST /api/billing`` through the gateway (bench/orders.lua), then waiting until N rows are in
+   billing_db: time from the first request, none lost (count), none doubled (distinct message ids).
+For each run: req/s, p50/p99, and CPU ms per request of every part (utime + stime from /proc of each part's
+processes, found through the local system's pid files and parent links, before and after the run). At the
+end: RSS/PSS of every part. Prints a Markdown report and writes the result as JSON (bench/results/).
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import os
 import platform
-import re
-import shutil
+import resource
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 import uuid
 from pathlib import Path
 
+from bench import procstat, report
+from bench import wrk as wrk_tool
+from bench.wrk import BenchError, Load
+from local_system import LocalSystem
+from local_system.processes import LocalSystemError
+from local_system.profiles import SERVICES
+
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-import psycopg2  # noqa: E402
-
-from local_system import LocalSystem  # noqa: E402 - the repository root is put on the path just above
-
-ORDER_CONNECTIONS = 64
-_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
-
-
-def _ms(text: str) -> float:
-    match = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text)
-    if match is None:
-        raise ValueError(f"cannot read wrk latency {text!r}")
-    value, unit = match.groups()
-    return float(value) * _UNITS[unit]
+RESULTS = Path(__file__).resolve().parent / "results"
+ORDERS_SCRIPT = Path(__file__).resolve().with_name("orders.lua")
+#: Parts whose CPU is measured (the services, the broker, the database).
+PARTS = ("gateway", "inventory", "billing", "rabbitmq", "postgres")
+#: Upper bound of the orders run: wrk's duration and the wait for rows (the run normally ends far sooner).
+ORDERS_LIMIT_S = 120
+POLL_S = 0.05
 
 
-def run_wrk(
-    url: str,
-    seconds: int,
-    connections: int,
-    threads: int = 2,
-    script: list[str] | None = None,
-    token: str | None = None,
-) -> dict:
-    """Run wrk and return requests/s, p50/p99 in ms and the count of non-2xx answers."""
-    argv = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency"]
-    if token:
-        argv += ["-H", f"Authorization: Bearer {token}"]
-    if script:
-        argv += ["-s", script[0], url, "--", *script[1:]]
-    else:
-        argv.append(url)
-    out = subprocess.run(argv, check=True, capture_output=True, text=True).stdout
-    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    errors = re.search(r"Socket errors: (.*)", out)
-    return {
-        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
-        # Anchored: "...  80.50%" also ends the Req/Sec line just above the latency distribution.
-        "p50": _ms(re.search(r"^\s+50%\s+(\S+)", out, re.MULTILINE).group(1)),
-        "p99": _ms(re.search(r"^\s+99%\s+(\S+)", out, re.MULTILINE).group(1)),
-        "requests": int(re.search(r"(\d+) requests in", out).group(1)),
-        "non_2xx": int(non_2xx.group(1)) if non_2xx else 0,
-        "socket_errors": errors.group(1) if errors else "",
-    }
+def _children_cpu_ms() -> float:
+    """CPU ms of our finished children (wrk): counted from rusage, the client's own cost."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (usage.ru_utime + usage.ru_stime) * 1000.0
 
 
-def _post_json(url: str, body: dict) -> dict:
-    request = urllib.request.Request(  # noqa: S310 - our own local http:// URL
-        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}, method="POST"
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - our own local URL
-        return json.loads(response.read())
+class Sampler:
+    """CPU of each part's processes between ``start()`` and ``stop(requests)``.
 
-
-def count_orders(conn, marker: str, after_id: int) -> int:
-    """Rows for ``marker`` with an id above ``after_id``: a primary-key range scan, so polling it often does
-    not load PostgreSQL (orders has no index on user_id, and the table grows with every run)."""
-    with conn.cursor() as cur:
-        cur.execute("SELECT count(*) FROM orders WHERE id > %s AND user_id = %s", (after_id, marker))
-        return cur.fetchone()[0]
-
-
-def bench_orders(system: LocalSystem, gateway: str, total: int, connections: int, token: str) -> dict:
-    """POST orders through the gateway with wrk until ``total`` are rows in billing_db; time that.
-
-    wrk posts continuously and counts the orders the gateway confirmed (200); it is interrupted once ``total``
-    rows exist. A second later every confirmed order must be exactly one row: nothing lost, nothing doubled.
+    ``exclude``: pids not to count (the PostgreSQL backend serving the benchmark's own polling connection).
     """
-    marker = f"bench-{uuid.uuid4().hex[:10]}"
-    script = str(Path(__file__).with_name("post_orders.lua"))
-    argv = ["wrk", "-t2", f"-c{connections}", "-d120s", "-H", f"Authorization: Bearer {token}",
-            "-s", script, f"{gateway}/api/billing", "--", marker]
-    conn = psycopg2.connect(system.database_dsn("billing_db"))
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute("SELECT coalesce(max(id), 0) FROM orders")
-        after_id = cur.fetchone()[0]
-    started = time.monotonic()
-    wrk = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    landed = 0
-    try:
-        while landed < total and time.monotonic() - started < 120 and wrk.poll() is None:
-            time.sleep(0.02)
-            landed = count_orders(conn, marker, after_id)
+
+    def __init__(self, system: LocalSystem, exclude: frozenset[int] = frozenset()):
+        self.system = system
+        self.exclude = exclude
+
+    def pids(self) -> dict[str, list[int]]:
+        """Current pids of every part (leader first)."""
+        return {part: [pid for pid in self.system.process_ids(part) if pid not in self.exclude] for part in PARTS}
+
+    def start(self) -> None:
+        """Take the 'before' sample."""
+        self._pids = self.pids()
+        self._before = {part: procstat.cpu_ticks(pids) for part, pids in self._pids.items()}
+        self._client_before = _children_cpu_ms()
+        self._machine_before = procstat.machine_cpu()
+
+    def stop(self, requests: int) -> dict:
+        """CPU ms per request of every part (and wrk) since ``start``; warns when a part's processes changed."""
+        per_request, total = {}, {}
+        for part, pids in self._pids.items():
+            now = self.pids()[part]
+            # PostgreSQL's autovacuum workers come and go; a service's worker must not (it would lose its CPU).
+            if part in SERVICES and sorted(now) != sorted(pids):
+                print(f"warning: {part}'s processes changed during the run ({pids} -> {now}); its CPU figure "
+                      "misses the exited ones", file=sys.stderr)
+            total[part] = procstat.cpu_ms(self._before[part], procstat.cpu_ticks(now))
+        total["wrk"] = _children_cpu_ms() - self._client_before
+        busy, all_ticks = (now - then for now, then in zip(procstat.machine_cpu(), self._machine_before, strict=True))
+        busy_ms = busy * 1000.0 / procstat.CLOCK_TICKS
+        # Everything else the machine did meanwhile (other processes, this script, the kernel's own work).
+        total["other"] = max(0.0, busy_ms - sum(total.values()))
+        for part, ms in total.items():
+            per_request[part] = ms / requests if requests else None
+        return {"cpu_ms": total, "cpu_ms_per_request": per_request,
+                "machine_busy_pct": 100.0 * busy / all_ticks if all_ticks else None}
+
+
+def measure_get(system: LocalSystem, url: str, load: Load, warmup: int, token: str | None) -> dict:
+    """Warm up, then one wrk run of ``load`` with the CPU of every part around it."""
+    if warmup:
+        wrk_tool.run(wrk_tool.argv(url, Load(load.threads, load.connections, warmup), token), timeout=warmup + 30)
+    sampler = Sampler(system)
+    sampler.start()
+    figures = wrk_tool.parse(wrk_tool.run(wrk_tool.argv(url, load, token), timeout=load.seconds + 30))
+    figures.update(sampler.stop(figures["requests"]))
+    if figures["non_2xx"] or any(figures["socket_errors"].values()):
+        print(f"warning: {url}: {figures['non_2xx']} non-2xx answers, socket errors {figures['socket_errors']}",
+              file=sys.stderr)
+    return figures
+
+
+def _orders_rows(cursor, marker: str, after_id: int) -> tuple[int, int]:
+    """Rows of this run (by marker) and their distinct message ids; ``id > after_id`` keeps it a range scan."""
+    cursor.execute(
+        "SELECT count(*), count(DISTINCT message_id) FROM orders WHERE id > %s AND user_id = %s",
+        (after_id, marker),
+    )
+    return cursor.fetchone()
+
+
+def measure_orders(system: LocalSystem, gateway: str, load: Load, total: int, token: str) -> dict:
+    """Exactly ``total`` orders through the gateway; wait for ``total`` rows; count lost and doubled ones."""
+    import psycopg2  # the services' requirement; imported here so the pure modules need no driver
+
+    if total < load.threads:
+        raise BenchError(f"--orders ({total}) must be at least --threads ({load.threads})")
+    marker = f"bench-{uuid.uuid4().hex[:12]}"
+    connection = psycopg2.connect(system.database_dsn("billing_db"))
+    connection.autocommit = True
+    with tempfile.TemporaryDirectory(prefix="bench-orders-") as scratch, connection.cursor() as cursor:
+        cursor.execute("SELECT coalesce(max(id), 0), pg_backend_pid() FROM orders")
+        after_id, own_backend = cursor.fetchone()
+        done_file = Path(scratch) / "threads-done"
+        done_file.touch()
+        command = wrk_tool.argv(f"{gateway}/api/billing", Load(load.threads, load.connections, ORDERS_LIMIT_S),
+                                token, str(ORDERS_SCRIPT), (marker, str(total), str(load.threads), str(done_file)))
+        sampler = Sampler(system, exclude=frozenset({own_backend}))
+        sampler.start()
+        started = time.monotonic()
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        http_s = landed_s = None
+        rows = distinct = 0
+        try:
+            while time.monotonic() - started < ORDERS_LIMIT_S and process.poll() is None:
+                time.sleep(POLL_S)
+                if http_s is None and len(done_file.read_text().splitlines()) >= load.threads:
+                    http_s = time.monotonic() - started
+                rows, distinct = _orders_rows(cursor, marker, after_id)
+                if landed_s is None and rows >= total:
+                    landed_s = time.monotonic() - started
+                if http_s is not None and landed_s is not None:
+                    break
+        finally:
+            # wrk sleeps for its whole -d even when every thread stopped: SIGINT ends it and it prints its report.
+            process.send_signal(signal.SIGINT)
+            out, err = process.communicate(timeout=30)
         elapsed = time.monotonic() - started
-    finally:
-        wrk.send_signal(signal.SIGINT)  # wrk stops and prints its summary, including our "accepted N"
-        out, _ = wrk.communicate(timeout=30)
-    accepted = int(re.search(r"^accepted (\d+)", out, re.MULTILINE).group(1))
-    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    time.sleep(2.0)  # in-flight orders land; anything redelivered or doubled would show up as extra rows
-    final_rows = count_orders(conn, marker, after_id)
-    conn.close()
+        time.sleep(1.0)  # anything redelivered or doubled late would show up as extra rows
+        rows, distinct = _orders_rows(cursor, marker, after_id)
+    connection.close()
+    counts = wrk_tool.parse_orders_line(out)
+    figures = wrk_tool.parse(out)
+    figures.update(sampler.stop(counts["answered"]))
+    complete = landed_s is not None and http_s is not None
+    figures.update(counts)
+    figures.update({
+        "wrk_rps": figures["rps"],  # diluted by wrk's wait for our SIGINT; the rate of the answers is below
+        "rps": counts["answered"] / http_s if http_s else 0.0,
+        "http_s": http_s if http_s is not None else elapsed,
+        "landed_s": landed_s if landed_s is not None else elapsed,
+        "complete": complete,
+        "rows": rows,
+        "distinct_message_ids": distinct,
+        "lost": max(0, counts["accepted"] - rows),
+        "doubled": (rows - distinct) + max(0, rows - counts["sent"]),
+        "marker": marker,
+    })
+    if err.strip():
+        print(f"wrk: {err.strip()}", file=sys.stderr)
+    return figures
+
+
+def machine() -> dict:
+    """nproc, CPU model, memory, kernel and Python of this machine."""
+    model = "unknown"
+    with open("/proc/cpuinfo") as cpuinfo:
+        for line in cpuinfo:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    memory_kib = procstat.parse_status_kib(Path("/proc/meminfo").read_text(), "MemTotal") or 0
+    return {"nproc": os.cpu_count(), "cpu_model": model, "memory_gib": memory_kib / 1024 / 1024,
+            "kernel": platform.release(), "python": platform.python_version(),
+            "loadavg_at_start": os.getloadavg()[0]}
+
+
+def git_state() -> dict:
+    """Commit, branch and whether the work tree has changes (the figures describe that code)."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, check=False).stdout.strip()
+
+    return {"commit": git("rev-parse", "HEAD") or "unknown", "branch": git("rev-parse", "--abbrev-ref", "HEAD"),
+            "dirty": bool(git("status", "--porcelain", "--untracked-files=no"))}
+
+
+def wait_until_quiet(limit_s: float, busy_pct: float = 25.0) -> float:
+    """Wait (up to ``limit_s``) for one second in which the machine is less than ``busy_pct`` busy; return the
+    last second's busy percentage. Another program's load would otherwise depress the figures."""
+    deadline = time.monotonic() + limit_s
+    while True:
+        before = procstat.machine_cpu()
+        time.sleep(1.0)
+        busy, total = (now - then for now, then in zip(procstat.machine_cpu(), before, strict=True))
+        pct = 100.0 * busy / total if total else 0.0
+        if pct < busy_pct or time.monotonic() >= deadline:
+            return pct
+        print(f"the machine is {pct:.0f} % busy with other work; waiting for it to calm down ...",
+              file=sys.stderr, flush=True)
+
+
+def create_movie(inventory: str) -> int:
+    """A movie to read (created straight at inventory, which trusts its caller: the gateway)."""
+    wrk_tool.check_local(inventory)
+    body = json.dumps({"title": "Benchmark", "description": "read by make bench"}).encode()
+    request = urllib.request.Request(  # noqa: S310 - checked above: http://127.0.0.1
+        f"{inventory}/api/movies", data=body, headers={"Content-Type": "application/json"}, method="POST"
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - http://127.0.0.1 only
+        return json.loads(response.read())["id"]
+
+
+def run(system: LocalSystem, load: Load, warmup: int, orders: int, order_connections: int,
+        quiet_wait: float = 0.0) -> dict:
+    """The whole measurement; returns the JSON-ready result."""
+    urls = system.urls()
+    for url in urls.values():
+        wrk_tool.check_local(url)
+    missing = [part for part in PARTS if not system.process_ids(part)]
+    if missing:
+        raise BenchError(f"not running: {', '.join(missing)}; start the system first (make up)")
+    path = f"/api/movies/{create_movie(urls['inventory'])}"
+    token = system.token()  # a real token of the local Cognito emulator: the gateway verifies (and caches) it
+    started = datetime.datetime.now(datetime.UTC)
+    idle_busy = wait_until_quiet(quiet_wait) if quiet_wait else None
+    host = machine()  # before any load: the load average says whether the machine was quiet
+    host["busy_pct_before"] = idle_busy
+    print(f"measuring GET {path} direct to inventory ({load.seconds} s) ...", file=sys.stderr, flush=True)
+    direct = measure_get(system, urls["inventory"] + path, load, warmup, None)
+    print(f"measuring GET {path} through the gateway ({load.seconds} s) ...", file=sys.stderr, flush=True)
+    proxied = measure_get(system, urls["gateway"] + path, load, warmup, token)
+    print(f"measuring {orders:,} POST /api/billing through the gateway ...", file=sys.stderr, flush=True)
+    order_load = Load(load.threads, order_connections, ORDERS_LIMIT_S)
+    placed = measure_orders(system, urls["gateway"], order_load, orders, token)
+    memory = {part: procstat.memory(system.process_ids(part)).__dict__ for part in PARTS}
     return {
-        "landed_s": elapsed,
-        "landed": landed,
-        "accepted": accepted,
-        "refused": int(non_2xx.group(1)) if non_2xx else 0,
-        "final_rows": final_rows,
+        "schema": 1,
+        "date": started.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "machine": host,
+        "git": git_state(),
+        "settings": {"threads": load.threads, "connections": load.connections, "seconds": load.seconds,
+                     "warmup_seconds": warmup, "orders": orders, "order_connections": order_connections},
+        "runs": {"direct": {"path": path, **direct}, "gateway": {"path": path, **proxied}, "orders": placed},
+        "ratio": proxied["rps"] / direct["rps"] if direct["rps"] else 0.0,
+        "memory": memory,
+        "python_rss_mib": sum(memory[part]["rss_mib"] for part in report.PYTHON_PARTS),
+        "python_pss_mib": None if any(memory[p]["pss_mib"] is None for p in report.PYTHON_PARTS)
+        else sum(memory[part]["pss_mib"] for part in report.PYTHON_PARTS),
     }
 
 
-def main() -> int:
-    """Parse arguments, make sure the system runs, measure, print the table."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=int, default=10, help="duration of each GET measurement")
-    parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--orders", type=int, default=10_000)
-    parser.add_argument("--json", action="store_true", help="print the raw figures as JSON too")
-    args = parser.parse_args()
-    if not shutil.which("wrk"):
-        print("wrk is not installed: apt-get install -y wrk", file=sys.stderr)
+def main(argv: list[str] | None = None) -> int:
+    """Parse arguments, measure, print the report, write the JSON; exit 1 when an order was lost or doubled."""
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=2, help="wrk threads (default 2)")
+    parser.add_argument("--connections", type=int, default=32, help="wrk connections for the GETs (default 32)")
+    parser.add_argument("--seconds", type=int, default=10, help="duration of each GET measurement (default 10)")
+    parser.add_argument("--warmup", type=int, default=2, help="seconds of warm-up before each GET run (default 2)")
+    parser.add_argument("--orders", type=int, default=10_000, help="orders to POST (default 10000)")
+    parser.add_argument("--order-connections", type=int, default=32, help="wrk connections for the orders")
+    parser.add_argument("--output", type=Path, help="JSON file (default bench/results/<UTC date-time>.json)")
+    parser.add_argument("--quiet-wait", type=float, default=120,
+                        help="seconds to wait at most for the machine to be idle before measuring (default 120)")
+    parser.add_argument("--profile", default=os.environ.get("LOCAL_PROFILE", "dev"), choices=("dev", "test"))
+    args = parser.parse_args(argv)
+    try:
+        wrk_tool.ensure_installed()
+        system = LocalSystem(args.profile)
+        result = run(system, Load(args.threads, args.connections, args.seconds), args.warmup, args.orders,
+                     args.order_connections, args.quiet_wait)
+    except (BenchError, LocalSystemError, subprocess.SubprocessError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 2
-
-    system = LocalSystem(os.environ.get("LOCAL_PROFILE", "dev"))
-    urls = system.up()
-    movie = _post_json(f"{urls['inventory']}/api/movies", {"title": "Benchmark", "description": "bench"})
-    path = f"/api/movies/{movie['id']}"
-    run_wrk(urls["inventory"] + path, 2, args.connections)  # warm-up: connections, caches, JIT-free Python
-    direct = run_wrk(urls["inventory"] + path, args.seconds, args.connections)
-    token = system.token()  # a real token from the local Cognito emulator: the gateway verifies every request
-    run_wrk(urls["gateway"] + path, 2, args.connections, token=token)
-    proxied = run_wrk(urls["gateway"] + path, args.seconds, args.connections, token=token)
-    orders = bench_orders(system, urls["gateway"], args.orders, ORDER_CONNECTIONS, token)
-
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if "model name" in line), "?")
-    print(f"\nMachine: {os.cpu_count()} cores ({cpu}), {platform.system()} {platform.release()}, "
-          f"Python {platform.python_version()}; load generator wrk on the same machine.\n")
-    print("| measurement | req/s | p50 | p99 |")
-    print("|---|---|---|---|")
-    print(f"| GET {path} direct to inventory | {direct['rps']:.0f} | {direct['p50']:.1f} ms | {direct['p99']:.1f} ms |")
-    print(f"| GET {path} through the gateway | {proxied['rps']:.0f} | {proxied['p50']:.1f} ms "
-          f"| {proxied['p99']:.1f} ms |")
-    print(f"\nGateway/inventory rate: {proxied['rps'] / direct['rps']:.0%}")
-    extra = orders["final_rows"] - orders["accepted"]
-    # wrk is interrupted mid-flight: the gateway may have confirmed up to one order per connection whose answer
-    # wrk never read. Those are extra rows, not duplicates (the message-id constraint forbids duplicates).
-    consistent = 0 <= extra <= ORDER_CONNECTIONS
-    print(f"POST /api/billing through the gateway (wrk, {ORDER_CONNECTIONS} connections): {args.orders} orders were "
-          f"rows in billing_db after {orders['landed_s']:.2f} s ({args.orders / orders['landed_s']:.0f} orders/s "
-          f"end to end). wrk counted {orders['accepted']} confirmed and {orders['refused']} refused orders; "
-          f"billing_db then held {orders['final_rows']} rows ({extra} in flight when wrk was stopped): "
-          f"{'nothing lost' if consistent else 'MISMATCH'}.")
-    if args.json:
-        print(json.dumps({"direct": direct, "gateway": proxied, "orders": orders}, indent=2))
-    return 0 if consistent else 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    output = args.output or RESULTS / f"{result['date'].replace(':', '')}.json"
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(report.to_json(result))
+    print(report.report(result))
+    print(f"\nJSON: {output}\nDocs: python -m bench.docs {output}  (rewrites the figures in docs/performance.md "
+          "and README.md)")
+    orders = result["runs"]["orders"]
+    return 0 if orders["complete"] and not orders["lost"] and not orders["doubled"] else 1

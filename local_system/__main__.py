@@ -121,6 +121,16 @@ def cmd_token(system: LocalSystem, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_pids(system: LocalSystem, args: argparse.Namespace) -> int:
+    """Print a part's pids on one line, leader first (gunicorn master, then its workers); exit 1 when stopped."""
+    pids = system.process_ids(args.part)
+    if not pids:
+        print(f"{args.part} is not running", file=sys.stderr)
+        return 1
+    print(" ".join(map(str, pids)))
+    return 0
+
+
 def cmd_prereqs(system: LocalSystem, args: argparse.Namespace) -> int:
     """Install what is missing: python3-venv (with --venv) or the PostgreSQL/RabbitMQ servers."""
     if args.venv:
@@ -184,6 +194,10 @@ def build_parser() -> argparse.ArgumentParser:
     rotate.add_argument("name", choices=CREDENTIAL_NAMES, help="whose login: a database owner or the broker")
     rotate.add_argument("--pause", type=float, default=0.0, help="seconds between setSecret and finishSecret")
     rotate.set_defaults(func=cmd_rotate_credentials)
+
+    pids = commands.add_parser("pids", help=cmd_pids.__doc__)
+    pids.add_argument("part", choices=PARTS)
+    pids.set_defaults(func=cmd_pids)
 
     pre = commands.add_parser("prereqs", help=cmd_prereqs.__doc__)
     pre.add_argument("--venv", action="store_true", help="only make sure `python3 -m venv` works")

@@ -49,6 +49,35 @@ def is_alive(pid: int | None, marker: str | None = None) -> bool:
     return True
 
 
+def parent_pid(stat_text: str) -> int:
+    """The parent pid (4th field) of a ``/proc/PID/stat`` line; the command name in parentheses may hold spaces."""
+    return int(stat_text.rsplit(")", 1)[1].split()[1])
+
+
+def process_tree(pid: int | None) -> list[int]:
+    """``pid`` and every process descended from it (parent links in /proc), ``pid`` first; [] when not running.
+
+    This is how the benchmark finds a gunicorn master's workers or PostgreSQL's backends: from the pid the
+    local system recorded, never by matching process names (another checkout's services have the same names).
+    """
+    if not pid or not Path(f"/proc/{pid}").exists():
+        return []
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            children.setdefault(parent_pid((entry / "stat").read_text()), []).append(int(entry.name))
+        except (OSError, IndexError, ValueError):
+            continue  # exited while we looked
+    tree, queue = [pid], [pid]
+    while queue:
+        for child in sorted(children.get(queue.pop(0), ())):
+            tree.append(child)
+            queue.append(child)
+    return tree
+
+
 def terminate(pid: int, timeout: float) -> None:
     """SIGTERM ``pid`` and wait up to ``timeout`` seconds; then SIGKILL its whole process group.
 

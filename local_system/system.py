@@ -15,7 +15,7 @@ from local_system import prereqs
 from local_system.credentials import Credentials, load_or_create, store_password
 from local_system.identity.emulator import IdentityEmulator
 from local_system.postgres import PostgresServer
-from local_system.processes import LocalSystemError, http_status
+from local_system.processes import LocalSystemError, http_status, process_tree
 from local_system.profiles import DATABASES, INFRASTRUCTURE, SERVICES, Profile, get_profile
 from local_system.rabbitmq import RabbitMQServer
 from local_system.secret_store import SecretsApi, provision
@@ -261,6 +261,11 @@ class LocalSystem:
                 state = "ready" if code == 200 else f"not ready ({code or 'no answer'})"
             rows.append(PartStatus(name, pid, service.port, state))
         return rows
+
+    def process_ids(self, name: str) -> list[int]:
+        """Pids of one part's processes, leader first: a service's gunicorn master (from its pid file) and its
+        workers, PostgreSQL's postmaster and backends, RabbitMQ's start script and Erlang VM; [] when stopped."""
+        return process_tree(self._part(name).pid())
 
     def urls(self) -> dict[str, str]:
         """Base URL of every service."""
