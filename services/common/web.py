@@ -4,9 +4,9 @@ metrics, JSON errors, and the ``/health``, ``/ready`` and ``/metrics`` endpoints
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
-import uuid
 from collections.abc import Callable, Mapping
 
 from flask import Blueprint, Flask, Response, g, jsonify, request
@@ -30,8 +30,8 @@ ReadinessCheck = Callable[[], None]
 
 
 def new_request_id() -> str:
-    """A fresh request id (32 hex characters)."""
-    return uuid.uuid4().hex
+    """A fresh request id (32 hex characters, 128 random bits like a uuid4 but a third of its cost)."""
+    return os.urandom(16).hex()
 
 
 def accept_request_id(value: str | None) -> str:
