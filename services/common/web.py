@@ -73,9 +73,9 @@ def init_app(app: Flask, service: str, readiness: Mapping[str, ReadinessCheck]) 
         if started is not None:
             elapsed = time.perf_counter() - started
             route = request.url_rule.rule if request.url_rule is not None else "unmatched"
-            labels = (request.method, route, str(response.status_code))
-            metrics.HTTP_REQUESTS.labels(*labels).inc()
-            metrics.HTTP_LATENCY.labels(*labels).observe(elapsed)
+            counter, histogram = metrics.http_children(request.method, route, response.status_code)
+            counter.inc()
+            histogram.observe(elapsed)
             if access_log and request.path not in _QUIET_PATHS:
                 log.info(
                     "request",
