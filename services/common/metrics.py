@@ -30,6 +30,20 @@ HTTP_LATENCY = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
 
+# (method, route, status) -> the labelled children; ``labels()`` takes a lock and builds a key on every call.
+_HTTP_CHILDREN: dict[tuple[str, str, int], tuple] = {}
+
+
+def http_children(method: str, route: str, status: int) -> tuple:
+    """The request counter and latency histogram for one method, route template and status (cached)."""
+    key = (method, route, status)
+    children = _HTTP_CHILDREN.get(key)
+    if children is None:
+        labels = (method, route, str(status))
+        # Two threads may both build it; labels() returns the same children, so either result is right.
+        children = _HTTP_CHILDREN[key] = (HTTP_REQUESTS.labels(*labels), HTTP_LATENCY.labels(*labels))
+    return children
+
 
 def render() -> tuple[bytes, str]:
     """Return the exposition body and content type for ``GET /metrics``."""

@@ -7,9 +7,9 @@ durable queue, confirmed). Anything less is a 503, never a false 200.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
-import uuid
 
 import pika
 import pika.exceptions
@@ -71,7 +71,7 @@ class BillingPublisher:
 
         ``principal``: the caller's ``x-principal-*`` headers (``Principal.message_headers``).
         """
-        message_id = uuid.uuid4().hex
+        message_id = os.urandom(16).hex()  # 128 random bits, cheaper than uuid4
         headers: dict[str, str] = {messaging.REQUEST_ID: request_id}
         if principal:
             headers.update(principal)

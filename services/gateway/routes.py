@@ -48,7 +48,8 @@ def authenticate():
 @requires(read=READ_MOVIES, write=WRITE_MOVIES)
 def movies(subpath: str):
     """Everything under /api/movies goes to inventory unchanged; inventory's answer comes back unchanged."""
-    return GATEWAY.current().proxy.forward(request, g.request_id)
+    # The request object itself, not Flask's proxy: forward reads a dozen of its attributes.
+    return GATEWAY.current().proxy.forward(request._get_current_object(), g.request_id)
 
 
 @api.post("/billing")
