@@ -140,21 +140,26 @@ class RabbitMQServer:
             if not port_released(self.port):
                 raise LocalSystemError(f"port {self.port} is taken by another program; cannot start RabbitMQ")
             first_boot = not (self.home / "mnesia").exists()
-            spawn([str(scripts / "rabbitmq-server")], self.console_log, self.env(), self.home, self.pid_file)
-            self._wait_until_ready()
+            spawned = spawn([str(scripts / "rabbitmq-server")], self.console_log, self.env(), self.home, self.pid_file)
+            self._wait_until_ready(spawned)
             if first_boot:
                 self.credentials_marker.write_text(self._credentials_digest())
         else:
             self._wait_until_ready()
         self._ensure_credentials()
 
-    def _wait_until_ready(self) -> None:
+    def _wait_until_ready(self, spawned: int | None = None) -> None:
+        """Wait for an AMQP handshake; give up early only when the node's processes are gone.
+
+        A process we just spawned is ours whatever its command line says at this instant (the start script
+        hands over to the Erlang VM, which writes its own pid file only later), so it is checked by pid alone.
+        """
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
-            if self.pid() is None:
-                break
             if amqp_handshake(self.port):
                 return
+            if self.pid() is None and not is_alive(spawned):
+                break
             time.sleep(0.2)
         raise LocalSystemError(
             f"RabbitMQ did not become ready on port {self.port}; see {self.log_file} and {self.console_log}:\n"
