@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from flask import Request, Response
 
@@ -30,9 +30,21 @@ _NOT_FORWARDED = _HOP_BY_HOP | {
     HTTP_REQUEST_ID.lower(), "x-forwarded-for",
 }
 _NOT_RETURNED = _HOP_BY_HOP | {HTTP_REQUEST_ID.lower(), "server", "date"}
+# RFC 3986 pchar and "/": left as they are; everything else (spaces, controls, "%", non-ASCII) is encoded.
+_PATH_SAFE = "/-._~!$&'()*+,;=:@"
 _IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 # Errors that mean "the kept-alive connection was already dead" rather than "inventory failed".
 _STALE_CONNECTION = (StaleConnection, ConnectionResetError, BrokenPipeError)
+
+
+def upstream_target(path: str, query_string: bytes) -> str:
+    """The request target for inventory: the path percent-encoded again, the query string as received.
+
+    Flask hands the path over decoded (``%20`` is a space, ``%0d`` a carriage return): written into the request
+    line as it is, it would split the line or smuggle a header into the upstream request.
+    """
+    target = quote(path, safe=_PATH_SAFE)
+    return f"{target}?{query_string.decode('latin-1')}" if query_string else target
 
 
 class InventoryProxy:
@@ -101,7 +113,7 @@ class InventoryProxy:
         forwarded_for = request.headers.get("X-Forwarded-For")
         client = request.remote_addr or ""
         headers["X-Forwarded-For"] = f"{forwarded_for}, {client}" if forwarded_for else client
-        target = self._prefix + request.full_path if request.query_string else self._prefix + request.path
+        target = self._prefix + upstream_target(request.path, request.query_string)
         try:
             status, upstream_headers, data = self._exchange(
                 request.method, target, request.get_data() or None, headers

@@ -8,11 +8,15 @@ answers: ``Content-Length`` or chunked bodies, or a body up to the connection's 
 
 from __future__ import annotations
 
+import re
 import socket
 
 # Upper bound of a response's status line plus headers: more means a broken or hostile upstream.
 MAX_HEAD = 64 * 1024
 _CHUNK = 65536
+# What must never reach the request line (the target) or a header line.
+_UNSAFE_TARGET = re.compile(r"[\x00-\x20\x7f]")
+_UNSAFE_HEADER = re.compile(r"[\x00\r\n]")
 # Statuses that never carry a body (RFC 9112 6.3).
 _NO_BODY = frozenset({204, 304})
 
@@ -44,7 +48,12 @@ class UpstreamConnection:
     def exchange(
         self, method: str, target: str, headers: dict[str, str], body: bytes | None
     ) -> tuple[int, list[tuple[str, str]], bytes, bool]:
-        """Send one request; return status, headers, body and whether the connection must be closed now."""
+        """Send one request; return status, headers, body and whether the connection must be closed now.
+
+        A target or header with a space (target only), CR, LF or NUL is refused: it would split the request.
+        """
+        if _UNSAFE_TARGET.search(target) or any(_UNSAFE_HEADER.search(f"{k}{v}") for k, v in headers.items()):
+            raise ProtocolError("request target or header contains a control character")
         lines = [f"{method} {target} HTTP/1.1", f"Host: {self._host_header}"]
         lines.extend(f"{key}: {value}" for key, value in headers.items())
         if body is not None or method in ("POST", "PUT", "PATCH"):

@@ -7,7 +7,8 @@ import threading
 
 import pytest
 
-from gateway.upstream import ProtocolError, StaleConnection, UpstreamConnection
+from gateway.proxy import _STALE_CONNECTION, upstream_target
+from gateway.upstream import ProtocolError, UpstreamConnection
 
 
 def _serve(answers: list[bytes]) -> tuple[int, list[bytes]]:
@@ -60,7 +61,9 @@ def test_a_closed_kept_alive_connection_is_stale_and_garbage_is_a_protocol_error
     port, _ = _serve([b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"])
     conn = UpstreamConnection("127.0.0.1", port, 2, 2)
     conn.exchange("GET", "/", {}, None)
-    with pytest.raises(StaleConnection):
+    # EOF (StaleConnection) or a reset, depending on whether the server's close raced the request: the proxy
+    # treats each of them as "the kept-alive connection was already dead" and retries on a fresh one.
+    with pytest.raises(_STALE_CONNECTION):
         conn.exchange("GET", "/", {}, None)
     port, _ = _serve([b"SSH-2.0-OpenSSH\r\n\r\n"])
     with pytest.raises(ProtocolError):
@@ -71,3 +74,48 @@ def test_a_truncated_body_is_a_protocol_error():
     port, _ = _serve([b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort"])
     with pytest.raises(ProtocolError):
         UpstreamConnection("127.0.0.1", port, 2, 2).exchange("GET", "/", {}, None)
+
+
+@pytest.mark.parametrize(
+    ("path", "query", "target"),
+    [
+        ("/api/movies/1", b"", "/api/movies/1"),
+        ("/api/movies", b"title=a%20b&x=%25", "/api/movies?title=a%20b&x=%25"),
+        ("/api/movies/a b", b"", "/api/movies/a%20b"),
+        ("/api/movies/\rX-Injected: yes", b"", "/api/movies/%0DX-Injected:%20yes"),
+        ("/api/movies/\x00", b"", "/api/movies/%00"),
+        ("/api/movies/é%", b"", "/api/movies/%C3%A9%25"),
+    ],
+)
+def test_the_decoded_path_is_encoded_again_for_the_request_line(path, query, target):
+    """Flask decodes the path; spaces, controls, '%' and non-ASCII go upstream percent-encoded, never raw."""
+    assert upstream_target(path, query) == target
+
+
+def test_a_target_with_a_control_character_is_refused_before_anything_is_sent():
+    """Defence in depth: the connection itself never writes a CR, LF, NUL or space into the request line."""
+    port, received = _serve([b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"])
+    conn = UpstreamConnection("127.0.0.1", port, 2, 2)
+    with pytest.raises(ProtocolError):
+        conn.exchange("GET", "/api/movies/\r\nX-Injected: yes", {}, None)
+    with pytest.raises(ProtocolError):
+        conn.exchange("GET", "/api/movies/1", {"X-Evil": "a\r\nX-Injected: yes"}, None)
+    conn.close()
+    assert b"".join(received) == b""  # the server saw the connection close, and not a byte
+
+
+def test_the_gateway_forwards_an_encoded_carriage_return_as_one_request_line(monkeypatch):
+    """GET /api/movies/%0dX-Injected:%20yes reaches inventory as one encoded target, without an extra header."""
+    port, received = _serve([b"HTTP/1.1 404 NOT FOUND\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}"])
+    for name, value in {
+        "INVENTORY_URL": f"http://127.0.0.1:{port}", "AUTH_REQUIRED": "false",
+        "RABBITMQ_USER": "unit", "RABBITMQ_PASSWORD": "unit",
+    }.items():
+        monkeypatch.setenv(name, value)
+    import gateway
+
+    response = gateway.create_app().test_client().get("/api/movies/%0dX-Injected:%20yes")
+    assert response.status_code == 404
+    request_lines = received[0].split(b"\r\n")
+    assert request_lines[0] == b"GET /api/movies/%0DX-Injected:%20yes HTTP/1.1"
+    assert not any(line.lower().startswith(b"x-injected") for line in request_lines)
