@@ -225,7 +225,8 @@ def test_broker_secret_rotates_with_our_lambda(any_env):
     function_id = schedule["Properties"]["RotationLambdaARN"]["Fn::GetAtt"][0]
     function = any_env.templates["Data"]["Resources"][function_id]["Properties"]
     assert (function["Runtime"], function["Handler"]) == ("python3.12", "handler.handler")
-    assert "appSubnet" in dumps(function["VpcConfig"]["SubnetIds"]) or "Private" in dumps(function["VpcConfig"])
+    subnets = dumps(function["VpcConfig"]["SubnetIds"])
+    assert "appSubnet" in subnets and "dataSubnet" not in subnets
     assert "ConsoleURLs" in dumps(function["Environment"]["Variables"]["BROKER_MANAGEMENT_URL"])
 
 
@@ -239,17 +240,6 @@ def test_rotation_lambda_may_rotate_only_the_broker_secret(any_env):
         else:
             assert statement["Resource"] == {"Ref": "BrokerCredentials3A27FE8A"}
             assert "secretsmanager:PutSecretValue" in statement["Action"]
-
-
-def test_rotation_lambda_reaches_the_broker_management_port(any_env):
-    """The broker admits 443 from the rotation Lambda's security group only (besides amqps from the tasks)."""
-    rules = [
-        r["Properties"]
-        for r in _ingress_rules(any_env, "Data")
-        if "BrokerSecurityGroup" in dumps(r["Properties"]["GroupId"]) and r["Properties"]["FromPort"] == 443
-    ]
-    assert len(rules) == 1
-    assert "BrokerRotationSecurityGroup" in dumps(rules[0]["SourceSecurityGroupId"])
 
 
 def test_daily_backup_plan_covers_both_databases(any_env):
