@@ -74,8 +74,9 @@ class Sampler:
     def stop(self, requests: int) -> dict:
         """CPU ms per request of every part (and wrk) since ``start``; warns when a part's processes changed."""
         per_request, total = {}, {}
+        current = self.pids()  # one walk of /proc for every part, inside the measured window
         for part, pids in self._pids.items():
-            now = self.pids()[part]
+            now = current[part]
             # PostgreSQL's autovacuum workers come and go; a service's worker must not (it would lose its CPU).
             if part in SERVICES and sorted(now) != sorted(pids):
                 print(f"warning: {part}'s processes changed during the run ({pids} -> {now}); its CPU figure "
@@ -277,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, help="JSON file (default bench/results/<UTC date-time>.json)")
     parser.add_argument("--quiet-wait", type=float, default=120,
                         help="seconds to wait at most for the machine to be idle before measuring (default 120)")
-    parser.add_argument("--profile", default=os.environ.get("LOCAL_PROFILE", "dev"), choices=("dev", "test"))
+    parser.add_argument("--profile", choices=("dev", "test"), help="default: $LOCAL_PROFILE, else dev")
     args = parser.parse_args(argv)
     try:
         wrk_tool.ensure_installed()

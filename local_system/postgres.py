@@ -18,7 +18,7 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
-from local_system.credentials import Credentials
+from local_system.credentials import Credentials, Login
 from local_system.prereqs import postgres_bin_dir
 from local_system.processes import LocalSystemError, is_alive, port_open, port_released, read_pid, tail
 from local_system.profiles import DATABASES, REPO_ROOT, Profile
@@ -330,11 +330,11 @@ class PostgresServer:
             f"password={login.password} sslmode=disable"
         )
 
-    def psql_argv(self, database: str) -> tuple[list[str], dict[str, str]]:
-        """argv and environment for an interactive ``psql`` as the database's owner (password in PGPASSWORD)."""
+    def psql_argv(self, database: str, login: Login | None = None) -> tuple[list[str], dict[str, str]]:
+        """argv and environment for ``psql`` as ``login`` (default: the database's owner; password in PGPASSWORD)."""
         if database not in DATABASES:
             raise LocalSystemError(f"unknown database {database!r}; use one of: {', '.join(DATABASES)}")
-        login = self.credentials.database(database)
+        login = login or self.credentials.database(database)
         env = {**os.environ, "PGPASSWORD": login.password, "PGSSLMODE": "disable"}
         argv = ["psql", "-h", "127.0.0.1", "-p", str(self.port), "-U", login.user, "-d", database]
         return argv, env

@@ -17,7 +17,6 @@ connections; a new one refused with the old password makes them re-read the secr
 from __future__ import annotations
 
 import importlib.util
-import os
 import subprocess
 import time
 import uuid
@@ -51,10 +50,10 @@ def broker_handler() -> ModuleType:
 
 def _can_log_in(system: LocalSystem, database: str, login: Login) -> bool:
     """True when PostgreSQL accepts ``login`` on ``database`` over TCP (password in PGPASSWORD, not argv)."""
-    env = {**os.environ, "PGPASSWORD": login.password, "PGSSLMODE": "disable", "PGCONNECT_TIMEOUT": "5"}
-    argv = ["psql", "-X", "-q", "-At", "-h", "127.0.0.1", "-p", str(system.postgres.port), "-U", login.user]
+    argv, env = system.postgres.psql_argv(database, login)
     result = subprocess.run(
-        [*argv, "-d", database, "-c", "SELECT 1"], env=env, capture_output=True, text=True, check=False
+        [*argv, "-X", "-q", "-At", "-c", "SELECT 1"], env={**env, "PGCONNECT_TIMEOUT": "5"},
+        capture_output=True, text=True, check=False,
     )
     return result.returncode == 0
 

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
+from local_system.emulator_api import DUMMY_KEY
 from local_system.identity.cognito import (
     REGION,
     CognitoApi,
@@ -162,7 +163,7 @@ def _private_file(path: Path) -> int:
 def _moto_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     # Dummy credentials: moto must never find (or use) real ones from the environment.
-    env.update(AWS_ACCESS_KEY_ID="local", AWS_SECRET_ACCESS_KEY="local", AWS_DEFAULT_REGION=REGION)  # noqa: S106
+    env.update(AWS_ACCESS_KEY_ID=DUMMY_KEY, AWS_SECRET_ACCESS_KEY=DUMMY_KEY, AWS_DEFAULT_REGION=REGION)
     # Ids derived from names, as under Docker Compose: a restarted emulator re-creates the same pool and client.
     env.update(MOTO_COGNITO_IDP_USER_POOL_ID_STRATEGY="HASH", MOTO_COGNITO_IDP_USER_POOL_CLIENT_ID_STRATEGY="HASH")
     return env
