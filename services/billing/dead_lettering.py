@@ -62,7 +62,8 @@ class DeadLetterPublisher:
             messaging.DEAD_LETTER_REASON: reason[:MAX_REASON_LENGTH],
             messaging.DEAD_LETTER_KIND: kind,
             messaging.ORIGINAL_MESSAGE_ID: delivery.message_id or "",
-            messaging.ORIGINAL_QUEUE: self._queue.name,
+            # Billing also drains the legacy classic queue: name the queue the message really came from.
+            messaging.ORIGINAL_QUEUE: delivery.queue or self._queue.name,
             messaging.REQUEST_ID: delivery.request_id,
             messaging.DEAD_LETTERED_AT: datetime.now(UTC).isoformat(timespec="milliseconds"),
         }

@@ -22,6 +22,8 @@ class Delivery:
     body: bytes
     message_id: str | None
     request_id: str
+    queue: str = ""
+    """The queue it came from (the routing key: orders are published through the default exchange)."""
 
     @classmethod
     def from_amqp(cls, method: pika.spec.Basic.Deliver, properties: pika.BasicProperties, body: bytes) -> Delivery:
@@ -35,6 +37,7 @@ class Delivery:
             body=body,
             message_id=properties.message_id or None,
             request_id=accept_request_id(raw if isinstance(raw, str) else None),
+            queue=method.routing_key or "",
         )
 
 

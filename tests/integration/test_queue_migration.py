@@ -114,6 +114,25 @@ def test_legacy_classic_queue_is_drained_exactly_once(queue, legacy, start_consu
     assert message_id in {row[3] for row in queue.rows()}
 
 
+def test_poison_from_the_legacy_queue_names_the_legacy_queue(queue, legacy, start_consumer, rabbitmq):  # noqa: F811
+    """A bad order drained from the legacy classic queue is dead-lettered with x-original-queue = that queue,
+    not the quorum queue billing also consumes (the reason an operator looks for is where it came from)."""
+    with rabbitmq.channel() as channel:
+        channel.queue_declare(legacy, durable=True)
+        channel.confirm_delivery()
+        channel.basic_publish(
+            "", legacy, json.dumps({**VALID, "total_amount": "-1"}).encode(),
+            pika.BasicProperties(delivery_mode=pika.DeliveryMode.Persistent, message_id=f"{legacy}-poison"),
+            mandatory=True,
+        )
+    consumer = start_consumer(rabbit=with_legacy_queue(RabbitSettings.from_env(), legacy))
+    wait_until(lambda: queue.dead_letter_count() == 1, 10, "the dead letter")
+    consumer.stop()
+    [(properties, _body)] = queue.dead_letters()
+    assert properties.headers["x-original-queue"] == legacy
+    assert properties.headers["x-original-message-id"] == f"{legacy}-poison"
+
+
 def test_missing_legacy_queue_is_skipped(queue, legacy, start_consumer, rabbitmq):  # noqa: F811
     """No legacy queue (the normal case after the migration): the consumer attaches and stores orders, and the
     legacy queue is not created by looking for it."""
