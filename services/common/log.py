@@ -30,17 +30,17 @@ class JsonFormatter(logging.Formatter):
         super().__init__()
         self.service = service
         # strftime is most of a record's cost; every record of the same second shares its text.
-        self._second = -1
-        self._second_text = ""
+        self._second: tuple[int, str] = (-1, "")
         self._encode = json.JSONEncoder(default=str, ensure_ascii=False).encode
 
     def _timestamp(self, created: float) -> str:
         second = int(created)
-        if second != self._second:
-            # Racing threads may both compute it; they compute the same text, so no lock is needed.
-            self._second_text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-            self._second = second
-        return self._second_text
+        cached = self._second  # one read of one tuple: the second and its text always belong together
+        if cached[0] == second:
+            return cached[1]
+        text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        self._second = (second, text)  # racing threads may overwrite each other; every pair stays consistent
+        return text
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
