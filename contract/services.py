@@ -49,11 +49,11 @@ GATEWAY = Service(
 #: In start order: inventory first because the gateway forwards to it.
 SERVICES: tuple[Service, ...] = (INVENTORY, BILLING, GATEWAY)
 SERVICE_NAMES: tuple[str, ...] = tuple(service.name for service in SERVICES)
+SERVICES_BY_NAME: dict[str, Service] = {service.name: service for service in SERVICES}
 
 
 def service(name: str) -> Service:
     """The service called ``name``; ValueError names the known ones."""
-    for candidate in SERVICES:
-        if candidate.name == name:
-            return candidate
+    if name in SERVICES_BY_NAME:
+        return SERVICES_BY_NAME[name]
     raise ValueError(f"unknown service {name!r}; use one of: {', '.join(SERVICE_NAMES)}")

@@ -10,7 +10,7 @@ import pika.exceptions
 from pika.adapters.blocking_connection import BlockingConnection
 
 from common.config import RabbitSettings
-from common.secrets import Login
+from common.secrets import Login, connect_with_login
 
 #: AMQP reply code of ACCESS_REFUSED (a refused login, when the broker says so before closing).
 ACCESS_REFUSED = 403
@@ -41,20 +41,16 @@ def is_login_refused(exc: BaseException) -> bool:
 def open_connection(settings: RabbitSettings) -> BlockingConnection:
     """A blocking connection with the current login; a refused login is retried once with a re-read secret
     (the password was rotated since this process read it). Parameters are built at every connect."""
-    for attempt in (1, 2):
-        login = settings.credentials.current()
-        try:
-            return pika.BlockingConnection(connection_parameters(settings, login))
-        except pika.exceptions.AMQPConnectionError as exc:
-            if attempt == 2 or not is_login_refused(exc) or not settings.credentials.login_refused(login):
-                raise
-    raise AssertionError("unreachable")
+    return connect_with_login(
+        settings.credentials,
+        lambda login: pika.BlockingConnection(connection_parameters(settings, login)),
+        is_login_refused,
+    )
 
 
-def connection_parameters(settings: RabbitSettings, login: Login | None = None) -> pika.ConnectionParameters:
-    """pika parameters for the broker with ``login`` (default: the settings' current one); amqps:// verifies
-    the server certificate against the system CAs."""
-    login = login or settings.credentials.current()
+def connection_parameters(settings: RabbitSettings, login: Login) -> pika.ConnectionParameters:
+    """pika parameters for the broker with ``login``; amqps:// verifies the server certificate against the
+    system CAs."""
     parts = urlsplit(settings.url)
     host = parts.hostname or "127.0.0.1"
     port = parts.port or (5671 if settings.uses_tls else 5672)

@@ -18,7 +18,7 @@ import psycopg2.extensions
 
 from common.config import DatabaseSettings
 from common.errors import DependencyUnavailable
-from common.secrets import SecretUnavailable
+from common.secrets import Login, SecretUnavailable, connect_with_login
 
 log = logging.getLogger(__name__)
 
@@ -65,15 +65,11 @@ class ConnectionPool:
     def _open(self) -> psycopg2.extensions.connection:
         """A new connection with the current login; a refused login is retried once with a re-read secret
         (its password was rotated since this process read it)."""
+        def connect(login: Login) -> psycopg2.extensions.connection:
+            return psycopg2.connect(**self._connect_kwargs, user=login.user, password=login.password)
+
         try:
-            for attempt in (1, 2):
-                login = self._credentials.current()
-                try:
-                    conn = psycopg2.connect(**self._connect_kwargs, user=login.user, password=login.password)
-                    break
-                except psycopg2.OperationalError as exc:
-                    if attempt == 2 or not is_login_refused(exc) or not self._credentials.login_refused(login):
-                        raise
+            conn = connect_with_login(self._credentials, connect, is_login_refused)
         except CONNECTION_ERRORS as exc:
             # The libpq message names host and port but never the password.
             raise DatabaseUnavailable(f"cannot connect to PostgreSQL: {str(exc).strip()}") from exc

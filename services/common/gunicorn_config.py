@@ -13,10 +13,10 @@ import tempfile
 
 from common.config import env_int, env_str
 from contract import environment as env
-from contract.services import SERVICES
+from contract.services import SERVICES_BY_NAME
 
 proc_name = env_str(env.SERVICE_NAME)
-_service = next((candidate for candidate in SERVICES if candidate.name == proc_name), None)
+_service = SERVICES_BY_NAME.get(proc_name)
 _requested_workers = env_int(env.GUNICORN_WORKERS, minimum=1)
 _single_worker = _service is not None and _service.single_worker
 

@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from contract import environment as env
 
@@ -162,6 +162,23 @@ class SecretCredentials:
                     self._login = candidate
                     return True
             return False
+
+
+T = TypeVar("T")
+
+
+def connect_with_login(
+    credentials: Credentials, connect: Callable[[Login], T], is_refused: Callable[[BaseException], bool]
+) -> T:
+    """``connect(login)`` with the current login; when the server refuses that login (``is_refused``) and the
+    credentials have a newer one (a rotation since this process read the secret), once more with it."""
+    login = credentials.current()
+    try:
+        return connect(login)
+    except Exception as exc:
+        if not is_refused(exc) or not credentials.login_refused(login):
+            raise
+    return connect(credentials.current())
 
 
 def credentials_for(user: str, password: str, secret_id: str) -> Credentials:
