@@ -11,6 +11,7 @@ from pika.adapters.blocking_connection import BlockingConnection
 
 from common.config import RabbitSettings
 from common.secrets import Login, connect_with_login
+from contract.messaging import QUEUES
 
 #: AMQP reply code of ACCESS_REFUSED (a refused login, when the broker says so before closing).
 ACCESS_REFUSED = 403
@@ -83,7 +84,7 @@ def declare_topology(channel: pika.adapters.blocking_connection.BlockingChannel,
     declaration whose arguments differ from the existing queue's (PRECONDITION_FAILED). The dead-letter queue
     comes first, so the broker always has somewhere to move a message past the delivery limit.
     """
-    for queue in settings.queues.values():
+    for queue in (settings.queue(contract_queue) for contract_queue in QUEUES):
         channel.queue_declare(queue=queue.dead_letter_queue, durable=True, arguments=queue.dead_letter_arguments())
         channel.queue_declare(queue=queue.name, durable=True, arguments=queue.arguments())
 
