@@ -29,6 +29,9 @@ from stacks.config import EnvironmentConfig
 from stacks.data import DataStack
 from stacks.network import NetworkStack
 
+#: The container of billing's express consumer: billing's image and settings, with BILLING_CONSUME=express.
+EXPRESS_CONSUMER = f"{services.BILLING.name}-express"
+
 Settings = tuple[dict[str, str], list[secretsmanager.ISecret]]
 """Plain environment variables of a container, by name, and the secrets its task role may read."""
 
@@ -142,6 +145,7 @@ class ComputeStack(TransparentIdsStack):
             self,
             "BillingExpress",
             service=services.BILLING,
+            name=EXPRESS_CONSUMER,
             sizing=config.billing_express,
             security_group=network.billing_security_group,
             environment={**billing_env, **broker_env, var.BILLING_CONSUME.name: "express"},
