@@ -8,12 +8,15 @@ BILLING_QUEUE and BILLING_EXPRESS_QUEUE by the consumer tests' ``billing_env`` f
 # ruff: noqa: F811 - the consumer tests' fixtures are imported by name, then requested as arguments
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import pytest
 
 from billing.deadletters import list_dead_letters, replay_dead_letters
 from common.config import RabbitSettings
+from contract.messaging import EXPRESS_QUEUE
+from gateway.publisher import BillingPublisher
 
 # Fixtures and helpers of the consumer tests, used here by name.
 from tests.integration.test_billing_consumer import (  # noqa: F401
@@ -109,3 +112,15 @@ def test_dead_letters_of_both_queues_are_listed_and_replayed_into_their_own_queu
 
     assert replay_dead_letters(settings, limit=10) == 2
     assert (queue.ready(), express.ready(), queue.dead_letter_count(), express.dead_letter_count()) == (1, 1, 0, 0)
+
+
+def test_the_gateway_publisher_routes_to_the_queue_it_is_given(queue, express):
+    """``BillingPublisher.publish(queue=EXPRESS_QUEUE)`` lands in the express queue as named on this broker;
+    the default stays the standard queue (its topology declares both)."""
+    publisher = BillingPublisher(RabbitSettings.from_env())
+    try:
+        publisher.publish(json.dumps(EXPRESS).encode(), "req-express", queue=EXPRESS_QUEUE)
+        publisher.publish(json.dumps(VALID).encode(), "req-standard")
+    finally:
+        publisher._close()
+    assert (express.ready(), queue.ready()) == (1, 1)
