@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from contract.messaging import BILLING_QUEUE as _BILLING_QUEUE
+from contract.messaging import EXPRESS_QUEUE as _EXPRESS_QUEUE
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,9 @@ RABBITMQ_SECRET_ID = _var(
 RABBITMQ_HEARTBEAT = _var("RABBITMQ_HEARTBEAT", "30", "AMQP heartbeat in seconds (0: off).")
 RABBITMQ_CONNECT_TIMEOUT = _var("RABBITMQ_CONNECT_TIMEOUT", "5", "Seconds to wait for the broker.")
 BILLING_QUEUE = _var("BILLING_QUEUE", _BILLING_QUEUE.name, "Queue of orders (its dead-letter queue: <name>.dlq).")
+BILLING_EXPRESS_QUEUE = _var(
+    "BILLING_EXPRESS_QUEUE", _EXPRESS_QUEUE.name, "Queue of express orders (its dead-letter queue: <name>.dlq)."
+)
 
 # --- gateway ---------------------------------------------------------------------------------------------
 INVENTORY_URL = _var("INVENTORY_URL", "http://127.0.0.1:8080", "Where inventory answers (http://host:port).")
@@ -120,6 +124,12 @@ BILLING_BATCH_SIZE = _var("BILLING_BATCH_SIZE", "500", "Rows per INSERT (at most
 BILLING_BATCH_WAIT_MS = _var("BILLING_BATCH_WAIT_MS", "50", "How long a batch waits for company, in ms.")
 BILLING_RECONNECT_INITIAL_MS = _var("BILLING_RECONNECT_INITIAL_MS", "500", "First reconnect delay, in ms.")
 BILLING_RECONNECT_MAX_SECONDS = _var("BILLING_RECONNECT_MAX_SECONDS", "15", "Longest reconnect delay.")
+BILLING_CONSUME = _var(
+    "BILLING_CONSUME",
+    "all",
+    "all: every queue, express orders ahead of standard ones; express: only the express queue (AWS's express "
+    "consumer service).",
+)
 BILLING_SHUTDOWN_TIMEOUT_SECONDS = _var(
     "BILLING_SHUTDOWN_TIMEOUT_SECONDS", "15", "Wait for the in-flight batch on SIGTERM (< graceful timeout)."
 )
@@ -134,7 +144,7 @@ DATABASE = (
 )
 BROKER = (
     RABBITMQ_URL, RABBITMQ_USER, RABBITMQ_PASSWORD, RABBITMQ_SECRET_ID, RABBITMQ_HEARTBEAT, RABBITMQ_CONNECT_TIMEOUT,
-    BILLING_QUEUE,
+    BILLING_QUEUE, BILLING_EXPRESS_QUEUE,
 )
 GATEWAY = (
     INVENTORY_URL, UPSTREAM_CONNECT_TIMEOUT, UPSTREAM_READ_TIMEOUT, AUTH_REQUIRED, AUTH_ISSUER, AUTH_JWKS_URL,
@@ -144,12 +154,15 @@ GATEWAY = (
 AWS_SDK = (AWS_REGION, AWS_ENDPOINT_URL_SECRETS_MANAGER, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)
 BILLING = (
     BILLING_PREFETCH, BILLING_BATCH_SIZE, BILLING_BATCH_WAIT_MS, BILLING_RECONNECT_INITIAL_MS,
-    BILLING_RECONNECT_MAX_SECONDS, BILLING_SHUTDOWN_TIMEOUT_SECONDS,
+    BILLING_RECONNECT_MAX_SECONDS, BILLING_SHUTDOWN_TIMEOUT_SECONDS, BILLING_CONSUME,
 )
 
 #: The variable that renames each queue of ``contract.messaging.QUEUES`` on one broker (its default is the
 #: contract's name; tests give each run queues of their own). Its dead-letter queue follows: ``<name>.dlq``.
-QUEUE_VARIABLES: dict[str, Variable] = {_BILLING_QUEUE.name: BILLING_QUEUE}
+QUEUE_VARIABLES: dict[str, Variable] = {
+    _BILLING_QUEUE.name: BILLING_QUEUE,
+    _EXPRESS_QUEUE.name: BILLING_EXPRESS_QUEUE,
+}
 
 #: The variables each service reads, in the order its README lists them.
 SERVICE_VARIABLES: dict[str, tuple[Variable, ...]] = {

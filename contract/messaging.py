@@ -75,7 +75,23 @@ BILLING_QUEUE = Queue(
     legacy_classic_queue="billing_queue",
 )
 
-QUEUES: tuple[Queue, ...] = (BILLING_QUEUE,)
+EXPRESS_QUEUE = Queue(
+    "billing.orders.express",
+    consumer="billing",
+    publishers=("gateway",),
+    description="Orders posted with \"priority\": \"express\": billing consumes them ahead of billing.orders.",
+)
+
+QUEUES: tuple[Queue, ...] = (BILLING_QUEUE, EXPRESS_QUEUE)
+
+# --- order priorities (the priority queue pattern: one queue per priority, docs/patterns) -----------------
+#: An order's ``priority`` when it names none.
+STANDARD = "standard"
+#: Orders stored ahead of every standard one waiting (``EXPRESS_QUEUE``).
+EXPRESS = "express"
+DEFAULT_PRIORITY = STANDARD
+#: The queue of each priority, most urgent first: the order in which billing drains them.
+PRIORITY_QUEUES: dict[str, Queue] = {EXPRESS: EXPRESS_QUEUE, STANDARD: BILLING_QUEUE}
 
 #: The default exchange: messages are routed to the queue named by the routing key.
 DEFAULT_EXCHANGE = ""

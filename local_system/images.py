@@ -8,7 +8,6 @@ contract's names and with the contract's queue and database names; credentials a
 from __future__ import annotations
 
 from contract import environment as E
-from contract.messaging import BILLING_QUEUE
 from contract.services import INVENTORY, SERVICES, service
 from local_system.processes import LocalSystemError
 
@@ -39,7 +38,7 @@ def check_environment(name: str) -> dict[str, str]:
             E.RABBITMQ_URL.name: E.RABBITMQ_URL.default,
             E.RABBITMQ_USER.name: PLACEHOLDER,
             E.RABBITMQ_PASSWORD.name: PLACEHOLDER,
-            E.BILLING_QUEUE.name: BILLING_QUEUE.name,
+            **{variable.name: name for name, variable in E.QUEUE_VARIABLES.items()},
         })
     if E.INVENTORY_URL.name in names:
         settings[E.INVENTORY_URL.name] = f"http://127.0.0.1:{INVENTORY.port}"

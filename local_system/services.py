@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 
 from contract import environment as E
-from contract.messaging import BILLING_QUEUE
 from contract.services import INVENTORY
 from contract.services import service as contract_service
 from local_system.credentials import BROKER
@@ -111,7 +110,7 @@ class ServiceProcess:
             settings.update({
                 E.RABBITMQ_URL.name: f"amqp://127.0.0.1:{self.profile.amqp_port}/",
                 E.RABBITMQ_SECRET_ID.name: secret_name(self.profile, BROKER),
-                E.BILLING_QUEUE.name: BILLING_QUEUE.name,
+                **{variable.name: name for name, variable in E.QUEUE_VARIABLES.items()},
             })
         if E.DATABASE_SECRET_ID.name in settings or E.RABBITMQ_SECRET_ID.name in settings:
             settings.update({

@@ -15,7 +15,8 @@ from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from contract.messaging import BILLING_QUEUE
+from contract.messaging import BILLING_QUEUE, EXPRESS_QUEUE
+from stacks.components import order_age
 from stacks.compute import ComputeStack
 from stacks.config import EnvironmentConfig
 from stacks.data import DataStack, queue_metric
@@ -29,7 +30,7 @@ MISSING_IS_BAD = cloudwatch.TreatMissingData.BREACHING
 #: The databases, by the label their alarms and dashboard lines carry.
 DATABASES = ("Inventory", "Billing")
 #: Namespace of the metrics our metric filters derive from the services' access logs.
-LOG_METRICS_NAMESPACE = "Movies"
+LOG_METRICS_NAMESPACE = order_age.LOG_METRICS_NAMESPACE
 #: Services whose access logs are turned into metrics (label, attribute of the compute stack).
 LOGGED_SERVICES = ("Gateway", "Inventory", "Billing")
 
@@ -69,6 +70,18 @@ def alarm_specs(config: EnvironmentConfig) -> tuple[AlarmSpec, ...]:
                   missing_data=MISSING_IS_OK),
         AlarmSpec("DeadLetters", "dlq_depth", 0, 1, f"A message reached {dlq}: an order could not be processed",
                   comparison=ABOVE, missing_data=MISSING_IS_OK),
+        AlarmSpec("ExpressOrderAge", "express_order_age", config.express_age_alarm_seconds, 3,
+                  f"Express orders waited more than {config.express_age_alarm_seconds} s before billing received them",
+                  datapoints_to_alarm=2, missing_data=MISSING_IS_OK),
+        AlarmSpec("ExpressBacklog", "express_depth", config.express_backlog_threshold, 5,
+                  f"{EXPRESS_QUEUE.name} backlog above the threshold for 5 minutes", datapoints_to_alarm=5,
+                  missing_data=MISSING_IS_OK),
+        AlarmSpec("ExpressDeadLetters", "express_dlq_depth", 0, 1,
+                  f"A message reached {EXPRESS_QUEUE.dead_letter_queue}: an express order could not be processed",
+                  comparison=ABOVE, missing_data=MISSING_IS_OK),
+        AlarmSpec("BillingExpressNotRunning", "running_billing_express", 1, 3,
+                  "No express consumer task is running: express orders wait for the standard billing service",
+                  comparison=BELOW, missing_data=MISSING_IS_BAD),
         AlarmSpec("Inventory5xxRate", "inventory_error_rate", 5, 3,
                   "More than 5 % of inventory responses are 5xx (from its access log)", datapoints_to_alarm=2,
                   missing_data=MISSING_IS_OK),
@@ -187,7 +200,13 @@ def system_metrics(scope: Construct, data: DataStack, compute: ComputeStack) -> 
     )
     metrics["broker_cpu"] = broker_node_query(broker, "MAX", "SystemCpuUtilization", "broker CPU (%)")
 
-    for prefix, queue in (("queue", BILLING_QUEUE.name), ("dlq", BILLING_QUEUE.dead_letter_queue)):
+    queues = {
+        "queue": BILLING_QUEUE.name,
+        "dlq": BILLING_QUEUE.dead_letter_queue,
+        "express": EXPRESS_QUEUE.name,
+        "express_dlq": EXPRESS_QUEUE.dead_letter_queue,
+    }
+    for prefix, queue in queues.items():
         metrics[f"{prefix}_depth"] = queue_metric(data.broker_name, queue, "MessageCount", "Maximum")
         metrics[f"{prefix}_consumers"] = queue_metric(data.broker_name, queue, "ConsumerCount", "Minimum")
     for name, service in services_of(compute).items():
@@ -198,6 +217,7 @@ def system_metrics(scope: Construct, data: DataStack, compute: ComputeStack) -> 
             statistic="Minimum",
             period=Duration.minutes(1),
         )
+    metrics["express_order_age"] = compute.express_order_age
     for label in DATABASES:
         instance = getattr(data, f"{label.lower()}_db").instance
         metrics[f"{label}DbCpu"] = instance.metric_cpu_utilization(period=FIVE_MINUTES)
@@ -211,4 +231,9 @@ def system_metrics(scope: Construct, data: DataStack, compute: ComputeStack) -> 
 
 def services_of(compute: ComputeStack) -> dict:
     """The Fargate services by name, in dashboard order."""
-    return {"gateway": compute.gateway, "inventory": compute.inventory, "billing": compute.billing}
+    return {
+        "gateway": compute.gateway,
+        "inventory": compute.inventory,
+        "billing": compute.billing,
+        "billing_express": compute.billing_express,
+    }

@@ -16,17 +16,21 @@ from constructs import Construct
 
 from contract import environment as var
 from contract import services
-from contract.messaging import BILLING_QUEUE
+from contract.messaging import BILLING_QUEUE, EXPRESS_QUEUE
 from contract.permissions import SCOPE_PREFIX
 from stacks.auth import AuthStack
 from stacks.components import scaling
 from stacks.components.fargate_microservice import FargateMicroservice
 from stacks.components.logical_ids import TransparentIdsStack
+from stacks.components.order_age import express_order_age
 from stacks.components.postgres_database import PostgresDatabase
 from stacks.components.public_edge import PublicEdge
 from stacks.config import EnvironmentConfig
 from stacks.data import DataStack
 from stacks.network import NetworkStack
+
+#: The container of billing's express consumer: billing's image and settings, with BILLING_CONSUME=express.
+EXPRESS_CONSUMER = f"{services.BILLING.name}-express"
 
 Settings = tuple[dict[str, str], list[secretsmanager.ISecret]]
 """Plain environment variables of a container, by name, and the secrets its task role may read."""
@@ -49,10 +53,11 @@ def database_settings(db: PostgresDatabase) -> Settings:
 
 
 def broker_settings(data: DataStack) -> Settings:
-    """The broker URL, the orders queue and the broker user's secret (read by the service, see above)."""
+    """The broker URL, the orders queues and the broker user's secret (read by the service, see above)."""
     plain = {
         var.RABBITMQ_URL.name: data.rabbitmq_url,
         var.BILLING_QUEUE.name: BILLING_QUEUE.name,
+        var.BILLING_EXPRESS_QUEUE.name: EXPRESS_QUEUE.name,
         var.RABBITMQ_SECRET_ID.name: data.broker_secret.secret_arn,
     }
     return plain, [data.broker_secret]
@@ -75,7 +80,8 @@ def gateway_auth_settings(auth: AuthStack, region: str) -> dict[str, str]:
 
 
 class ComputeStack(TransparentIdsStack):
-    """Runs inventory, billing and gateway on Fargate; only the gateway is reachable, through the ALB."""
+    """Runs inventory, billing (plus its express consumer) and gateway on Fargate; only the gateway is reachable,
+    through the ALB."""
 
     def __init__(
         self,
@@ -132,6 +138,21 @@ class ComputeStack(TransparentIdsStack):
             use_spot=config.billing_use_spot,
             **common,
         )
+        # The priority queue pattern: the same billing image, consuming only billing.orders.express, so express
+        # capacity scales on the express queue alone (docs/patterns/priority-queue.md). Same security group:
+        # it reaches the same database and broker as billing, and nothing else.
+        self.billing_express = FargateMicroservice(
+            self,
+            "BillingExpress",
+            service=services.BILLING,
+            name=EXPRESS_CONSUMER,
+            sizing=config.billing_express,
+            security_group=network.billing_security_group,
+            environment={**billing_env, **broker_env, var.BILLING_CONSUME.name: "express"},
+            readable_secrets=[*billing_secrets, *broker_secrets],
+            use_spot=config.billing_use_spot,
+            **common,
+        )
         self.gateway = FargateMicroservice(
             self,
             "Gateway",
@@ -171,6 +192,11 @@ class ComputeStack(TransparentIdsStack):
             config, self.inventory, cluster=self.cluster, alb=self.alb, target_group=self.target_group
         )
         scaling.scale_billing_on_queue(config, self.billing, data.broker_name)
+        # Both services store express orders (billing drains them first), so both log groups feed the age.
+        self.express_order_age = express_order_age(
+            self, {"Billing": self.billing.log_group, "BillingExpress": self.billing_express.log_group}
+        )
+        scaling.scale_express_on_queue(config, self.billing_express, data.broker_name, self.express_order_age)
 
         # Identifiers for operators (docs/aws-deployment.md, "Verify with the AWS CLI").
         scheme, host = (

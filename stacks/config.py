@@ -110,6 +110,12 @@ class EnvironmentConfig:
     """ALB RequestCountPerTarget (per minute) the gateway and inventory scale to."""
     billing_queue_scale_out_depth: int
     """billing_queue messages that add one billing task."""
+    billing_express: ServiceSizing
+    """The express consumer: billing's image with BILLING_CONSUME=express, scaled on the express queue alone."""
+    express_scale_out_depth: int
+    """billing.orders.express messages that add one express consumer task."""
+    express_scale_out_age_seconds: int
+    """Age (s) of the oldest express order billing receives that adds one express consumer task."""
 
     # --- edge ----------------------------------------------------------------------------------------
     domain_name: str | None
@@ -129,6 +135,10 @@ class EnvironmentConfig:
     """PagerDuty / Opsgenie (or any) HTTPS URL subscribed to the alarm topic; None: e-mail only."""
     latency_p99_threshold_seconds: float = 2.0
     queue_backlog_threshold: int = 1000
+    express_backlog_threshold: int = 200
+    """billing.orders.express messages that page when they stay for 5 minutes."""
+    express_age_alarm_seconds: int = 120
+    """Express orders older than this when billing receives them page (the express promise is broken)."""
     db_freeable_memory_alarm_mib: int = 128
     """RDS FreeableMemory below this pages (dev: db.t4g.micro has 1 GiB in all)."""
     db_connections_alarm: int = 70
@@ -192,6 +202,9 @@ DEV = EnvironmentConfig(
     cpu_target_percent=70,
     requests_per_target=1000,
     billing_queue_scale_out_depth=100,
+    billing_express=ServiceSizing(cpu=256, memory_mib=512, min_tasks=1, max_tasks=2, gunicorn_threads=4),
+    express_scale_out_depth=20,
+    express_scale_out_age_seconds=30,
     domain_name=None,
     hosted_zone_id=None,
     hosted_zone_name=None,
@@ -238,6 +251,9 @@ PROD = EnvironmentConfig(
     cpu_target_percent=60,
     requests_per_target=600,
     billing_queue_scale_out_depth=100,
+    billing_express=ServiceSizing(cpu=512, memory_mib=1024, min_tasks=1, max_tasks=4, gunicorn_threads=8),
+    express_scale_out_depth=20,
+    express_scale_out_age_seconds=15,
     # Placeholders: override with -c domain_name=... -c hosted_zone_id=... -c hosted_zone_name=...
     domain_name="movies.example.com",
     hosted_zone_id="Z0000000000EXAMPLE",
@@ -248,6 +264,7 @@ PROD = EnvironmentConfig(
     alarm_email="alerts@example.com",
     monthly_budget_usd=2000,
     latency_p99_threshold_seconds=1.0,
+    express_age_alarm_seconds=60,
     db_freeable_memory_alarm_mib=1024,  # db.m7g.large: 8 GiB
     db_connections_alarm=650,  # max_connections ~ 800 on 8 GiB
     tags={"Project": "movies", "Environment": "prod"},

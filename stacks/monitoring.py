@@ -20,7 +20,7 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
 
-from contract.messaging import BILLING_QUEUE
+from contract.messaging import BILLING_QUEUE, EXPRESS_QUEUE
 from stacks.alarm_table import DATABASES, alarm_specs, services_of, system_metrics
 from stacks.compute import ComputeStack
 from stacks.config import EnvironmentConfig
@@ -174,7 +174,7 @@ class MonitoringStack(Stack):
             ),
             cloudwatch.GraphWidget(
                 title="Requests per service (access logs)",
-                left=[m[f"{name}_requests"].with_(label=name) for name in services],
+                left=[m[f"{name}_requests"].with_(label=name) for name in services if f"{name}_requests" in m],
                 width=8,
             ),
         )
@@ -189,6 +189,23 @@ class MonitoringStack(Stack):
             ),
             cloudwatch.GraphWidget(
                 title=f"{dlq} depth / consumers", left=[m["dlq_depth"]], right=[m["dlq_consumers"]], width=12
+            ),
+        )
+        express, express_dlq = EXPRESS_QUEUE.name, EXPRESS_QUEUE.dead_letter_queue
+        dashboard.add_widgets(
+            cloudwatch.GraphWidget(
+                title=f"{express} depth / consumers",
+                left=[m["express_depth"], m["express_dlq_depth"].with_(label=f"{express_dlq} depth")],
+                right=[m["express_consumers"]],
+                width=12,
+            ),
+            cloudwatch.GraphWidget(
+                title="Oldest express order received (s, from billing's log)",
+                left=[m["express_order_age"]],
+                left_annotations=[
+                    cloudwatch.HorizontalAnnotation(value=config.express_age_alarm_seconds, label="alarm")
+                ],
+                width=12,
             ),
         )
 

@@ -113,7 +113,7 @@ def acknowledge_findings(stage: MicroservicesStage) -> None:
             "Plus plan with threat protection enforced.",
         )
 
-    for service in (compute.inventory, compute.billing, compute.gateway):
+    for service in (compute.inventory, compute.billing, compute.billing_express, compute.gateway):
         acknowledge(
             service.task_definition,
             "AwsSolutions-ECS2",

@@ -1,5 +1,5 @@
 # Over 250 lines: the thread, its connection and the batch loop read best together (parts: batches, legacy, ...).
-"""The billing consumer: moves orders from ``billing.orders`` into ``billing_db``, in batches, exactly once.
+"""The billing consumer: moves orders from the billing queues into ``billing_db``, in batches, exactly once.
 
 Guarantees, and how they are kept:
 
@@ -13,7 +13,11 @@ Guarantees, and how they are kept:
   one whose handling raised an unexpected error) is published to ``<queue>.dlq`` with the reason in its
   headers (:mod:`billing.dead_lettering`), then acknowledged.
 - **Throughput.** Deliveries are handled in batches (:mod:`billing.batches`: one INSERT, one acknowledgement).
-- **Migration.** The legacy classic queue is drained on the same channel while it exists (:mod:`billing.legacy`).
+- **Migration.** The legacy classic queue is drained on the standard channel while it exists
+  (:mod:`billing.legacy`).
+- **Priorities.** Each priority's queue is a lane with a channel of its own (:mod:`billing.lanes`); lanes are
+  flushed most urgent first, and before every standard batch the consumer reads what has arrived and stores
+  any express order first, so an express order waits for at most the standard batch being written.
 
 pika connections are not thread-safe: everything AMQP happens on the consumer's own thread. The only thing
 other threads do is :meth:`OrderConsumer.stop`, which sets an event and wakes the thread with pika's
@@ -32,8 +36,8 @@ import psycopg2
 from pika.adapters.blocking_connection import BlockingChannel, BlockingConnection
 
 from billing.batches import handle_batch
-from billing.dead_lettering import DeadLetterPublisher
 from billing.delivery import Delivery
+from billing.lanes import Lane
 from billing.legacy import LegacyQueueDrain
 from billing.settings import ConsumerSettings, backoff_delay
 from billing.store import OrderStore
@@ -41,7 +45,7 @@ from common.amqp import declare_topology, open_connection
 from common.config import RabbitSettings
 from common.db import DatabaseUnavailable
 from common.secrets import SecretUnavailable
-from contract.messaging import BILLING_QUEUE
+from contract.messaging import PRIORITY_QUEUES, STANDARD
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +60,7 @@ class ConsumerNotReady(RuntimeError):
 
 
 class OrderConsumer:
-    """Consumes the billing queue on a thread started by :meth:`start` (gunicorn's ``post_worker_init``)."""
+    """Consumes the billing queues on a thread started by :meth:`start` (gunicorn's ``post_worker_init``)."""
 
     def __init__(self, store: OrderStore, rabbit: RabbitSettings, settings: ConsumerSettings):
         self._store = store
@@ -65,13 +69,11 @@ class OrderConsumer:
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._connection: BlockingConnection | None = None
-        self._channel: BlockingChannel | None = None
-        self._queue = rabbit.queue(BILLING_QUEUE)
-        self._legacy = LegacyQueueDrain(self._queue.legacy_classic_queue)
-        self._dead_letters: DeadLetterPublisher | None = None
-        self._consumer_tag: str | None = None
-        self._pending: list[Delivery] = []
-        self._batch_deadline = 0.0
+        # Most urgent first: the order in which pending batches are stored.
+        self._lanes = [Lane(p, rabbit.queue(PRIORITY_QUEUES[p])) for p in settings.priorities]
+        standard = [lane for lane in self._lanes if lane.priority == STANDARD]
+        self._standard: Lane | None = standard[0] if standard else None
+        self._legacy = LegacyQueueDrain(self._standard.queue.legacy_classic_queue if self._standard else None)
         self._consuming = False
         self._cancelled_by_broker = False
         self._made_progress = False
@@ -114,12 +116,17 @@ class OrderConsumer:
     def check_ready(self) -> None:
         """Raise :class:`ConsumerNotReady` unless the consumer is attached to the queue right now."""
         if not self._consuming:
-            raise ConsumerNotReady(f"consumer not attached to {self._queue.name}: {self._last_problem}")
+            raise ConsumerNotReady(f"consumer not attached to {self.queue_names}: {self._last_problem}")
 
     @property
     def is_consuming(self) -> bool:
-        """True while the consumer is attached to the queue."""
+        """True while the consumer is attached to its queues."""
         return self._consuming
+
+    @property
+    def queue_names(self) -> str:
+        """The queues consumed, most urgent first, as one text (logs and readiness)."""
+        return ", ".join(lane.queue.name for lane in self._lanes)
 
     # ----------------------------------------------------------------------------------------------------
     # The consumer thread
@@ -172,22 +179,19 @@ class OrderConsumer:
     def _connect(self) -> None:
         # The login is taken (and, when refused, re-read) at every connect: rotation needs no restart.
         self._connection = open_connection(self._rabbit)
-        self._channel = self._connection.channel()
-        declare_topology(self._channel, self._rabbit)
-        self._channel.basic_qos(prefetch_count=self._settings.prefetch)
         # A separate channel in confirm mode: a dead letter counts as delivered only when the broker says so.
         dead_letter_channel = self._connection.channel()
+        declare_topology(dead_letter_channel, self._rabbit)
         dead_letter_channel.confirm_delivery()
-        self._dead_letters = DeadLetterPublisher(dead_letter_channel, self._queue)
+        for lane in self._lanes:
+            lane.open(self._connection, self._settings.prefetch, dead_letter_channel)
 
     def _disconnect(self) -> None:
         connection, self._connection = self._connection, None
-        self._channel = None
-        self._dead_letters = None
-        self._consumer_tag = None
         self._legacy.reset()
         # Deliveries not yet acknowledged are the broker's again once the connection is gone.
-        self._pending = []
+        for lane in self._lanes:
+            lane.reset()
         if connection is not None and connection.is_open:
             try:
                 connection.close()
@@ -195,67 +199,87 @@ class OrderConsumer:
                 pass
 
     def _consume(self) -> None:
-        assert self._connection is not None and self._channel is not None
+        assert self._connection is not None
         self._cancelled_by_broker = False
         # The broker cancels consumers of a queue that is deleted (or of a failed-over node): reconnect, which
-        # declares the queue again, instead of sitting idle while looking healthy.
-        self._channel.add_on_cancel_callback(self._on_broker_cancel)
-        self._consumer_tag = self._channel.basic_consume(self._queue.name, on_message_callback=self._on_delivery)
-        self._legacy.attach(self._connection, self._channel, self._on_delivery)
+        # declares the queue again, instead of sitting idle while looking healthy. The most urgent lane
+        # subscribes first, so after a restart its backlog is the first to arrive.
+        for lane in self._lanes:
+            lane.consume(self._on_broker_cancel, self._settings.batch_wait)
+        self._attach_legacy()
         self._consuming = True
         self._last_problem = ""
         log.info(
             "billing consumer attached",
             extra={
-                "queue": self._queue.name,
+                "queue": self.queue_names,
                 "prefetch": self._settings.prefetch,
                 "batch_size": self._settings.batch_size,
                 "batch_wait_ms": round(self._settings.batch_wait * 1000),
             },
         )
         while not self._stopping.is_set():
-            if self._pending:
-                wait = max(0.0, self._batch_deadline - time.monotonic())
-            else:
-                wait = _IDLE_POLL_SECONDS
-            # Returns as soon as deliveries arrive (they go to _on_delivery) or after ``wait``.
+            deadlines = [lane.deadline for lane in self._lanes if lane.pending]
+            wait = max(0.0, min(deadlines) - time.monotonic()) if deadlines else _IDLE_POLL_SECONDS
+            # Returns as soon as deliveries arrive (they go to their lane) or after ``wait``.
             self._connection.process_data_events(time_limit=wait)
-            self._legacy.attach(self._connection, self._channel, self._on_delivery)
+            self._attach_legacy()
             if self._cancelled_by_broker:
-                raise pika.exceptions.ConsumerCancelled(f"the broker cancelled the consumer of {self._queue.name}")
-            if self._pending and (
-                len(self._pending) >= self._settings.batch_size or time.monotonic() >= self._batch_deadline
-            ):
-                self._flush()
+                raise pika.exceptions.ConsumerCancelled(f"the broker cancelled a consumer of {self.queue_names}")
+            for lane in self._lanes:
+                if lane.due(self._settings.batch_size):
+                    self._flush(lane)
         self._finish()
 
+    def _attach_legacy(self) -> None:
+        if self._standard is not None and self._connection is not None and self._standard.channel is not None:
+            self._legacy.attach(self._connection, self._standard.channel, self._on_legacy_delivery)
+
+    def _on_legacy_delivery(
+        self, _channel: BlockingChannel, method: pika.spec.Basic.Deliver, properties: pika.BasicProperties, body: bytes
+    ) -> None:
+        # Same channel as the standard queue: one lane, one delivery-tag order.
+        assert self._standard is not None
+        self._standard.add(Delivery.from_amqp(method, properties, body), self._settings.batch_wait)
+
     def _finish(self) -> None:
-        """Shutdown: cancel the consumer, then finish what was already received."""
-        assert self._channel is not None
-        log.info("billing consumer stopping", extra={"in_flight": len(self._pending)})
+        """Shutdown: cancel the consumers, then finish what was already received, most urgent first."""
+        log.info("billing consumer stopping", extra={"in_flight": sum(len(lane.pending) for lane in self._lanes)})
         # After basic_cancel the broker sends nothing more; pika hands back (requeues) anything it received
-        # but had not yet dispatched to _on_delivery.
-        self._channel.basic_cancel(self._consumer_tag)
-        self._legacy.cancel(self._channel)
+        # but had not yet dispatched to the lane.
+        for lane in self._lanes:
+            lane.cancel()
+        if self._standard is not None and self._standard.channel is not None:
+            self._legacy.cancel(self._standard.channel)
         self._consuming = False
-        self._flush()
+        for lane in self._lanes:
+            self._flush(lane, serve_urgent=False)
 
     def _on_broker_cancel(self, frame: pika.frame.Method) -> None:
         # The legacy queue being deleted is the end of the migration, not a reason to reconnect.
         if not self._legacy.cancelled_by_broker(getattr(frame.method, "consumer_tag", None)):
             self._cancelled_by_broker = True
 
-    def _on_delivery(
-        self, _channel: BlockingChannel, method: pika.spec.Basic.Deliver, properties: pika.BasicProperties, body: bytes
-    ) -> None:
-        if not self._pending:
-            self._batch_deadline = time.monotonic() + self._settings.batch_wait
-        self._pending.append(Delivery.from_amqp(method, properties, body))
-
-    def _flush(self) -> None:
-        assert self._channel is not None and self._dead_letters is not None
-        pending, self._pending = self._pending, []
+    def _flush(self, lane: Lane, serve_urgent: bool = True) -> None:
+        """Store the lane's pending deliveries in batches; before each batch, serve every more urgent lane."""
+        pending = lane.take()
         size = self._settings.batch_size
         for start in range(0, len(pending), size):
-            handle_batch(pending[start : start + size], self._store, self._dead_letters, self._channel)
+            if serve_urgent:
+                self._serve_more_urgent_than(lane)
+            assert lane.channel is not None and lane.dead_letters is not None
+            batch = pending[start : start + size]
+            lane.report_age(batch)
+            handle_batch(batch, self._store, lane.dead_letters, lane.channel)
             self._made_progress = True
+
+    def _serve_more_urgent_than(self, lane: Lane) -> None:
+        """Read what has arrived without waiting, then store what more urgent lanes hold (without waiting
+        for their batches to fill): an express order never waits behind more than one standard batch."""
+        urgent = self._lanes[: self._lanes.index(lane)]
+        if not urgent or self._connection is None:
+            return
+        self._connection.process_data_events(time_limit=0)
+        for other in urgent:
+            if other.pending:
+                self._flush(other, serve_urgent=False)

@@ -1,9 +1,11 @@
-"""Inspect and replay billing's dead-letter queue: ``python -m billing.deadletters list|replay``.
+"""Inspect and replay billing's dead-letter queues: ``python -m billing.deadletters list|replay``.
 
-Uses the same RABBITMQ_* / BILLING_QUEUE variables as the service, so it runs wherever billing runs (a shell
-in the container, ``make``-started local system, an ECS exec session).
+Uses the same RABBITMQ_* / BILLING_QUEUE / BILLING_EXPRESS_QUEUE variables as the service, so it runs wherever
+billing runs (a shell in the container, ``make``-started local system, an ECS exec session). Every queue of
+the contract has its dead-letter queue (``billing.orders.express.dlq`` first, then ``billing.orders.dlq``);
+both commands cover them all, and ``--priority express|standard`` narrows them to one.
 
-Two kinds of dead letters share the queue: those billing moved there itself (the reason is in billing's
+Two kinds of dead letters share a queue: those billing moved there itself (the reason is in billing's
 ``x-dead-letter-*`` headers) and those the BROKER moved there past the queue's delivery limit (a consumer
 received them again and again and never acknowledged them: it crashed or lost its connection on them each
 time). The latter carry only RabbitMQ's ``x-death`` header; they are listed with its reason (``kind``
@@ -12,10 +14,10 @@ time). The latter carry only RabbitMQ's ``x-death`` header; they are listed with
 
 - ``list [--limit N]`` prints one JSON line per dead letter (reason, kind, ids, time, queues, body) and leaves
   them all in place (they are read without acknowledgement, then handed back in their original order).
-- ``replay [--limit N] [--message-id ID ...]`` moves dead letters back to the billing queue (never to the
-  legacy one) once the cause is fixed: the dead-letter headers are removed, the original message id is kept
-  (so a replay can never create a second row), and each is removed from the dead-letter queue only after the
-  broker confirmed the copy.
+- ``replay [--limit N] [--message-id ID ...]`` moves dead letters back to the queue they died on (an express
+  order to the express queue; never to the legacy one) once the cause is fixed: the dead-letter headers are
+  removed, the original message id is kept (so a replay can never create a second row), and each is removed
+  from the dead-letter queue only after the broker confirmed the copy.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from billing.dead_lettering import DEAD_LETTER_HEADERS
 from common.amqp import declare_topology, open_connection, queue_exists
 from common.config import RabbitSettings
 from contract import messaging
-from contract.messaging import Queue
+from contract.messaging import PRIORITY_QUEUES, Queue
 
 #: Headers removed on replay: billing's reasons, and the broker's delivery count (the queue sets it anew).
 _REMOVED_ON_REPLAY = (*DEAD_LETTER_HEADERS, messaging.BROKER_DELIVERY_COUNT)
@@ -62,6 +64,13 @@ def _dead_letter_queues(channel: BlockingChannel, queue: Queue) -> list[str]:
     if legacy and queue_exists(channel.connection, legacy):
         names.append(legacy)
     return names
+
+
+def _queues(settings: RabbitSettings, priority: str | None) -> list[Queue]:
+    """The queues (as named on this broker) whose dead letters are handled: one priority's, or all, most
+    urgent first."""
+    priorities = [priority] if priority else list(PRIORITY_QUEUES)
+    return [settings.queue(PRIORITY_QUEUES[name]) for name in priorities]
 
 
 def _latest_death(headers: dict) -> dict:
@@ -110,47 +119,58 @@ def describe(properties: pika.BasicProperties, body: bytes, dead_letter_queue: s
     }
 
 
-def list_dead_letters(settings: RabbitSettings, limit: int) -> list[dict[str, object]]:
-    """Up to ``limit`` dead letters as dicts (:func:`describe`), oldest first; the queues are left unchanged."""
+def list_dead_letters(
+    settings: RabbitSettings, limit: int, priority: str | None = None
+) -> list[dict[str, object]]:
+    """Up to ``limit`` dead letters as dicts (:func:`describe`), each queue's oldest first, of every queue (or
+    of ``priority``'s); the queues are left unchanged."""
     letters: list[dict[str, object]] = []
-    queue = settings.queue(messaging.BILLING_QUEUE)
     with _channel(settings) as channel:
-        for dead_letter_queue in _dead_letter_queues(channel, queue):
-            while len(letters) < limit:
-                method, properties, body = channel.basic_get(dead_letter_queue, auto_ack=False)
-                if method is None:
-                    break
-                letters.append(describe(properties, body, dead_letter_queue, queue))
+        for queue in _queues(settings, priority):
+            for dead_letter_queue in _dead_letter_queues(channel, queue):
+                while len(letters) < limit:
+                    method, properties, body = channel.basic_get(dead_letter_queue, auto_ack=False)
+                    if method is None:
+                        break
+                    letters.append(describe(properties, body, dead_letter_queue, queue))
     return letters
 
 
-def replay_dead_letters(settings: RabbitSettings, limit: int, message_ids: set[str] | None = None) -> int:
-    """Move up to ``limit`` dead letters (only those in ``message_ids`` when given) back to the billing queue.
+def replay_dead_letters(
+    settings: RabbitSettings, limit: int, message_ids: set[str] | None = None, priority: str | None = None
+) -> int:
+    """Move up to ``limit`` dead letters (only those in ``message_ids`` when given) back to their queue.
 
-    Returns how many were moved. Whatever queue a dead letter came from (the legacy classic queue included),
-    it goes back to the billing queue as named on this broker. Each copy is confirmed by the broker before its
-    dead letter is acknowledged, so a failure halfway leaves every message in one queue or the other (at worst
-    in both, which billing's message-id check absorbs).
+    Returns how many were moved. Each dead-letter queue is replayed into the queue it belongs to, as named on
+    this broker (the legacy classic queue's into the standard queue; ``priority``: only that queue's). Each
+    copy is confirmed by the broker before its dead letter is acknowledged, so a failure halfway leaves every
+    message in one queue or the other (at worst in both, which billing's message-id check absorbs).
     """
     moved = 0
-    queue = settings.queue(messaging.BILLING_QUEUE)
     with _channel(settings) as channel:
         channel.confirm_delivery()
-        for dead_letter_queue in _dead_letter_queues(channel, queue):
-            while moved < limit:
-                method, properties, body = channel.basic_get(dead_letter_queue, auto_ack=False)
-                if method is None:
-                    break
-                if message_ids is not None and properties.message_id not in message_ids:
-                    continue  # left unacknowledged: back in the dead-letter queue when the connection closes
-                # x-death stays: if the message dies again, the history shows how often it did.
-                properties.headers = {
-                    k: v for k, v in (properties.headers or {}).items() if k not in _REMOVED_ON_REPLAY
-                }
-                properties.delivery_mode = pika.DeliveryMode.Persistent.value
-                channel.basic_publish(messaging.DEFAULT_EXCHANGE, queue.name, body, properties, mandatory=True)
-                channel.basic_ack(method.delivery_tag)
-                moved += 1
+        for queue in _queues(settings, priority):
+            for dead_letter_queue in _dead_letter_queues(channel, queue):
+                moved += _replay_one_queue(channel, dead_letter_queue, queue, limit - moved, message_ids)
+    return moved
+
+
+def _replay_one_queue(
+    channel: BlockingChannel, dead_letter_queue: str, queue: Queue, limit: int, message_ids: set[str] | None
+) -> int:
+    moved = 0
+    while moved < limit:
+        method, properties, body = channel.basic_get(dead_letter_queue, auto_ack=False)
+        if method is None:
+            break
+        if message_ids is not None and properties.message_id not in message_ids:
+            continue  # left unacknowledged: back in the dead-letter queue when the connection closes
+        # x-death stays: if the message dies again, the history shows how often it did.
+        properties.headers = {k: v for k, v in (properties.headers or {}).items() if k not in _REMOVED_ON_REPLAY}
+        properties.delivery_mode = pika.DeliveryMode.Persistent.value
+        channel.basic_publish(messaging.DEFAULT_EXCHANGE, queue.name, body, properties, mandatory=True)
+        channel.basic_ack(method.delivery_tag)
+        moved += 1
     return moved
 
 
@@ -160,19 +180,22 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     show = commands.add_parser("list", help="print dead letters as JSON lines, leaving them in the queue")
     show.add_argument("--limit", type=int, default=100)
-    replay = commands.add_parser("replay", help="move dead letters back to the billing queue")
+    replay = commands.add_parser("replay", help="move dead letters back to the queue they died on")
     replay.add_argument("--limit", type=int, default=sys.maxsize)
     replay.add_argument("--message-id", action="append", dest="message_ids", help="only this id (repeatable)")
+    for command in (show, replay):
+        command.add_argument("--priority", choices=list(PRIORITY_QUEUES), help="only this priority's queue")
     args = parser.parse_args(argv)
 
     settings = RabbitSettings.from_env()
     if args.command == "list":
-        for letter in list_dead_letters(settings, args.limit):
+        for letter in list_dead_letters(settings, args.limit, args.priority):
             print(json.dumps(letter, ensure_ascii=False))
         return 0
-    moved = replay_dead_letters(settings, args.limit, set(args.message_ids) if args.message_ids else None)
-    queue = settings.queue(messaging.BILLING_QUEUE)
-    print(f"replayed {moved} message(s) from {queue.dead_letter_queue} to {queue.name}")
+    ids = set(args.message_ids) if args.message_ids else None
+    moved = replay_dead_letters(settings, args.limit, ids, args.priority)
+    names = ", ".join(f"{queue.dead_letter_queue} to {queue.name}" for queue in _queues(settings, args.priority))
+    print(f"replayed {moved} message(s) ({names})")
     return 0
 
 

@@ -22,3 +22,9 @@ BATCH_DURATION = Histogram(
     "Time to validate, store, dead-letter and acknowledge one billing batch.",
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
 )
+ORDER_AGE = Histogram(
+    "billing_order_age_seconds",
+    "Age of the oldest order of each batch when billing received it (since the gateway published it), by priority.",
+    ["priority"],
+    buckets=(1, 2, 5, 10, 30, 60, 120, 300, 600, 1800),
+)

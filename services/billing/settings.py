@@ -5,7 +5,8 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from common.config import ConfigError, env_float, env_int
+from billing.lanes import priorities_for
+from common.config import ConfigError, env_float, env_int, env_str
 from contract import environment as env
 
 
@@ -31,8 +32,11 @@ class ConsumerSettings:
     #: How long shutdown waits for the in-flight batch (BILLING_SHUTDOWN_TIMEOUT_SECONDS); keep it below
     #: GUNICORN_GRACEFUL_TIMEOUT (25 s), after which gunicorn kills the worker.
     shutdown_timeout: float = float(env.BILLING_SHUTDOWN_TIMEOUT_SECONDS.default or 0)
+    #: Which queues to consume (BILLING_CONSUME): ``all`` (express ahead of standard) or ``express`` only.
+    consume: str = env.BILLING_CONSUME.default or "all"
 
     def __post_init__(self) -> None:
+        priorities_for(self.consume)  # ConfigError for an unknown value
         if self.batch_size > self.prefetch:
             # The broker would never deliver a full batch; every batch would wait for the timer.
             raise ConfigError(
@@ -49,7 +53,13 @@ class ConsumerSettings:
             reconnect_initial=env_int(env.BILLING_RECONNECT_INITIAL_MS, minimum=1) / 1000,
             reconnect_max=env_float(env.BILLING_RECONNECT_MAX_SECONDS),
             shutdown_timeout=env_float(env.BILLING_SHUTDOWN_TIMEOUT_SECONDS),
+            consume=env_str(env.BILLING_CONSUME).strip().lower(),
         )
+
+    @property
+    def priorities(self) -> tuple[str, ...]:
+        """The priorities consumed, most urgent first (each is one queue: ``contract.messaging.PRIORITY_QUEUES``)."""
+        return priorities_for(self.consume)
 
 
 def backoff_delay(attempt: int, initial: float, maximum: float) -> float:

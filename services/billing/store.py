@@ -27,11 +27,16 @@ MIGRATIONS = [
         created_at      timestamptz   NOT NULL DEFAULT now()
     )
     """,
+    # Express orders (the priority queue pattern): which queue the order asked for; older rows were standard.
+    """
+    ALTER TABLE orders ADD COLUMN IF NOT EXISTS priority text NOT NULL DEFAULT 'standard'
+        CHECK (priority IN ('standard', 'express'))
+    """,
 ]
 
 # ON CONFLICT DO NOTHING also absorbs the same message id twice within one statement.
 _INSERT = (
-    "INSERT INTO orders (user_id, number_of_items, total_amount, message_id, request_id) VALUES %s"
+    "INSERT INTO orders (user_id, number_of_items, total_amount, message_id, request_id, priority) VALUES %s"
     " ON CONFLICT (message_id) DO NOTHING RETURNING message_id"
 )
 
@@ -68,8 +73,9 @@ class OrderStore:
             return []
         self._schema.ensure()
         values = [
-            (r.order.user_id, r.order.number_of_items, r.order.total_amount, r.message_id, r.request_id)
+            (order.user_id, order.number_of_items, order.total_amount, r.message_id, r.request_id, order.priority)
             for r in records
+            for order in (r.order,)
         ]
         with self._pool.connection() as conn, conn.cursor() as cur:
             # page_size = all rows: one statement, hence one transaction, for the whole batch.

@@ -3,6 +3,8 @@ bad messages from any other publisher). One definition, so the two can never dis
 
 An order is the JSON body posted to ``POST /api/billing``, e.g.
 ``{"user_id": "3", "number_of_items": "5", "total_amount": "180"}``; numbers may be JSON numbers or strings.
+An optional ``"priority"`` (``"standard"``, the default, or ``"express"``) chooses the queue the order travels
+on (``contract.messaging.PRIORITY_QUEUES``): express orders are stored ahead of standard ones.
 """
 
 from __future__ import annotations
@@ -13,11 +15,17 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from contract.messaging import DEFAULT_PRIORITY, PRIORITY_QUEUES
+
 USER_ID_MAX_LENGTH = 64
 MAX_ITEMS = 1_000_000
 # numeric(12, 2) in billing_db: ten digits before the point, two after.
 MAX_TOTAL_AMOUNT = Decimal("9999999999.99")
 FIELDS = ("user_id", "number_of_items", "total_amount")
+#: Fields an order may leave out, with the value it then has.
+OPTIONAL_FIELDS = {"priority": DEFAULT_PRIORITY}
+#: The priorities an order may name, most urgent first.
+PRIORITIES = tuple(PRIORITY_QUEUES)
 _INTEGER = re.compile(r"^[0-9]+$")
 # The documented string form of an amount. Decimal() alone would also take "1_000", "1e3" or "NaN".
 _AMOUNT = re.compile(r"^-?[0-9]+(\.[0-9]+)?$")
@@ -42,6 +50,8 @@ class Order:
     user_id: str
     number_of_items: int
     total_amount: Decimal
+    priority: str = DEFAULT_PRIORITY
+    """``standard`` or ``express`` (``contract.messaging.PRIORITY_QUEUES`` maps it to its queue)."""
 
 
 def _user_id(value: Any) -> str:
@@ -98,6 +108,22 @@ def _total_amount(value: Any) -> Decimal:
     return amount.quantize(Decimal("0.01"))
 
 
+def _shown(value: Any) -> str:
+    """A short description of a bad value for an error message: a short string quoted, else its JSON type."""
+    if isinstance(value, str):
+        return repr(value) if len(value) <= 32 else "a long string"
+    if value is None or isinstance(value, bool):
+        return json.dumps(value)
+    return "a number" if isinstance(value, int | Decimal) else f"an {'array' if isinstance(value, list) else 'object'}"
+
+
+def _priority(value: Any) -> str:
+    if value not in PRIORITIES:
+        names = " or ".join(f'"{name}"' for name in sorted(PRIORITIES, key=lambda name: name != DEFAULT_PRIORITY))
+        raise InvalidOrder(f"priority must be {names}, got {_shown(value)}")
+    return value
+
+
 def validate_order(data: Any) -> Order:
     """Check a decoded JSON value against the contract."""
     if not isinstance(data, dict):
@@ -105,15 +131,15 @@ def validate_order(data: Any) -> Order:
     missing = [name for name in FIELDS if name not in data]
     if missing:
         raise InvalidOrder(f"missing field(s): {', '.join(missing)}", kind="missing_field")
-    unknown = sorted(set(data) - set(FIELDS))
+    unknown = sorted(set(data) - set(FIELDS) - set(OPTIONAL_FIELDS))
     if unknown:
-        raise InvalidOrder(
-            f"unknown field(s): {', '.join(unknown)}; allowed: {', '.join(FIELDS)}", kind="unknown_field"
-        )
+        allowed = ", ".join((*FIELDS, *OPTIONAL_FIELDS))
+        raise InvalidOrder(f"unknown field(s): {', '.join(unknown)}; allowed: {allowed}", kind="unknown_field")
     return Order(
         user_id=_user_id(data["user_id"]),
         number_of_items=_number_of_items(data["number_of_items"]),
         total_amount=_total_amount(data["total_amount"]),
+        priority=_priority(data.get("priority", OPTIONAL_FIELDS["priority"])),
     )
 
 

@@ -92,6 +92,13 @@ def components() -> dict[str, Any]:
                             {"type": "string", "pattern": "^[0-9]+(\\.[0-9]{1,2})?$"},
                         ],
                     },
+                    "priority": {
+                        "description": "express orders travel on their own queue and are stored ahead of "
+                        "standard ones; anything else is a 400.",
+                        "type": "string",
+                        "enum": list(orders.PRIORITIES),
+                        "default": orders.OPTIONAL_FIELDS["priority"],
+                    },
                 },
                 "example": {"user_id": "3", "number_of_items": "5", "total_amount": "180"},
             },

@@ -1,4 +1,4 @@
-"""Publishing orders to the billing queue with publisher confirms.
+"""Publishing orders to the billing queues (one per priority) with publisher confirms.
 
 A 200 from the gateway means the broker has taken responsibility for the order (persistent message in a
 durable queue, confirmed). Anything less is a 503, never a false 200.
@@ -18,6 +18,7 @@ from common.config import RabbitSettings
 from common.secrets import SecretUnavailable
 from common.web import new_request_id
 from contract import messaging
+from contract.messaging import Queue
 from contract.services import GATEWAY
 from gateway import metrics
 
@@ -37,7 +38,6 @@ class BillingPublisher:
 
     def __init__(self, settings: RabbitSettings):
         self._settings = settings
-        self._queue = settings.queue(messaging.BILLING_QUEUE)
         self._local = threading.local()
         self._max_idle = max(1.0, settings.heartbeat or 60)
 
@@ -66,11 +66,21 @@ class BillingPublisher:
             except Exception:  # noqa: BLE001, S110 - the connection is already broken; nothing to do
                 pass
 
-    def publish(self, body: bytes, request_id: str, principal: dict[str, str] | None = None) -> str:
-        """Publish ``body`` persistently; return its message id once the broker confirmed it.
+    def publish(
+        self,
+        body: bytes,
+        request_id: str,
+        principal: dict[str, str] | None = None,
+        *,
+        queue: Queue = messaging.BILLING_QUEUE,
+    ) -> str:
+        """Publish ``body`` persistently to ``queue``; return its message id once the broker confirmed it.
 
-        ``principal``: the caller's ``x-principal-*`` headers (``Principal.message_headers``).
+        ``principal``: the caller's ``x-principal-*`` headers (``Principal.message_headers``). ``queue``: the
+        contract's queue of the order's priority (``contract.messaging.PRIORITY_QUEUES``), as named on this
+        broker. The topology declared on every new channel covers every queue of the contract.
         """
+        routing_key = self._settings.queue(queue).routing_key
         message_id = new_request_id()  # the same 128-bit random id scheme
         headers: dict[str, str] = {messaging.REQUEST_ID: request_id}
         if principal:
@@ -87,7 +97,7 @@ class BillingPublisher:
             try:
                 self._channel().basic_publish(
                     exchange=messaging.DEFAULT_EXCHANGE,
-                    routing_key=self._queue.routing_key,
+                    routing_key=routing_key,
                     body=body,
                     properties=properties,
                     mandatory=True,

@@ -9,6 +9,7 @@ from flask import Blueprint, current_app, g, jsonify, request
 from common.log import principal_var
 from common.orders import InvalidOrder, parse_order
 from common.web import error_response
+from contract.messaging import PRIORITY_QUEUES
 from contract.permissions import READ_MOVIES, WRITE_BILLING, WRITE_MOVIES
 from gateway.access import requirement_of, requires
 from gateway.auth import AuthError
@@ -55,21 +56,24 @@ def movies(subpath: str):
 @api.post("/billing")
 @requires(WRITE_BILLING)
 def post_order():
-    """Validate an order and publish it; 200 only once the broker has confirmed it."""
+    """Validate an order and publish it to its priority's queue; 200 only once the broker has confirmed it."""
     body = request.get_data()
     try:
-        parse_order(body)
+        order = parse_order(body)
     except InvalidOrder as exc:
         return error_response(400, str(exc))
     try:
         principal = g.get("principal")
         message_id = GATEWAY.current().publisher.publish(
-            body, g.request_id, principal.message_headers() if principal else None
+            body,
+            g.request_id,
+            principal.message_headers() if principal else None,
+            queue=PRIORITY_QUEUES[order.priority],
         )
     except BrokerUnavailable as exc:
         log.error("order not accepted: broker unavailable", extra={"reason": str(exc)})
         response, status = error_response(503, "billing is temporarily unavailable, the order was not accepted")
         response.headers["Retry-After"] = "5"
         return response, status
-    log.info("order published", extra={"message_id": message_id})
+    log.info("order published", extra={"message_id": message_id, "priority": order.priority})
     return jsonify(message="Message posted", message_id=message_id, request_id=g.request_id)

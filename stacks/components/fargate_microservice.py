@@ -71,7 +71,8 @@ class FargateMicroservice(Construct):
     ARNs are in ``environment``), re-reading them after a rotation; only the task role may read them.
     ``environment`` is for non-secret configuration only.
 
-    ``service`` (from ``contract.services``) gives the name and port. ``service_connect`` is ``"server"``
+    ``service`` (from ``contract.services``) gives the image, the name and port; ``name`` renames the container
+    and its log streams when one image runs as two services (``billing-express``). ``service_connect`` is ``"server"``
     (other tasks reach it as ``http://<name>:<port>``),
     ``"client"`` (it may call servers) or None (no Service Connect).
 
@@ -95,9 +96,11 @@ class FargateMicroservice(Construct):
         use_spot: bool = False,
         service_connect: str | None = None,
         health_check_grace_period: Duration | None = None,
+        name: str | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
-        service_name, port = service.name, service.port
+        # A second deployment of one service's image (billing's express consumer) gets a name of its own.
+        service_name, port = name or service.name, service.port
         self.port = port
         cpu_arch, platform = ARCHITECTURES[cpu_architecture]
 

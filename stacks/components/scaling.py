@@ -8,10 +8,11 @@ no logical id.
 from __future__ import annotations
 
 from aws_cdk import Duration
+from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_elasticloadbalancingv2 as elbv2
 
-from contract.messaging import BILLING_QUEUE
+from contract.messaging import BILLING_QUEUE, EXPRESS_QUEUE
 from stacks.components.fargate_microservice import FargateMicroservice
 from stacks.config import EnvironmentConfig
 from stacks.data import queue_metric
@@ -124,6 +125,50 @@ def scale_billing_on_queue(config: EnvironmentConfig, billing: FargateMicroservi
     billing.scaling.scale_on_metric(
         "QueueDrained",
         metric=queue_depth,
+        scaling_steps=[{"upper": 0, "change": -1}, {"lower": 1, "change": 0}],
+        cooldown=Duration.minutes(10),
+        evaluation_periods=10,
+        datapoints_to_alarm=10,
+    )
+
+
+def scale_express_on_queue(
+    config: EnvironmentConfig, express: FargateMicroservice, broker_name: str, order_age: cloudwatch.IMetric
+) -> None:
+    """Step scaling of the express consumer on its own queue's depth and on the age of the express orders it
+    receives, separately from the standard billing service (which scales on billing.orders).
+
+    Express is the latency promise, so both scale-out policies act on one minute of evidence; scale-in is as
+    slow as billing's (ten minutes with an empty express queue). Target tracking is no option for the age: it
+    would scale in whenever the metric has no data (no express order in a minute).
+    """
+    depth_step, age_step = config.express_scale_out_depth, config.express_scale_out_age_seconds
+    depth = queue_metric(broker_name, EXPRESS_QUEUE.name, "MessageCount", "Maximum")
+    express.scaling.scale_on_metric(
+        "ExpressBacklog",
+        metric=depth,
+        scaling_steps=[
+            {"upper": depth_step, "change": 0},
+            {"lower": depth_step, "change": +1},
+            {"lower": depth_step * 10, "change": +2},
+        ],
+        cooldown=Duration.minutes(1),
+        evaluation_periods=1,
+    )
+    express.scaling.scale_on_metric(
+        "ExpressAge",
+        metric=order_age,
+        scaling_steps=[
+            {"upper": age_step, "change": 0},
+            {"lower": age_step, "change": +1},
+            {"lower": age_step * 4, "change": +2},
+        ],
+        cooldown=Duration.minutes(1),
+        evaluation_periods=1,
+    )
+    express.scaling.scale_on_metric(
+        "ExpressDrained",
+        metric=depth,
         scaling_steps=[{"upper": 0, "change": -1}, {"lower": 1, "change": 0}],
         cooldown=Duration.minutes(10),
         evaluation_periods=10,

@@ -22,9 +22,10 @@ def test_cluster_has_container_insights(any_env):
     assert {"Name": "containerInsights", "Value": "enabled"} in cluster["ClusterSettings"]
 
 
-def test_three_services_run_in_private_subnets_without_public_ips(any_env):
-    """Every service uses the private-with-egress subnets and never gets a public IP."""
-    any_env.template("Compute").resource_count_is("AWS::ECS::Service", 3)
+def test_services_run_in_private_subnets_without_public_ips(any_env):
+    """Every service (the three, plus billing's express consumer) uses the private-with-egress subnets and never
+    gets a public IP."""
+    any_env.template("Compute").resource_count_is("AWS::ECS::Service", 4)
     for service in any_env.resources("Compute", "AWS::ECS::Service").values():
         network = service["Properties"]["NetworkConfiguration"]["AwsvpcConfiguration"]
         assert network["AssignPublicIp"] == "DISABLED"
@@ -458,6 +459,15 @@ def test_waf_is_associated_with_the_load_balancer(any_env):
     assert "Alb" in dumps(association["ResourceArn"])
 
 
+def _scaling_alarms_of(env, construct: str) -> list[dict]:
+    """The alarms that drive the step-scaling policies of the service construct ``construct`` (Billing, ...)."""
+    return [
+        alarm
+        for alarm in env.resources("Compute", "AWS::CloudWatch::Alarm").values()
+        if f'"{construct}ServiceTaskCount' in dumps(alarm["Properties"].get("AlarmActions", []))
+    ]
+
+
 def _policies_of(env, name):
     targets = env.resources("Compute", "AWS::ApplicationAutoScaling::ScalableTarget")
     target_id = next(
@@ -515,7 +525,7 @@ def test_billing_scales_on_billing_queue_depth(any_env):
     assert {p["PolicyType"] for p in policies} == {"StepScaling"}
     alarms = [
         a["Properties"]
-        for a in any_env.resources("Compute", "AWS::CloudWatch::Alarm").values()
+        for a in _scaling_alarms_of(any_env, "Billing")
         if a["Properties"].get("Namespace") == "AWS/AmazonMQ"
     ]
     assert len(alarms) == 2
@@ -540,7 +550,7 @@ def test_billing_scale_in_is_protected_against_flapping(any_env):
     assert [s["ScalingAdjustment"] for s in scale_in["StepAdjustments"]] == [-1]
     (lower_alarm,) = [
         a["Properties"]
-        for a in any_env.resources("Compute", "AWS::CloudWatch::Alarm").values()
+        for a in _scaling_alarms_of(any_env, "Billing")
         if a["Properties"].get("ComparisonOperator") == "LessThanOrEqualToThreshold"
     ]
     assert lower_alarm["EvaluationPeriods"] == lower_alarm["DatapointsToAlarm"] == 10

@@ -33,6 +33,11 @@ EXPECTED_ALARMS = {
     "BillingDbMemory",
     "InventoryDbConnections",
     "BillingDbConnections",
+    # issue 13: express orders (the priority queue)
+    "ExpressOrderAge",
+    "ExpressBacklog",
+    "ExpressDeadLetters",
+    "BillingExpressNotRunning",
 }
 
 
@@ -225,13 +230,13 @@ def test_inventory_errors_and_latency_come_from_its_access_log(any_env):
 
 def test_failed_deployments_of_this_cluster_reach_the_topic(any_env):
     """EventBridge: ECS Deployment State Change / SERVICE_DEPLOYMENT_FAILED (circuit breaker, rolled back) of the
-    three services of this cluster goes to the alarm topic, which EventBridge may publish to (and encrypt for)."""
+    four services of this cluster goes to the alarm topic, which EventBridge may publish to (and encrypt for)."""
     rule = any_env.only("Monitoring", "AWS::Events::Rule")["Properties"]
     pattern = rule["EventPattern"]
     assert pattern["source"] == ["aws.ecs"]
     assert pattern["detail-type"] == ["ECS Deployment State Change"]
     assert pattern["detail"] == {"eventName": ["SERVICE_DEPLOYMENT_FAILED"]}
-    assert len(pattern["resources"]) == 3
+    assert len(pattern["resources"]) == 4
     assert all("Service" in dumps(resource) for resource in pattern["resources"])
     assert "AlarmTopic" in dumps(rule["Targets"][0]["Arn"])
     policy = any_env.only("Monitoring", "AWS::SNS::TopicPolicy")["Properties"]["PolicyDocument"]

@@ -148,6 +148,8 @@ def billing_env(test_infrastructure, monkeypatch) -> Iterator[str]:
         if key.startswith(("DATABASE_", "RABBITMQ_", "AWS_")):
             monkeypatch.setenv(key, value)
     monkeypatch.setenv("BILLING_QUEUE", queue)
+    # The express queue too: a consumer of the shared billing.orders.express would take the e2e system's orders.
+    monkeypatch.setenv("BILLING_EXPRESS_QUEUE", f"{queue}.express")
     monkeypatch.setenv("BILLING_RECONNECT_INITIAL_MS", "100")
     monkeypatch.setenv("BILLING_RECONNECT_MAX_SECONDS", "1")
     yield queue
@@ -155,9 +157,9 @@ def billing_env(test_infrastructure, monkeypatch) -> Iterator[str]:
 
 @pytest.fixture
 def queue(billing_env, rabbitmq, postgres) -> Iterator[Queue]:
-    """The test's queue; it and its dead-letter queue are deleted afterwards."""
+    """The test's queue; it and its dead-letter queue (and its express queue's) are deleted afterwards."""
     yield Queue(billing_env, rabbitmq, postgres)
-    rabbitmq.delete(billing_env, f"{billing_env}.dlq")
+    rabbitmq.delete(billing_env, f"{billing_env}.dlq", f"{billing_env}.express", f"{billing_env}.express.dlq")
 
 
 @pytest.fixture

@@ -94,10 +94,11 @@ def publisher(test_infrastructure, rabbitmq, monkeypatch):
     _use_service_env(test_infrastructure, "gateway", monkeypatch, ("RABBITMQ_", "AWS_"))
     queue = f"rotation_it_{uuid.uuid4().hex[:10]}"
     monkeypatch.setenv("BILLING_QUEUE", queue)
+    monkeypatch.setenv("BILLING_EXPRESS_QUEUE", f"{queue}.express")
     publisher = BillingPublisher(RabbitSettings.from_env())
     yield publisher
     publisher._close()
-    rabbitmq.delete(queue, f"{queue}.dlq")
+    rabbitmq.delete(queue, f"{queue}.dlq", f"{queue}.express", f"{queue}.express.dlq")
 
 
 def test_the_publisher_publishes_on_new_connections_throughout_a_broker_rotation(test_infrastructure, publisher):

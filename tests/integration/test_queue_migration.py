@@ -39,7 +39,11 @@ pytestmark = pytest.mark.integration
 
 def with_legacy_queue(settings: RabbitSettings, legacy: str) -> RabbitSettings:
     """``settings`` whose billing queue replaces the classic queue ``legacy`` (instead of ``billing_queue``)."""
-    queues = {key: replace(declared, legacy_classic_queue=legacy) for key, declared in settings.queues.items()}
+    # Only the standard queue replaced a classic one; the express queue never had a predecessor.
+    queues = {
+        key: replace(declared, legacy_classic_queue=legacy) if key == BILLING_QUEUE.name else declared
+        for key, declared in settings.queues.items()
+    }
     return replace(settings, queues=queues)
 
 

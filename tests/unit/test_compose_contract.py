@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from contract.environment import names_of
-from contract.messaging import BILLING_QUEUE
+from contract.messaging import BILLING_QUEUE, EXPRESS_QUEUE
 from contract.permissions import group_permissions_setting
 from contract.services import INVENTORY, SERVICE_NAMES, SERVICES, Service
 
@@ -77,6 +77,7 @@ def test_queue_is_the_contract_queue_for_its_consumer_and_publishers(compose: di
     env = _environment(compose, spec.name)
     if spec.name == BILLING_QUEUE.consumer or spec.name in BILLING_QUEUE.publishers:
         assert env["BILLING_QUEUE"] == BILLING_QUEUE.name
+        assert env["BILLING_EXPRESS_QUEUE"] == EXPRESS_QUEUE.name
     else:
         assert "BILLING_QUEUE" not in env and "RABBITMQ_URL" not in env
 

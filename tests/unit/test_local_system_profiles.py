@@ -7,7 +7,7 @@ import subprocess
 import pytest
 
 from contract.environment import names_of
-from contract.messaging import BILLING_QUEUE
+from contract.messaging import BILLING_QUEUE, EXPRESS_QUEUE
 from contract.permissions import group_permissions_setting
 from contract.services import SERVICE_NAMES
 from contract.services import SERVICES as CONTRACT_SERVICES
@@ -80,6 +80,8 @@ def test_billing_env_has_database_and_broker():
     assert (env["DATABASE_SECRET_ID"], env["RABBITMQ_SECRET_ID"]) == ("local-test/billing", "local-test/rabbitmq")
     assert not any(key.endswith("PASSWORD") for key in env)
     assert env["BILLING_QUEUE"] == BILLING_QUEUE.name
+    assert env["BILLING_EXPRESS_QUEUE"] == EXPRESS_QUEUE.name
+    assert "BILLING_CONSUME" not in env  # one billing process consumes both queues, express first
     assert env["PORT"] == "18081"
 
 
