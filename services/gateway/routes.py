@@ -14,6 +14,7 @@ from gateway.access import requirement_of, requires
 from gateway.auth import AuthError
 from gateway.parts import GATEWAY
 from gateway.publisher import BrokerUnavailable
+from gateway.ratelimit import headers as rate_limit_headers
 
 log = logging.getLogger(__name__)
 api = Blueprint("api", __name__, url_prefix="/api")
@@ -40,7 +41,34 @@ def authenticate():
     g.principal = principal
     if principal is not None:
         principal_var.set(principal.log_name())
-    return None
+    limiter = GATEWAY.current().rate_limiter
+    return None if limiter is None else throttle(limiter, principal)
+
+
+def throttle(limiter, principal):
+    """Take a token from the caller's read or write budget; a 429 when there is none (None: go on)."""
+    # Without authentication (AUTH_REQUIRED=false, local experiments) the caller is its address.
+    subject = principal.subject if principal is not None else f"address:{request.remote_addr}"
+    decision = limiter.check(request.method, subject)
+    if decision is None:
+        return None
+    g.rate_limit_headers = rate_limit_headers(decision)
+    if decision.allowed:
+        return None
+    response, status = error_response(
+        429, "too many requests: slow down and retry after the Retry-After seconds",
+        retry_after_seconds=int(g.rate_limit_headers["Retry-After"]),
+    )
+    return response, status
+
+
+@api.after_request
+def add_rate_limit_headers(response):
+    """Every answer to a throttled caller says how much of the budget is left (429s say it too)."""
+    extra = g.get("rate_limit_headers")
+    if extra:
+        response.headers.update(extra)
+    return response
 
 
 @api.route("/movies", defaults={"subpath": ""}, methods=PROXIED_METHODS)
