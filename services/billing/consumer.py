@@ -35,6 +35,7 @@ from billing.batches import handle_batch
 from billing.dead_lettering import DeadLetterPublisher
 from billing.delivery import Delivery
 from billing.legacy import LegacyQueueDrain
+from billing.pacing import RowPacer
 from billing.settings import ConsumerSettings, backoff_delay
 from billing.store import OrderStore
 from common.amqp import declare_topology, open_connection
@@ -76,6 +77,8 @@ class OrderConsumer:
         self._cancelled_by_broker = False
         self._made_progress = False
         self._last_problem = "not started"
+        rate = settings.max_rows_per_second
+        self._pacer = RowPacer(rate) if rate > 0 else None
 
     # ----------------------------------------------------------------------------------------------------
     # Control, called from other threads
@@ -257,5 +260,7 @@ class OrderConsumer:
         pending, self._pending = self._pending, []
         size = self._settings.batch_size
         for start in range(0, len(pending), size):
+            if self._pacer is not None:  # BILLING_MAX_ROWS_PER_SECOND; sleeps keep the connection serviced
+                self._pacer.pace(len(pending[start : start + size]), self._connection.sleep, self._stopping.is_set)
             handle_batch(pending[start : start + size], self._store, self._dead_letters, self._channel)
             self._made_progress = True

@@ -22,3 +22,10 @@ BATCH_DURATION = Histogram(
     "Time to validate, store, dead-letter and acknowledge one billing batch.",
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
 )
+THROTTLED_SECONDS = Counter(
+    "billing_throttled_seconds_total",
+    "Time the consumer held batches back to stay within BILLING_MAX_ROWS_PER_SECOND.",
+)
+PACED_BATCHES = Counter(
+    "billing_paced_batches_total", "Batches that waited for the write budget (BILLING_MAX_ROWS_PER_SECOND)."
+)

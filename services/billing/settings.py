@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from common.config import ConfigError, env_float, env_int
+from common.config import ConfigError, env_float, env_int, env_str
 from contract import environment as env
 
 
@@ -31,6 +31,8 @@ class ConsumerSettings:
     #: How long shutdown waits for the in-flight batch (BILLING_SHUTDOWN_TIMEOUT_SECONDS); keep it below
     #: GUNICORN_GRACEFUL_TIMEOUT (25 s), after which gunicorn kills the worker.
     shutdown_timeout: float = float(env.BILLING_SHUTDOWN_TIMEOUT_SECONDS.default or 0)
+    #: Long-run cap on inserted rows per second (BILLING_MAX_ROWS_PER_SECOND); 0: none (billing.pacing).
+    max_rows_per_second: float = float(env.BILLING_MAX_ROWS_PER_SECOND.default or 0)
 
     def __post_init__(self) -> None:
         if self.batch_size > self.prefetch:
@@ -49,7 +51,20 @@ class ConsumerSettings:
             reconnect_initial=env_int(env.BILLING_RECONNECT_INITIAL_MS, minimum=1) / 1000,
             reconnect_max=env_float(env.BILLING_RECONNECT_MAX_SECONDS),
             shutdown_timeout=env_float(env.BILLING_SHUTDOWN_TIMEOUT_SECONDS),
+            max_rows_per_second=_max_rows_per_second(),
         )
+
+
+def _max_rows_per_second() -> float:
+    """BILLING_MAX_ROWS_PER_SECOND as a number >= 0 (0: unlimited)."""
+    raw = env_str(env.BILLING_MAX_ROWS_PER_SECOND)
+    try:
+        value = float(raw)
+    except ValueError as exc:
+        raise ConfigError(f"environment variable BILLING_MAX_ROWS_PER_SECOND must be a number, got {raw!r}") from exc
+    if value < 0:
+        raise ConfigError(f"environment variable BILLING_MAX_ROWS_PER_SECOND must be >= 0, got {value}")
+    return value
 
 
 def backoff_delay(attempt: int, initial: float, maximum: float) -> float:
