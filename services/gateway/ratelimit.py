@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from common.config import ConfigError, env_float, env_int, env_str
 from common.secrets import credentials_for
 from contract import environment as env
+from contract.limits import RATE_LIMIT_STORE_DOWN_MESSAGE
 from gateway.access import SAFE_METHODS
 from gateway.metrics import RATE_LIMIT_DECISIONS, RATE_LIMIT_STORE_ERRORS
 
@@ -147,7 +148,7 @@ class RateLimiter:
                 return  # another thread already opened it
             self._closed_until = now + self.settings.retry_seconds
         log.warning(
-            "rate-limit store unavailable: requests pass unthrottled",
+            RATE_LIMIT_STORE_DOWN_MESSAGE,
             extra={"kind": exc.kind, "reason": str(exc), "retry_in_seconds": self.settings.retry_seconds},
         )
 
