@@ -28,8 +28,9 @@ def authenticate():
     # Only requests that matched a route of this blueprint get here (unknown paths and methods are 404/405).
     requirement = requirement_of(current_app.view_functions.get(request.endpoint or ""))
     needed = requirement.permission(request.method) if requirement else None
+    gateway = GATEWAY.current()
     try:
-        principal = GATEWAY.current().authenticator.authenticate(request, needed)
+        principal = gateway.authenticator.authenticate(request, needed)
     except AuthError as exc:
         if exc.status == 503:
             log.error("cannot verify tokens", extra={"reason": exc.message})
@@ -41,8 +42,8 @@ def authenticate():
     g.principal = principal
     if principal is not None:
         principal_var.set(principal.log_name())
-    limiter = GATEWAY.current().rate_limiter
-    return None if limiter is None else throttle(limiter, principal)
+    # Throttling off (the default): no limiter, nothing more to do.
+    return None if gateway.rate_limiter is None else throttle(gateway.rate_limiter, principal)
 
 
 def throttle(limiter, principal):
