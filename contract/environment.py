@@ -108,6 +108,34 @@ AUTH_JWKS_MIN_REFRESH_SECONDS = _var(
 )
 COGNITO_REGION = _var("COGNITO_REGION", "", "Region of the user pool (for the ALB key URL); empty: AWS_REGION.")
 
+# --- gateway: per-client throttling (docs/patterns/rate-limiting.md) ---------------------------------------
+RATE_LIMIT_READS_PER_SECOND = _var(
+    "RATE_LIMIT_READS_PER_SECOND", "0", "Reads (GET/HEAD/OPTIONS) per second per caller; 0: reads unlimited."
+)
+RATE_LIMIT_WRITES_PER_SECOND = _var(
+    "RATE_LIMIT_WRITES_PER_SECOND", "0", "Writes (other methods) per second per caller; 0: writes unlimited."
+)
+RATE_LIMIT_BURST = _var(
+    "RATE_LIMIT_BURST", "0", "Requests a caller may send at once (bucket size); 0: one second's worth of the rate."
+)
+RATE_LIMIT_STORE_URL = _var(
+    "RATE_LIMIT_STORE_URL", "", "Valkey/Redis of the shared counters, no credentials (rediss:// = TLS); "
+    "required when a limit is set."
+)
+RATE_LIMIT_STORE_USER = _var(
+    "RATE_LIMIT_STORE_USER", "", "Store user (ACL); unless RATE_LIMIT_STORE_SECRET_ID is set.", secret=True
+)
+RATE_LIMIT_STORE_PASSWORD = _var("RATE_LIMIT_STORE_PASSWORD", "", "Store password.", secret=True)
+RATE_LIMIT_STORE_SECRET_ID = _var(
+    "RATE_LIMIT_STORE_SECRET_ID", "", "Secrets Manager secret (JSON username, password) of the store user."
+)
+RATE_LIMIT_STORE_TIMEOUT_MS = _var(
+    "RATE_LIMIT_STORE_TIMEOUT_MS", "50", "Longest wait for the store per request, in ms (then the request passes)."
+)
+RATE_LIMIT_STORE_RETRY_SECONDS = _var(
+    "RATE_LIMIT_STORE_RETRY_SECONDS", "5", "After a store failure, requests pass unchecked this long before a retry."
+)
+
 # --- AWS SDK (read by boto3 where a service fetches a secret) ----------------------------------------------
 AWS_REGION = _var("AWS_REGION", "", "Set by ECS; the region of the SDK's calls (and the gateway's fallback region).")
 AWS_ENDPOINT_URL_SECRETS_MANAGER = _var(
@@ -133,6 +161,9 @@ BILLING_CONSUME = _var(
 BILLING_SHUTDOWN_TIMEOUT_SECONDS = _var(
     "BILLING_SHUTDOWN_TIMEOUT_SECONDS", "15", "Wait for the in-flight batch on SIGTERM (< graceful timeout)."
 )
+BILLING_MAX_ROWS_PER_SECOND = _var(
+    "BILLING_MAX_ROWS_PER_SECOND", "0", "Long-run cap on inserted orders per second (a backlog drains at it); 0: none."
+)
 
 PROCESS = (
     PORT, BIND_HOST, SERVICE_NAME, LOG_LEVEL, ACCESS_LOG, GUNICORN_WORKERS, GUNICORN_THREADS, GUNICORN_KEEPALIVE,
@@ -151,10 +182,15 @@ GATEWAY = (
     AUTH_ALLOWED_CLIENT_IDS, AUTH_SCOPE_PREFIX, AUTH_GROUP_PERMISSIONS, AUTH_ALB_ARN, AUTH_ALB_KEY_URL,
     AUTH_LEEWAY_SECONDS, AUTH_JWKS_MIN_REFRESH_SECONDS, COGNITO_REGION,
 )
+RATE_LIMIT = (
+    RATE_LIMIT_READS_PER_SECOND, RATE_LIMIT_WRITES_PER_SECOND, RATE_LIMIT_BURST, RATE_LIMIT_STORE_URL,
+    RATE_LIMIT_STORE_USER, RATE_LIMIT_STORE_PASSWORD, RATE_LIMIT_STORE_SECRET_ID, RATE_LIMIT_STORE_TIMEOUT_MS,
+    RATE_LIMIT_STORE_RETRY_SECONDS,
+)
 AWS_SDK = (AWS_REGION, AWS_ENDPOINT_URL_SECRETS_MANAGER, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)
 BILLING = (
     BILLING_PREFETCH, BILLING_BATCH_SIZE, BILLING_BATCH_WAIT_MS, BILLING_RECONNECT_INITIAL_MS,
-    BILLING_RECONNECT_MAX_SECONDS, BILLING_SHUTDOWN_TIMEOUT_SECONDS, BILLING_CONSUME,
+    BILLING_RECONNECT_MAX_SECONDS, BILLING_SHUTDOWN_TIMEOUT_SECONDS, BILLING_CONSUME, BILLING_MAX_ROWS_PER_SECOND,
 )
 
 #: The variable that renames each queue of ``contract.messaging.QUEUES`` on one broker (its default is the
@@ -168,7 +204,7 @@ QUEUE_VARIABLES: dict[str, Variable] = {
 SERVICE_VARIABLES: dict[str, tuple[Variable, ...]] = {
     "inventory": PROCESS + DATABASE + AWS_SDK,
     "billing": PROCESS + DATABASE + BROKER + BILLING + AWS_SDK,
-    "gateway": PROCESS + BROKER + GATEWAY + AWS_SDK,
+    "gateway": PROCESS + BROKER + GATEWAY + RATE_LIMIT + AWS_SDK,
 }
 
 

@@ -8,3 +8,14 @@ DESCRIPTION_MAX_LENGTH = 2000
 MAX_MOVIE_ID = 2**63 - 1
 #: Largest request body the gateway accepts (and the largest order message billing reads).
 MAX_REQUEST_BYTES = 64 * 1024
+
+#: Keys of the gateway's shared token buckets in Valkey/Redis: ``ratelimit:<read|write>:<caller>``.
+RATE_LIMIT_KEY_PREFIX = "ratelimit:"
+#: The gateway's log message when the store fails and throttling stops (one per task per retry period); the
+#: AWS alarm ``RateLimitStoreUnavailable`` counts these lines with a metric filter.
+RATE_LIMIT_STORE_DOWN_MESSAGE = "rate-limit store unavailable: requests pass unthrottled"
+#: The store's one user: those keys and the commands of the token-bucket script, nothing else (the same
+#: access string on ElastiCache and on the local redis-server, so the local system proves it is enough).
+RATE_LIMIT_STORE_ACCESS = (
+    f"on ~{RATE_LIMIT_KEY_PREFIX}* -@all +@connection +eval +evalsha +script|load +hmget +hset +pexpire +time"
+)

@@ -22,7 +22,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 SERVICES = contract_services.SERVICE_NAMES
 
 #: Infrastructure parts, in start order (``cognito`` is the emulated identity provider, see local_system/identity/).
-INFRASTRUCTURE = ("postgres", "rabbitmq", "cognito")
+INFRASTRUCTURE = ("postgres", "rabbitmq", "redis", "cognito")
 
 #: The databases the services own, all on the one local PostgreSQL server.
 DATABASES = tuple(service.database for service in contract_services.SERVICES if service.database)
@@ -45,6 +45,8 @@ class Profile:
     """The AWS emulator (moto): Cognito and Secrets Manager."""
     rabbitmq_management_port: int = 0
     """RabbitMQ's management HTTP API (the broker's password rotation uses it, as on Amazon MQ)."""
+    redis_port: int = 0
+    """redis-server: the gateway's shared rate-limit counters (ElastiCache on AWS)."""
 
     @property
     def state_dir(self) -> Path:
@@ -72,12 +74,13 @@ def get_profile(name: str | None = None) -> Profile:
     name = name or os.environ.get(PROFILE_ENV) or "dev"
     if name == "dev":
         return Profile(
-            "dev", 55432, 55672, 55673, 54369, _dev_service_ports(), cognito_port=55600, rabbitmq_management_port=55690
+            "dev", 55432, 55672, 55673, 54369, _dev_service_ports(), cognito_port=55600, rabbitmq_management_port=55690,
+            redis_port=55379,
         )
     if name == "test":
         # Fixed ports: the test run must never be steered onto the dev system by a stray variable.
         return Profile(
             "test", 56432, 56672, 56673, 56369, {"inventory": 18080, "billing": 18081, "gateway": 13000},
-            cognito_port=56600, rabbitmq_management_port=56690,
+            cognito_port=56600, rabbitmq_management_port=56690, redis_port=56379,
         )
     raise LocalSystemError(f"unknown profile {name!r} (from --profile or ${PROFILE_ENV}); use 'dev' or 'test'")

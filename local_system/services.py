@@ -29,6 +29,7 @@ from local_system.processes import (
     tail,
 )
 from local_system.profiles import REPO_ROOT, SERVICES, Profile
+from local_system.redis_server import GATEWAY_USER, RedisServer
 from local_system.secret_store import secret_name
 
 SERVICES_DIR = REPO_ROOT / "services"
@@ -39,6 +40,10 @@ STOP_TIMEOUT = 35
 READY_TIMEOUT = 60
 #: Settings a developer may override from the shell (e.g. LOG_LEVEL=DEBUG make up); the rest is fixed.
 OVERRIDABLE_DEFAULTS = {E.LOG_LEVEL.name: "INFO"}
+#: Throttles the dev system takes from the caller's shell (off when unset) and the test system never does.
+THROTTLES = (
+    E.RATE_LIMIT_READS_PER_SECOND, E.RATE_LIMIT_WRITES_PER_SECOND, E.RATE_LIMIT_BURST, E.BILLING_MAX_ROWS_PER_SECOND
+)
 
 
 def gunicorn_executable() -> Path:
@@ -121,6 +126,18 @@ class ServiceProcess:
             })
         if E.INVENTORY_URL.name in names:
             settings[E.INVENTORY_URL.name] = self.profile.url(INVENTORY.name)
+        if E.RATE_LIMIT_STORE_URL.name in names:
+            # The store is always there; throttling itself is on only when the caller's shell sets
+            # RATE_LIMIT_*_PER_SECOND (make up leaves it off, so benchmarks measure the service).
+            store = RedisServer(self.profile)
+            settings.update({
+                E.RATE_LIMIT_STORE_URL.name: store.url,
+                E.RATE_LIMIT_STORE_USER.name: GATEWAY_USER,
+                E.RATE_LIMIT_STORE_PASSWORD.name: store.logins()[GATEWAY_USER].password,
+            })
+        if self.profile.name == "test":
+            # The test run's own services are never throttled by a stray variable of the caller's shell.
+            settings.update({variable.name: "0" for variable in THROTTLES if variable.name in names})
         if E.AUTH_ISSUER.name in names:
             # The gateway trusts the local Cognito emulator exactly as it trusts Cognito on AWS.
             settings.update(IdentityEmulator(self.profile).gateway_env())

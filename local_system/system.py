@@ -18,6 +18,7 @@ from local_system.postgres import PostgresServer
 from local_system.processes import LocalSystemError, http_status, process_tree
 from local_system.profiles import DATABASES, INFRASTRUCTURE, SERVICES, Profile, get_profile
 from local_system.rabbitmq import RabbitMQServer
+from local_system.redis_server import RedisServer
 from local_system.secret_store import SecretsApi, provision
 from local_system.services import READY_TIMEOUT, ServiceProcess
 
@@ -45,6 +46,7 @@ class LocalSystem:
         self.state_dir = self.profile.state_dir
         self.postgres = PostgresServer(self.profile, self._load_credentials)
         self.rabbitmq = RabbitMQServer(self.profile, self._load_credentials)
+        self.redis = RedisServer(self.profile)
         self.identity = IdentityEmulator(self.profile, on_started=self._provision_secrets)
         self.services = {name: ServiceProcess(name, self.profile) for name in SERVICES}
         self._credentials: Credentials | None = None
@@ -148,7 +150,7 @@ class LocalSystem:
 
     def _infrastructure(self):
         """The infrastructure parts in start order."""
-        return (self.postgres, self.rabbitmq, self.identity)
+        return (self.postgres, self.rabbitmq, self.redis, self.identity)
 
     def token(self) -> str:
         """A fresh access token of the demo user (all permissions) from the Cognito emulator."""
@@ -239,6 +241,8 @@ class LocalSystem:
             return self.postgres
         if name == "rabbitmq":
             return self.rabbitmq
+        if name == "redis":
+            return self.redis
         if name == "cognito":
             return self.identity
         if name in SERVICES:

@@ -15,6 +15,7 @@ from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from contract.limits import RATE_LIMIT_STORE_DOWN_MESSAGE
 from contract.messaging import BILLING_QUEUE, EXPRESS_QUEUE
 from stacks.components import order_age
 from stacks.compute import ComputeStack
@@ -95,6 +96,9 @@ def alarm_specs(config: EnvironmentConfig) -> tuple[AlarmSpec, ...]:
                   "Broker free disk below twice its limit: at the limit RabbitMQ blocks every publisher",
                   comparison=BELOW, missing_data=MISSING_IS_BAD),
         AlarmSpec("BrokerCpu", "broker_cpu", 80, 3, "Broker CPU above 80 % on a node for 15 minutes"),
+        AlarmSpec("RateLimitStoreUnavailable", "rate_limit_store_unavailable", 1, 3,
+                  "The gateway cannot reach its rate-limit store for 15 minutes: requests pass unthrottled",
+                  datapoints_to_alarm=3, missing_data=MISSING_IS_OK),
     ]  # fmt: skip
     for label in DATABASES:
         table += [
@@ -171,6 +175,17 @@ def system_metrics(scope: Construct, data: DataStack, compute: ComputeStack) -> 
         period=FIVE_MINUTES,
     )
     metrics.update(service_log_metrics(scope, compute))
+    store_down = logs.MetricFilter(
+        scope,
+        "GatewayRateLimitStoreUnavailableFilter",
+        log_group=compute.gateway.log_group,
+        metric_namespace=LOG_METRICS_NAMESPACE,
+        metric_name="GatewayRateLimitStoreUnavailable",
+        filter_pattern=logs.FilterPattern.literal(f'{{ $.message = "{RATE_LIMIT_STORE_DOWN_MESSAGE}" }}'),
+        metric_value="1",
+        default_value=0,
+    )
+    metrics["rate_limit_store_unavailable"] = store_down.metric(statistic="Sum", period=FIVE_MINUTES)
     metrics["inventory_error_rate"] = cloudwatch.MathExpression(
         expression="100 * FILL(e, 0) / MAX([FILL(r, 1), 1])",
         using_metrics={"e": metrics["inventory_5xx"], "r": metrics["inventory_requests"]},

@@ -63,6 +63,19 @@ def broker_settings(data: DataStack) -> Settings:
     return plain, [data.broker_secret]
 
 
+def rate_limit_settings(data: DataStack, config: EnvironmentConfig) -> Settings:
+    """The gateway's per-caller limits and its store (TLS URL; the user's secret, read by the gateway)."""
+    limits = config.rate_limit
+    plain = {
+        var.RATE_LIMIT_READS_PER_SECOND.name: str(limits.reads_per_second),
+        var.RATE_LIMIT_WRITES_PER_SECOND.name: str(limits.writes_per_second),
+        var.RATE_LIMIT_BURST.name: str(limits.burst),
+        var.RATE_LIMIT_STORE_URL.name: data.rate_limit_store.url,
+        var.RATE_LIMIT_STORE_SECRET_ID.name: data.rate_limit_store.secret.secret_arn,
+    }
+    return plain, [data.rate_limit_store.secret]
+
+
 def gateway_auth_settings(auth: AuthStack, region: str) -> dict[str, str]:
     """How the gateway reaches inventory and validates tokens of this environment's user pool."""
     return {
@@ -133,7 +146,11 @@ class ComputeStack(TransparentIdsStack):
             service=services.BILLING,
             sizing=config.billing,
             security_group=network.billing_security_group,
-            environment={**billing_env, **broker_env},
+            environment={
+                **billing_env,
+                **broker_env,
+                var.BILLING_MAX_ROWS_PER_SECOND.name: str(config.rate_limit.billing_max_rows_per_second),
+            },
             readable_secrets=[*billing_secrets, *broker_secrets],
             use_spot=config.billing_use_spot,
             **common,
@@ -153,14 +170,15 @@ class ComputeStack(TransparentIdsStack):
             use_spot=config.billing_use_spot,
             **common,
         )
+        rate_limit_env, rate_limit_secrets = rate_limit_settings(data, config)
         self.gateway = FargateMicroservice(
             self,
             "Gateway",
             service=services.GATEWAY,
             sizing=config.gateway,
             security_group=network.gateway_security_group,
-            environment={**broker_env, **gateway_auth_settings(auth, self.region)},
-            readable_secrets=broker_secrets,
+            environment={**broker_env, **gateway_auth_settings(auth, self.region), **rate_limit_env},
+            readable_secrets=[*broker_secrets, *rate_limit_secrets],
             service_connect="client",
             health_check_grace_period=Duration.seconds(60),
             **common,

@@ -37,6 +37,24 @@ class ServiceSizing:
 
 
 @dataclass(frozen=True)
+class RateLimitConfig:
+    """Per-caller throttling at the gateway, its store's ceilings, and billing's write budget."""
+
+    reads_per_second: float = 20
+    """RATE_LIMIT_READS_PER_SECOND per caller (GET/HEAD/OPTIONS); 0: unlimited."""
+    writes_per_second: float = 5
+    """RATE_LIMIT_WRITES_PER_SECOND per caller; 0: unlimited."""
+    burst: int = 40
+    """RATE_LIMIT_BURST: requests a caller may send at once, per class."""
+    cache_max_data_gb: int = 1
+    """ElastiCache Serverless storage ceiling (one small hash per active caller and class)."""
+    cache_max_ecpu_per_second: int = 5000
+    """ElastiCache Serverless ECPU/s ceiling (about one per request): a cost cap; above it requests pass."""
+    billing_max_rows_per_second: float = 500
+    """BILLING_MAX_ROWS_PER_SECOND per billing task: the pace at which a backlog drains."""
+
+
+@dataclass(frozen=True)
 class EnvironmentConfig:
     """All environment-specific settings of one deployment of the system."""
 
@@ -143,6 +161,8 @@ class EnvironmentConfig:
     """RDS FreeableMemory below this pages (dev: db.t4g.micro has 1 GiB in all)."""
     db_connections_alarm: int = 70
     """DatabaseConnections above this pages: ~80 % of PostgreSQL's default max_connections for the class."""
+
+    rate_limit: RateLimitConfig = field(default_factory=RateLimitConfig)
 
     tags: Mapping[str, str] = field(default_factory=dict)
 
@@ -267,6 +287,10 @@ PROD = EnvironmentConfig(
     express_age_alarm_seconds=60,
     db_freeable_memory_alarm_mib=1024,  # db.m7g.large: 8 GiB
     db_connections_alarm=650,  # max_connections ~ 800 on 8 GiB
+    rate_limit=RateLimitConfig(
+        reads_per_second=50, writes_per_second=10, burst=100, cache_max_data_gb=5, cache_max_ecpu_per_second=50000,
+        billing_max_rows_per_second=2000,
+    ),
     tags={"Project": "movies", "Environment": "prod"},
 )
 

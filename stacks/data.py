@@ -1,5 +1,6 @@
 """DataStack: one RDS PostgreSQL instance per service, an Amazon MQ for RabbitMQ broker (its user rotated by
-our own Lambda) and the AWS Backup plan of the databases."""
+our own Lambda), the gateway's rate-limit store (ElastiCache Serverless) and the AWS Backup plan of the
+databases."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from contract import services
 from stacks.components.broker_rotation import BrokerRotation
 from stacks.components.database_backup import DatabaseBackup
 from stacks.components.postgres_database import PostgresDatabase
+from stacks.components.rate_limit_store import RateLimitStore
 from stacks.config import EnvironmentConfig
 
 AMQPS_PORT = 5671
@@ -131,6 +133,11 @@ class DataStack(Stack):
             secret=self.broker_secret,
             rotation_days=config.secret_rotation_days,
             log_retention=config.log_retention,
+        )
+
+        # --- the gateway's rate-limit counters (ElastiCache Serverless for Valkey) ---------------------
+        self.rate_limit_store = RateLimitStore(
+            self, "RateLimitStore", config=config, vpc=vpc, client_security_group=gateway_security_group
         )
 
         self.backup = DatabaseBackup(

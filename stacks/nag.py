@@ -58,6 +58,14 @@ def acknowledge_findings(stage: MicroservicesStage) -> None:
                 "prod has deletion protection and snapshots on removal.",
             )
 
+    acknowledge(
+        data.rate_limit_store.secret,
+        "AwsSolutions-SMG4",
+        "The rate-limit store's user password: ElastiCache has no managed rotation for RBAC users, and the store "
+        "holds only throttling counters behind a security group that admits the gateway's tasks alone. "
+        "Rotation would be a Lambda calling ModifyUser with two passwords (docs/patterns/rate-limiting.md).",
+    )
+
     # The broker secret is rotated by our own Lambda (stacks/components/broker_rotation.py): no SMG4 any more.
     rotation = data.broker_rotation.function
     acknowledge(

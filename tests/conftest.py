@@ -2,6 +2,7 @@
 
 * ``postgres``      -> PostgreSQL (movies_db, billing_db) on 127.0.0.1:56432       (marks the test integration)
 * ``rabbitmq``      -> RabbitMQ on 127.0.0.1:56672                                 (marks the test integration)
+* ``redis_store``   -> redis-server (the gateway's rate-limit counters) on 56379   (marks the test integration)
 * ``local_system``  -> both, plus inventory/billing/gateway on 18080/18081/13000   (marks the test e2e)
 
 Nothing starts at import or collection time: a run that selects no such test (``pytest -m infra``,
@@ -30,6 +31,7 @@ from local_system import DATABASES, SERVICES, LocalSystem
 SERVER_FIXTURES = {
     "postgres": "integration",
     "rabbitmq": "integration",
+    "redis_store": "integration",
     "test_infrastructure": "integration",
     "full_test_system": "e2e",
     "local_system": "e2e",
@@ -193,6 +195,13 @@ def postgres(test_infrastructure: LocalSystem) -> PostgresHelper:
 def rabbitmq(test_infrastructure: LocalSystem) -> RabbitMQHelper:
     """The test RabbitMQ node: ``.params`` (pika), ``.channel()``, ``.purge(q)``, ``.delete(q)``."""
     return RabbitMQHelper(test_infrastructure)
+
+
+@pytest.fixture(scope="session")
+def redis_store(test_infrastructure: LocalSystem):
+    """The test redis-server: ``.url``, ``.logins()``, ``.port`` (a test that stops it starts it again)."""
+    test_infrastructure.redis.start()  # idempotent; a test that stopped it gets it back
+    return test_infrastructure.redis
 
 
 @pytest.fixture(scope="session")

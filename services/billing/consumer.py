@@ -39,6 +39,7 @@ from billing.batches import handle_batch
 from billing.delivery import Delivery
 from billing.lanes import Lane
 from billing.legacy import LegacyQueueDrain
+from billing.pacing import RowPacer
 from billing.settings import ConsumerSettings, backoff_delay
 from billing.store import OrderStore
 from common.amqp import declare_topology, open_connection
@@ -78,6 +79,8 @@ class OrderConsumer:
         self._cancelled_by_broker = False
         self._made_progress = False
         self._last_problem = "not started"
+        rate = settings.max_rows_per_second
+        self._pacer = RowPacer(rate) if rate > 0 else None
 
     # ----------------------------------------------------------------------------------------------------
     # Control, called from other threads
@@ -269,6 +272,8 @@ class OrderConsumer:
                 self._serve_more_urgent_than(lane)
             assert lane.channel is not None and lane.dead_letters is not None
             batch = pending[start : start + size]
+            if self._pacer is not None:  # BILLING_MAX_ROWS_PER_SECOND; sleeps keep the connection serviced
+                self._pacer.pace(len(batch), self._connection.sleep, self._stopping.is_set)
             lane.report_age(batch)
             handle_batch(batch, self._store, lane.dead_letters, lane.channel)
             self._made_progress = True

@@ -28,3 +28,10 @@ ORDER_AGE = Histogram(
     ["priority"],
     buckets=(1, 2, 5, 10, 30, 60, 120, 300, 600, 1800),
 )
+THROTTLED_SECONDS = Counter(
+    "billing_throttled_seconds_total",
+    "Time the consumer held batches back to stay within BILLING_MAX_ROWS_PER_SECOND.",
+)
+PACED_BATCHES = Counter(
+    "billing_paced_batches_total", "Batches that waited for the write budget (BILLING_MAX_ROWS_PER_SECOND)."
+)

@@ -19,6 +19,7 @@ from gateway.docs import docs
 from gateway.parts import GATEWAY, Gateway
 from gateway.proxy import InventoryProxy
 from gateway.publisher import BillingPublisher
+from gateway.ratelimit import RateLimiter
 from gateway.routes import api
 
 
@@ -37,7 +38,11 @@ def create_app() -> Flask:
     if not auth.required:
         app.logger.warning("AUTH_REQUIRED=false: the API accepts unauthenticated requests (never do this on AWS)")
     publisher = BillingPublisher(RabbitSettings.from_env())
-    GATEWAY.install(app, Gateway(proxy=proxy, authenticator=Authenticator(auth), publisher=publisher))
+    rate_limiter = RateLimiter.from_env()
+    GATEWAY.install(
+        app,
+        Gateway(proxy=proxy, authenticator=Authenticator(auth), publisher=publisher, rate_limiter=rate_limiter),
+    )
 
     init_app(app, SERVICE.name, readiness={"broker": publisher.ping})
     app.register_blueprint(api)

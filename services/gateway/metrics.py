@@ -13,3 +13,13 @@ UPSTREAM_ERRORS = Counter(
     "Requests the gateway could not forward, by upstream and kind.",
     ["upstream", "kind"],
 )
+RATE_LIMIT_DECISIONS = Counter(
+    "gateway_rate_limit_decisions_total",
+    "Throttled requests by budget (read, write) and outcome: allowed, throttled (429), store_unavailable (passed).",
+    ["budget", "outcome"],
+)
+RATE_LIMIT_STORE_ERRORS = Counter(
+    "gateway_rate_limit_store_errors_total",
+    "Failed calls to the rate-limit store (each opens the fail-open circuit), by kind.",
+    ["kind"],
+)

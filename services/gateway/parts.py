@@ -8,6 +8,7 @@ from common.extensions import Extension
 from gateway.auth import Authenticator
 from gateway.proxy import InventoryProxy
 from gateway.publisher import BillingPublisher
+from gateway.ratelimit import RateLimiter
 
 
 @dataclass(frozen=True)
@@ -17,6 +18,8 @@ class Gateway:
     proxy: InventoryProxy
     authenticator: Authenticator
     publisher: BillingPublisher
+    rate_limiter: RateLimiter | None = None
+    """None when throttling is off (RATE_LIMIT_*_PER_SECOND unset or 0)."""
 
 
 #: The app's parts, installed by ``create_app``.

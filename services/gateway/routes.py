@@ -15,6 +15,7 @@ from gateway.access import requirement_of, requires
 from gateway.auth import AuthError
 from gateway.parts import GATEWAY
 from gateway.publisher import BrokerUnavailable
+from gateway.ratelimit import headers as rate_limit_headers
 
 log = logging.getLogger(__name__)
 api = Blueprint("api", __name__, url_prefix="/api")
@@ -28,8 +29,9 @@ def authenticate():
     # Only requests that matched a route of this blueprint get here (unknown paths and methods are 404/405).
     requirement = requirement_of(current_app.view_functions.get(request.endpoint or ""))
     needed = requirement.permission(request.method) if requirement else None
+    gateway = GATEWAY.current()
     try:
-        principal = GATEWAY.current().authenticator.authenticate(request, needed)
+        principal = gateway.authenticator.authenticate(request, needed)
     except AuthError as exc:
         if exc.status == 503:
             log.error("cannot verify tokens", extra={"reason": exc.message})
@@ -41,7 +43,34 @@ def authenticate():
     g.principal = principal
     if principal is not None:
         principal_var.set(principal.log_name())
-    return None
+    # Throttling off (the default): no limiter, nothing more to do.
+    return None if gateway.rate_limiter is None else throttle(gateway.rate_limiter, principal)
+
+
+def throttle(limiter, principal):
+    """Take a token from the caller's read or write budget; a 429 when there is none (None: go on)."""
+    # Without authentication (AUTH_REQUIRED=false, local experiments) the caller is its address.
+    subject = principal.subject if principal is not None else f"address:{request.remote_addr}"
+    decision = limiter.check(request.method, subject)
+    if decision is None:
+        return None
+    g.rate_limit_headers = rate_limit_headers(decision)
+    if decision.allowed:
+        return None
+    response, status = error_response(
+        429, "too many requests: slow down and retry after the Retry-After seconds",
+        retry_after_seconds=int(g.rate_limit_headers["Retry-After"]),
+    )
+    return response, status
+
+
+@api.after_request
+def add_rate_limit_headers(response):
+    """Every answer to a throttled caller says how much of the budget is left (429s say it too)."""
+    extra = g.get("rate_limit_headers")
+    if extra:
+        response.headers.update(extra)
+    return response
 
 
 @api.route("/movies", defaults={"subpath": ""}, methods=PROXIED_METHODS)

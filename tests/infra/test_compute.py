@@ -191,7 +191,7 @@ def _actions(statements: list[dict]) -> list[str]:
     [
         ("inventory", {"InventoryDb"}),
         ("billing", {"BillingDb", "BrokerCredentials"}),
-        ("gateway", {"BrokerCredentials"}),
+        ("gateway", {"BrokerCredentials", "RateLimitStoreCredentials"}),
     ],
 )
 def test_task_role_may_read_exactly_its_own_secrets(any_env, name, secrets):

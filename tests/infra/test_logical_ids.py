@@ -30,6 +30,7 @@ STATEFUL_TYPES = (
     "AWS::S3::Bucket",
     "AWS::SecretsManager::Secret",
     "AWS::Backup::BackupVault",
+    "AWS::ElastiCache::ServerlessCache",
 )
 
 _COMMON = {
@@ -40,6 +41,10 @@ _COMMON = {
         "BrokerCredentials3A27FE8A": "AWS::SecretsManager::Secret",
         # issue 11: holds the recovery points; retained on deletion.
         "BackupVaultADF21B19": "AWS::Backup::BackupVault",
+        # issue 13: the gateway's rate-limit store and its user's secret (counters only, but a replaced
+        # cache would get a new endpoint and a replaced secret a new password).
+        "RateLimitStoreCredentialsB6CBF838": "AWS::SecretsManager::Secret",
+        "RateLimitStoreCache252D0157": "AWS::ElastiCache::ServerlessCache",
     },
     "Auth": {"UserPool6BA7E5F2": "AWS::Cognito::UserPool"},
     "Compute": {

@@ -1,0 +1,145 @@
+"""A private redis-server (Debian's package): the gateway's shared rate-limit counters, like ElastiCache on AWS.
+
+Everything lives in ``.run/<profile>/redis/``: its config (mode 0600: it holds the passwords), its log and the
+generated logins. Like on ElastiCache, nobody gets in without a password: the ``default`` user is off, the
+gateway's user has exactly the access string of ``contract.limits.RATE_LIMIT_STORE_ACCESS`` (the one
+ElastiCache gets, so a script command it lacks fails here first), and an ``admin`` user exists for tests and
+``redis-cli`` debugging only. Nothing is persisted: the counters are worth nothing after a restart.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import time
+
+from contract.limits import RATE_LIMIT_STORE_ACCESS
+from local_system.credentials import Login, new_password
+from local_system.processes import (
+    LocalSystemError,
+    is_alive,
+    port_open,
+    port_released,
+    read_pid,
+    spawn,
+    tail,
+    terminate,
+    wait_for,
+)
+from local_system.profiles import Profile
+
+START_TIMEOUT = 20
+#: The user the gateway logs in with (the same name as the ElastiCache user on AWS).
+GATEWAY_USER = "gateway"
+ADMIN_USER = "admin"
+
+
+def redis_server_binary() -> str | None:
+    """Path of redis-server (Debian: /usr/bin/redis-server), or None."""
+    return shutil.which("redis-server")
+
+
+class RedisServer:
+    """Start and stop the profile's private redis-server; hand out its logins."""
+
+    name = "redis"
+
+    def __init__(self, profile: Profile):
+        self.profile = profile
+        self.port = profile.redis_port
+        self.home = profile.state_dir / "redis"
+        self.pid_file = self.home / "redis-server.pid"
+        self.log_file = self.home / "redis.log"
+        self.config_file = self.home / "redis.conf"
+        self.logins_file = self.home / "logins.json"
+
+    @property
+    def url(self) -> str:
+        """The store's URL, without credentials (RATE_LIMIT_STORE_URL)."""
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def logins(self) -> dict[str, Login]:
+        """The gateway's and the admin's logins, generated on first use (file mode 0600)."""
+        try:
+            values = json.loads(self.logins_file.read_text())
+        except (OSError, ValueError):
+            values = {}
+        if set(values) != {GATEWAY_USER, ADMIN_USER}:
+            values = {GATEWAY_USER: new_password(), ADMIN_USER: new_password()}
+            self.home.mkdir(parents=True, exist_ok=True)
+            temporary = self.logins_file.with_name(f".{self.logins_file.name}.{os.getpid()}")
+            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                json.dump(values, handle)
+            os.replace(temporary, self.logins_file)
+        return {user: Login(user, password) for user, password in values.items()}
+
+    def _write_config(self) -> None:
+        logins = self.logins()
+        config = (
+            "# Written by local_system on every start; edits are overwritten.\n"
+            f"bind 127.0.0.1\nport {self.port}\nprotected-mode yes\ndaemonize no\n"
+            f'dir "{self.home}"\nlogfile ""\n'
+            # Counters only: nothing worth a disk write.
+            'save ""\nappendonly no\n'
+            "user default off\n"
+            f"user {GATEWAY_USER} reset >{logins[GATEWAY_USER].password} {RATE_LIMIT_STORE_ACCESS}\n"
+            f"user {ADMIN_USER} reset on >{logins[ADMIN_USER].password} ~* &* +@all\n"
+        )
+        fd = os.open(self.config_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(config)
+
+    def pid(self) -> int | None:
+        """Pid of our redis-server, or None."""
+        pid = read_pid(self.pid_file)
+        return pid if is_alive(pid, "redis-server") else None
+
+    def is_running(self) -> bool:
+        """True when our server runs and accepts connections."""
+        return self.pid() is not None and port_open(self.port)
+
+    def start(self) -> None:
+        """Start the server (if not running) and wait until it answers."""
+        binary = redis_server_binary()
+        if binary is None:
+            raise LocalSystemError("redis-server not found; run: apt-get install -y redis-server")
+        self.home.mkdir(parents=True, exist_ok=True)
+        spawned = None
+        if self.pid() is None:
+            if not port_released(self.port):
+                raise LocalSystemError(f"port {self.port} is taken by another program; cannot start redis-server")
+            self._write_config()
+            spawned = spawn([binary, str(self.config_file)], self.log_file, dict(os.environ), self.home, self.pid_file)
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if answers_ping(self.port):
+                return
+            # By pid alone: redis rewrites its command line at start, so the marker may be absent for a moment.
+            if not is_alive(spawned or self.pid()):
+                break
+            time.sleep(0.1)
+        raise LocalSystemError(
+            f"redis-server did not become ready on port {self.port}; see {self.log_file}:\n{tail(self.log_file, 15)}"
+        )
+
+    def stop(self, timeout: float = 10) -> None:
+        """SIGTERM (redis exits at once: nothing to save), SIGKILL after ``timeout``."""
+        pid = self.pid()
+        if pid is not None:
+            terminate(pid, timeout)
+        self.pid_file.unlink(missing_ok=True)
+        wait_for(lambda: not port_open(self.port), 5)
+
+
+def answers_ping(port: int, timeout: float = 1.0) -> bool:
+    """True when a Redis server on ``port`` answers (an unauthenticated PING gets NOAUTH: it is up)."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+            sock.sendall(b"PING\r\n")
+            reply = sock.recv(64)
+    except OSError:
+        return False
+    return reply.startswith((b"+PONG", b"-NOAUTH"))
