@@ -8,3 +8,8 @@ DESCRIPTION_MAX_LENGTH = 2000
 MAX_MOVIE_ID = 2**63 - 1
 #: Largest request body the gateway accepts (and the largest order message billing reads).
 MAX_REQUEST_BYTES = 64 * 1024
+#: Orders per page of ``GET /api/orders`` (``limit``): the default and the most a caller may ask for.
+ORDERS_PAGE_DEFAULT = 20
+ORDERS_PAGE_MAX = 100
+#: Seconds a client is told to wait (``Retry-After``) before asking again about a queued order.
+ORDER_RETRY_AFTER_SECONDS = 1

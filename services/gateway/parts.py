@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from common.extensions import Extension
 from gateway.auth import Authenticator
+from gateway.order_ids import OrderIdSigner
 from gateway.proxy import InventoryProxy
 from gateway.publisher import BillingPublisher
 
@@ -17,6 +18,9 @@ class Gateway:
     proxy: InventoryProxy
     authenticator: Authenticator
     publisher: BillingPublisher
+    billing: InventoryProxy
+    """Forwards order-status reads to billing (the same proxy machinery, named ``billing``)."""
+    order_ids: OrderIdSigner
 
 
 #: The app's parts, installed by ``create_app``.

@@ -66,12 +66,20 @@ class BillingPublisher:
             except Exception:  # noqa: BLE001, S110 - the connection is already broken; nothing to do
                 pass
 
-    def publish(self, body: bytes, request_id: str, principal: dict[str, str] | None = None) -> str:
+    def publish(
+        self,
+        body: bytes,
+        request_id: str,
+        principal: dict[str, str] | None = None,
+        *,
+        message_id: str | None = None,
+    ) -> str:
         """Publish ``body`` persistently; return its message id once the broker confirmed it.
 
-        ``principal``: the caller's ``x-principal-*`` headers (``Principal.message_headers``).
+        ``principal``: the caller's ``x-principal-*`` headers (``Principal.message_headers``). ``message_id``:
+        the id to publish under (the gateway's signed order id); None: a fresh random one.
         """
-        message_id = new_request_id()  # the same 128-bit random id scheme
+        message_id = message_id or new_request_id()  # the same 128-bit random id scheme
         headers: dict[str, str] = {messaging.REQUEST_ID: request_id}
         if principal:
             headers.update(principal)
