@@ -28,6 +28,8 @@ GROUP_PERMISSIONS: dict[str, tuple[str, ...]] = {
     "admins": (READ_MOVIES, WRITE_MOVIES, WRITE_BILLING, READ_BILLING),
     "editors": (READ_MOVIES, WRITE_MOVIES),
     "viewers": (READ_MOVIES,),
+    # People who place orders and follow their own (GET /api/orders*), and nothing else.
+    "customers": (WRITE_BILLING,),
 }
 
 #: The group of the local demo user (``make token``): every permission.
