@@ -57,7 +57,8 @@ def test_resource_server_defines_the_api_scopes(any_env):
     """movies.read, movies.write, billing.write and billing.read on the movies-api resource server."""
     server = any_env.only("Auth", "AWS::Cognito::UserPoolResourceServer")["Properties"]
     assert server["Identifier"] == "movies-api"
-    assert sorted(s["ScopeName"] for s in server["Scopes"]) == ["billing.read", "billing.write", "movies.read", "movies.write"]
+    scopes = sorted(s["ScopeName"] for s in server["Scopes"])
+    assert scopes == ["billing.read", "billing.write", "movies.read", "movies.write"]
 
 
 def test_machine_client_uses_client_credentials_with_a_secret(any_env):
