@@ -101,7 +101,7 @@ def test_status_moves_from_queued_to_stored(new_customer, postgres):
     assert body["stored_at"]
 
 
-def test_poison_order_status_is_rejected(new_customer, local_system, amqp):
+def test_poison_order_status_is_rejected(new_customer, local_system, amqp, rabbitmq):
     """An order billing can never store (published past the gateway's validation) reads rejected, with why."""
     customer = new_customer()
     signer = OrderIdSigner.from_setting(local_system.service_env("gateway")["ORDER_ID_KEY"], auth_required=True)
@@ -116,23 +116,23 @@ def test_poison_order_status_is_rejected(new_customer, local_system, amqp):
         ),
     )
     response = wait_for_status(customer, f"/api/orders/{order_id}", "rejected")
-    _take_dead_letter(amqp, order_id)  # leave the dead-letter queue as it was, for the tests that read it
+    _take_dead_letter(rabbitmq, order_id)  # leave the dead-letter queue as it was, for the tests that read it
     assert response.status_code == 200
     assert "number_of_items" in response.json()["reason"]
 
 
-def _take_dead_letter(channel, message_id: str, timeout: float = 10.0) -> None:
-    """Acknowledge (remove) the dead letter with ``message_id``; others are put back untouched."""
+def _take_dead_letter(rabbitmq, message_id: str, timeout: float = 10.0) -> None:
+    """Acknowledge (remove) the dead letter with ``message_id``. Others are taken unacknowledged and go back
+    unchanged when the channel closes (a requeue would put them back at the head, to be taken again)."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        method, properties, _ = channel.basic_get(BILLING_QUEUE.dead_letter_queue, auto_ack=False)
-        if method is None:
-            time.sleep(0.2)
-        elif properties.message_id == message_id:
-            channel.basic_ack(method.delivery_tag)
-            return
-        else:
-            channel.basic_nack(method.delivery_tag, requeue=True)
+    with rabbitmq.channel() as channel:
+        while time.monotonic() < deadline:
+            method, properties, _ = channel.basic_get(BILLING_QUEUE.dead_letter_queue, auto_ack=False)
+            if method is None:
+                time.sleep(0.2)
+            elif properties.message_id == message_id:
+                channel.basic_ack(method.delivery_tag)
+                return
 
 
 def test_made_up_order_id_is_404(admin):

@@ -34,7 +34,8 @@ def billing_env(test_infrastructure, monkeypatch) -> None:
 @pytest.fixture
 def store(billing_env) -> Iterator[OrderStore]:
     """Billing's store on billing_db, for writing the rows the endpoints read."""
-    store = OrderStore(ConnectionPool(DatabaseSettings.from_env(default_name=BILLING.database)))
+    pool = ConnectionPool(DatabaseSettings.from_env(default_name=BILLING.database), application_name="it-reads")
+    store = OrderStore(pool)
     yield store
     store.close()
 
