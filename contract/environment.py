@@ -88,6 +88,13 @@ BILLING_EXPRESS_QUEUE = _var(
 
 # --- gateway ---------------------------------------------------------------------------------------------
 INVENTORY_URL = _var("INVENTORY_URL", "http://127.0.0.1:8080", "Where inventory answers (http://host:port).")
+BILLING_URL = _var("BILLING_URL", "http://127.0.0.1:8081", "Where billing answers order-status reads (http://host:port).")
+ORDER_ID_KEY = _var(
+    "ORDER_ID_KEY",
+    "",
+    "Key (64+ hex digits) that signs order ids; required when auth is on. Off: a per-process key.",
+    secret=True,
+)
 UPSTREAM_CONNECT_TIMEOUT = _var("UPSTREAM_CONNECT_TIMEOUT", "2", "Seconds to connect to inventory (then 502).")
 UPSTREAM_READ_TIMEOUT = _var("UPSTREAM_READ_TIMEOUT", "10", "Seconds to wait for inventory's answer (then 504).")
 AUTH_REQUIRED = _var("AUTH_REQUIRED", "true", "false switches authentication off (local experiments only).")
@@ -178,7 +185,8 @@ BROKER = (
     BILLING_QUEUE, BILLING_EXPRESS_QUEUE,
 )
 GATEWAY = (
-    INVENTORY_URL, UPSTREAM_CONNECT_TIMEOUT, UPSTREAM_READ_TIMEOUT, AUTH_REQUIRED, AUTH_ISSUER, AUTH_JWKS_URL,
+    INVENTORY_URL, BILLING_URL, ORDER_ID_KEY, UPSTREAM_CONNECT_TIMEOUT, UPSTREAM_READ_TIMEOUT, AUTH_REQUIRED,
+    AUTH_ISSUER, AUTH_JWKS_URL,
     AUTH_ALLOWED_CLIENT_IDS, AUTH_SCOPE_PREFIX, AUTH_GROUP_PERMISSIONS, AUTH_ALB_ARN, AUTH_ALB_KEY_URL,
     AUTH_LEEWAY_SECONDS, AUTH_JWKS_MIN_REFRESH_SECONDS, COGNITO_REGION,
 )

@@ -19,3 +19,9 @@ RATE_LIMIT_STORE_DOWN_MESSAGE = "rate-limit store unavailable: requests pass unt
 RATE_LIMIT_STORE_ACCESS = (
     f"on ~{RATE_LIMIT_KEY_PREFIX}* -@all +@connection +eval +evalsha +script|load +hmget +hset +pexpire +time"
 )
+
+#: Orders per page of ``GET /api/orders`` (``limit``): the default and the most a caller may ask for.
+ORDERS_PAGE_DEFAULT = 20
+ORDERS_PAGE_MAX = 100
+#: Seconds a client is told to wait (``Retry-After``) before asking again about a queued order.
+ORDER_RETRY_AFTER_SECONDS = 1

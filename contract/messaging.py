@@ -102,6 +102,10 @@ DEAD_LETTER_DELIVERY_LIMIT = 1_000_000
 # --- HTTP --------------------------------------------------------------------------------------------------
 #: Request id, accepted from callers when well-formed, returned on every response, forwarded to inventory.
 HTTP_REQUEST_ID = "X-Request-ID"
+#: Set by the gateway on order-status reads it forwards to billing, after verifying the caller and the order
+#: id (a caller's own copies are never forwarded): whose orders to show, and whether the caller may read all.
+HTTP_PRINCIPAL_SUB = "X-Principal-Sub"
+HTTP_READ_ALL = "X-Principal-Read-All"
 
 # --- AMQP message headers ----------------------------------------------------------------------------------
 #: The request id of the HTTP request that published the message (one id from gateway log to billing row).

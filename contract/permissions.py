@@ -9,12 +9,14 @@ from __future__ import annotations
 READ_MOVIES = "movies.read"
 WRITE_MOVIES = "movies.write"
 WRITE_BILLING = "billing.write"
+READ_BILLING = "billing.read"
 
 #: Every permission with what it allows (also the scope descriptions of the Cognito resource server).
 PERMISSIONS: dict[str, str] = {
     READ_MOVIES: "Read the movie inventory",
     WRITE_MOVIES: "Change the movie inventory",
-    WRITE_BILLING: "Submit billing orders",
+    WRITE_BILLING: "Submit billing orders and follow your own",
+    READ_BILLING: "Read every principal's billing orders",
 }
 
 #: The Cognito resource server; Cognito prefixes its custom scopes with this id and a slash.
@@ -23,9 +25,11 @@ SCOPE_PREFIX = f"{API_IDENTIFIER}/"
 
 #: Cognito groups of people and the permissions the gateway grants their members.
 GROUP_PERMISSIONS: dict[str, tuple[str, ...]] = {
-    "admins": (READ_MOVIES, WRITE_MOVIES, WRITE_BILLING),
+    "admins": (READ_MOVIES, WRITE_MOVIES, WRITE_BILLING, READ_BILLING),
     "editors": (READ_MOVIES, WRITE_MOVIES),
     "viewers": (READ_MOVIES,),
+    # People who place orders and follow their own (GET /api/orders*), and nothing else.
+    "customers": (WRITE_BILLING,),
 }
 
 #: The group of the local demo user (``make token``): every permission.

@@ -122,3 +122,22 @@ def store_password(path: Path, name: str, password: str) -> Credentials:
     logins[name] = Login(logins[name].user, password)
     _write(path, logins, exclusive=False)
     return Credentials(logins)
+
+
+#: The gateway's order-id signing key (``ORDER_ID_KEY``), one per profile, beside the credentials file.
+ORDER_ID_KEY_FILE = "order-id.key"
+
+
+def order_id_key(state_dir: Path) -> str:
+    """The profile's order-id key (64 hex digits), created on first use with mode 0600 and kept after."""
+    path = state_dir / ORDER_ID_KEY_FILE
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass  # a concurrent creator won the race: read its key below
+        else:
+            with os.fdopen(fd, "w") as handle:
+                handle.write(secrets.token_hex(32) + "\n")
+    return path.read_text().strip()

@@ -13,9 +13,9 @@ import time
 from pathlib import Path
 
 from contract import environment as E
-from contract.services import INVENTORY
+from contract.services import BILLING, INVENTORY
 from contract.services import service as contract_service
-from local_system.credentials import BROKER
+from local_system.credentials import BROKER, order_id_key
 from local_system.emulator_api import DUMMY_KEY, REGION
 from local_system.identity.emulator import IdentityEmulator
 from local_system.processes import (
@@ -138,6 +138,10 @@ class ServiceProcess:
         if self.profile.name == "test":
             # The test run's own services are never throttled by a stray variable of the caller's shell.
             settings.update({variable.name: "0" for variable in THROTTLES if variable.name in names})
+        if E.BILLING_URL.name in names:
+            settings[E.BILLING_URL.name] = self.profile.url(BILLING.name)
+        if E.ORDER_ID_KEY.name in names:
+            settings[E.ORDER_ID_KEY.name] = order_id_key(self.profile.state_dir)
         if E.AUTH_ISSUER.name in names:
             # The gateway trusts the local Cognito emulator exactly as it trusts Cognito on AWS.
             settings.update(IdentityEmulator(self.profile).gateway_env())

@@ -77,10 +77,11 @@ def rate_limit_settings(data: DataStack, config: EnvironmentConfig) -> Settings:
 
 
 def gateway_auth_settings(auth: AuthStack, region: str) -> dict[str, str]:
-    """How the gateway reaches inventory and validates tokens of this environment's user pool."""
+    """How the gateway reaches inventory and billing and validates tokens of this environment's user pool."""
     return {
-        # Service Connect alias, never the public ALB: traffic stays inside the VPC.
+        # Service Connect aliases, never the public ALB: traffic stays inside the VPC.
         var.INVENTORY_URL.name: f"http://{services.INVENTORY.name}:{services.INVENTORY.port}",
+        var.BILLING_URL.name: f"http://{services.BILLING.name}:{services.BILLING.port}",
         var.COGNITO_REGION.name: region,
         var.AUTH_ISSUER.name: auth.issuer,
         var.AUTH_JWKS_URL.name: auth.jwks_url,
@@ -153,6 +154,8 @@ class ComputeStack(TransparentIdsStack):
             },
             readable_secrets=[*billing_secrets, *broker_secrets],
             use_spot=config.billing_use_spot,
+            # A server for the gateway's order-status reads (GET /api/orders*), reached as http://billing:8080.
+            service_connect="server",
             **common,
         )
         # The priority queue pattern: the same billing image, consuming only billing.orders.express, so express
@@ -179,14 +182,20 @@ class ComputeStack(TransparentIdsStack):
             security_group=network.gateway_security_group,
             environment={**broker_env, **gateway_auth_settings(auth, self.region), **rate_limit_env},
             readable_secrets=[*broker_secrets, *rate_limit_secrets],
+            injected_secrets={var.ORDER_ID_KEY.name: ecs.Secret.from_secrets_manager(data.order_id_key)},
             service_connect="client",
             health_check_grace_period=Duration.seconds(60),
             **common,
         )
         # Service Connect needs the server registered before a client deployment resolves its alias.
         self.gateway.service.node.add_dependency(self.inventory.service)
+        self.gateway.service.node.add_dependency(self.billing.service)
         self.inventory.connections.allow_from(
             self.gateway.connections, ec2.Port.tcp(services.INVENTORY.port), "gateway to inventory (Service Connect)"
+        )
+        # Billing trusts the principal headers of /orders reads because only the gateway can reach it.
+        self.billing.connections.allow_from(
+            self.gateway.connections, ec2.Port.tcp(services.BILLING.port), "gateway to billing (Service Connect)"
         )
 
         # "Edge" sorts before "Gateway" like the edge's former top-level ids, so DependsOn lists keep their order.

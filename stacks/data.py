@@ -86,6 +86,20 @@ class DataStack(Stack):
                 password_length=32,
             ),
         )
+        # The key the gateway signs order ids with (ORDER_ID_KEY, docs/patterns.md): 64 hex digits, generated
+        # here, injected by ECS into the gateway's container only; it never appears in a template or a log.
+        self.order_id_key = secretsmanager.Secret(
+            self,
+            "OrderIdKey",
+            description="Key the gateway signs order ids with (HMAC-SHA256); gateway only",
+            generate_secret_string=secretsmanager.SecretStringGenerator(
+                password_length=64,
+                exclude_uppercase=True,
+                exclude_punctuation=True,
+                include_space=False,
+                exclude_characters="ghijklmnopqrstuvwxyz",
+            ),
+        )
         self.broker_security_group = ec2.SecurityGroup(
             self,
             "BrokerSecurityGroup",

@@ -3,7 +3,8 @@
 ``create_app`` is the application factory gunicorn calls (``billing:create_app()``); it only builds objects.
 The consumer thread is started by gunicorn's ``post_worker_init`` hook (``common.gunicorn_config`` runs the
 start hooks of ``common.lifecycle``), in the worker process; tests start it explicitly with
-``BILLING.of(app).consumer.start()``. HTTP serves only ``/health``, ``/ready`` and ``/metrics``.
+``BILLING.of(app).consumer.start()``. HTTP serves ``/health``, ``/ready``, ``/metrics`` and, for the gateway
+only, the order-status reads ``/orders`` (``billing.routes``).
 
 Billing runs exactly one gunicorn worker per task (``contract.services.BILLING.single_worker``, enforced by
 ``common.gunicorn_config``): the work is done by one consumer thread per process and scales out by tasks, so
@@ -18,6 +19,8 @@ from dataclasses import dataclass
 from flask import Flask
 
 from billing.consumer import OrderConsumer
+from billing.order_status import ORDER_READER
+from billing.routes import orders
 from billing.settings import ConsumerSettings
 from billing.store import OrderStore
 from common.config import DatabaseSettings, RabbitSettings, env_str
@@ -59,6 +62,8 @@ def create_app(
         consumer_settings or ConsumerSettings.from_env(),
     )
     BILLING.install(app, Billing(consumer))
+    ORDER_READER.install(app, store.reader())
+    app.register_blueprint(orders)
 
     init_app(app, SERVICE.name, readiness={"database": store.check, "broker": consumer.check_ready})
 

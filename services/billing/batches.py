@@ -48,11 +48,15 @@ def handle_batch(
                 log.exception("unexpected error while validating a message")
             rejected.append((delivery, "internal_error", f"{type(exc).__name__}: {exc}"))
         else:
-            valid.append((delivery, OrderRecord(order, delivery.message_id, delivery.request_id)))
+            valid.append((delivery, OrderRecord(order, delivery.message_id, delivery.request_id, delivery.owner)))
 
     stored, refused = _store_records(store, valid)
     rejected.extend(refused)
     for delivery, kind, reason in rejected:
+        # Recorded before the dead letter is published: a failure here leaves the batch unacknowledged, to be
+        # redelivered, rather than a rejected order whose status stays "queued" for ever.
+        if delivery.message_id:
+            store.record_rejection(delivery.message_id, delivery.owner, kind, reason)
         dead_letters.publish(delivery, kind, reason)
     # Everything up to the last tag is now either committed or safely in the dead-letter queue.
     channel.basic_ack(delivery_tag=batch[-1].delivery_tag, multiple=True)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import pika
 
+from billing.store import Owner
 from common.log import request_id_var
 from common.web import accept_request_id
 from contract import messaging
@@ -24,6 +25,8 @@ class Delivery:
     request_id: str
     queue: str = ""
     """The queue it came from (the routing key: orders are published through the default exchange)."""
+    owner: Owner | None = None
+    """Who placed it (the gateway's ``x-principal-*`` headers); None when the publisher set none."""
 
     @classmethod
     def from_amqp(cls, method: pika.spec.Basic.Deliver, properties: pika.BasicProperties, body: bytes) -> Delivery:
@@ -38,7 +41,25 @@ class Delivery:
             message_id=properties.message_id or None,
             request_id=accept_request_id(raw if isinstance(raw, str) else None),
             queue=method.routing_key or "",
+            owner=owner_of(properties.headers or {}),
         )
+
+
+def owner_of(headers: dict) -> Owner | None:
+    """The principal in the gateway's ``x-principal-*`` headers: its sub, and its user name or client id."""
+
+    def text(name: str) -> str:
+        value = headers.get(name)
+        if isinstance(value, bytes):
+            value = value.decode("utf-8", "replace")
+        return value if isinstance(value, str) else ""
+
+    sub, username, client_id = (
+        text(messaging.PRINCIPAL_SUB), text(messaging.PRINCIPAL_USERNAME), text(messaging.PRINCIPAL_CLIENT_ID)
+    )
+    if not (sub or username or client_id):
+        return None
+    return Owner(sub or None, username or (f"client:{client_id}" if client_id else None))
 
 
 @contextmanager

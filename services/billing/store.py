@@ -1,4 +1,4 @@
-"""The ``orders`` table of ``billing_db``: its schema and the batched, idempotent insert."""
+"""The tables of ``billing_db``: their schema, the batched idempotent insert of orders, and rejections."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from psycopg2.extras import execute_values
 
+from billing.order_status import OrderReader
 from common.db import ConnectionPool, Schema
 from common.orders import MAX_ITEMS, USER_ID_MAX_LENGTH, Order
 
@@ -27,7 +28,22 @@ MIGRATIONS = [
         created_at      timestamptz   NOT NULL DEFAULT now()
     )
     """,
-    # Express orders (the priority queue pattern): which queue the order asked for; older rows were standard.
+    # 2: who placed each order (order status, docs/patterns.md), and the orders billing refused, with why.
+    """
+    ALTER TABLE orders ADD COLUMN IF NOT EXISTS owner_sub text, ADD COLUMN IF NOT EXISTS owner_name text;
+    -- GET /orders: one owner's orders, newest first, paged by id (keyset).
+    CREATE INDEX IF NOT EXISTS orders_owner_newest ON orders (owner_sub, id DESC);
+    CREATE TABLE IF NOT EXISTS rejected_orders (
+        id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        message_id  text        NOT NULL UNIQUE,
+        owner_sub   text,
+        owner_name  text,
+        kind        text        NOT NULL,
+        reason      text        NOT NULL,
+        rejected_at timestamptz NOT NULL DEFAULT now()
+    );
+    """,
+    # 3: express orders (the priority queue pattern): which queue the order asked for; older rows were standard.
     """
     ALTER TABLE orders ADD COLUMN IF NOT EXISTS priority text NOT NULL DEFAULT 'standard'
         CHECK (priority IN ('standard', 'express'))
@@ -36,9 +52,16 @@ MIGRATIONS = [
 
 # ON CONFLICT DO NOTHING also absorbs the same message id twice within one statement.
 _INSERT = (
-    "INSERT INTO orders (user_id, number_of_items, total_amount, message_id, request_id, priority) VALUES %s"
-    " ON CONFLICT (message_id) DO NOTHING RETURNING message_id"
+    "INSERT INTO orders (user_id, number_of_items, total_amount, message_id, request_id, owner_sub, owner_name,"
+    " priority) VALUES %s ON CONFLICT (message_id) DO NOTHING RETURNING message_id"
 )
+# The first reason recorded for an id stands (a redelivered rejection is the same rejection).
+_REJECT = (
+    "INSERT INTO rejected_orders (message_id, owner_sub, owner_name, kind, reason) VALUES (%s, %s, %s, %s, %s)"
+    " ON CONFLICT (message_id) DO NOTHING"
+)
+#: Longest reason kept for a rejected order (the same bound as the dead-letter header).
+MAX_REJECTION_REASON = 500
 
 
 @dataclass(frozen=True)
@@ -48,6 +71,15 @@ class OrderRecord:
     order: Order
     message_id: str | None
     request_id: str | None
+    owner: Owner | None = None
+
+
+@dataclass(frozen=True)
+class Owner:
+    """Who placed an order: the principal's ``sub`` (what reads are filtered by) and a readable name."""
+
+    sub: str | None
+    name: str | None = None
 
 
 class OrderStore:
@@ -73,9 +105,11 @@ class OrderStore:
             return []
         self._schema.ensure()
         values = [
-            (order.user_id, order.number_of_items, order.total_amount, r.message_id, r.request_id, order.priority)
+            (
+                r.order.user_id, r.order.number_of_items, r.order.total_amount, r.message_id, r.request_id,
+                r.owner.sub if r.owner else None, r.owner.name if r.owner else None, r.order.priority,
+            )
             for r in records
-            for order in (r.order,)
         ]
         with self._pool.connection() as conn, conn.cursor() as cur:
             # page_size = all rows: one statement, hence one transaction, for the whole batch.
@@ -93,6 +127,31 @@ class OrderStore:
                 outcome.append(False)
         return outcome
 
+    def record_rejection(self, message_id: str, owner: Owner | None, kind: str, reason: str) -> bool:
+        """Record that the order ``message_id`` will never be stored, so its status reads ``rejected``.
+
+        The one call for every path that gives an order up (invalid data here; a dead letter billing stops
+        re-driving, later). Idempotent: the first reason recorded stands; returns True when this call recorded
+        it. Raises ``DatabaseUnavailable`` when the database cannot be reached (nothing was recorded).
+        """
+        self._schema.ensure()
+        row = (
+            _text(message_id), _text(owner.sub) if owner else None, _text(owner.name) if owner else None,
+            _text(kind), _text(reason)[:MAX_REJECTION_REASON],
+        )
+        with self._pool.connection() as conn, conn.cursor() as cur:
+            cur.execute(_REJECT, row)
+            return cur.rowcount == 1
+
+    def reader(self) -> OrderReader:
+        """The read side (order status, lists) over the same pool and schema."""
+        return OrderReader(self._pool, self._schema)
+
     def close(self) -> None:
         """Close the pooled connections."""
         self._pool.close()
+
+
+def _text(value: str | None) -> str | None:
+    """``value`` as PostgreSQL text can hold it (no NUL characters: a header may carry anything)."""
+    return None if value is None else value.replace("\x00", "\ufffd")

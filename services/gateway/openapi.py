@@ -110,12 +110,78 @@ def _paths() -> dict[str, Any]:
                 "operationId": "postOrder",
                 "requestBody": _body("Order"),
                 "responses": {
-                    "200": json_content(ref("OrderAccepted"), "Order queued"),
+                    "200": {
+                        **json_content(ref("OrderAccepted"), "Order queued"),
+                        "headers": {"Location": {"schema": {"type": "string"}, "description": "The order's URL"}},
+                    },
                     "400": ERROR,
                     "503": ERROR,
                 },
             },
         }),
+        "/api/orders/{id}": _served_by(routes.order_status, {
+            "parameters": [_order_id_param()],
+            "get": {
+                "summary": "Follow an order (asynchronous request-reply)",
+                "description": "Poll until the status is no longer `queued`. Callers with `billing.read` read "
+                "every order; others only their own: someone else's order and an id never issued are both 404.",
+                "operationId": "getOrderStatus",
+                "responses": {
+                    "200": json_content(ref("OrderStatus"), "Stored or rejected"),
+                    "202": {
+                        **json_content(ref("OrderStatus"), "Queued: the broker still holds it"),
+                        "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds"}},
+                    },
+                    "400": ERROR,
+                    "404": ERROR,
+                    "502": ERROR,
+                    "504": ERROR,
+                },
+            },
+        }),
+        "/api/orders": _served_by(routes.list_orders, {
+            "get": {
+                "summary": "List your stored orders, newest first",
+                "description": "Everyone's orders with `billing.read`. Page with `limit` and `next_cursor`.",
+                "operationId": "listOrders",
+                "parameters": [
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "required": False,
+                        "schema": {
+                            "type": "integer",
+                            "minimum": 1,
+                            "maximum": limits.ORDERS_PAGE_MAX,
+                            "default": limits.ORDERS_PAGE_DEFAULT,
+                        },
+                    },
+                    {
+                        "name": "cursor",
+                        "in": "query",
+                        "required": False,
+                        "description": "The `next_cursor` of the previous page (opaque).",
+                        "schema": {"type": "string"},
+                    },
+                ],
+                "responses": {
+                    "200": json_content(ref("OrderPage"), "One page of orders"),
+                    "400": ERROR,
+                    "502": ERROR,
+                    "504": ERROR,
+                },
+            },
+        }),
+    }
+
+
+def _order_id_param() -> dict[str, Any]:
+    return {
+        "name": "id",
+        "in": "path",
+        "required": True,
+        "description": "The order id from `POST /api/billing` (`message_id`). Malformed: 400.",
+        "schema": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
     }
 
 
@@ -128,7 +194,8 @@ def build_spec() -> dict[str, Any]:
             "version": "1.0.0",
             "description": (
                 "Public API of the gateway. `/api/movies*` is served by the inventory service, "
-                "`POST /api/billing` queues an order for the billing service. Every response carries an "
+                "`POST /api/billing` queues an order for the billing service, `/api/orders*` follows it. "
+                "Every response carries an "
                 f"`{HTTP_REQUEST_ID}` header (the caller's, if well-formed, or a new one); errors are JSON objects "
                 "with an `error` message."
             ),

@@ -13,6 +13,8 @@ from contract import limits
 from contract.permissions import PERMISSIONS
 
 ERROR = {"$ref": "#/components/responses/Error"}
+#: An order id (``gateway.order_ids``).
+_ORDER_ID = "^[0-9a-f]{64}$"
 
 
 def json_content(schema: dict[str, Any], description: str) -> dict[str, Any]:
@@ -104,11 +106,44 @@ def components() -> dict[str, Any]:
             },
             "OrderAccepted": {
                 "type": "object",
-                "required": ["message", "message_id"],
+                "required": ["message", "message_id", "order_url"],
                 "properties": {
                     "message": {"type": "string", "const": "Message posted"},
-                    "message_id": {"type": "string"},
+                    "message_id": {"type": "string", "description": "The order id", "pattern": _ORDER_ID},
                     "request_id": {"type": "string"},
+                    "order_url": {"type": "string", "description": "Where to follow the order (also `Location`)"},
+                },
+            },
+            "OrderStatus": {
+                "type": "object",
+                "required": ["status", "order_id", "order_url"],
+                "description": "`queued`: the broker holds it (202, ask again after `Retry-After`); `stored`: "
+                "billing stored it (the order's fields and `stored_at`); `rejected`: billing can never store "
+                "it (`reason`, `kind`, `rejected_at`).",
+                "properties": {
+                    "status": {"type": "string", "enum": ["queued", "stored", "rejected"]},
+                    "order_id": {"type": "string", "pattern": _ORDER_ID},
+                    "order_url": {"type": "string"},
+                    "user_id": {"type": "string"},
+                    "number_of_items": {"type": "integer"},
+                    "total_amount": {"type": "string", "description": "Decimal with two places"},
+                    "request_id": {"type": ["string", "null"]},
+                    "placed_by": {"type": ["string", "null"], "description": "User name or client:<id>"},
+                    "stored_at": {"type": "string", "format": "date-time"},
+                    "reason": {"type": "string"},
+                    "kind": {"type": "string"},
+                    "rejected_at": {"type": "string", "format": "date-time"},
+                },
+            },
+            "OrderPage": {
+                "type": "object",
+                "required": ["orders", "next_cursor"],
+                "properties": {
+                    "orders": {"type": "array", "items": ref("OrderStatus"), "description": "Newest first"},
+                    "next_cursor": {
+                        "type": ["string", "null"],
+                        "description": "Pass as `cursor` for the next page; null on the last page",
+                    },
                 },
             },
             "Error": {

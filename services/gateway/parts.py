@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from common.extensions import Extension
 from gateway.auth import Authenticator
+from gateway.order_ids import OrderIdSigner
 from gateway.proxy import InventoryProxy
 from gateway.publisher import BillingPublisher
 from gateway.ratelimit import RateLimiter
@@ -18,6 +19,9 @@ class Gateway:
     proxy: InventoryProxy
     authenticator: Authenticator
     publisher: BillingPublisher
+    billing: InventoryProxy
+    """Forwards order-status reads to billing (the same proxy machinery, named ``billing``)."""
+    order_ids: OrderIdSigner
     rate_limiter: RateLimiter | None = None
     """None when throttling is off (RATE_LIMIT_*_PER_SECOND unset or 0)."""
 

@@ -1,4 +1,4 @@
-"""Forwarding of ``/api/movies*`` to inventory over persistent keep-alive connections."""
+"""Forwarding of ``/api/movies*`` to inventory, and of order-status reads to billing, over keep-alive connections."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from urllib.parse import quote, urlsplit
 from flask import Request, Response
 
 from common.web import error_response
-from contract.messaging import HTTP_REQUEST_ID
+from contract.messaging import HTTP_PRINCIPAL_SUB, HTTP_READ_ALL, HTTP_REQUEST_ID
 from gateway import metrics
 from gateway.upstream import ProtocolError, StaleConnection, UpstreamConnection
 
@@ -24,10 +24,11 @@ _HOP_BY_HOP = frozenset(
     }
 )
 # Credentials are for the gateway (inventory trusts the gateway, not the caller's token); the request id and
-# X-Forwarded-For are set by the gateway itself, so the caller's copies would make them appear twice.
+# X-Forwarded-For are set by the gateway itself, so the caller's copies would make them appear twice. The
+# principal headers are set only by the gateway, after verification: a caller's copy would be an impersonation.
 _NOT_FORWARDED = _HOP_BY_HOP | {
     "authorization", "cookie", "x-amzn-oidc-data", "x-amzn-oidc-accesstoken",
-    HTTP_REQUEST_ID.lower(), "x-forwarded-for",
+    HTTP_REQUEST_ID.lower(), "x-forwarded-for", HTTP_PRINCIPAL_SUB.lower(), HTTP_READ_ALL.lower(),
 }
 _NOT_RETURNED = _HOP_BY_HOP | {HTTP_REQUEST_ID.lower(), "server", "date"}
 # RFC 3986 pchar and "/": left as they are; everything else (spaces, controls, "%", non-ASCII) is encoded.
@@ -48,7 +49,7 @@ def upstream_target(path: str, query_string: bytes) -> str:
 
 
 class InventoryProxy:
-    """Sends a request on to inventory unchanged and returns inventory's exact status and body.
+    """Sends a request on to inventory (or, named ``billing``, to billing) and returns its exact status and body.
 
     Each gateway thread keeps one keep-alive connection (``gateway.upstream``: one send and a split-based
     parser per request, cheaper than ``http.client`` and far cheaper than a general-purpose pool; the gateway's
@@ -57,10 +58,18 @@ class InventoryProxy:
     (75 s): reusing one it is about to close would fail a request that never reached it.
     """
 
-    def __init__(self, base_url: str, connect_timeout: float, read_timeout: float, max_idle: float = 30.0):
+    def __init__(
+        self,
+        base_url: str,
+        connect_timeout: float,
+        read_timeout: float,
+        max_idle: float = 30.0,
+        name: str = "inventory",
+    ):
         parts = urlsplit(base_url)
         if parts.scheme != "http" or not parts.hostname:
-            raise ValueError(f"INVENTORY_URL must be http://host[:port], got {base_url!r}")
+            raise ValueError(f"{name.upper()}_URL must be http://host[:port], got {base_url!r}")
+        self.name = name
         self._host = parts.hostname
         self._port = parts.port or 80
         self._prefix = parts.path.rstrip("/")
@@ -106,33 +115,43 @@ class InventoryProxy:
             return status, upstream_headers, data
         raise AssertionError("unreachable")
 
-    def forward(self, request: Request, request_id: str) -> Response | tuple[Response, int]:
-        """Forward ``request`` (method, path, query, body) and relay inventory's answer."""
+    def forward(
+        self,
+        request: Request,
+        request_id: str,
+        path: str | None = None,
+        extra_headers: dict[str, str] | None = None,
+    ) -> Response | tuple[Response, int]:
+        """Forward ``request`` (method, path, query, body) and relay the upstream's answer.
+
+        ``path`` replaces the request's path (billing serves ``/orders``, not ``/api/orders``); ``extra_headers``
+        are set by the gateway itself (the verified principal) after the caller's copies were dropped.
+        """
         headers = {k: v for k, v in request.headers.items() if k.lower() not in _NOT_FORWARDED}
+        headers.update(extra_headers or {})
         headers[HTTP_REQUEST_ID] = request_id
         forwarded_for = request.headers.get("X-Forwarded-For")
         client = request.remote_addr or ""
         headers["X-Forwarded-For"] = f"{forwarded_for}, {client}" if forwarded_for else client
-        target = self._prefix + upstream_target(request.path, request.query_string)
+        target = self._prefix + upstream_target(request.path if path is None else path, request.query_string)
         try:
             status, upstream_headers, data = self._exchange(
                 request.method, target, request.get_data() or None, headers
             )
         except TimeoutError:
-            return self._failure(request, "timeout", 504, "inventory did not answer in time")
+            return self._failure(request, "timeout", 504, f"{self.name} did not answer in time")
         except (OSError, ProtocolError) as exc:
-            return self._failure(request, "unreachable", 502, "inventory is unreachable", reason=repr(exc))
+            return self._failure(request, "unreachable", 502, f"{self.name} is unreachable", reason=repr(exc))
         response = Response(data, status=status)
         for key, value in upstream_headers:
             if key.lower() not in _NOT_RETURNED:
                 response.headers[key] = value
         return response
 
-    @staticmethod
-    def _failure(request: Request, kind: str, status: int, message: str, reason: str = ""):
-        metrics.UPSTREAM_ERRORS.labels("inventory", kind).inc()
+    def _failure(self, request: Request, kind: str, status: int, message: str, reason: str = ""):
+        metrics.UPSTREAM_ERRORS.labels(self.name, kind).inc()
         log.warning(
-            "inventory request failed",
+            f"{self.name} request failed",
             extra={"method": request.method, "path": request.path, "kind": kind, "reason": reason},
         )
         return error_response(status, message)

@@ -72,16 +72,18 @@ class BillingPublisher:
         request_id: str,
         principal: dict[str, str] | None = None,
         *,
+        message_id: str | None = None,
         queue: Queue = messaging.BILLING_QUEUE,
     ) -> str:
         """Publish ``body`` persistently to ``queue``; return its message id once the broker confirmed it.
 
-        ``principal``: the caller's ``x-principal-*`` headers (``Principal.message_headers``). ``queue``: the
+        ``principal``: the caller's ``x-principal-*`` headers (``Principal.message_headers``). ``message_id``:
+        the id to publish under (the gateway's signed order id); None: a fresh random one. ``queue``: the
         contract's queue of the order's priority (``contract.messaging.PRIORITY_QUEUES``), as named on this
         broker. The topology declared on every new channel covers every queue of the contract.
         """
         routing_key = self._settings.queue(queue).routing_key
-        message_id = new_request_id()  # the same 128-bit random id scheme
+        message_id = message_id or new_request_id()  # the same 128-bit random id scheme
         headers: dict[str, str] = {messaging.REQUEST_ID: request_id}
         if principal:
             headers.update(principal)

@@ -9,10 +9,11 @@ from flask import Blueprint, current_app, g, jsonify, request
 from common.log import principal_var
 from common.orders import InvalidOrder, parse_order
 from common.web import error_response
-from contract.messaging import PRIORITY_QUEUES
-from contract.permissions import READ_MOVIES, WRITE_BILLING, WRITE_MOVIES
+from contract.messaging import HTTP_PRINCIPAL_SUB, HTTP_READ_ALL, PRIORITY_QUEUES
+from contract.permissions import READ_BILLING, READ_MOVIES, WRITE_BILLING, WRITE_MOVIES
 from gateway.access import requirement_of, requires
 from gateway.auth import AuthError
+from gateway.order_ids import ORDER_ID
 from gateway.parts import GATEWAY
 from gateway.publisher import BrokerUnavailable
 from gateway.ratelimit import headers as rate_limit_headers
@@ -91,12 +92,16 @@ def post_order():
         order = parse_order(body)
     except InvalidOrder as exc:
         return error_response(400, str(exc))
+    parts = GATEWAY.current()
+    principal = g.get("principal")
+    # The order id is the message id, signed for its owner: the handle the caller follows the order with.
+    order_id = parts.order_ids.issue(principal.subject if principal else "")
     try:
-        principal = g.get("principal")
-        message_id = GATEWAY.current().publisher.publish(
+        message_id = parts.publisher.publish(
             body,
             g.request_id,
             principal.message_headers() if principal else None,
+            message_id=order_id,
             queue=PRIORITY_QUEUES[order.priority],
         )
     except BrokerUnavailable as exc:
@@ -105,4 +110,44 @@ def post_order():
         response.headers["Retry-After"] = "5"
         return response, status
     log.info("order published", extra={"message_id": message_id, "priority": order.priority})
-    return jsonify(message="Message posted", message_id=message_id, request_id=g.request_id)
+    order_url = f"{api.url_prefix}/orders/{message_id}"
+    response = jsonify(message="Message posted", message_id=message_id, request_id=g.request_id, order_url=order_url)
+    response.headers["Location"] = order_url
+    return response
+
+
+def _reader() -> tuple[str, bool]:
+    """The caller's ``sub`` ("" with auth off) and whether they may read every order (``billing.read``)."""
+    principal = g.get("principal")
+    if principal is None:
+        return "", False
+    return principal.subject, READ_BILLING in principal.permissions
+
+
+def _to_billing(path: str, sub: str, read_all: bool):
+    headers = {HTTP_PRINCIPAL_SUB: sub, HTTP_READ_ALL: "true" if read_all else "false"}
+    return GATEWAY.current().billing.forward(request._get_current_object(), g.request_id, path, headers)
+
+
+@api.get("/orders/<order_id>")
+@requires(WRITE_BILLING)
+def order_status(order_id: str):
+    """The status of one order (asynchronous request-reply): billing answers queued/stored/rejected.
+
+    The id must be one the gateway issued to this caller (to anyone, with ``billing.read``); any other
+    well-formed id is 404, the same answer as for someone else's order, so neither can be told apart.
+    """
+    if not ORDER_ID.fullmatch(order_id):
+        return error_response(400, "an order id is 64 lowercase hex digits")
+    sub, read_all = _reader()
+    if not GATEWAY.current().order_ids.verify(order_id, sub, any_owner=read_all):
+        return error_response(404, "no such order")
+    return _to_billing(f"/orders/{order_id}", sub, read_all)
+
+
+@api.get("/orders")
+@requires(WRITE_BILLING)
+def list_orders():
+    """The caller's stored orders, newest first (everyone's with ``billing.read``); ``limit`` and ``cursor``."""
+    sub, read_all = _reader()
+    return _to_billing("/orders", sub, read_all)

@@ -67,9 +67,11 @@ class FargateMicroservice(Construct):
     container (image asset from ``services/Dockerfile`` with ``SERVICE=<name>``, read-only root file system with a
     writable ``/tmp``, health check on ``/health``), a log group with retention, Service Connect
     registration or client configuration, and the scalable task count. No credential is in the task
-    definition or injected by ECS: the service reads ``readable_secrets`` from Secrets Manager itself (their
-    ARNs are in ``environment``), re-reading them after a rotation; only the task role may read them.
-    ``environment`` is for non-secret configuration only.
+    definition: the service reads ``readable_secrets`` from Secrets Manager itself (their ARNs are in
+    ``environment``), re-reading them after a rotation; only the task role may read them. A key that is never
+    rotated (the gateway's order-id key) is ``injected_secrets`` instead: ECS puts it into the container's
+    environment at start, and only the execution role may read it. ``environment`` is for non-secret
+    configuration only.
 
     ``service`` (from ``contract.services``) gives the image, the name and port; ``name`` renames the container
     and its log streams when one image runs as two services (``billing-express``). ``service_connect`` is ``"server"``
@@ -93,6 +95,7 @@ class FargateMicroservice(Construct):
         log_retention: logs.RetentionDays,
         environment: Mapping[str, str],
         readable_secrets: Sequence[secretsmanager.ISecret] = (),
+        injected_secrets: Mapping[str, ecs.Secret] | None = None,
         use_spot: bool = False,
         service_connect: str | None = None,
         health_check_grace_period: Duration | None = None,
@@ -131,6 +134,7 @@ class FargateMicroservice(Construct):
             essential=True,
             readonly_root_filesystem=True,
             environment={**process_settings(service, sizing), **environment},
+            secrets=dict(injected_secrets) if injected_secrets else None,
             port_mappings=[
                 ecs.PortMapping(
                     name="http", container_port=port, protocol=ecs.Protocol.TCP, app_protocol=ecs.AppProtocol.http

@@ -54,10 +54,11 @@ def test_user_pool_has_a_hosted_domain(any_env):
 
 
 def test_resource_server_defines_the_api_scopes(any_env):
-    """movies.read, movies.write and billing.write on the movies-api resource server."""
+    """movies.read, movies.write, billing.write and billing.read on the movies-api resource server."""
     server = any_env.only("Auth", "AWS::Cognito::UserPoolResourceServer")["Properties"]
     assert server["Identifier"] == "movies-api"
-    assert sorted(s["ScopeName"] for s in server["Scopes"]) == ["billing.write", "movies.read", "movies.write"]
+    scopes = sorted(s["ScopeName"] for s in server["Scopes"])
+    assert scopes == ["billing.read", "billing.write", "movies.read", "movies.write"]
 
 
 def test_machine_client_uses_client_credentials_with_a_secret(any_env):
@@ -67,8 +68,8 @@ def test_machine_client_uses_client_credentials_with_a_secret(any_env):
     client = machine[0]
     assert client["GenerateSecret"] is True
     scopes = [dumps(scope) for scope in client["AllowedOAuthScopes"]]
-    assert len(scopes) == 3
-    for name in ("movies.read", "movies.write", "billing.write"):
+    assert len(scopes) == 4
+    for name in ("movies.read", "movies.write", "billing.write", "billing.read"):
         assert any(f'"/{name}"' in scope and "ResourceServer" in scope for scope in scopes), name
 
 
@@ -87,6 +88,6 @@ def test_no_browser_client_without_a_domain(dev):
 
 
 def test_user_groups_exist_for_people(any_env):
-    """admins, editors and viewers groups carry the permissions the gateway maps them to."""
+    """admins, editors, viewers and customers groups carry the permissions the gateway maps them to."""
     groups = any_env.resources("Auth", "AWS::Cognito::UserPoolGroup").values()
-    assert sorted(g["Properties"]["GroupName"] for g in groups) == ["admins", "editors", "viewers"]
+    assert sorted(g["Properties"]["GroupName"] for g in groups) == ["admins", "customers", "editors", "viewers"]

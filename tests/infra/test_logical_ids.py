@@ -39,6 +39,8 @@ _COMMON = {
         "BillingDbInstanceC5387052": "AWS::RDS::DBInstance",
         "Broker": "AWS::AmazonMQ::Broker",
         "BrokerCredentials3A27FE8A": "AWS::SecretsManager::Secret",
+        # issue 13: the gateway's order-id key; a new one would turn every issued order URL into a 404.
+        "OrderIdKeyD483109C": "AWS::SecretsManager::Secret",
         # issue 11: holds the recovery points; retained on deletion.
         "BackupVaultADF21B19": "AWS::Backup::BackupVault",
         # issue 13: the gateway's rate-limit store and its user's secret (counters only, but a replaced

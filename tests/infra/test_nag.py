@@ -20,7 +20,8 @@ EXPECTED_ACKNOWLEDGEMENTS = {
         "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole]",
         "AwsSolutions-L1",
         "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSBackupServiceRolePolicyForBackup]",
-        # issue 13: only on the rate-limit store's user secret (ElastiCache RBAC users have no managed rotation)
+        # issue 13: the rate-limit store's user secret (ElastiCache RBAC users have no managed rotation) and the
+        # gateway's order-id signing key (a new key breaks every status link); stacks/nag.py says why
         "AwsSolutions-SMG4",
     },
     "dev": {"AwsSolutions-RDS3", "AwsSolutions-RDS10", "AwsSolutions-COG2", "AwsSolutions-COG8"},

@@ -62,5 +62,7 @@ def test_openapi_operations_carry_the_routes_permissions():
         ("PUT", "/api/movies/{id}"): WRITE_MOVIES,
         ("DELETE", "/api/movies/{id}"): WRITE_MOVIES,
         ("POST", "/api/billing"): WRITE_BILLING,
+        ("GET", "/api/orders/{id}"): WRITE_BILLING,
+        ("GET", "/api/orders"): WRITE_BILLING,
     }
     assert found == {key: (permission, [{"cognito": [permission]}]) for key, permission in expected.items()}

@@ -1,0 +1,136 @@
+"""Reading orders back: one order's status by its id, and one owner's orders newest first (keyset pages).
+
+Billing owns ``billing_db``, so it answers these reads; the gateway forwards them after it has verified the
+caller and the order id (``gateway.order_ids``). An id billing has no row for is therefore an order the
+gateway issued that the broker still holds: ``queued``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+from typing import Any
+
+from common.db import ConnectionPool, Schema
+from common.extensions import Extension
+
+_CURSOR_PREFIX = "o1:"
+# The largest bigint: an id past it cannot be in the table, so such a cursor is malformed.
+_MAX_ID = 2**63 - 1
+
+
+class InvalidCursor(ValueError):
+    """A ``cursor`` that this service did not hand out."""
+
+
+def encode_cursor(last_id: int) -> str:
+    """The opaque cursor of the page after the order whose row id is ``last_id`` (URL-safe, no padding)."""
+    return base64.urlsafe_b64encode(f"{_CURSOR_PREFIX}{last_id}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> int:
+    """The row id a cursor of :func:`encode_cursor` continues after; :class:`InvalidCursor` otherwise."""
+    if not cursor or len(cursor) > 64:
+        raise InvalidCursor("cursor is not one this API handed out")
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise InvalidCursor("cursor is not one this API handed out") from None
+    digits = text.removeprefix(_CURSOR_PREFIX)
+    if text == digits or not digits.isdigit() or not digits.isascii() or not 0 < int(digits) <= _MAX_ID:
+        raise InvalidCursor("cursor is not one this API handed out")
+    return int(digits)
+
+
+@dataclass(frozen=True)
+class Reader:
+    """Whose orders a read may see: one owner's (``sub``; "" is the anonymous caller of a gateway with auth
+    off), or everyone's (``read_all``: the ``billing.read`` permission)."""
+
+    sub: str
+    read_all: bool = False
+
+    def may_see(self, owner_sub: str | None) -> bool:
+        """True when this reader may see an order placed by ``owner_sub``."""
+        return self.read_all or (owner_sub or "") == self.sub
+
+
+_STORED = (
+    "SELECT message_id, user_id, number_of_items, total_amount, request_id, owner_sub, owner_name, created_at, id"
+    " FROM orders"
+)
+_REJECTED = "SELECT message_id, owner_sub, owner_name, kind, reason, rejected_at FROM rejected_orders"
+
+
+def _stored(row: tuple) -> dict[str, Any]:
+    message_id, user_id, items, amount, request_id, _sub, owner_name, created_at, _id = row
+    return {
+        "status": "stored",
+        "order_id": message_id,
+        "order_url": f"/api/orders/{message_id}",
+        "user_id": user_id,
+        "number_of_items": items,
+        "total_amount": str(amount),
+        "request_id": request_id,
+        "placed_by": owner_name,
+        "stored_at": created_at.isoformat(timespec="milliseconds"),
+    }
+
+
+class OrderReader:
+    """The read side of ``billing_db`` (the consumer writes through ``billing.store.OrderStore``)."""
+
+    def __init__(self, pool: ConnectionPool, schema: Schema):
+        self._pool = pool
+        self._schema = schema
+
+    def status(self, order_id: str, reader: Reader) -> dict[str, Any] | None:
+        """The order as ``reader`` may see it: stored, rejected, or None (no record, or not theirs)."""
+        self._schema.ensure()
+        with self._pool.connection() as conn, conn.cursor() as cur:
+            cur.execute(f"{_STORED} WHERE message_id = %s", (order_id,))
+            row = cur.fetchone()
+            if row is not None:
+                return _stored(row) if reader.may_see(row[5]) else None
+            cur.execute(f"{_REJECTED} WHERE message_id = %s", (order_id,))
+            rejected = cur.fetchone()
+        if rejected is None:
+            return {"status": "queued", "order_id": order_id, "order_url": f"/api/orders/{order_id}"}
+        message_id, owner_sub, owner_name, kind, reason, rejected_at = rejected
+        if not reader.may_see(owner_sub):
+            return None
+        return {
+            "status": "rejected",
+            "order_id": message_id,
+            "order_url": f"/api/orders/{message_id}",
+            "reason": reason,
+            "kind": kind,
+            "placed_by": owner_name,
+            "rejected_at": rejected_at.isoformat(timespec="milliseconds"),
+        }
+
+    def page(self, reader: Reader, limit: int, after: int | None) -> tuple[list[dict[str, Any]], str | None]:
+        """Up to ``limit`` stored orders ``reader`` may see, newest first, after the row id ``after``; and the
+        cursor of the next page (None on the last)."""
+        self._schema.ensure()
+        conditions, params = [], []
+        if not reader.read_all:
+            # "" (no principal) matches the orders published without one.
+            conditions.append("owner_sub = %s" if reader.sub else "owner_sub IS NULL")
+            params += [reader.sub] if reader.sub else []
+        if after is not None:
+            conditions.append("id < %s")
+            params.append(after)
+        where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
+        with self._pool.connection() as conn, conn.cursor() as cur:
+            # One row more than asked: whether it exists decides if there is a next page.
+            cur.execute(f"{_STORED}{where} ORDER BY id DESC LIMIT %s", (*params, limit + 1))
+            rows = cur.fetchall()
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return [_stored(row) for row in rows], (encode_cursor(rows[-1][8]) if more else None)
+
+
+#: The app's reader, installed by ``billing.create_app``.
+ORDER_READER: Extension[OrderReader] = Extension("billing.orders")
