@@ -27,6 +27,18 @@ MIGRATIONS = [
         created_at      timestamptz   NOT NULL DEFAULT now()
     )
     """,
+    # The leader's aggregates job (billing.aggregates): one row per closed minute, written once. ``repeats``
+    # counts attempts to write a minute again, which only two leaders at once could make (it must stay 0).
+    """
+    CREATE INDEX IF NOT EXISTS orders_created_at ON orders (created_at);
+    CREATE TABLE IF NOT EXISTS order_minutes (
+        minute      timestamptz   PRIMARY KEY,
+        orders      integer       NOT NULL CHECK (orders > 0),
+        revenue     numeric(14,2) NOT NULL CHECK (revenue >= 0),
+        repeats     integer       NOT NULL DEFAULT 0,
+        written_at  timestamptz   NOT NULL DEFAULT now()
+    )
+    """,
 ]
 
 # ON CONFLICT DO NOTHING also absorbs the same message id twice within one statement.
@@ -86,6 +98,11 @@ class OrderStore:
             else:
                 outcome.append(False)
         return outcome
+
+    @property
+    def pool(self) -> ConnectionPool:
+        """The connection pool (the leader's jobs query through it; call :meth:`check` first for the schema)."""
+        return self._pool
 
     def close(self) -> None:
         """Close the pooled connections."""
