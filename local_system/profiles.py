@@ -27,6 +27,9 @@ INFRASTRUCTURE = ("postgres", "rabbitmq", "cognito")
 #: The databases the services own, all on the one local PostgreSQL server.
 DATABASES = tuple(service.database for service in contract_services.SERVICES if service.database)
 
+#: Most copies of one service ``make scale`` runs (their ports follow the first extra one).
+MAX_REPLICAS = 4
+
 #: Environment variable that selects the profile when ``--profile`` is not given.
 PROFILE_ENV = "LOCAL_PROFILE"
 
@@ -45,6 +48,22 @@ class Profile:
     """The AWS emulator (moto): Cognito and Secrets Manager."""
     rabbitmq_management_port: int = 0
     """RabbitMQ's management HTTP API (the broker's password rotation uses it, as on Amazon MQ)."""
+    replica_ports: dict[str, int] = field(default_factory=dict)
+    """First port of the extra copies of a service (``make scale``): copy N listens on ``port + N - 2``. Only
+    the services listed can be scaled: consumers (billing), which need no load balancer in front."""
+
+    def replica_port(self, service: str, replica: int) -> int:
+        """Port of copy ``replica`` (1 = the service's own port, 2.. = the extra copies) of ``service``."""
+        if replica == 1:
+            return self.service_ports[service]
+        if service not in self.replica_ports:
+            raise LocalSystemError(
+                f"{service} cannot be scaled locally (only {', '.join(self.replica_ports) or 'none'}: "
+                "consumers need no load balancer in front)"
+            )
+        if not 2 <= replica <= MAX_REPLICAS:
+            raise LocalSystemError(f"replicas must be between 1 and {MAX_REPLICAS}, got {replica}")
+        return self.replica_ports[service] + replica - 2
 
     @property
     def state_dir(self) -> Path:
@@ -72,12 +91,13 @@ def get_profile(name: str | None = None) -> Profile:
     name = name or os.environ.get(PROFILE_ENV) or "dev"
     if name == "dev":
         return Profile(
-            "dev", 55432, 55672, 55673, 54369, _dev_service_ports(), cognito_port=55600, rabbitmq_management_port=55690
+            "dev", 55432, 55672, 55673, 54369, _dev_service_ports(), cognito_port=55600, rabbitmq_management_port=55690,
+            replica_ports={"billing": 8082},
         )
     if name == "test":
         # Fixed ports: the test run must never be steered onto the dev system by a stray variable.
         return Profile(
             "test", 56432, 56672, 56673, 56369, {"inventory": 18080, "billing": 18081, "gateway": 13000},
-            cognito_port=56600, rabbitmq_management_port=56690,
+            cognito_port=56600, rabbitmq_management_port=56690, replica_ports={"billing": 18082},
         )
     raise LocalSystemError(f"unknown profile {name!r} (from --profile or ${PROFILE_ENV}); use 'dev' or 'test'")

@@ -40,10 +40,15 @@ log = logging.getLogger(__name__)
 REDRIVE_SCAN_LIMIT = 1000
 
 
-def redrive_transient(rabbit: RabbitSettings, max_attempts: int, keep_going: Callable[[], bool] = bool) -> int:
+def _always() -> bool:
+    return True
+
+
+def redrive_transient(rabbit: RabbitSettings, max_attempts: int, keep_going: Callable[[], bool] = _always) -> int:
     """Move the transient dead letters with fewer than ``max_attempts`` re-drives back to their queues.
 
-    Covers every queue of the contract that billing consumes. Returns how many were moved.
+    Covers every queue of the contract that billing consumes; stops early once ``keep_going()`` says no (the
+    leader stepped down). Returns how many were moved.
     """
     def select(headers: dict) -> bool:
         return keep_going() and is_transient(headers) and redrive_attempts(headers) < max_attempts

@@ -164,11 +164,16 @@ class LeaderElection:
         if was_leader:
             log.warning("stepped down as leader", extra={"reason": reason})
         connection, self._connection = self._connection, None
-        if connection is not None and not connection.closed:
-            try:
-                connection.close()
-            except CONNECTION_ERRORS:
-                pass
+        if connection is None or connection.closed:
+            return
+        try:
+            if was_leader:
+                # Released before close() returns: closing alone ends the session a moment later, asynchronously.
+                with connection.cursor() as cur:
+                    cur.execute("SELECT pg_advisory_unlock(%s, %s)", self._lock)
+            connection.close()
+        except psycopg2.Error:
+            connection.close()  # a broken session: the server ends it (and frees the lock) on its own
 
     def _trouble(self, problem: str) -> None:
         """The connection failed: a leader steps down; a follower says so once per distinct problem."""
