@@ -52,6 +52,10 @@ class Profile:
     """First port of the extra copies of a service (``make scale``): copy N listens on ``port + N - 2``. Only
     the services listed can be scaled: consumers (billing), which need no load balancer in front."""
 
+    settings: dict[str, str] = field(default_factory=dict)
+    """Contract variables this profile sets for every service that reads them (the test profile's jobs run
+    every 2 s instead of 30, so the e2e tests of the leader's jobs wait seconds, not minutes)."""
+
     def replica_port(self, service: str, replica: int) -> int:
         """Port of copy ``replica`` (1 = the service's own port, 2.. = the extra copies) of ``service``."""
         if replica == 1:
@@ -99,5 +103,6 @@ def get_profile(name: str | None = None) -> Profile:
         return Profile(
             "test", 56432, 56672, 56673, 56369, {"inventory": 18080, "billing": 18081, "gateway": 13000},
             cognito_port=56600, rabbitmq_management_port=56690, replica_ports={"billing": 18082},
+            settings={"BILLING_JOBS_INTERVAL_SECONDS": "2"},
         )
     raise LocalSystemError(f"unknown profile {name!r} (from --profile or ${PROFILE_ENV}); use 'dev' or 'test'")

@@ -131,6 +131,7 @@ class ServiceProcess:
         if E.AUTH_ISSUER.name in names:
             # The gateway trusts the local Cognito emulator exactly as it trusts Cognito on AWS.
             settings.update(IdentityEmulator(self.profile).gateway_env())
+        settings.update({key: value for key, value in self.profile.settings.items() if key in names})
         unknown = sorted(set(settings) - names)
         if unknown:
             raise LocalSystemError(f"{self.name} does not read {', '.join(unknown)} (contract.environment)")
