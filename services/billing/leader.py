@@ -12,12 +12,12 @@ Failover budget (15 s from a leader's death to a new leader):
 - A leader killed with SIGKILL: the kernel closes its sockets, PostgreSQL ends the session at once and frees
   the lock; a follower gets it at its next try, within ``check_interval``.
 - A leader whose host or network vanishes (no FIN ever arrives): the session carries server-side TCP
-  keepalives (:data:`SERVER_KEEPALIVE`), so PostgreSQL gives the session up at most
-  ``idle + interval * count`` seconds after the leader's last packet; a follower takes over within
-  ``check_interval`` after that (:func:`failover_budget`).
-- No two leaders: a partitioned leader's own check fails (client-side ``tcp_user_timeout``, a statement
-  timeout) and it steps down *before* the server can free the lock for someone else; and every job is
-  idempotent on its own (unique keys, message ids), so even an overlap could not do the work twice.
+  keepalives (:data:`SERVER_KEEPALIVE`) and a server-side ``tcp_user_timeout`` (for a reply that is never
+  acknowledged, when keepalives do not apply), so PostgreSQL ends the session within 10 s; a follower takes
+  over within ``check_interval`` after that (:func:`failover_budget`: 12 s with the defaults).
+- No two leaders: a partitioned leader's own check fails (client-side keepalives and ``tcp_user_timeout``, a
+  statement timeout) and it steps down *before* the server can free the lock for someone else; and every job
+  is idempotent on its own (unique keys, message ids), so even an overlap could not do the work twice.
 """
 
 from __future__ import annotations
@@ -56,22 +56,33 @@ class Keepalive:
         return self.idle + self.interval * self.count
 
 
-#: PostgreSQL's side (session settings ``tcp_keepalives_*``): how soon it ends a vanished leader's session.
+#: PostgreSQL's side (session settings ``tcp_keepalives_*``): how soon it ends a silent leader's session.
 SERVER_KEEPALIVE = Keepalive(idle=4, interval=2, count=3)
-#: The leader's side: data it sent that is not acknowledged within this many ms breaks the connection.
+#: PostgreSQL's side (session setting ``tcp_user_timeout``): a reply the leader never acknowledges ends the
+#: session after this many ms (keepalives do not apply while unacknowledged data is being retransmitted: without
+#: it the kernel retries for about 15 minutes; measured, see docs/patterns/leader-election.md).
+SERVER_TCP_USER_TIMEOUT_MS = 9000
+#: The leader's side: a silent server (a lost reply) is given up on after this...
+CLIENT_KEEPALIVE = Keepalive(idle=2, interval=1, count=2)
+#: ... and data the leader sent that is not acknowledged within this many ms breaks the connection.
 CLIENT_TCP_USER_TIMEOUT_MS = 3000
 #: The leader's lock check may take this long on the server before it counts as failed.
 CHECK_STATEMENT_TIMEOUT_MS = 3000
 
 
-def failover_budget(check_interval: float) -> tuple[float, float]:
-    """(a partitioned leader has stepped down within, a follower leads within) seconds of the partition.
+def failover_budget(check_interval: float) -> tuple[float, float, float]:
+    """Seconds after a leader vanishes (host or network gone, no FIN): (it has stepped down at the latest,
+    PostgreSQL may free its lock at the earliest, a follower leads at the latest).
 
-    The first must be smaller than the time the server needs to free the lock, so two leaders never overlap.
+    The first must be smaller than the second, so two leaders never overlap. The server's clock starts at the
+    leader's last packet, up to one check interval before the partition, hence the earliest release.
     """
-    step_down = check_interval + max(CLIENT_TCP_USER_TIMEOUT_MS, CHECK_STATEMENT_TIMEOUT_MS) / 1000
-    take_over = SERVER_KEEPALIVE.gives_up_after + check_interval
-    return step_down, take_over
+    client_gives_up = max(CLIENT_KEEPALIVE.gives_up_after, CLIENT_TCP_USER_TIMEOUT_MS / 1000)
+    step_down = check_interval + max(client_gives_up, CHECK_STATEMENT_TIMEOUT_MS / 1000)
+    server_gives_up = min(SERVER_KEEPALIVE.gives_up_after, SERVER_TCP_USER_TIMEOUT_MS / 1000)
+    earliest_release = server_gives_up - check_interval
+    take_over = max(SERVER_KEEPALIVE.gives_up_after, SERVER_TCP_USER_TIMEOUT_MS / 1000) + check_interval
+    return step_down, earliest_release, take_over
 
 
 def _connection_kwargs(database: DatabaseSettings, application_name: str) -> dict[str, object]:
@@ -81,11 +92,15 @@ def _connection_kwargs(database: DatabaseSettings, application_name: str) -> dic
             ("tcp_keepalives_idle", SERVER_KEEPALIVE.idle),
             ("tcp_keepalives_interval", SERVER_KEEPALIVE.interval),
             ("tcp_keepalives_count", SERVER_KEEPALIVE.count),
+            ("tcp_user_timeout", SERVER_TCP_USER_TIMEOUT_MS),
             ("statement_timeout", CHECK_STATEMENT_TIMEOUT_MS),
         )
     )
     return {
         **database.connect_kwargs(application_name),
+        "keepalives_idle": CLIENT_KEEPALIVE.idle,
+        "keepalives_interval": CLIENT_KEEPALIVE.interval,
+        "keepalives_count": CLIENT_KEEPALIVE.count,
         "tcp_user_timeout": CLIENT_TCP_USER_TIMEOUT_MS,
         "options": options,
     }
