@@ -6,7 +6,7 @@ Two :class:`billing.leader.LeaderElection` instances campaign for a lock of thei
 iptables drops every packet of its session on the loopback interface (both directions), the way a dead host
 or a cut network would. Prints when the old leader stepped down and when the other one led, next to
 ``failover_budget``. The rules are removed however the script ends. ``kill -9`` needs no such script: the
-kernel closes the socket and PostgreSQL frees the lock at once (tests/e2e/test_billing_leader.py).
+kernel closes the socket and PostgreSQL frees the lock at once (tests/e2e/test_billing_leader_failover.py).
 
     sudo .venv/bin/python scripts/measure_leader_failover.py
 """
