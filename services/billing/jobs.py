@@ -99,8 +99,8 @@ class JobRunner:
             self._thread = threading.Thread(target=self._run, name="billing-jobs", daemon=True)
             self._thread.start()
 
-    def stop(self, timeout: float = 10.0) -> None:
-        """Stop after the job step in progress."""
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop after the job step in progress (a short wait: the consumer's batch needs the graceful time)."""
         self._stopping.set()
         if self._thread is not None:
             self._thread.join(timeout)

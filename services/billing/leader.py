@@ -148,7 +148,11 @@ class LeaderElection:
 
     def _run(self) -> None:
         while not self._stopping.is_set():
-            self.run_once()
+            try:
+                self.run_once()
+            except Exception:  # a bug must neither end the thread nor leave a stale "leader" behind
+                log.exception("leader election round failed unexpectedly")
+                self.step_down("unexpected error")
             self._stopping.wait(self._interval)
 
     def run_once(self) -> bool:
