@@ -16,6 +16,7 @@ import pika
 import pytest
 
 from billing.aggregates import aggregate_minutes
+from billing.deadletters import list_dead_letters
 from billing.jobs import redrive_transient
 from billing.leader import LeaderElection, failover_budget
 from billing.store import OrderStore
@@ -129,8 +130,8 @@ def test_redrive_attempts_are_bounded(queue):
             pass
         wait_until(lambda: queue.dead_letter_count() == 1, 10, "the message back in the dead-letter queue")
     assert moved == [1, 1, 0, 0]
-    [(properties, _body)] = queue.dead_letters()
-    assert (properties.message_id, properties.headers["x-redrive-attempts"]) == (message_id, 2)
+    [letter] = list_dead_letters(settings, limit=10)
+    assert (letter["message_id"], letter["kind"], letter["redrive_attempts"]) == (message_id, "delivery_limit", 2)
 
 
 def test_permanent_dead_letter_is_not_redriven(queue, start_consumer):
