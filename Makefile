@@ -15,7 +15,7 @@ LOCAL := $(PYTHON) -m local_system
 REQUIREMENTS := $(wildcard requirements.txt requirements-dev.txt services/requirements.txt)
 PYTEST_ARGS ?=
 
-.PHONY: help venv up down status logs start stop psql token env rotate-credentials test lint bench bench-docs clean
+.PHONY: help venv up down status logs start stop scale psql token env rotate-credentials test lint bench bench-docs clean
 
 help: ## Show this list
 	@grep -E '^[a-z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -48,6 +48,11 @@ start: venv ## Start one part: SERVICE=inventory|billing|gateway|postgres|rabbit
 stop: ## Stop one part: SERVICE=inventory|billing|gateway|postgres|rabbitmq|redis|cognito
 	@test -n "$(SERVICE)" || { echo "usage: make stop SERVICE=billing"; exit 2; }
 	$(LOCAL) stop $(SERVICE)
+
+# Extra copies listen on the profile's replica ports (dev: billing 8082+, test: 18082+); `make down` stops them.
+scale: venv ## Run N copies of a service: SERVICE=billing REPLICAS=2 (REPLICAS=1 goes back to one)
+	@test -n "$(SERVICE)" -a -n "$(REPLICAS)" || { echo "usage: make scale SERVICE=billing REPLICAS=2"; exit 2; }
+	$(LOCAL) scale $(SERVICE) $(REPLICAS)
 
 # SQL is read from the environment ("$$SQL"), so quotes inside it survive make and the shell.
 psql: ## Query a database: DB=movies_db|billing_db [SQL="select ..."]

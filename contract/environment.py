@@ -171,6 +171,15 @@ BILLING_SHUTDOWN_TIMEOUT_SECONDS = _var(
 BILLING_MAX_ROWS_PER_SECOND = _var(
     "BILLING_MAX_ROWS_PER_SECOND", "0", "Long-run cap on inserted orders per second (a backlog drains at it); 0: none."
 )
+BILLING_LEADER_CHECK_SECONDS = _var(
+    "BILLING_LEADER_CHECK_SECONDS", "2", "How often a follower tries the leader lock and the leader checks it holds it."
+)
+BILLING_JOBS_INTERVAL_SECONDS = _var(
+    "BILLING_JOBS_INTERVAL_SECONDS", "30", "How often the leader runs the periodic jobs (re-drive, aggregates)."
+)
+BILLING_REDRIVE_MAX_ATTEMPTS = _var(
+    "BILLING_REDRIVE_MAX_ATTEMPTS", "3", "Re-drives of one transient dead letter before it is left for a human."
+)
 
 PROCESS = (
     PORT, BIND_HOST, SERVICE_NAME, LOG_LEVEL, ACCESS_LOG, GUNICORN_WORKERS, GUNICORN_THREADS, GUNICORN_KEEPALIVE,
@@ -199,6 +208,7 @@ AWS_SDK = (AWS_REGION, AWS_ENDPOINT_URL_SECRETS_MANAGER, AWS_ACCESS_KEY_ID, AWS_
 BILLING = (
     BILLING_PREFETCH, BILLING_BATCH_SIZE, BILLING_BATCH_WAIT_MS, BILLING_RECONNECT_INITIAL_MS,
     BILLING_RECONNECT_MAX_SECONDS, BILLING_SHUTDOWN_TIMEOUT_SECONDS, BILLING_CONSUME, BILLING_MAX_ROWS_PER_SECOND,
+    BILLING_LEADER_CHECK_SECONDS, BILLING_JOBS_INTERVAL_SECONDS, BILLING_REDRIVE_MAX_ATTEMPTS,
 )
 
 #: The variable that renames each queue of ``contract.messaging.QUEUES`` on one broker (its default is the

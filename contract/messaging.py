@@ -122,6 +122,9 @@ DEAD_LETTER_KIND = "x-dead-letter-kind"
 DEAD_LETTERED_AT = "x-dead-lettered-at"
 ORIGINAL_MESSAGE_ID = "x-original-message-id"
 ORIGINAL_QUEUE = "x-original-queue"
+#: Added by billing's re-drive job (``billing.jobs``) each time it moves a dead letter the broker dead-lettered
+#: past the delivery limit back to its queue: how often it was re-driven (bounded by BILLING_REDRIVE_MAX_ATTEMPTS).
+REDRIVE_ATTEMPTS = "x-redrive-attempts"
 
 #: Set by RabbitMQ itself: on each redelivery from a quorum queue (``x-delivery-count``), and on every message
 #: it dead-letters (``x-death``: a list, newest first, of {queue, reason, count, time, ...}).

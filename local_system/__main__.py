@@ -89,6 +89,13 @@ def cmd_stop(system: LocalSystem, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_scale(system: LocalSystem, args: argparse.Namespace) -> int:
+    """Run N copies of a service (billing: competing consumers, one leader), each on its own port."""
+    copies = system.scale(args.service, args.replicas, progress=_say)
+    _say(f"{args.service}: {len(copies)} running ({', '.join(c.url for c in copies)}); `make status` lists them")
+    return 0
+
+
 def cmd_psql(system: LocalSystem, args: argparse.Namespace) -> int:
     """Open psql on a database as the app role (or run one statement with -c)."""
     argv, env = system.postgres.psql_argv(args.database)
@@ -178,6 +185,11 @@ def build_parser() -> argparse.ArgumentParser:
         part = commands.add_parser(name, help=func.__doc__)
         part.add_argument("part", choices=PARTS)
         part.set_defaults(func=func)
+
+    scale = commands.add_parser("scale", help=cmd_scale.__doc__)
+    scale.add_argument("service", choices=SERVICES)
+    scale.add_argument("replicas", type=int, help="how many copies (1 = back to just the service)")
+    scale.set_defaults(func=cmd_scale)
 
     psql = commands.add_parser("psql", help=cmd_psql.__doc__)
     psql.add_argument("database", choices=DATABASES)

@@ -27,6 +27,9 @@ INFRASTRUCTURE = ("postgres", "rabbitmq", "redis", "cognito")
 #: The databases the services own, all on the one local PostgreSQL server.
 DATABASES = tuple(service.database for service in contract_services.SERVICES if service.database)
 
+#: Most copies of one service ``make scale`` runs (their ports follow the first extra one).
+MAX_REPLICAS = 4
+
 #: Environment variable that selects the profile when ``--profile`` is not given.
 PROFILE_ENV = "LOCAL_PROFILE"
 
@@ -47,6 +50,26 @@ class Profile:
     """RabbitMQ's management HTTP API (the broker's password rotation uses it, as on Amazon MQ)."""
     redis_port: int = 0
     """redis-server: the gateway's shared rate-limit counters (ElastiCache on AWS)."""
+    replica_ports: dict[str, int] = field(default_factory=dict)
+    """First port of the extra copies of a service (``make scale``): copy N listens on ``port + N - 2``. Only
+    the services listed can be scaled: consumers (billing), which need no load balancer in front."""
+
+    settings: dict[str, str] = field(default_factory=dict)
+    """Contract variables this profile sets for every service that reads them (the test profile's jobs run
+    every 2 s instead of 30, so the e2e tests of the leader's jobs wait seconds, not minutes)."""
+
+    def replica_port(self, service: str, replica: int) -> int:
+        """Port of copy ``replica`` (1 = the service's own port, 2.. = the extra copies) of ``service``."""
+        if replica == 1:
+            return self.service_ports[service]
+        if service not in self.replica_ports:
+            raise LocalSystemError(
+                f"{service} cannot be scaled locally (only {', '.join(self.replica_ports) or 'none'}: "
+                "consumers need no load balancer in front)"
+            )
+        if not 2 <= replica <= MAX_REPLICAS:
+            raise LocalSystemError(f"replicas must be between 1 and {MAX_REPLICAS}, got {replica}")
+        return self.replica_ports[service] + replica - 2
 
     @property
     def state_dir(self) -> Path:
@@ -76,11 +99,13 @@ def get_profile(name: str | None = None) -> Profile:
         return Profile(
             "dev", 55432, 55672, 55673, 54369, _dev_service_ports(), cognito_port=55600, rabbitmq_management_port=55690,
             redis_port=55379,
+            replica_ports={"billing": 8082},
         )
     if name == "test":
         # Fixed ports: the test run must never be steered onto the dev system by a stray variable.
         return Profile(
             "test", 56432, 56672, 56673, 56369, {"inventory": 18080, "billing": 18081, "gateway": 13000},
-            cognito_port=56600, rabbitmq_management_port=56690, redis_port=56379,
+            cognito_port=56600, rabbitmq_management_port=56690, redis_port=56379, replica_ports={"billing": 18082},
+            settings={"BILLING_JOBS_INTERVAL_SECONDS": "2"},
         )
     raise LocalSystemError(f"unknown profile {name!r} (from --profile or ${PROFILE_ENV}); use 'dev' or 'test'")

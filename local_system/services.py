@@ -58,17 +58,23 @@ def gunicorn_executable() -> Path:
 
 
 class ServiceProcess:
-    """One service (inventory, billing or gateway) run by gunicorn in the background."""
+    """One service (inventory, billing or gateway) run by gunicorn in the background.
 
-    def __init__(self, name: str, profile: Profile):
+    ``replica`` 1 is the service itself; 2 and up are the extra copies ``make scale`` starts (label
+    ``billing-2``: its own port, pid file, log and metrics folder; otherwise the same settings).
+    """
+
+    def __init__(self, name: str, profile: Profile, replica: int = 1):
         if name not in SERVICES:
             raise LocalSystemError(f"unknown service {name!r}; use one of: {', '.join(SERVICES)}")
         self.name = name
+        self.replica = replica
+        self.label = name if replica == 1 else f"{name}-{replica}"
         self.profile = profile
-        self.port = profile.service_ports[name]
-        self.pid_file = profile.state_dir / f"{name}.pid"
-        self.log_file = profile.state_dir / f"{name}.log"
-        self.url = profile.url(name)
+        self.port = profile.replica_port(name, replica)
+        self.pid_file = profile.state_dir / f"{self.label}.pid"
+        self.log_file = profile.state_dir / f"{self.label}.log"
+        self.url = f"http://127.0.0.1:{self.port}"
 
     @property
     def _marker(self) -> str:
@@ -99,7 +105,7 @@ class ServiceProcess:
             E.PORT.name: str(self.port),
             E.BIND_HOST.name: "127.0.0.1",
             E.SERVICE_NAME.name: self.name,
-            E.PROMETHEUS_MULTIPROC_DIR.name: str(self.profile.state_dir / "metrics" / self.name),
+            E.PROMETHEUS_MULTIPROC_DIR.name: str(self.profile.state_dir / "metrics" / self.label),
         }
         names = E.names_of(self.name)
         if spec.database:
@@ -145,6 +151,7 @@ class ServiceProcess:
         if E.AUTH_ISSUER.name in names:
             # The gateway trusts the local Cognito emulator exactly as it trusts Cognito on AWS.
             settings.update(IdentityEmulator(self.profile).gateway_env())
+        settings.update({key: value for key, value in self.profile.settings.items() if key in names})
         unknown = sorted(set(settings) - names)
         if unknown:
             raise LocalSystemError(f"{self.name} does not read {', '.join(unknown)} (contract.environment)")
@@ -170,7 +177,7 @@ class ServiceProcess:
             return False
         if not port_released(self.port):
             raise LocalSystemError(
-                f"port {self.port} for {self.name} is taken by another program"
+                f"port {self.port} for {self.label} is taken by another program"
                 + (f"; pick another with {self.name.upper()}_PORT=..." if self.profile.name == "dev" else "")
             )
         if not (SERVICES_DIR / self.name / "__init__.py").exists():
@@ -186,13 +193,13 @@ class ServiceProcess:
         while time.monotonic() < deadline:
             if self.pid() is None:
                 raise LocalSystemError(
-                    f"{self.name} exited during start-up; see {self.log_file}:\n{tail(self.log_file, 25)}"
+                    f"{self.label} exited during start-up; see {self.log_file}:\n{tail(self.log_file, 25)}"
                 )
             if self.is_ready():
                 return
             time.sleep(0.2)
         raise LocalSystemError(
-            f"{self.name} did not answer 200 on {self.url}/ready within {timeout:.0f} s; "
+            f"{self.label} did not answer 200 on {self.url}/ready within {timeout:.0f} s; "
             f"see {self.log_file}:\n{tail(self.log_file, 25)}"
         )
 

@@ -16,7 +16,7 @@ from local_system.credentials import Credentials, load_or_create, store_password
 from local_system.identity.emulator import IdentityEmulator
 from local_system.postgres import PostgresServer
 from local_system.processes import LocalSystemError, http_status, process_tree
-from local_system.profiles import DATABASES, INFRASTRUCTURE, SERVICES, Profile, get_profile
+from local_system.profiles import DATABASES, INFRASTRUCTURE, MAX_REPLICAS, SERVICES, Profile, get_profile
 from local_system.rabbitmq import RabbitMQServer
 from local_system.redis_server import RedisServer
 from local_system.secret_store import SecretsApi, provision
@@ -191,6 +191,39 @@ class LocalSystem:
             return
         self.service(name).wait_ready(timeout)
 
+    # -- scaling -----------------------------------------------------------------------------------------
+    def replicas(self, name: str) -> list[ServiceProcess]:
+        """The service and its extra copies that have a pid file (running, or left by a killed copy)."""
+        service = self.service(name)
+        extra = []
+        for replica in range(2, MAX_REPLICAS + 1):
+            if name in self.profile.replica_ports:
+                copy = ServiceProcess(name, self.profile, replica)
+                if copy.pid_file.exists():
+                    extra.append(copy)
+        return [service, *extra]
+
+    def scale(self, name: str, replicas: int, progress=None, timeout: float = READY_TIMEOUT) -> list[ServiceProcess]:
+        """Run exactly ``replicas`` copies of a service (1 = just the service): start the missing ones and wait
+        until they are ready, stop the ones above the count. Returns the copies that run."""
+        if replicas < 1:
+            raise LocalSystemError(f"replicas must be at least 1, got {replicas}")
+        wanted = [ServiceProcess(name, self.profile, replica) for replica in range(1, replicas + 1)]
+        wanted[0] = self.service(name)
+        with self._locked():
+            self.start_infrastructure()
+            for copy in self.replicas(name)[1:]:
+                if copy.replica > replicas:
+                    copy.stop()
+                    copy.pid_file.unlink(missing_ok=True)
+                    if progress:
+                        progress(f"{copy.label:<10} stopped")
+            started = {copy.label: copy.start() for copy in wanted}
+            for copy in wanted:
+                ready = copy.wait_ready
+                self._timed(progress, copy.label, copy.port, lambda r=ready: r(timeout), not started[copy.label])
+        return wanted
+
     # -- stopping ----------------------------------------------------------------------------------------
     def stop_service(self, name: str) -> None:
         """Stop one service (or postgres/rabbitmq) gracefully."""
@@ -206,8 +239,11 @@ class LocalSystem:
         """Stop everything this profile started: services first, then the broker, then the database."""
         with self._locked():
             for name in reversed(SERVICES):
-                if self.service(name).stop() and progress:
-                    progress(f"{name:<10} stopped")
+                for copy in reversed(self.replicas(name)):
+                    if copy.stop() and progress:
+                        progress(f"{copy.label:<10} stopped")
+                    if copy.replica > 1:
+                        copy.pid_file.unlink(missing_ok=True)
             for server in reversed(self._infrastructure()):
                 if server.pid() is not None:
                     server.stop()
@@ -256,14 +292,14 @@ class LocalSystem:
             pid = server.pid()
             rows.append(PartStatus(server.name, pid, server.port, "running" if server.is_running() else "stopped"))
         for name in SERVICES:
-            service = self.service(name)
-            pid = service.pid()
-            if pid is None:
-                state = "stopped"
-            else:
-                code = http_status(f"{service.url}/ready")
-                state = "ready" if code == 200 else f"not ready ({code or 'no answer'})"
-            rows.append(PartStatus(name, pid, service.port, state))
+            for service in self.replicas(name):
+                pid = service.pid()
+                if pid is None:
+                    state = "stopped"
+                else:
+                    code = http_status(f"{service.url}/ready")
+                    state = "ready" if code == 200 else f"not ready ({code or 'no answer'})"
+                rows.append(PartStatus(service.label, pid, service.port, state))
         return rows
 
     def process_ids(self, name: str) -> list[int]:

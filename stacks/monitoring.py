@@ -8,7 +8,7 @@ posts to ``alarm_https_endpoint`` (PagerDuty / Opsgenie).
 
 from __future__ import annotations
 
-from aws_cdk import Stack
+from aws_cdk import Duration, Stack
 from aws_cdk import aws_budgets as budgets
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
@@ -16,12 +16,13 @@ from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
+from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
 
 from contract.messaging import BILLING_QUEUE, EXPRESS_QUEUE
-from stacks.alarm_table import DATABASES, alarm_specs, services_of, system_metrics
+from stacks.alarm_table import DATABASES, LOG_METRICS_NAMESPACE, alarm_specs, services_of, system_metrics
 from stacks.compute import ComputeStack
 from stacks.config import EnvironmentConfig
 from stacks.data import DataStack
@@ -62,6 +63,7 @@ class MonitoringStack(Stack):
         action = cloudwatch_actions.SnsAction(self.topic)
 
         metrics = system_metrics(self, data, compute)
+        metrics.update(self._order_aggregates(compute))
         self.alarms: dict[str, cloudwatch.Alarm] = {}
         for spec in alarm_specs(config):
             alarm = cloudwatch.Alarm(
@@ -208,6 +210,35 @@ class MonitoringStack(Stack):
                 width=12,
             ),
         )
+        dashboard.add_widgets(
+            cloudwatch.GraphWidget(
+                title="Orders / revenue per minute (billing leader's aggregates)",
+                left=[m["orders_per_minute"].with_(label="orders")],
+                right=[m["revenue_per_minute"].with_(label="revenue")],
+                width=24,
+            ),
+        )
+
+    def _order_aggregates(self, compute: ComputeStack) -> dict[str, cloudwatch.IMetric]:
+        """Orders and revenue per minute, from the one JSON line billing's leader logs per closed minute
+        (``billing.aggregates``; exactly one task leads, so each minute is counted once)."""
+        metrics: dict[str, cloudwatch.IMetric] = {}
+        line = '$.message = "order minute aggregated"'
+        for key, metric_name, field in (
+            ("orders_per_minute", "BillingOrdersPerMinute", "$.orders"),
+            ("revenue_per_minute", "BillingRevenuePerMinute", "$.revenue"),
+        ):
+            metric_filter = logs.MetricFilter(
+                self,
+                f"{metric_name}Filter",
+                log_group=compute.billing.log_group,
+                metric_namespace=LOG_METRICS_NAMESPACE,
+                metric_name=metric_name,
+                filter_pattern=logs.FilterPattern.literal(f"{{ {line} }}"),
+                metric_value=field,
+            )
+            metrics[key] = metric_filter.metric(statistic="Sum", period=Duration.minutes(1))
+        return metrics
 
     def _budget(self, config: EnvironmentConfig) -> None:
         """Monthly cost budget with e-mail alerts at 80 % and 100 % of actual spend."""

@@ -10,6 +10,10 @@ Billing runs exactly one gunicorn worker per task (``contract.services.BILLING.s
 ``common.gunicorn_config``): the work is done by one consumer thread per process and scales out by tasks, so
 more workers would only split the prefetch and the batches. Several consumers would still be safe (competing
 consumers; the message-id constraint keeps every order single).
+
+Periodic jobs (re-driving transient dead letters, per-minute aggregates) run once per system, not per task:
+every process campaigns for a PostgreSQL advisory lock (``billing.leader``) and only the leader runs them
+(``billing.jobs``). ``/health`` and ``/ready`` say ``"leader": true|false``; so does the ``billing_leader`` gauge.
 """
 
 from __future__ import annotations
@@ -19,9 +23,11 @@ from dataclasses import dataclass
 from flask import Flask
 
 from billing.consumer import OrderConsumer
+from billing.jobs import JobRunner
+from billing.leader import LeaderElection
 from billing.order_status import ORDER_READER
 from billing.routes import orders
-from billing.settings import ConsumerSettings
+from billing.settings import ConsumerSettings, JobSettings
 from billing.store import OrderStore
 from common.config import DatabaseSettings, RabbitSettings, env_str
 from common.db import ConnectionPool
@@ -38,6 +44,8 @@ class Billing:
     """What the billing app is made of."""
 
     consumer: OrderConsumer
+    election: LeaderElection
+    jobs: JobRunner
 
 
 #: The app's parts, installed by ``create_app``: ``BILLING.of(app).consumer``.
@@ -48,6 +56,7 @@ def create_app(
     database: DatabaseSettings | None = None,
     rabbit: RabbitSettings | None = None,
     consumer_settings: ConsumerSettings | None = None,
+    job_settings: JobSettings | None = None,
 ) -> Flask:
     """Build the billing app; settings come from the environment unless given. Starts nothing (see above)."""
     configure_logging(SERVICE.name, env_str(env.LOG_LEVEL))
@@ -56,19 +65,30 @@ def create_app(
     # The consumer needs one connection and /ready another; a small pool is plenty.
     database = database or DatabaseSettings.from_env(default_name=SERVICE.database)
     store = OrderStore(ConnectionPool(database, application_name=SERVICE.name))
-    consumer = OrderConsumer(
-        store,
-        rabbit or RabbitSettings.from_env(),
-        consumer_settings or ConsumerSettings.from_env(),
+    rabbit = rabbit or RabbitSettings.from_env()
+    consumer = OrderConsumer(store, rabbit, consumer_settings or ConsumerSettings.from_env())
+    job_settings = job_settings or JobSettings.from_env()
+    # Its own connection, not the pool's: the advisory lock belongs to the session that took it.
+    election = LeaderElection(database, SERVICE.name, job_settings.leader_check)
+    jobs = JobRunner(election, store, rabbit, job_settings.interval, job_settings.redrive_max_attempts)
+    BILLING.install(app, Billing(consumer, election, jobs))
+
+    init_app(
+        app,
+        SERVICE.name,
+        readiness={"database": store.check, "broker": consumer.check_ready},
+        details=lambda: {"leader": election.is_leader},
     )
-    BILLING.install(app, Billing(consumer))
     ORDER_READER.install(app, store.reader())
     app.register_blueprint(orders)
 
-    init_app(app, SERVICE.name, readiness={"database": store.check, "broker": consumer.check_ready})
-
-    # gunicorn's post_worker_init and worker_exit hooks (common.gunicorn_config) run these.
+    # gunicorn's post_worker_init and worker_exit hooks (common.gunicorn_config) run these; shutdown hooks
+    # run newest first: jobs stop, then the election steps down (freeing the lock at once), then the consumer.
     on_start(consumer.start)
-    on_shutdown(consumer.stop)
+    on_start(election.start)
+    on_start(jobs.start)
     on_shutdown(store.close)
+    on_shutdown(consumer.stop)
+    on_shutdown(election.stop)
+    on_shutdown(jobs.stop)
     return app

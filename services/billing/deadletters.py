@@ -18,6 +18,10 @@ time). The latter carry only RabbitMQ's ``x-death`` header; they are listed with
   order to the express queue; never to the legacy one) once the cause is fixed: the dead-letter headers are
   removed, the original message id is kept (so a replay can never create a second row), and each is removed
   from the dead-letter queue only after the broker confirmed the copy.
+
+The leader's re-drive job (``billing.jobs``) calls :func:`replay_dead_letters` too, selecting only the
+transient dead letters (:func:`is_transient`) and counting each re-drive in the ``x-redrive-attempts`` header,
+which ``list`` shows as ``redrive_attempts``.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import pika
@@ -81,6 +85,23 @@ def _latest_death(headers: dict) -> dict:
     return {}
 
 
+def redrive_attempts(headers: dict) -> int:
+    """How often the re-drive job already moved this dead letter back to its queue (0 when never)."""
+    try:
+        return max(0, int(headers.get(messaging.REDRIVE_ATTEMPTS) or 0))
+    except (TypeError, ValueError):
+        return 0
+
+
+def is_transient(headers: dict) -> bool:
+    """True for a dead letter the broker moved past the delivery limit and billing never judged: its consumer
+    crashed or lost its connection while holding it, which may not happen again. A message billing
+    dead-lettered itself (``x-dead-letter-kind``: invalid data) is permanent, whatever its history."""
+    if headers.get(messaging.DEAD_LETTER_KIND) is not None:
+        return False
+    return _text(_latest_death(headers).get("reason")) == messaging.DELIVERY_LIMIT_REASON
+
+
 def describe(properties: pika.BasicProperties, body: bytes, dead_letter_queue: str, queue: Queue) -> dict:
     """One dead letter as a dict: why it is there (billing's reason, else the broker's ``x-death``), its ids,
     when, the queue it came from and the dead-letter queue holding it, and its body."""
@@ -115,6 +136,7 @@ def describe(properties: pika.BasicProperties, body: bytes, dead_letter_queue: s
         "dead_lettered_at": when,
         "original_queue": origin,
         "dead_letter_queue": dead_letter_queue,
+        "redrive_attempts": redrive_attempts(headers),
         "body": body.decode("utf-8", "replace"),
     }
 
@@ -137,40 +159,50 @@ def list_dead_letters(
 
 
 def replay_dead_letters(
-    settings: RabbitSettings, limit: int, message_ids: set[str] | None = None, priority: str | None = None
+    settings: RabbitSettings,
+    limit: int,
+    message_ids: set[str] | None = None,
+    priority: str | None = None,
+    *,
+    queue: Queue | None = None,
+    select: Callable[[dict], bool] | None = None,
+    count_attempt: bool = False,
+    scan_limit: int | None = None,
 ) -> int:
-    """Move up to ``limit`` dead letters (only those in ``message_ids`` when given) back to their queue.
+    """Move up to ``limit`` dead letters (only those in ``message_ids``, and only those whose headers
+    ``select`` accepts, when given) back to their queue.
 
     Returns how many were moved. Each dead-letter queue is replayed into the queue it belongs to, as named on
-    this broker (the legacy classic queue's into the standard queue; ``priority``: only that queue's). Each
-    copy is confirmed by the broker before its dead letter is acknowledged, so a failure halfway leaves every
-    message in one queue or the other (at worst in both, which billing's message-id check absorbs).
+    this broker (the legacy classic queue's into the standard queue): ``queue``'s alone when given, else
+    ``priority``'s, else every queue, most urgent first. Each copy is confirmed by the broker before its dead
+    letter is acknowledged, so a failure halfway leaves every message in one queue or the other (at worst in
+    both, which billing's message-id check absorbs). ``count_attempt`` adds one to the copy's
+    ``x-redrive-attempts``; ``scan_limit`` bounds how many dead letters are looked at.
     """
-    moved = 0
+    queues = [settings.queue(queue)] if queue is not None else _queues(settings, priority)
+    moved = scanned = 0
     with _channel(settings) as channel:
         channel.confirm_delivery()
-        for queue in _queues(settings, priority):
-            for dead_letter_queue in _dead_letter_queues(channel, queue):
-                moved += _replay_one_queue(channel, dead_letter_queue, queue, limit - moved, message_ids)
-    return moved
-
-
-def _replay_one_queue(
-    channel: BlockingChannel, dead_letter_queue: str, queue: Queue, limit: int, message_ids: set[str] | None
-) -> int:
-    moved = 0
-    while moved < limit:
-        method, properties, body = channel.basic_get(dead_letter_queue, auto_ack=False)
-        if method is None:
-            break
-        if message_ids is not None and properties.message_id not in message_ids:
-            continue  # left unacknowledged: back in the dead-letter queue when the connection closes
-        # x-death stays: if the message dies again, the history shows how often it did.
-        properties.headers = {k: v for k, v in (properties.headers or {}).items() if k not in _REMOVED_ON_REPLAY}
-        properties.delivery_mode = pika.DeliveryMode.Persistent.value
-        channel.basic_publish(messaging.DEFAULT_EXCHANGE, queue.name, body, properties, mandatory=True)
-        channel.basic_ack(method.delivery_tag)
-        moved += 1
+        for target in queues:
+            for dead_letter_queue in _dead_letter_queues(channel, target):
+                while moved < limit and (scan_limit is None or scanned < scan_limit):
+                    method, properties, body = channel.basic_get(dead_letter_queue, auto_ack=False)
+                    if method is None:
+                        break
+                    scanned += 1
+                    headers = properties.headers or {}
+                    if (message_ids is not None and properties.message_id not in message_ids) or (
+                        select is not None and not select(headers)
+                    ):
+                        continue  # left unacknowledged: back in the dead-letter queue when the connection closes
+                    # x-death stays: if the message dies again, the history shows how often it did.
+                    properties.headers = {k: v for k, v in headers.items() if k not in _REMOVED_ON_REPLAY}
+                    if count_attempt:
+                        properties.headers[messaging.REDRIVE_ATTEMPTS] = redrive_attempts(headers) + 1
+                    properties.delivery_mode = pika.DeliveryMode.Persistent.value
+                    channel.basic_publish(messaging.DEFAULT_EXCHANGE, target.name, body, properties, mandatory=True)
+                    channel.basic_ack(method.delivery_tag)
+                    moved += 1
     return moved
 
 

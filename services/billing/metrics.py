@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 MESSAGES_CONSUMED = Counter(
     "billing_messages_consumed_total",
@@ -34,4 +34,26 @@ THROTTLED_SECONDS = Counter(
 )
 PACED_BATCHES = Counter(
     "billing_paced_batches_total", "Batches that waited for the write budget (BILLING_MAX_ROWS_PER_SECOND)."
+)
+# Gauges of one process; "livemax": a dead worker's value is dropped (common.gunicorn_config's child_exit).
+LEADER = Gauge(
+    "billing_leader", "1 while this billing task is the leader that runs the periodic jobs, else 0.",
+    multiprocess_mode="livemax",
+)
+ORDERS_LAST_MINUTE = Gauge(
+    "billing_orders_last_minute", "Orders stored in the newest closed minute the aggregates job wrote (leader only).",
+    multiprocess_mode="livemax",
+)
+REVENUE_LAST_MINUTE = Gauge(
+    "billing_revenue_last_minute", "Revenue of the newest closed minute the aggregates job wrote (leader only).",
+    multiprocess_mode="livemax",
+)
+JOB_RUNS = Counter(
+    "billing_job_runs_total", "Runs of the leader's periodic jobs, by job and outcome (ok, failed).", ["job", "outcome"]
+)
+DEAD_LETTERS_REDRIVEN = Counter(
+    "billing_dead_letters_redriven_total", "Transient dead letters the re-drive job moved back to their queue."
+)
+AGGREGATE_REPEATS = Counter(
+    "billing_order_minute_repeats_total", "Minutes the aggregates job found already written (two leaders at once?)."
 )

@@ -85,3 +85,25 @@ def backoff_delay(attempt: int, initial: float, maximum: float) -> float:
     """
     ceiling = min(maximum, initial * 2 ** min(attempt - 1, 32))
     return ceiling / 2 + random.uniform(0, ceiling / 2)  # noqa: S311 - jitter, not cryptography
+
+
+@dataclass(frozen=True)
+class JobSettings:
+    """How billing elects its leader and how often the leader runs the periodic jobs (``billing.jobs``)."""
+
+    #: A follower tries the leader lock, and the leader checks it still holds it, this often
+    #: (BILLING_LEADER_CHECK_SECONDS); see ``billing.leader`` for how it fits the 15 s failover budget.
+    leader_check: float = float(env.BILLING_LEADER_CHECK_SECONDS.default or 0)
+    #: Seconds between two runs of the jobs on the leader (BILLING_JOBS_INTERVAL_SECONDS).
+    interval: float = float(env.BILLING_JOBS_INTERVAL_SECONDS.default or 0)
+    #: Re-drives of one transient dead letter before it stays for a human (BILLING_REDRIVE_MAX_ATTEMPTS).
+    redrive_max_attempts: int = int(env.BILLING_REDRIVE_MAX_ATTEMPTS.default or 0)
+
+    @classmethod
+    def from_env(cls) -> JobSettings:
+        """Read the variables; unset ones keep the defaults above."""
+        return cls(
+            leader_check=env_float(env.BILLING_LEADER_CHECK_SECONDS),
+            interval=env_float(env.BILLING_JOBS_INTERVAL_SECONDS),
+            redrive_max_attempts=env_int(env.BILLING_REDRIVE_MAX_ATTEMPTS, minimum=0),
+        )

@@ -48,6 +48,18 @@ MIGRATIONS = [
     ALTER TABLE orders ADD COLUMN IF NOT EXISTS priority text NOT NULL DEFAULT 'standard'
         CHECK (priority IN ('standard', 'express'))
     """,
+    # 4: The leader's aggregates job (billing.aggregates): one row per closed minute, written once. ``repeats``
+    # counts attempts to write a minute again, which only two leaders at once could make (it must stay 0).
+    """
+    CREATE INDEX IF NOT EXISTS orders_created_at ON orders (created_at);
+    CREATE TABLE IF NOT EXISTS order_minutes (
+        minute      timestamptz   PRIMARY KEY,
+        orders      integer       NOT NULL CHECK (orders > 0),
+        revenue     numeric(14,2) NOT NULL CHECK (revenue >= 0),
+        repeats     integer       NOT NULL DEFAULT 0,
+        written_at  timestamptz   NOT NULL DEFAULT now()
+    )
+    """,
 ]
 
 # ON CONFLICT DO NOTHING also absorbs the same message id twice within one statement.
@@ -146,6 +158,11 @@ class OrderStore:
     def reader(self) -> OrderReader:
         """The read side (order status, lists) over the same pool and schema."""
         return OrderReader(self._pool, self._schema)
+
+    @property
+    def pool(self) -> ConnectionPool:
+        """The connection pool (the leader's jobs query through it; call :meth:`check` first for the schema)."""
+        return self._pool
 
     def close(self) -> None:
         """Close the pooled connections."""

@@ -27,6 +27,8 @@ _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _QUIET_PATHS = frozenset({"/health", "/ready", "/metrics"})
 
 ReadinessCheck = Callable[[], None]
+#: Extra fields for the ``/health`` and ``/ready`` bodies (billing: ``{"leader": true}``); cheap, no I/O.
+StatusDetails = Callable[[], Mapping[str, object]]
 
 
 def new_request_id() -> str:
@@ -48,11 +50,14 @@ def error_response(status: int, message: str, **details: object) -> tuple[Respon
     return jsonify(body), status
 
 
-def init_app(app: Flask, service: str, readiness: Mapping[str, ReadinessCheck]) -> None:
+def init_app(
+    app: Flask, service: str, readiness: Mapping[str, ReadinessCheck], details: StatusDetails | None = None
+) -> None:
     """Attach the shared behaviour to ``app``.
 
     ``readiness`` maps a dependency name (``"database"``, ``"broker"``) to a callable that raises when that
-    dependency cannot be used; ``/ready`` answers 503 naming each failing one.
+    dependency cannot be used; ``/ready`` answers 503 naming each failing one. ``details`` adds fields to the
+    ``/health`` and ``/ready`` bodies.
     """
     access_log = env_bool(env.ACCESS_LOG)
     app.json.sort_keys = False
@@ -115,17 +120,19 @@ def init_app(app: Flask, service: str, readiness: Mapping[str, ReadinessCheck]) 
         log.exception("unhandled error", extra={"path": request.path})
         return error_response(500, "internal error")
 
-    app.register_blueprint(_operations_blueprint(service, readiness))
+    app.register_blueprint(_operations_blueprint(service, readiness, details or dict))
 
 
-def _operations_blueprint(service: str, readiness: Mapping[str, ReadinessCheck]) -> Blueprint:
+def _operations_blueprint(
+    service: str, readiness: Mapping[str, ReadinessCheck], details: StatusDetails
+) -> Blueprint:
     ops = Blueprint("operations", __name__)
 
     @ops.get("/health")
     def health():
         """Liveness: the process answers. Never touches a dependency, so a database outage does not get
         every task killed and restarted."""
-        return jsonify(status="ok", service=service)
+        return jsonify(status="ok", service=service, **details())
 
     @ops.get("/ready")
     def ready():
@@ -137,8 +144,8 @@ def _operations_blueprint(service: str, readiness: Mapping[str, ReadinessCheck])
             except Exception as exc:  # noqa: BLE001 - any failure means not ready; the reason is reported
                 failures[name] = str(exc) or type(exc).__name__
         if failures:
-            return jsonify(status="unavailable", service=service, failing=failures), 503
-        return jsonify(status="ready", service=service, checks=sorted(readiness))
+            return jsonify(status="unavailable", service=service, failing=failures, **details()), 503
+        return jsonify(status="ready", service=service, checks=sorted(readiness), **details())
 
     @ops.get("/metrics")
     def prometheus_metrics():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from billing.aggregates import LOG_MESSAGE
 from contract.messaging import BILLING_QUEUE
 from stacks.alarm_table import alarm_specs
 from stacks.config import ENVIRONMENTS
@@ -268,3 +269,23 @@ def test_alarm_https_endpoint_subscribes_the_topic_over_https():
         )
         template = Template.from_stack(stage.monitoring)
     template.has_resource_properties("AWS::SNS::Subscription", {"Protocol": "https", "Endpoint": url})
+
+
+def test_order_aggregates_come_from_the_billing_leaders_log_line(any_env):
+    """Orders and revenue per minute are metric filters on billing's log group, matching the one line its
+    leader logs per closed minute (billing.aggregates), and the dashboard graphs them."""
+    filters = any_env.resources("Monitoring", "AWS::Logs::MetricFilter")
+    by_metric = {
+        f["Properties"]["MetricTransformations"][0]["MetricName"]: f["Properties"] for f in filters.values()
+    }
+    for metric, value in (("BillingOrdersPerMinute", "$.orders"), ("BillingRevenuePerMinute", "$.revenue")):
+        assert f'$.message = "{LOG_MESSAGE}"' in by_metric[metric]["FilterPattern"]
+        assert by_metric[metric]["MetricTransformations"][0]["MetricValue"] == value
+        assert "BillingLogs" in dumps(by_metric[metric]["LogGroupName"])
+    body = dumps(any_env.only("Monitoring", "AWS::CloudWatch::Dashboard")["Properties"]["DashboardBody"])
+    assert "BillingOrdersPerMinute" in body and "BillingRevenuePerMinute" in body
+
+
+def test_prod_runs_several_billing_tasks():
+    """Prod runs several billing tasks: safe because only the elected leader runs the periodic jobs."""
+    assert ENVIRONMENTS["prod"].billing.min_tasks >= 2

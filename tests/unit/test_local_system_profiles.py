@@ -227,3 +227,22 @@ def test_image_commands_print_the_contract():
     assert listed[:-1] == [f"{spec.name} {spec.port}" for spec in CONTRACT_SERVICES]
     printed = run(["python3", "-m", "local_system", "check-env", "gateway"]).stdout.splitlines()
     assert printed == [f"{key}={value}" for key, value in check_environment("gateway").items()]
+
+
+def test_billing_copies_get_the_profiles_replica_ports():
+    """make scale: billing's extra copies listen on 8082+ (dev) and 18082+ (test), each with its own files."""
+    dev, test = get_profile("dev"), get_profile("test")
+    assert [ServiceProcess("billing", dev, n).port for n in (1, 2, 3)] == [8081, 8082, 8083]
+    copy = ServiceProcess("billing", test, 2)
+    assert (copy.port, copy.label, copy.pid_file.name, copy.log_file.name) == (
+        18082, "billing-2", "billing-2.pid", "billing-2.log"
+    )
+    settings = copy.settings()
+    assert settings["PORT"] == "18082" and settings["SERVICE_NAME"] == "billing"
+    assert settings["PROMETHEUS_MULTIPROC_DIR"].endswith("billing-2")
+
+
+def test_only_consumers_can_be_scaled_locally():
+    """A service behind a load balancer on AWS (the gateway) cannot get a second local copy."""
+    with pytest.raises(LocalSystemError, match="gateway cannot be scaled"):
+        ServiceProcess("gateway", get_profile("dev"), 2)

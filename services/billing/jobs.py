@@ -1,0 +1,130 @@
+"""The leader's periodic jobs: re-driving transient dead letters and the per-minute order aggregates.
+
+A :class:`JobRunner` thread runs in every billing process, but runs the jobs only while its
+:class:`~billing.leader.LeaderElection` says this process leads: once right after it is elected, then every
+``interval`` seconds. It checks leadership again before each job (and the re-drive before each message), so a
+leader that steps down stops within one step. Each job is idempotent on its own as well (see
+``billing.leader`` for why two leaders cannot overlap in the first place).
+
+Jobs:
+
+- ``redrive``: for each queue billing consumes (``contract.messaging.QUEUES``), dead letters the broker moved
+  past the delivery limit (the consumer crashed or lost its connection on them: possibly transient) go back to
+  their queue through :func:`billing.deadletters.replay_dead_letters`, keeping their message id (billing's
+  insert is idempotent by it) and counting the attempt in ``x-redrive-attempts``. After
+  ``BILLING_REDRIVE_MAX_ATTEMPTS`` attempts a dead letter stays for a human (``python -m billing.deadletters
+  list`` shows ``redrive_attempts``). Dead letters billing judged itself (invalid data) are never re-driven.
+- ``aggregates``: :func:`billing.aggregates.aggregate_minutes`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+from billing.aggregates import aggregate_minutes
+from billing.deadletters import is_transient, redrive_attempts, replay_dead_letters
+from billing.leader import LeaderElection
+from billing.metrics import DEAD_LETTERS_REDRIVEN, JOB_RUNS
+from billing.store import OrderStore
+from common.config import RabbitSettings
+from contract.messaging import QUEUES
+from contract.services import BILLING
+
+log = logging.getLogger(__name__)
+
+#: Dead letters one re-drive run looks at per queue: each one looked at but left is handed back, which
+#: counts towards the dead-letter queue's (practically unreachable) delivery limit.
+REDRIVE_SCAN_LIMIT = 1000
+
+
+def _always() -> bool:
+    return True
+
+
+def redrive_transient(rabbit: RabbitSettings, max_attempts: int, keep_going: Callable[[], bool] = _always) -> int:
+    """Move the transient dead letters with fewer than ``max_attempts`` re-drives back to their queues.
+
+    Covers every queue of the contract that billing consumes; stops early once ``keep_going()`` says no (the
+    leader stepped down). Returns how many were moved.
+    """
+    def select(headers: dict) -> bool:
+        return keep_going() and is_transient(headers) and redrive_attempts(headers) < max_attempts
+
+    moved = 0
+    for queue in QUEUES:
+        if queue.consumer != BILLING.name or not keep_going():
+            continue
+        count = replay_dead_letters(
+            rabbit, REDRIVE_SCAN_LIMIT, queue=queue, select=select, count_attempt=True, scan_limit=REDRIVE_SCAN_LIMIT
+        )
+        if count:
+            DEAD_LETTERS_REDRIVEN.inc(count)
+            log.info("re-drove transient dead letters", extra={"queue": rabbit.queue(queue).name, "count": count})
+        moved += count
+    return moved
+
+
+class JobRunner:
+    """Runs the jobs on a daemon thread while ``election`` says this process leads."""
+
+    def __init__(
+        self,
+        election: LeaderElection,
+        store: OrderStore,
+        rabbit: RabbitSettings,
+        interval: float,
+        redrive_max_attempts: int,
+        poll: float = 1.0,
+    ):
+        self._election = election
+        self._interval = interval
+        self._poll = poll
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        keep_going = self._may_run
+        self.jobs: dict[str, Callable[[], object]] = {
+            "redrive": lambda: redrive_transient(rabbit, redrive_max_attempts, keep_going),
+            "aggregates": lambda: aggregate_minutes(store),
+        }
+
+    def _may_run(self) -> bool:
+        return self._election.is_leader and not self._stopping.is_set()
+
+    def start(self) -> None:
+        """Start the runner thread (once)."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="billing-jobs", daemon=True)
+            self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop after the job step in progress (a short wait: the consumer's batch needs the graceful time)."""
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        next_run = 0.0
+        was_leader = False
+        while not self._stopping.is_set():
+            leading = self._election.is_leader
+            if leading and (not was_leader or time.monotonic() >= next_run):
+                self.run_jobs()
+                next_run = time.monotonic() + self._interval
+            was_leader = leading
+            self._stopping.wait(self._poll)
+
+    def run_jobs(self) -> None:
+        """Run each job once, in order, while still leading; a failing job is logged and the next one runs."""
+        for name, job in self.jobs.items():
+            if not self._may_run():
+                return
+            try:
+                job()
+            except Exception as exc:  # noqa: BLE001 - a job failing (dependency away) must not end the thread
+                JOB_RUNS.labels(name, "failed").inc()
+                log.warning("billing job failed; retried next run", extra={"job": name, "reason": repr(exc)})
+            else:
+                JOB_RUNS.labels(name, "ok").inc()
