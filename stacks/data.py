@@ -86,8 +86,9 @@ class DataStack(Stack):
                 password_length=32,
             ),
         )
-        # The key the gateway signs order ids with (ORDER_ID_KEY, docs/patterns.md): 64 hex digits, generated
-        # here, injected by ECS into the gateway's container only; it never appears in a template or a log.
+        # The key the gateway signs order ids with (ORDER_ID_KEY, docs/patterns/asynchronous-request-reply.md):
+        # 64 hex digits, generated here, injected by ECS into the gateway's container only; it never appears in a
+        # template or a log.
         self.order_id_key = secretsmanager.Secret(
             self,
             "OrderIdKey",

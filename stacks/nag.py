@@ -70,7 +70,7 @@ def acknowledge_findings(stage: MicroservicesStage) -> None:
         "AwsSolutions-SMG4",
         "The gateway's order-id signing key is not rotated automatically: a new key makes every status link of "
         "orders already placed answer 404. It never leaves the gateway (ECS injects it into that container only) "
-        "and can be replaced by hand (docs/patterns.md).",
+        "and can be replaced by hand (docs/patterns/asynchronous-request-reply.md).",
     )
 
     # The broker secret is rotated by our own Lambda (stacks/components/broker_rotation.py): no SMG4 any more.

@@ -165,12 +165,12 @@ def replay_dead_letters(
     priority: str | None = None,
     *,
     queue: Queue | None = None,
-    select: Callable[[dict], bool] | None = None,
+    select: Callable[[pika.BasicProperties], bool] | None = None,
     count_attempt: bool = False,
     scan_limit: int | None = None,
 ) -> int:
-    """Move up to ``limit`` dead letters (only those in ``message_ids``, and only those whose headers
-    ``select`` accepts, when given) back to their queue.
+    """Move up to ``limit`` dead letters (only those in ``message_ids``, and only those ``select`` accepts
+    (it is given each one's properties), when given) back to their queue.
 
     Returns how many were moved. Each dead-letter queue is replayed into the queue it belongs to, as named on
     this broker (the legacy classic queue's into the standard queue): ``queue``'s alone when given, else
@@ -192,7 +192,7 @@ def replay_dead_letters(
                     scanned += 1
                     headers = properties.headers or {}
                     if (message_ids is not None and properties.message_id not in message_ids) or (
-                        select is not None and not select(headers)
+                        select is not None and not select(properties)
                     ):
                         continue  # left unacknowledged: back in the dead-letter queue when the connection closes
                     # x-death stays: if the message dies again, the history shows how often it did.

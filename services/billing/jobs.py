@@ -13,7 +13,9 @@ Jobs:
   their queue through :func:`billing.deadletters.replay_dead_letters`, keeping their message id (billing's
   insert is idempotent by it) and counting the attempt in ``x-redrive-attempts``. After
   ``BILLING_REDRIVE_MAX_ATTEMPTS`` attempts a dead letter stays for a human (``python -m billing.deadletters
-  list`` shows ``redrive_attempts``). Dead letters billing judged itself (invalid data) are never re-driven.
+  list`` shows ``redrive_attempts``) and is recorded as rejected, so ``GET /api/orders/<id>`` stops saying
+  ``queued`` about an order nothing will store by itself (a later manual replay that stores it wins: status
+  reads the stored row first). Dead letters billing judged itself (invalid data) are never re-driven.
 - ``aggregates``: :func:`billing.aggregates.aggregate_minutes`.
 """
 
@@ -24,12 +26,16 @@ import threading
 import time
 from collections.abc import Callable
 
+import pika
+
 from billing.aggregates import aggregate_minutes
 from billing.deadletters import is_transient, redrive_attempts, replay_dead_letters
+from billing.delivery import owner_of
 from billing.leader import LeaderElection
 from billing.metrics import DEAD_LETTERS_REDRIVEN, JOB_RUNS
 from billing.store import OrderStore
 from common.config import RabbitSettings
+from common.db import DatabaseUnavailable
 from contract.messaging import QUEUES
 from contract.services import BILLING
 
@@ -44,14 +50,29 @@ def _always() -> bool:
     return True
 
 
-def redrive_transient(rabbit: RabbitSettings, max_attempts: int, keep_going: Callable[[], bool] = _always) -> int:
+def redrive_transient(
+    rabbit: RabbitSettings,
+    max_attempts: int,
+    keep_going: Callable[[], bool] = _always,
+    store: OrderStore | None = None,
+) -> int:
     """Move the transient dead letters with fewer than ``max_attempts`` re-drives back to their queues.
 
     Covers every queue of the contract that billing consumes; stops early once ``keep_going()`` says no (the
-    leader stepped down). Returns how many were moved.
+    leader stepped down). A transient dead letter out of attempts is recorded in ``store`` (when given) as
+    rejected, kind ``delivery_limit``. Returns how many were moved.
     """
-    def select(headers: dict) -> bool:
-        return keep_going() and is_transient(headers) and redrive_attempts(headers) < max_attempts
+
+    def select(properties: pika.BasicProperties) -> bool:
+        headers = properties.headers or {}
+        if not keep_going() or not is_transient(headers):
+            return False
+        attempts = redrive_attempts(headers)
+        if attempts < max_attempts:
+            return True
+        if store is not None and properties.message_id:
+            _record_given_up(store, properties, attempts)
+        return False
 
     moved = 0
     for queue in QUEUES:
@@ -65,6 +86,19 @@ def redrive_transient(rabbit: RabbitSettings, max_attempts: int, keep_going: Cal
             log.info("re-drove transient dead letters", extra={"queue": rabbit.queue(queue).name, "count": count})
         moved += count
     return moved
+
+
+def _record_given_up(store: OrderStore, properties: pika.BasicProperties, attempts: int) -> None:
+    """Record a dead letter the re-drive gave up on as rejected (idempotent: the first record stands)."""
+    reason = (
+        f"billing failed on this order {attempts + 1} times (its consumer crashed or lost its connection holding "
+        "it); it is kept in the dead-letter queue for an operator"
+    )
+    try:
+        if store.record_rejection(properties.message_id, owner_of(properties.headers or {}), "delivery_limit", reason):
+            log.warning("gave up re-driving a dead letter", extra={"message_id": properties.message_id})
+    except DatabaseUnavailable as exc:  # the next run records it; the dead letter itself is safe in its queue
+        log.warning("could not record a rejection", extra={"message_id": properties.message_id, "reason": str(exc)})
 
 
 class JobRunner:
@@ -86,7 +120,7 @@ class JobRunner:
         self._thread: threading.Thread | None = None
         keep_going = self._may_run
         self.jobs: dict[str, Callable[[], object]] = {
-            "redrive": lambda: redrive_transient(rabbit, redrive_max_attempts, keep_going),
+            "redrive": lambda: redrive_transient(rabbit, redrive_max_attempts, keep_going, store),
             "aggregates": lambda: aggregate_minutes(store),
         }
 

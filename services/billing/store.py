@@ -28,7 +28,8 @@ MIGRATIONS = [
         created_at      timestamptz   NOT NULL DEFAULT now()
     )
     """,
-    # 2: who placed each order (order status, docs/patterns.md), and the orders billing refused, with why.
+    # 2: who placed each order (order status: docs/patterns/asynchronous-request-reply.md), and the orders
+    # billing refused, with why.
     """
     ALTER TABLE orders ADD COLUMN IF NOT EXISTS owner_sub text, ADD COLUMN IF NOT EXISTS owner_name text;
     -- GET /orders: one owner's orders, newest first, paged by id (keyset).

@@ -118,20 +118,23 @@ def test_transient_dead_letter_is_redriven_and_stored_once(queue, start_consumer
     assert queue.rows()[0][3] == message_id
 
 
-def test_redrive_attempts_are_bounded(queue):
+def test_redrive_attempts_are_bounded(queue, store, postgres):
     """A message that keeps crashing its consumer is re-driven at most max_attempts times, then stays in the
-    dead-letter queue with the count visible."""
+    dead-letter queue with the count visible, and is recorded as rejected (its order status stops saying
+    queued) once, with the broker's kind."""
     message_id = broker_dead_letter(queue)
     settings = RabbitSettings.from_env()
     moved = []
     for _ in range(4):
-        moved.append(redrive_transient(settings, max_attempts=2))
+        moved.append(redrive_transient(settings, max_attempts=2, store=store))
         while crash_on_next_message(queue._rabbitmq, queue.name):
             pass
         wait_until(lambda: queue.dead_letter_count() == 1, 10, "the message back in the dead-letter queue")
     assert moved == [1, 1, 0, 0]
     [letter] = list_dead_letters(settings, limit=10)
     assert (letter["message_id"], letter["kind"], letter["redrive_attempts"]) == (message_id, "delivery_limit", 2)
+    rejected = postgres.query("billing_db", "SELECT kind FROM rejected_orders WHERE message_id = %s", (message_id,))
+    assert [tuple(row) for row in rejected] == [("delivery_limit",)]
 
 
 def test_permanent_dead_letter_is_not_redriven(queue, start_consumer):
