@@ -122,14 +122,7 @@ def scale_billing_on_queue(config: EnvironmentConfig, billing: FargateMicroservi
         evaluation_periods=2,
         datapoints_to_alarm=2,
     )
-    billing.scaling.scale_on_metric(
-        "QueueDrained",
-        metric=queue_depth,
-        scaling_steps=[{"upper": 0, "change": -1}, {"lower": 1, "change": 0}],
-        cooldown=Duration.minutes(10),
-        evaluation_periods=10,
-        datapoints_to_alarm=10,
-    )
+    _scale_in_once_drained(billing, "QueueDrained", queue_depth)
 
 
 def scale_express_on_queue(
@@ -166,8 +159,14 @@ def scale_express_on_queue(
         cooldown=Duration.minutes(1),
         evaluation_periods=1,
     )
-    express.scaling.scale_on_metric(
-        "ExpressDrained",
+    _scale_in_once_drained(express, "ExpressDrained", depth)
+
+
+def _scale_in_once_drained(service: FargateMicroservice, policy_id: str, depth: cloudwatch.IMetric) -> None:
+    """One task fewer after the queue has been empty for 10 minutes, with a long cooldown: a consumer scales
+    in slowly, so bursty traffic does not make it flap."""
+    service.scaling.scale_on_metric(
+        policy_id,
         metric=depth,
         scaling_steps=[{"upper": 0, "change": -1}, {"lower": 1, "change": 0}],
         cooldown=Duration.minutes(10),
