@@ -47,6 +47,9 @@ class Profile:
     """RabbitMQ's management HTTP API (the broker's password rotation uses it, as on Amazon MQ)."""
     redis_port: int = 0
     """redis-server: the gateway's shared rate-limit counters (ElastiCache on AWS)."""
+    redis_cluster_port: int = 0
+    """redis-server's cluster bus (it runs in cluster mode, like ElastiCache Serverless; the default, client
+    port + 10000, does not exist for the test profile's 56379)."""
 
     @property
     def state_dir(self) -> Path:
@@ -75,12 +78,13 @@ def get_profile(name: str | None = None) -> Profile:
     if name == "dev":
         return Profile(
             "dev", 55432, 55672, 55673, 54369, _dev_service_ports(), cognito_port=55600, rabbitmq_management_port=55690,
-            redis_port=55379,
+            redis_port=55379, redis_cluster_port=55380,
         )
     if name == "test":
         # Fixed ports: the test run must never be steered onto the dev system by a stray variable.
         return Profile(
             "test", 56432, 56672, 56673, 56369, {"inventory": 18080, "billing": 18081, "gateway": 13000},
             cognito_port=56600, rabbitmq_management_port=56690, redis_port=56379,
+            redis_cluster_port=56380,
         )
     raise LocalSystemError(f"unknown profile {name!r} (from --profile or ${PROFILE_ENV}); use 'dev' or 'test'")
