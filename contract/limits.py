@@ -14,10 +14,13 @@ RATE_LIMIT_KEY_PREFIX = "ratelimit:"
 #: The gateway's log message when the store fails and throttling stops (one per task per retry period); the
 #: AWS alarm ``RateLimitStoreUnavailable`` counts these lines with a metric filter.
 RATE_LIMIT_STORE_DOWN_MESSAGE = "rate-limit store unavailable: requests pass unthrottled"
-#: The store's one user: those keys and the commands of the token-bucket script, nothing else (the same
-#: access string on ElastiCache and on the local redis-server, so the local system proves it is enough).
+#: The store's one user: those keys, the commands of the token-bucket script and ``CLUSTER SLOTS`` (the one
+#: command redis-py's cluster client needs to learn which node serves which slot), nothing else. The same
+#: access string on ElastiCache and on the local redis-server (in cluster mode too), so the local system
+#: proves it is enough.
 RATE_LIMIT_STORE_ACCESS = (
-    f"on ~{RATE_LIMIT_KEY_PREFIX}* -@all +@connection +eval +evalsha +script|load +hmget +hset +pexpire +time"
+    f"on ~{RATE_LIMIT_KEY_PREFIX}* -@all +@connection +cluster|slots"
+    " +eval +evalsha +script|load +hmget +hset +pexpire +time"
 )
 
 #: Orders per page of ``GET /api/orders`` (``limit``): the default and the most a caller may ask for.

@@ -50,6 +50,10 @@ class Profile:
     """RabbitMQ's management HTTP API (the broker's password rotation uses it, as on Amazon MQ)."""
     redis_port: int = 0
     """redis-server: the gateway's shared rate-limit counters (ElastiCache on AWS)."""
+    redis_cluster_port: int = 0
+    """redis-server's cluster bus (it runs in cluster mode, like ElastiCache Serverless; the default, client
+    port + 10000, does not exist for the test profile's 56379)."""
+
     replica_ports: dict[str, int] = field(default_factory=dict)
     """First port of the extra copies of a service (``make scale``): copy N listens on ``port + N - 2``. Only
     the services listed can be scaled: consumers (billing), which need no load balancer in front."""
@@ -98,14 +102,14 @@ def get_profile(name: str | None = None) -> Profile:
     if name == "dev":
         return Profile(
             "dev", 55432, 55672, 55673, 54369, _dev_service_ports(), cognito_port=55600, rabbitmq_management_port=55690,
-            redis_port=55379,
+            redis_port=55379, redis_cluster_port=55380,
             replica_ports={"billing": 8082},
         )
     if name == "test":
         # Fixed ports: the test run must never be steered onto the dev system by a stray variable.
         return Profile(
             "test", 56432, 56672, 56673, 56369, {"inventory": 18080, "billing": 18081, "gateway": 13000},
-            cognito_port=56600, rabbitmq_management_port=56690, redis_port=56379, replica_ports={"billing": 18082},
-            settings={"BILLING_JOBS_INTERVAL_SECONDS": "2"},
+            cognito_port=56600, rabbitmq_management_port=56690, redis_port=56379, redis_cluster_port=56380,
+            replica_ports={"billing": 18082}, settings={"BILLING_JOBS_INTERVAL_SECONDS": "2"},
         )
     raise LocalSystemError(f"unknown profile {name!r} (from --profile or ${PROFILE_ENV}); use 'dev' or 'test'")

@@ -145,8 +145,12 @@ class LocalSystem:
         databases and the user pool."""
         with self._locked():
             prereqs.ensure_servers()
+            running = {server.name: server.is_running() for server in self._infrastructure()}
+            # redis-server (cluster mode) serves nothing for its first ~2 s: spawned first, that wait overlaps
+            # the database's and the broker's start instead of adding to it.
+            self.redis.launch()
             for server in self._infrastructure():
-                self._timed(progress, server.name, server.port, server.start, server.is_running())
+                self._timed(progress, server.name, server.port, server.start, running[server.name])
 
     def _infrastructure(self):
         """The infrastructure parts in start order."""

@@ -7,7 +7,9 @@ was the alternative; it needs a SigV4-signed token minted every 15 minutes and c
 within 12 hours, code of our own on every connect, for a store that holds nothing but counters: a password
 user with a key- and command-restricted access string (``contract.limits.RATE_LIMIT_STORE_ACCESS``, the same
 one the local redis-server enforces) behind a security group that admits only the gateway's tasks is the
-simpler secure choice. Serverless caches always use TLS (``rediss://``).
+simpler secure choice. Serverless caches always use TLS (``rediss://``) and exist only cluster-mode enabled:
+the gateway talks to them with redis-py's cluster client, which is why the access string allows
+``CLUSTER SLOTS`` (the local redis-server runs as a one-node cluster to prove the same path).
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
 """The token-bucket script (``gateway.token_bucket``) against the test run's real redis-server, logged in as
-the gateway's user with exactly the access string ElastiCache gets (``contract.limits``)."""
+the gateway's user with exactly the access string ElastiCache gets (``contract.limits``). The server runs as a
+one-node Redis Cluster and the gateway's client is a cluster client, as against ElastiCache Serverless."""
 
 from __future__ import annotations
 
@@ -9,10 +10,11 @@ import uuid
 
 import pytest
 import redis
+from redis.cluster import RedisCluster
 
 from common.secrets import Login, StaticCredentials
 from gateway.token_bucket import StoreUnavailable, TokenBucketStore, bucket_key
-from local_system.redis_server import ADMIN_USER, GATEWAY_USER
+from local_system.redis_server import ADMIN_USER, GATEWAY_USER, HASH_SLOTS
 
 
 def _store(redis_store, password: str | None = None) -> TokenBucketStore:
@@ -76,6 +78,8 @@ def test_the_gateway_user_can_touch_nothing_but_its_buckets(redis_store):
         client.get("movies:secret")
     with pytest.raises(redis.exceptions.NoPermissionError):
         client.flushall()
+    with pytest.raises(redis.exceptions.NoPermissionError):  # of CLUSTER, only SLOTS (the client's topology read)
+        client.execute_command("CLUSTER", "NODES")
 
 
 def test_a_wrong_password_is_an_auth_failure(redis_store):
@@ -94,3 +98,45 @@ def test_a_silent_store_is_a_timeout_not_a_hang():
         with pytest.raises(StoreUnavailable) as caught:
             store.take(_key(), 1, 1)
     assert caught.value.kind == "timeout"
+
+
+def test_the_store_is_a_one_node_cluster_that_refuses_select(redis_store):
+    """Like ElastiCache Serverless: cluster mode on, every slot served by the one node, state ok, no SELECT."""
+    admin = _admin(redis_store)
+    assert admin.info("cluster")["cluster_enabled"] == 1
+    info = admin.cluster("info")
+    assert info["cluster_state"] == "ok"
+    assert int(info["cluster_slots_assigned"]) == HASH_SLOTS
+    assert int(info["cluster_known_nodes"]) == 1
+    with pytest.raises(redis.exceptions.ResponseError, match="SELECT is not allowed in cluster mode"):
+        admin.execute_command("SELECT", "1")
+
+
+def test_the_gateway_store_is_a_cluster_client_that_reads_the_topology(redis_store):
+    """The gateway's client is redis-py's RedisCluster: it asks CLUSTER SLOTS (allowed to the gateway user)
+    before its first bucket, and then takes tokens from the cluster."""
+    calls_before = _cluster_slots_calls(redis_store)
+    store = _store(redis_store)
+    assert store.take(_key(), 0.1, 3).allowed
+    assert isinstance(store._client, RedisCluster)
+    assert _cluster_slots_calls(redis_store) > calls_before
+
+
+def _cluster_slots_calls(redis_store) -> int:
+    return _admin(redis_store).info("commandstats").get("cmdstat_cluster|slots", {}).get("calls", 0)
+
+
+def test_a_store_that_stops_answering_costs_one_timeout_not_a_topology_read(redis_store):
+    """A timeout on a working client raises at once: redis-py's refresh of the topology (a new connection and
+    CLUSTER SLOTS, a second timeout) is skipped; the failed client is dropped and the next call builds anew."""
+    store, key = _store(redis_store), _key()
+    assert store.take(key, 0.1, 3).allowed
+    admin = _admin(redis_store)
+    connections_before = admin.info("stats")["total_connections_received"]
+    admin.execute_command("CLIENT", "PAUSE", "1500", "ALL")  # the server holds every client's commands
+    with pytest.raises(StoreUnavailable) as caught:
+        store.take(key, 0.1, 3)
+    assert caught.value.kind == "timeout"
+    time.sleep(1.6)  # until the pause is over (not a speed assertion: the count below is what is checked)
+    assert admin.info("stats")["total_connections_received"] == connections_before
+    assert store.take(key, 0.1, 3).allowed  # a new client: the store is used again

@@ -35,6 +35,7 @@ def test_test_profile_ports_match_conventions():
         56369,
     )
     assert profile.service_ports == {"inventory": 18080, "billing": 18081, "gateway": 13000}
+    assert (profile.redis_port, profile.redis_cluster_port) == (56379, 56380)
 
 
 def test_dev_profile_ports_match_conventions(monkeypatch):
