@@ -9,6 +9,7 @@ from __future__ import annotations
 from flask import Flask
 
 from common.config import RabbitSettings, env_float, env_str
+from common.lifecycle import on_shutdown
 from common.log import configure_logging
 from common.web import init_app
 from contract import environment as env
@@ -39,6 +40,7 @@ def create_app() -> Flask:
     publisher = BillingPublisher(RabbitSettings.from_env())
     GATEWAY.install(app, Gateway(proxy=proxy, authenticator=Authenticator(auth), publisher=publisher))
 
+    on_shutdown(publisher.close)  # flush the outstanding confirms, then close the connection
     init_app(app, SERVICE.name, readiness={"broker": publisher.ping})
     app.register_blueprint(api)
     app.register_blueprint(docs)
