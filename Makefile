@@ -15,7 +15,7 @@ LOCAL := $(PYTHON) -m local_system
 REQUIREMENTS := $(wildcard requirements.txt requirements-dev.txt services/requirements.txt)
 PYTEST_ARGS ?=
 
-.PHONY: help venv up down status logs start stop scale psql token env rotate-credentials test lint bench bench-docs clean
+.PHONY: help venv up down status logs start stop scale psql token env rotate-credentials test lint bench bench-floors bench-docs clean
 
 help: ## Show this list
 	@grep -E '^[a-z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -89,6 +89,9 @@ test: venv ## ruff + all tests (unit, integration, e2e, infra)
 BENCH_ARGS ?=
 bench: up ## Measure the `make up` system with wrk: req/s, p50/p99, CPU ms/request, RSS; JSON in bench/results/
 	$(VENV_PY) -m bench $(BENCH_ARGS)
+
+bench-floors: up ## Floors: what bare WSGI apps (fixed body, proxy, token check, one SELECT) cost next to the services
+	$(VENV_PY) -m bench.floors $(FLOORS_ARGS)
 
 bench-docs: ## Rewrite the figures in docs/performance.md and README.md from a run (RESULT=file, default the newest)
 	$(VENV_PY) -m bench.docs $(RESULT) $(if $(BASELINE),--baseline $(BASELINE))

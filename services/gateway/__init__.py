@@ -10,6 +10,7 @@ from __future__ import annotations
 from flask import Flask
 
 from common.config import RabbitSettings, env_float, env_str
+from common.lifecycle import on_shutdown
 from common.log import configure_logging
 from common.web import init_app
 from contract import environment as env
@@ -60,6 +61,7 @@ def create_app() -> Flask:
         ),
     )
 
+    on_shutdown(publisher.close)  # flush the outstanding confirms, then close the connection
     init_app(app, SERVICE.name, readiness={"broker": publisher.ping})
     app.register_blueprint(api)
     app.register_blueprint(docs)

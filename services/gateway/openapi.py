@@ -14,7 +14,7 @@ from contract import limits
 from contract.messaging import HTTP_REQUEST_ID
 from gateway import routes
 from gateway.access import requirement_of
-from gateway.openapi_schemas import ERROR, components, json_content, ref
+from gateway.openapi_schemas import ERROR, THROTTLED, components, json_content, ref
 
 _DELETED = json_content(ref("Deleted"), "Deleted")
 
@@ -35,7 +35,7 @@ def _body(schema: str) -> dict[str, Any]:
 
 def _served_by(view: Callable[..., object], item: dict[str, Any]) -> dict[str, Any]:
     """Declare, on every operation of ``item``, the bearer scheme with the permission ``view`` requires for
-    that method, and its 401/403 answers."""
+    that method, and its 401/403 answers (and 429: throttling applies to every authenticated call)."""
     requirement = requirement_of(view)
     if requirement is None:
         raise ValueError(f"{view.__name__} declares no permission (gateway.access.requires)")
@@ -46,7 +46,7 @@ def _served_by(view: Callable[..., object], item: dict[str, Any]) -> dict[str, A
         operation["security"] = [{"cognito": [permission]}]
         operation["x-required-permission"] = permission
         operation["description"] = (operation.get("description", "") + f" Needs the `{permission}` permission.").strip()
-        operation["responses"].update({"401": ERROR, "403": ERROR})
+        operation["responses"].update({"401": ERROR, "403": ERROR, "429": THROTTLED})
     return item
 
 

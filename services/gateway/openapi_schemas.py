@@ -13,6 +13,8 @@ from contract import limits
 from contract.permissions import PERMISSIONS
 
 ERROR = {"$ref": "#/components/responses/Error"}
+#: Over the caller's read or write budget (gateway.ratelimit), on every authenticated operation.
+THROTTLED = {"$ref": "#/components/responses/Throttled"}
 #: An order id (``gateway.order_ids``).
 _ORDER_ID = "^[0-9a-f]{64}$"
 
@@ -154,6 +156,18 @@ def components() -> dict[str, Any]:
         },
         "responses": {
             "Error": json_content(ref("Error"), "Error, with a JSON body saying why"),
+            "Throttled": {
+                **json_content(ref("Error"), "Over the caller's request budget (only when throttling is on)"),
+                "headers": {
+                    name: {"schema": {"type": "integer"}, "description": meaning}
+                    for name, meaning in (
+                        ("Retry-After", "Seconds until a request of this kind is accepted again"),
+                        ("RateLimit-Limit", "Requests of this kind (read or write) the caller may burst"),
+                        ("RateLimit-Remaining", "Requests left in the budget now"),
+                        ("RateLimit-Reset", "Seconds until the budget is full again"),
+                    )
+                },
+            },
         },
         "securitySchemes": {
             "cognito": {

@@ -1,26 +1,24 @@
-"""Publishing orders to the billing queues (one per priority) with publisher confirms.
+"""Publishing orders to the billing queue with pipelined publisher confirms.
 
-A 200 from the gateway means the broker has taken responsibility for the order (persistent message in a
-durable queue, confirmed). Anything less is a 503, never a false 200.
+A 200 from the gateway means the broker has taken responsibility for the order (persistent, mandatory message
+routed to its durable queue, confirmed). Anything less is a 503, never a false 200. The connection and its
+confirms are handled by one I/O thread per worker process (``gateway.confirms``); this module is the request
+side: build the message, hand it over, turn the verdict into a message id or :class:`BrokerUnavailable`.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 import time
 
 import pika
-import pika.exceptions
 
-from common.amqp import declare_topology, open_connection
 from common.config import RabbitSettings
-from common.secrets import SecretUnavailable
 from common.web import new_request_id
 from contract import messaging
-from contract.messaging import Queue
 from contract.services import GATEWAY
 from gateway import metrics
+from gateway.confirms import ConfirmLink, LinkClosed, Outgoing, Refused
 
 log = logging.getLogger(__name__)
 
@@ -30,41 +28,18 @@ class BrokerUnavailable(RuntimeError):
 
 
 class BillingPublisher:
-    """One AMQP connection and confirm-mode channel per gateway thread (pika connections are not thread-safe).
+    """Publishes orders from any number of request threads over one connection per process.
 
-    A publish that fails on a broken connection is retried once on a fresh one with the same message id, so
-    a retry that duplicates a message is absorbed by billing's idempotency.
+    A message whose connection broke before its confirm is retried once on a fresh connection with the same
+    message id, so a retry that duplicates a message is absorbed by billing's idempotency. A message neither
+    confirmed nor failed within ``timeout`` seconds (default: max(5 s, 3 x the connect timeout), room for a
+    connect with a credential refresh) is reported as not accepted.
     """
 
-    def __init__(self, settings: RabbitSettings):
+    def __init__(self, settings: RabbitSettings, timeout: float | None = None):
         self._settings = settings
-        self._local = threading.local()
-        self._max_idle = max(1.0, settings.heartbeat or 60)
-
-    def _channel(self) -> pika.adapters.blocking_connection.BlockingChannel:
-        channel = getattr(self._local, "channel", None)
-        # A blocking connection answers heartbeats only while it is used: one idle for longer than the
-        # heartbeat interval has probably been closed by the broker, so it is replaced rather than tried.
-        fresh = time.monotonic() - getattr(self._local, "last_used", 0.0) < self._max_idle
-        if channel is not None and channel.is_open and channel.connection.is_open and fresh:
-            return channel
-        self._close()
-        # Parameters (the login) are built at every connect: a rotated password is picked up here.
-        connection = open_connection(self._settings)
-        channel = connection.channel()
-        channel.confirm_delivery()
-        declare_topology(channel, self._settings)
-        self._local.channel = channel
-        return channel
-
-    def _close(self) -> None:
-        channel = getattr(self._local, "channel", None)
-        self._local.channel = None
-        if channel is not None:
-            try:
-                channel.connection.close()
-            except Exception:  # noqa: BLE001, S110 - the connection is already broken; nothing to do
-                pass
+        self._timeout = timeout if timeout is not None else max(5.0, settings.connect_timeout * 3)
+        self._link = ConfirmLink(settings)
 
     def publish(
         self,
@@ -73,17 +48,14 @@ class BillingPublisher:
         principal: dict[str, str] | None = None,
         *,
         message_id: str | None = None,
-        queue: Queue = messaging.BILLING_QUEUE,
+        queue: messaging.Queue = messaging.BILLING_QUEUE,
     ) -> str:
         """Publish ``body`` persistently to ``queue``; return its message id once the broker confirmed it.
 
         ``principal``: the caller's ``x-principal-*`` headers (``Principal.message_headers``). ``message_id``:
-        the id to publish under (the gateway's signed order id); None: a fresh random one. ``queue``: the
-        contract's queue of the order's priority (``contract.messaging.PRIORITY_QUEUES``), as named on this
-        broker. The topology declared on every new channel covers every queue of the contract.
+        the id to publish under (None: a new one, the same 128-bit random scheme as request ids).
         """
-        routing_key = self._settings.queue(queue).routing_key
-        message_id = message_id or new_request_id()  # the same 128-bit random id scheme
+        message_id = message_id or new_request_id()
         headers: dict[str, str] = {messaging.REQUEST_ID: request_id}
         if principal:
             headers.update(principal)
@@ -95,43 +67,39 @@ class BillingPublisher:
             app_id=GATEWAY.name,
             headers=headers,
         )
+        item = Outgoing(self._settings.queue(queue).routing_key, body, properties)
         for attempt in (1, 2):
-            try:
-                self._channel().basic_publish(
-                    exchange=messaging.DEFAULT_EXCHANGE,
-                    routing_key=routing_key,
-                    body=body,
-                    properties=properties,
-                    mandatory=True,
-                )
-                self._local.last_used = time.monotonic()
+            error = self._link.send(item, self._timeout)
+            if error is None:
                 metrics.MESSAGES_PUBLISHED.labels("confirmed").inc()
                 return message_id
-            except (pika.exceptions.UnroutableError, pika.exceptions.NackError) as exc:
+            if isinstance(error, Refused):
                 # The broker answered but refused the message: retrying on the same topology will not help.
                 metrics.MESSAGES_PUBLISHED.labels("rejected").inc()
-                raise BrokerUnavailable(f"broker did not accept the message: {type(exc).__name__}") from exc
-            except (pika.exceptions.AMQPError, OSError, SecretUnavailable) as exc:
-                self._close()
-                if attempt == 2:
-                    metrics.MESSAGES_PUBLISHED.labels("failed").inc()
-                    raise BrokerUnavailable(f"broker unreachable: {type(exc).__name__}") from exc
-                log.warning("publish failed, retrying on a new connection", extra={"reason": type(exc).__name__})
+                raise BrokerUnavailable(f"broker did not accept the message: {error}")
+            if attempt == 2 or isinstance(error, TimeoutError | LinkClosed):
+                metrics.MESSAGES_PUBLISHED.labels("failed").inc()
+                raise BrokerUnavailable(f"broker unreachable: {type(error).__name__}") from error
+            log.warning("publish failed, retrying on a new connection", extra={"reason": type(error).__name__})
+            item.reset()
         raise AssertionError("unreachable")
 
     def ping(self) -> None:
-        """Raise unless this thread has (or can open) a working channel: the readiness check.
+        """Raise unless the I/O thread has (or can open) a working connection: the readiness check.
 
-        A connection found dead is replaced once before the broker is declared unreachable, so an idle
-        gateway does not report itself unready just because its old connection timed out.
+        A connection found dead is replaced once before the broker is declared unreachable.
         """
         for attempt in (1, 2):
-            try:
-                channel = self._channel()
-                channel.connection.process_data_events(time_limit=0)
-                self._local.last_used = time.monotonic()
+            error = self._link.send(Outgoing("", None, None), self._timeout)
+            if error is None:
                 return
-            except (pika.exceptions.AMQPError, OSError, SecretUnavailable) as exc:
-                self._close()
-                if attempt == 2:
-                    raise BrokerUnavailable(f"broker unreachable: {type(exc).__name__}") from exc
+            if attempt == 2 or isinstance(error, TimeoutError):
+                raise BrokerUnavailable(f"broker unreachable: {type(error).__name__}") from error
+
+    def close(self, timeout: float | None = None) -> None:
+        """Graceful shutdown: refuse new messages, wait for the outstanding confirms, close the connection."""
+        self._link.stop(self._timeout if timeout is None else timeout)
+
+    def _close(self) -> None:
+        """Drop the current connection; the next publish or ping opens a new one (with the current login)."""
+        self._link.reset(self._timeout)

@@ -6,9 +6,11 @@ import pytest
 from flask import Flask
 
 from contract.permissions import READ_MOVIES, WRITE_BILLING, WRITE_MOVIES
-from gateway import routes
+from gateway import ratelimit, routes
 from gateway.access import Requirement, requirement_of, requires
 from gateway.openapi import build_spec
+from gateway.openapi_schemas import THROTTLED
+from gateway.token_bucket import Decision
 
 
 @pytest.mark.parametrize(
@@ -66,3 +68,19 @@ def test_openapi_operations_carry_the_routes_permissions():
         ("GET", "/api/orders"): WRITE_BILLING,
     }
     assert found == {key: (permission, [{"cognito": [permission]}]) for key, permission in expected.items()}
+
+
+def test_openapi_documents_the_throttled_answer_with_the_headers_the_gateway_sends():
+    """Every authenticated operation documents 429, and the documented headers are exactly those the gateway
+    sets on a refused request (gateway.ratelimit.headers)."""
+    spec = build_spec()
+    operations = [
+        operation
+        for item in spec["paths"].values()
+        for method, operation in item.items()
+        if method != "parameters" and "security" in operation
+    ]
+    assert operations and all(operation["responses"].get("429") == THROTTLED for operation in operations)
+    refused = Decision(allowed=False, limit=5, remaining=0, retry_after_seconds=2, reset_seconds=3)
+    documented = spec["components"]["responses"]["Throttled"]["headers"]
+    assert set(documented) == set(ratelimit.headers(refused))
