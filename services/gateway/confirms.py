@@ -10,6 +10,9 @@ message with the reason, which the caller retries once (same message id).
 States of the thread: *idle* (no connection, waits on a condition for work), *connecting* (runs the loop until
 the connection, its channel and confirm mode are ready), *operating* (runs the loop until the connection
 closes). The login is read at every connect, so a rotated broker password is picked up.
+
+(Over 250 lines: one state machine owned by one thread; split, its states would have to be shared across
+modules.)
 """
 
 from __future__ import annotations
