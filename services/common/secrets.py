@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
+from common.secret_fetch import ChildProcessSecretsClient
 from contract import environment as env
 
 log = logging.getLogger(__name__)
@@ -77,8 +78,8 @@ class StaticCredentials:
 def secretsmanager_client() -> Any:
     """A boto3 Secrets Manager client for AWS_REGION (and AWS_ENDPOINT_URL_SECRETS_MANAGER when set).
 
-    boto3 is imported here, not at module level, so services configured with static credentials never pay
-    for importing it. Short timeouts: this runs while a request waits for its connection.
+    Used by the short-lived reader process (``common.secret_fetch``), so the services' long-lived workers never
+    import boto3. Short timeouts: a request may be waiting for its connection.
     """
     import boto3
     from botocore.config import Config
@@ -108,7 +109,7 @@ class SecretCredentials:
     def __init__(
         self,
         secret_id: str,
-        client_factory: Callable[[], Any] = secretsmanager_client,
+        client_factory: Callable[[], Any] = ChildProcessSecretsClient,
         min_refresh_seconds: float = MIN_REFRESH_SECONDS,
         clock: Callable[[], float] = time.monotonic,
     ):

@@ -7,6 +7,9 @@ the secret: AWSCURRENT after finishSecret, AWSPENDING in the window between setS
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import uuid
 
 import pytest
@@ -114,3 +117,18 @@ def test_the_publisher_publishes_on_new_connections_throughout_a_broker_rotation
     assert len(published) == 4
     publisher._close()
     publisher.publish(b"{}", "after")
+
+
+def test_a_secret_is_read_without_loading_boto3_into_the_service(test_infrastructure, inventory_settings):
+    """A service process reads its secret through a short-lived child (common.secret_fetch): it gets the login,
+    and boto3/botocore (about 18 MiB per process) never enter the long-lived process."""
+    environment = {**os.environ, **test_infrastructure.service_env("inventory"), "PYTHONPATH": ".:services"}
+    probe = (
+        "import sys; from common.config import DatabaseSettings; "
+        "login = DatabaseSettings.from_env('movies_db').credentials.current(); "
+        "print(login.user, 'boto3' in sys.modules, 'botocore' in sys.modules)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], env=environment, capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.split() == [inventory_settings.credentials.current().user, "False", "False"]
