@@ -29,7 +29,7 @@ $(VENV)/.installed: $(REQUIREMENTS)
 	$(VENV_PY) -m pip install --quiet $(addprefix -r ,$(REQUIREMENTS))
 	touch $@
 
-up: venv ## Start PostgreSQL, RabbitMQ, Redis and the three services; wait until ready; print the URLs
+up: venv ## Start PostgreSQL, RabbitMQ, Redis, Prometheus and the three services; wait until ready; print the URLs
 	$(LOCAL) up
 
 down: ## Stop everything `make up` started
@@ -41,11 +41,11 @@ status: ## Table of part, pid, port, state
 logs: ## Tail the logs (SERVICE=billing for one part, FOLLOW=1 to follow)
 	@$(LOCAL) logs $(SERVICE) $(if $(FOLLOW),-f)
 
-start: venv ## Start one part: SERVICE=inventory|billing|gateway|postgres|rabbitmq|redis|cognito
+start: venv ## Start one part: SERVICE=inventory|billing|gateway|postgres|rabbitmq|redis|cognito|prometheus
 	@test -n "$(SERVICE)" || { echo "usage: make start SERVICE=billing"; exit 2; }
 	$(LOCAL) start $(SERVICE)
 
-stop: ## Stop one part: SERVICE=inventory|billing|gateway|postgres|rabbitmq|redis|cognito
+stop: ## Stop one part: SERVICE=inventory|billing|gateway|postgres|rabbitmq|redis|cognito|prometheus
 	@test -n "$(SERVICE)" || { echo "usage: make stop SERVICE=billing"; exit 2; }
 	$(LOCAL) stop $(SERVICE)
 

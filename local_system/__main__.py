@@ -33,6 +33,8 @@ def cmd_up(system: LocalSystem, args: argparse.Namespace) -> int:
          f"   Docs: {gateway}/docs")
     _say(f'  Try:      curl -H "Authorization: Bearer $(make -s token)" {gateway}/api/movies')
     _say(f"  Databases: {' | '.join(f'make psql DB={name}' for name in DATABASES)}    Stop: make down")
+    prometheus = system.prometheus_url()
+    _say(f"  Prometheus: {prometheus}   targets: {prometheus}/targets   alerts: {prometheus}/alerts")
     return 0
 
 

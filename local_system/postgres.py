@@ -18,7 +18,7 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
-from local_system.credentials import Credentials, Login
+from local_system.credentials import Credentials, Login, local_password
 from local_system.prereqs import postgres_bin_dir
 from local_system.processes import LocalSystemError, is_alive, port_open, port_released, read_pid, tail
 from local_system.profiles import DATABASES, REPO_ROOT, Profile
@@ -46,6 +46,9 @@ WHERE EXISTS (SELECT FROM pg_roles WHERE rolname = :'legacy')
 \\gexec
 \\c postgres
 """
+#: The read-only role the local Prometheus's PostgreSQL exporter logs in with (statistics views only).
+MONITORING_ROLE = "monitoring"
+MONITORING_SQL = "GRANT pg_monitor TO :\"role\";\n"
 #: The role every service shared before each got its own; its objects move to their database's owner.
 LEGACY_ROLE = "app"
 SET_PASSWORD_SQL = "ALTER ROLE :\"role\" WITH PASSWORD :'password';\n"  # noqa: S105 - psql variables
@@ -282,7 +285,13 @@ class PostgresServer:
             login = self.credentials.database(database)
             script += [self._variables(role=login.user, password=login.password, db=database), ENSURE_ROLE_SQL]
             script.append(ENSURE_DATABASE_SQL)
+        monitoring = self.monitoring_login()
+        script += [self._variables(role=monitoring.user, password=monitoring.password), ENSURE_ROLE_SQL, MONITORING_SQL]
         self.admin_sql("\n".join(script) + "\n")
+
+    def monitoring_login(self) -> Login:
+        """The monitoring role's login (pg_monitor: statistics only, no table data; CONNECT on ``postgres``)."""
+        return Login(MONITORING_ROLE, local_password(self.profile.state_dir / "monitoring-password"))
 
     @staticmethod
     def _variables(**values: str) -> str:

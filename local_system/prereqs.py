@@ -1,4 +1,4 @@
-"""Find (and, as root, install from apt) the PostgreSQL, RabbitMQ and Redis server binaries."""
+"""Find (and, as root, install from apt) the PostgreSQL, RabbitMQ, Redis and Prometheus binaries."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 from local_system.processes import LocalSystemError
 
-APT_PACKAGES = ("postgresql", "rabbitmq-server", "redis-server")
+APT_PACKAGES = ("postgresql", "rabbitmq-server", "redis-server", "prometheus", "prometheus-postgres-exporter")
 RABBITMQ_SCRIPTS = Path("/usr/lib/rabbitmq/bin")
 
 _apt_updated = False
@@ -50,8 +50,14 @@ def missing_packages() -> list[str]:
         missing.append("postgresql")
     if rabbitmq_scripts_dir() is None:
         missing.append("rabbitmq-server")
-    if shutil.which("redis-server") is None:
-        missing.append("redis-server")
+    # One binary per package (Debian's prometheus also ships promtool, which the tests use).
+    for binary, package in (
+        ("redis-server", "redis-server"),
+        ("prometheus", "prometheus"),
+        ("prometheus-postgres-exporter", "prometheus-postgres-exporter"),
+    ):
+        if shutil.which(binary) is None:
+            missing.append(package)
     return missing
 
 
@@ -77,7 +83,7 @@ def apt_install(packages: list[str]) -> None:
 
 
 def ensure_servers() -> None:
-    """Make sure the PostgreSQL, RabbitMQ and Redis servers are installed (installing them as root)."""
+    """Make sure the PostgreSQL, RabbitMQ, Redis and Prometheus servers are installed (installing them as root)."""
     missing = missing_packages()
     if missing:
         apt_install(missing)

@@ -22,7 +22,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 SERVICES = contract_services.SERVICE_NAMES
 
 #: Infrastructure parts, in start order (``cognito`` is the emulated identity provider, see local_system/identity/).
-INFRASTRUCTURE = ("postgres", "rabbitmq", "redis", "cognito")
+INFRASTRUCTURE = ("postgres", "rabbitmq", "redis", "cognito", "pg-exporter", "prometheus")
 
 #: The databases the services own, all on the one local PostgreSQL server.
 DATABASES = tuple(service.database for service in contract_services.SERVICES if service.database)
@@ -53,6 +53,18 @@ class Profile:
     redis_cluster_port: int = 0
     """redis-server's cluster bus (it runs in cluster mode, like ElastiCache Serverless; the default, client
     port + 10000, does not exist for the test profile's 56379)."""
+
+    rabbitmq_prometheus_port: int = 0
+    """RabbitMQ's Prometheus plugin (``/metrics`` and ``/metrics/per-object``)."""
+    postgres_exporter_port: int = 0
+    """prometheus-postgres-exporter: PostgreSQL's statistics as Prometheus metrics."""
+    prometheus_port: int = 0
+    """Prometheus: scrapes every part, evaluates the rules of ``monitoring/prometheus/rules.yml``."""
+    prometheus_interval: str = "15s"
+    """Prometheus's scrape and rule evaluation interval."""
+    alert_for: str | None = None
+    """When set, every alert rule's ``for:`` duration is this one instead of the CloudWatch-equivalent one, so
+    a test sees an alert fire in seconds; the expressions and thresholds stay the same."""
 
     replica_ports: dict[str, int] = field(default_factory=dict)
     """First port of the extra copies of a service (``make scale``): copy N listens on ``port + N - 2``. Only
@@ -102,7 +114,8 @@ def get_profile(name: str | None = None) -> Profile:
     if name == "dev":
         return Profile(
             "dev", 55432, 55672, 55673, 54369, _dev_service_ports(), cognito_port=55600, rabbitmq_management_port=55690,
-            redis_port=55379, redis_cluster_port=55380,
+            redis_port=55379, redis_cluster_port=55380, rabbitmq_prometheus_port=55692,
+            postgres_exporter_port=59187, prometheus_port=59090, prometheus_interval="5s",
             replica_ports={"billing": 8082},
         )
     if name == "test":
@@ -110,6 +123,8 @@ def get_profile(name: str | None = None) -> Profile:
         return Profile(
             "test", 56432, 56672, 56673, 56369, {"inventory": 18080, "billing": 18081, "gateway": 13000},
             cognito_port=56600, rabbitmq_management_port=56690, redis_port=56379, redis_cluster_port=56380,
+            rabbitmq_prometheus_port=56692, postgres_exporter_port=59287, prometheus_port=59190,
+            prometheus_interval="1s", alert_for="2s",
             replica_ports={"billing": 18082}, settings={"BILLING_JOBS_INTERVAL_SECONDS": "2"},
         )
     raise LocalSystemError(f"unknown profile {name!r} (from --profile or ${PROFILE_ENV}); use 'dev' or 'test'")

@@ -87,8 +87,9 @@ class RabbitMQServer:
     def _write_config(self) -> None:
         (self.home / "log").mkdir(parents=True, exist_ok=True)
         (self.home / "rabbitmq-env.conf").touch()
-        # Only the management plugin: its HTTP API is how the broker's password rotates (as on Amazon MQ).
-        (self.home / "enabled_plugins").write_text("[rabbitmq_management].\n")
+        # The management plugin: its HTTP API is how the broker's password rotates (as on Amazon MQ); the
+        # Prometheus plugin: what the local Prometheus scrapes (queue depths for the backlog alerts).
+        (self.home / "enabled_plugins").write_text("[rabbitmq_management,rabbitmq_prometheus].\n")
         login = self.credentials.rabbitmq
         user, password = login.user, login.password
         config = (
@@ -99,6 +100,10 @@ class RabbitMQServer:
             "management.tcp.ip = 127.0.0.1\n"
             # No statistics collection: only the user API is used, and stats cost CPU on every node.
             "management_agent.disable_metrics_collector = true\n"
+            f"prometheus.tcp.port = {self.profile.rabbitmq_prometheus_port}\n"
+            "prometheus.tcp.ip = 127.0.0.1\n"
+            # Per-queue depth on /metrics (the backlog and dead-letter rules need it); few queues here.
+            "prometheus.return_per_object_metrics = true\n"
             # Created on first boot instead of guest, so guest never exists on this node.
             f"default_user = {user}\n"
             f"default_pass = {password}\n"

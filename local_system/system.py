@@ -17,6 +17,7 @@ from local_system.identity.emulator import IdentityEmulator
 from local_system.postgres import PostgresServer
 from local_system.processes import LocalSystemError, http_status, process_tree
 from local_system.profiles import DATABASES, INFRASTRUCTURE, MAX_REPLICAS, SERVICES, Profile, get_profile
+from local_system.prometheus import PostgresExporter, PrometheusServer
 from local_system.rabbitmq import RabbitMQServer
 from local_system.redis_server import RedisServer
 from local_system.secret_store import SecretsApi, provision
@@ -48,6 +49,8 @@ class LocalSystem:
         self.rabbitmq = RabbitMQServer(self.profile, self._load_credentials)
         self.redis = RedisServer(self.profile)
         self.identity = IdentityEmulator(self.profile, on_started=self._provision_secrets)
+        self.postgres_exporter = PostgresExporter(self.profile, self.postgres.monitoring_login)
+        self.prometheus = PrometheusServer(self.profile)
         self.services = {name: ServiceProcess(name, self.profile) for name in SERVICES}
         self._credentials: Credentials | None = None
         self._lock_depth = 0
@@ -149,12 +152,13 @@ class LocalSystem:
             # redis-server (cluster mode) serves nothing for its first ~2 s: spawned first, that wait overlaps
             # the database's and the broker's start instead of adding to it.
             self.redis.launch()
+            self.prometheus.launch()  # ~1 s to open its TSDB and load the rules: overlapped the same way
             for server in self._infrastructure():
                 self._timed(progress, server.name, server.port, server.start, running[server.name])
 
     def _infrastructure(self):
         """The infrastructure parts in start order."""
-        return (self.postgres, self.rabbitmq, self.redis, self.identity)
+        return (self.postgres, self.rabbitmq, self.redis, self.identity, self.postgres_exporter, self.prometheus)
 
     def token(self) -> str:
         """A fresh access token of the demo user (all permissions) from the Cognito emulator."""
@@ -175,6 +179,7 @@ class LocalSystem:
         with self._locked():
             self.start_infrastructure(progress)
             started = {name: self.service(name).start() for name in SERVICES}
+            self.sync_scrape_targets()
             for name in SERVICES:
                 service = self.service(name)
                 self._timed(progress, name, service.port, lambda s=service: s.wait_ready(timeout), not started[name])
@@ -226,7 +231,12 @@ class LocalSystem:
             for copy in wanted:
                 ready = copy.wait_ready
                 self._timed(progress, copy.label, copy.port, lambda r=ready: r(timeout), not started[copy.label])
+            self.sync_scrape_targets()
         return wanted
+
+    def sync_scrape_targets(self) -> None:
+        """Point Prometheus at every copy of every service (a stopped one stays a target: it shows as down)."""
+        self.prometheus.write_targets({name: [copy.port for copy in self.replicas(name)] for name in SERVICES})
 
     # -- stopping ----------------------------------------------------------------------------------------
     def stop_service(self, name: str) -> None:
@@ -285,6 +295,10 @@ class LocalSystem:
             return self.redis
         if name == "cognito":
             return self.identity
+        if name == "pg-exporter":
+            return self.postgres_exporter
+        if name == "prometheus":
+            return self.prometheus
         if name in SERVICES:
             return self.services[name]
         raise LocalSystemError(f"unknown part {name!r}; use one of: {', '.join(PARTS)}")
@@ -314,6 +328,10 @@ class LocalSystem:
     def urls(self) -> dict[str, str]:
         """Base URL of every service."""
         return {name: self.profile.url(name) for name in SERVICES}
+
+    def prometheus_url(self) -> str:
+        """The local Prometheus (graphs, targets, alerts)."""
+        return self.prometheus.url
 
     def service_env(self, name: str) -> dict[str, str]:
         """The environment a service is started with (contains passwords)."""
