@@ -15,7 +15,7 @@ LOCAL := $(PYTHON) -m local_system
 REQUIREMENTS := $(wildcard requirements.txt requirements-dev.txt services/requirements.txt)
 PYTEST_ARGS ?=
 
-.PHONY: help venv up down status logs start stop scale psql token env rotate-credentials test lint bench bench-floors bench-docs clean
+.PHONY: help venv up down status logs start stop scale psql token env trace rotate-credentials test lint bench bench-floors bench-docs clean
 
 help: ## Show this list
 	@grep -E '^[a-z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -64,6 +64,11 @@ token: ## Print a fresh access token (local Cognito emulator, all permissions): 
 env: ## Print a service's environment, passwords included (SERVICE=gateway)
 	@test -n "$(SERVICE)" || { echo "usage: make env SERVICE=gateway"; exit 2; }
 	@$(LOCAL) env $(SERVICE)
+
+# Spans are in .run/<profile>/traces (tracing is on locally, every request sampled; docs/observability.md).
+trace: ## Print one request's spans as a tree with timings: ID=<request id, trace id or last>
+	@test -n "$(ID)" || { echo "usage: make trace ID=<request id | trace id | last>"; exit 2; }
+	@$(LOCAL) trace "$(ID)"
 
 # The four Secrets Manager rotation steps against the local secret and server (docs/operations.md).
 rotate-credentials: ## Rotate a password like AWS does, services keep running: SERVICE=inventory|billing|rabbitmq
