@@ -181,7 +181,7 @@ BILLING_REDRIVE_MAX_ATTEMPTS = _var(
     "BILLING_REDRIVE_MAX_ATTEMPTS", "3", "Re-drives of one transient dead letter before it is left for a human."
 )
 
-# --- traces (OpenTelemetry; docs/observability.md) ---------------------------------------------------------
+# --- traces (OpenTelemetry; docs/tracing.md) ---------------------------------------------------------
 OTEL_TRACES_EXPORTER = _var(
     "OTEL_TRACES_EXPORTER",
     "none",

@@ -164,7 +164,7 @@ class EnvironmentConfig:
     trace_sampling_ratio: float | None = 0.05
     """Share of requests traced (OTEL_TRACES_SAMPLER_ARG at the gateway; billing and inventory follow its
     decision). Each task runs the ADOT collector sidecar (traces to X-Ray, metrics to CloudWatch); None: no
-    sidecar, tracing off. X-Ray bills per trace recorded: docs/observability.md has the arithmetic."""
+    sidecar, tracing off. X-Ray bills per trace recorded: docs/tracing.md has the arithmetic."""
 
     rate_limit: RateLimitConfig = field(default_factory=RateLimitConfig)
 

@@ -3,7 +3,7 @@
 Off (``OTEL_TRACES_EXPORTER=none``, the default) every helper here returns after one test of ``enabled``: no
 SDK is loaded and no span object is made. On, spans are made with the OpenTelemetry SDK and a W3C
 ``traceparent`` travels in the HTTP headers to inventory/billing and in the AMQP headers of each order, so one
-order is one trace from the gateway's request through the broker to billing's INSERT (docs/observability.md).
+order is one trace from the gateway's request through the broker to billing's INSERT (docs/tracing.md).
 
 Hand-made seams instead of the contrib instrumentations: five places cover the whole path, they cost less
 than wrapping every Flask, pika and psycopg2 call, and they follow our own batching (one INSERT, many orders).

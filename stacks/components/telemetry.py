@@ -1,6 +1,6 @@
 """The AWS Distro for OpenTelemetry collector as a sidecar: traces to X-Ray, the /metrics scrape to CloudWatch.
 
-Why a sidecar and not the ADOT Python distro (docs/observability.md, "On AWS"): the service keeps the plain
+Why a sidecar and not the ADOT Python distro (docs/tracing.md, "On AWS"): the service keeps the plain
 OpenTelemetry SDK it runs locally and exports OTLP/HTTP to 127.0.0.1:4318, without AWS request signing or
 the distro's auto-instrumentation in the image; the collector batches and retries off the request path, and
 the same collector turns the Prometheus ``/metrics`` every service already serves into CloudWatch metrics
