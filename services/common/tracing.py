@@ -222,8 +222,8 @@ def use(current: Span | None):
 
 
 def current_trace_id() -> str | None:
-    """The 32-hex trace id of the active span, or None (for the log lines)."""
+    """The 32-hex trace id of the active span if it is sampled (exported: findable), else None (log lines)."""
     if not enabled:
         return None
     context = trace.get_current_span().get_span_context()
-    return format(context.trace_id, "032x") if context.is_valid else None
+    return format(context.trace_id, "032x") if context.is_valid and context.trace_flags.sampled else None

@@ -110,3 +110,23 @@ def test_trace_found_by_request_id_trace_id_or_last():
     assert find_traces(TREE, "A" * 32) == ["a" * 32]
     assert find_traces(TREE, "last") == ["a" * 32]
     assert find_traces(TREE, "unknown") == []
+
+
+def test_log_lines_get_the_trace_id_only_of_a_sampled_trace():
+    """An unsampled request has no exported trace: its log lines carry no trace id that would lead nowhere."""
+    from opentelemetry.sdk.trace import sampling
+
+    tracing.use_provider(TracerProvider(sampler=sampling.ALWAYS_OFF))
+    try:
+        with tracing.span("unsampled"):
+            assert tracing.current_trace_id() is None
+    finally:
+        tracing.use_provider(None)
+
+
+def test_log_lines_get_the_trace_id_of_the_active_span(spans):
+    """Inside a sampled span, the trace id for the log line is that span's, as 32 hex digits."""
+    with tracing.span("sampled"):
+        trace_id = tracing.current_trace_id()
+    (span,) = spans.get_finished_spans()
+    assert trace_id == format(span.context.trace_id, "032x")
