@@ -92,6 +92,9 @@ test: venv ## ruff + all tests (unit, integration, e2e, infra)
 # Bounded (2 x (2 + 10) s of GETs, then 10,000 orders), 127.0.0.1 only; installs wrk (apt) when missing.
 # BENCH_ARGS="--seconds 20 --connections 64" changes the load (python -m bench --help). It leaves the system up.
 BENCH_ARGS ?=
+# Tracing as on AWS (prod samples 5 %); a system already up keeps its own setting. OTEL_TRACES_EXPORTER=none
+# (after make down) measures without tracing (docs/tracing.md has both).
+bench: export OTEL_TRACES_SAMPLER_ARG ?= 0.05
 bench: up ## Measure the `make up` system with wrk: req/s, p50/p99, CPU ms/request, RSS; JSON in bench/results/
 	$(VENV_PY) -m bench $(BENCH_ARGS)
 
