@@ -15,7 +15,7 @@ LOCAL := $(PYTHON) -m local_system
 REQUIREMENTS := $(wildcard requirements.txt requirements-dev.txt services/requirements.txt)
 PYTEST_ARGS ?=
 
-.PHONY: help venv up down status logs start stop scale psql token env rotate-credentials test lint bench bench-floors bench-docs clean
+.PHONY: help venv up down status logs start stop scale psql token env trace rotate-credentials test lint bench bench-floors bench-docs clean
 
 help: ## Show this list
 	@grep -E '^[a-z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -65,6 +65,11 @@ env: ## Print a service's environment, passwords included (SERVICE=gateway)
 	@test -n "$(SERVICE)" || { echo "usage: make env SERVICE=gateway"; exit 2; }
 	@$(LOCAL) env $(SERVICE)
 
+# Spans are in .run/<profile>/traces (tracing is on locally, every request sampled; docs/observability.md).
+trace: ## Print one request's spans as a tree with timings: ID=<request id, trace id or last>
+	@test -n "$(ID)" || { echo "usage: make trace ID=<request id | trace id | last>"; exit 2; }
+	@$(LOCAL) trace "$(ID)"
+
 # The four Secrets Manager rotation steps against the local secret and server (docs/operations.md).
 rotate-credentials: ## Rotate a password like AWS does, services keep running: SERVICE=inventory|billing|rabbitmq
 	@test -n "$(SERVICE)" || { echo "usage: make rotate-credentials SERVICE=inventory|billing|rabbitmq"; exit 2; }
@@ -87,6 +92,9 @@ test: venv ## ruff + all tests (unit, integration, e2e, infra)
 # Bounded (2 x (2 + 10) s of GETs, then 10,000 orders), 127.0.0.1 only; installs wrk (apt) when missing.
 # BENCH_ARGS="--seconds 20 --connections 64" changes the load (python -m bench --help). It leaves the system up.
 BENCH_ARGS ?=
+# Tracing as on AWS (prod samples 5 %); a system already up keeps its own setting. OTEL_TRACES_EXPORTER=none
+# (after make down) measures without tracing (docs/tracing.md has both).
+bench: export OTEL_TRACES_SAMPLER_ARG ?= 0.05
 bench: up ## Measure the `make up` system with wrk: req/s, p50/p99, CPU ms/request, RSS; JSON in bench/results/
 	$(VENV_PY) -m bench $(BENCH_ARGS)
 

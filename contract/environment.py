@@ -181,9 +181,30 @@ BILLING_REDRIVE_MAX_ATTEMPTS = _var(
     "BILLING_REDRIVE_MAX_ATTEMPTS", "3", "Re-drives of one transient dead letter before it is left for a human."
 )
 
+# --- traces (OpenTelemetry; docs/tracing.md) ---------------------------------------------------------
+OTEL_TRACES_EXPORTER = _var(
+    "OTEL_TRACES_EXPORTER",
+    "none",
+    "Where spans go: none (tracing off, nearly free), otlp (OTLP/HTTP, AWS: the ADOT collector sidecar) or "
+    "file (JSON lines under TRACES_DIR; the local system).",
+)
+OTEL_TRACES_SAMPLER = _var(
+    "OTEL_TRACES_SAMPLER",
+    "parentbased_traceidratio",
+    "parentbased_traceidratio, traceidratio, parentbased_always_on, always_on or always_off.",
+)
+OTEL_TRACES_SAMPLER_ARG = _var(
+    "OTEL_TRACES_SAMPLER_ARG", "1.0", "Share of new traces kept (0..1) by the *traceidratio samplers."
+)
+OTEL_EXPORTER_OTLP_ENDPOINT = _var(
+    "OTEL_EXPORTER_OTLP_ENDPOINT", "http://localhost:4318", "OTLP/HTTP endpoint (/v1/traces is appended)."
+)
+TRACES_DIR = _var("TRACES_DIR", "", "Folder of the file exporter: one <service>.jsonl, one span per line.")
+
 PROCESS = (
     PORT, BIND_HOST, SERVICE_NAME, LOG_LEVEL, ACCESS_LOG, GUNICORN_WORKERS, GUNICORN_THREADS, GUNICORN_KEEPALIVE,
     GUNICORN_TIMEOUT, GUNICORN_GRACEFUL_TIMEOUT, FORWARDED_ALLOW_IPS, PROMETHEUS_MULTIPROC_DIR,
+    OTEL_TRACES_EXPORTER, OTEL_TRACES_SAMPLER, OTEL_TRACES_SAMPLER_ARG, OTEL_EXPORTER_OTLP_ENDPOINT, TRACES_DIR,
 )
 DATABASE = (
     DATABASE_HOST, DATABASE_PORT, DATABASE_NAME, DATABASE_USER, DATABASE_PASSWORD, DATABASE_SSLMODE,

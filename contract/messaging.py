@@ -107,6 +107,12 @@ HTTP_REQUEST_ID = "X-Request-ID"
 HTTP_PRINCIPAL_SUB = "X-Principal-Sub"
 HTTP_READ_ALL = "X-Principal-Read-All"
 
+#: W3C trace context (https://www.w3.org/TR/trace-context/), on HTTP requests and AMQP messages alike: the
+#: span that sent it, so the receiver's spans join the same trace (common.tracing). Lower case: AMQP header
+#: names are case-sensitive, and OpenTelemetry's propagator writes them so.
+TRACEPARENT = "traceparent"
+TRACESTATE = "tracestate"
+
 # --- AMQP message headers ----------------------------------------------------------------------------------
 #: The request id of the HTTP request that published the message (one id from gateway log to billing row).
 REQUEST_ID = "x-request-id"

@@ -13,7 +13,9 @@ from local_system import images, prereqs
 from local_system.credentials import CREDENTIAL_NAMES
 from local_system.processes import LocalSystemError, tail
 from local_system.profiles import DATABASES, PROFILE_ENV, SERVICES
+from local_system.services import traces_dir
 from local_system.system import PARTS, LocalSystem
+from local_system.traces import trace_report
 
 
 def _say(message: str) -> None:
@@ -130,6 +132,18 @@ def cmd_token(system: LocalSystem, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_trace(system: LocalSystem, args: argparse.Namespace) -> int:
+    """Print one request's spans as a tree with timings: by trace id, request id or `last` (exit 1: none)."""
+    folder = traces_dir(system.profile)
+    lines = trace_report(folder, args.id)
+    if not lines:
+        print(f"no trace for {args.id!r} in {folder} (spans are written about half a second after a request)",
+              file=sys.stderr)
+        return 1
+    print("\n".join(lines))
+    return 0
+
+
 def cmd_pids(system: LocalSystem, args: argparse.Namespace) -> int:
     """Print a part's pids on one line, leader first (gunicorn master, then its workers); exit 1 when stopped."""
     pids = system.process_ids(args.part)
@@ -208,6 +222,10 @@ def build_parser() -> argparse.ArgumentParser:
     rotate.add_argument("name", choices=CREDENTIAL_NAMES, help="whose login: a database owner or the broker")
     rotate.add_argument("--pause", type=float, default=0.0, help="seconds between setSecret and finishSecret")
     rotate.set_defaults(func=cmd_rotate_credentials)
+
+    trace = commands.add_parser("trace", help=cmd_trace.__doc__)
+    trace.add_argument("id", help="a trace id, a request id (X-Request-ID) or `last`")
+    trace.set_defaults(func=cmd_trace)
 
     pids = commands.add_parser("pids", help=cmd_pids.__doc__)
     pids.add_argument("part", choices=PARTS)

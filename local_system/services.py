@@ -39,11 +39,23 @@ PYTHONPATH = os.pathsep.join((str(SERVICES_DIR), str(REPO_ROOT)))
 STOP_TIMEOUT = 35
 READY_TIMEOUT = 60
 #: Settings a developer may override from the shell (e.g. LOG_LEVEL=DEBUG make up); the rest is fixed.
-OVERRIDABLE_DEFAULTS = {E.LOG_LEVEL.name: "INFO"}
+#: Tracing is on locally, every request sampled, so `make trace` finds any of them; OTEL_TRACES_EXPORTER=none
+#: or OTEL_TRACES_SAMPLER_ARG=0.05 in the shell turns it off or samples like AWS (make bench does both).
+OVERRIDABLE_DEFAULTS = {
+    E.LOG_LEVEL.name: "INFO", E.OTEL_TRACES_EXPORTER.name: "file", E.OTEL_TRACES_SAMPLER_ARG.name: "1.0"
+}
+#: The test system's tracing, whatever the caller's shell says: its trace tests read every request's spans.
+TEST_TRACING = {E.OTEL_TRACES_EXPORTER.name: "file", E.OTEL_TRACES_SAMPLER.name: "parentbased_traceidratio",
+                E.OTEL_TRACES_SAMPLER_ARG.name: "1.0"}
 #: Throttles the dev system takes from the caller's shell (off when unset) and the test system never does.
 THROTTLES = (
     E.RATE_LIMIT_READS_PER_SECOND, E.RATE_LIMIT_WRITES_PER_SECOND, E.RATE_LIMIT_BURST, E.BILLING_MAX_ROWS_PER_SECOND
 )
+
+
+def traces_dir(profile: Profile) -> Path:
+    """Where the services' file exporter writes spans: one ``<service>.jsonl`` each (``make trace`` reads them)."""
+    return profile.state_dir / "traces"
 
 
 def gunicorn_executable() -> Path:
@@ -106,6 +118,7 @@ class ServiceProcess:
             E.BIND_HOST.name: "127.0.0.1",
             E.SERVICE_NAME.name: self.name,
             E.PROMETHEUS_MULTIPROC_DIR.name: str(self.profile.state_dir / "metrics" / self.label),
+            E.TRACES_DIR.name: str(traces_dir(self.profile)),
         }
         names = E.names_of(self.name)
         if spec.database:
@@ -144,6 +157,7 @@ class ServiceProcess:
         if self.profile.name == "test":
             # The test run's own services are never throttled by a stray variable of the caller's shell.
             settings.update({variable.name: "0" for variable in THROTTLES if variable.name in names})
+            settings.update(TEST_TRACING)
         if E.BILLING_URL.name in names:
             settings[E.BILLING_URL.name] = self.profile.url(BILLING.name)
         if E.ORDER_ID_KEY.name in names:

@@ -124,7 +124,10 @@ class ComputeStack(TransparentIdsStack):
             ),
         )
         common = dict(
-            cluster=self.cluster, cpu_architecture=config.cpu_architecture, log_retention=config.log_retention
+            cluster=self.cluster,
+            cpu_architecture=config.cpu_architecture,
+            log_retention=config.log_retention,
+            trace_sampling_ratio=config.trace_sampling_ratio,
         )
         broker_env, broker_secrets = broker_settings(data)
 

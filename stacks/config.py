@@ -161,6 +161,10 @@ class EnvironmentConfig:
     """RDS FreeableMemory below this pages (dev: db.t4g.micro has 1 GiB in all)."""
     db_connections_alarm: int = 70
     """DatabaseConnections above this pages: ~80 % of PostgreSQL's default max_connections for the class."""
+    trace_sampling_ratio: float | None = 0.05
+    """Share of requests traced (OTEL_TRACES_SAMPLER_ARG at the gateway; billing and inventory follow its
+    decision). Each task runs the ADOT collector sidecar (traces to X-Ray, metrics to CloudWatch); None: no
+    sidecar, tracing off. X-Ray bills per trace recorded: docs/tracing.md has the arithmetic."""
 
     rate_limit: RateLimitConfig = field(default_factory=RateLimitConfig)
 
@@ -233,6 +237,8 @@ DEV = EnvironmentConfig(
     access_log_expiry_days=30,
     alarm_email="alerts@example.com",
     monthly_budget_usd=200,
+    # Little traffic: every request traced (X-Ray's free tier is 100,000 traces a month).
+    trace_sampling_ratio=1.0,
     tags={"Project": "movies", "Environment": "dev"},
 )
 

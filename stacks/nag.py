@@ -136,6 +136,14 @@ def acknowledge_findings(stage: MicroservicesStage) -> None:
             "issuer URLs, secret ARNs); the services read database and broker credentials from Secrets Manager "
             "with their task role, so a rotated password reaches running tasks.",
         )
+        if service.telemetry is not None:
+            acknowledge(
+                service.task_definition.task_role,
+                "AwsSolutions-IAM5[Resource::*]",
+                "xray:PutTraceSegments and xray:PutTelemetryRecords (the ADOT collector sidecar's X-Ray export) "
+                "do not support resource-level permissions; the role's other statements name their resources "
+                "(the metrics log group, the service's secrets).",
+            )
         acknowledge(
             service.task_definition.obtain_execution_role(),
             "AwsSolutions-IAM5[Resource::*]",

@@ -2,6 +2,9 @@
 
 Up to ``batch_size`` deliveries are written by one multi-row INSERT and acknowledged with one
 ``basic_ack(multiple=True)``; per-message commits would cap the consumer near 1,000 rows/s.
+
+Traces: one consumer span per message rather than one per batch, so that each order is one trace from the
+gateway to its row; the shared INSERT appears as a child span (same timing) in each sampled order's trace.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import time
 from collections.abc import Sequence
 
 import psycopg2
+from opentelemetry.trace import Span
 from pika.adapters.blocking_connection import BlockingChannel
 
 from billing import metrics
@@ -18,6 +22,7 @@ from billing.dead_lettering import DeadLetterPublisher
 from billing.delivery import Delivery, request_context
 from billing.orders import InvalidOrder, parse_order
 from billing.store import OrderRecord, OrderStore
+from common import tracing
 
 # The consumer's logger: these lines are part of its story, and keep the logger name they always had.
 log = logging.getLogger("billing.consumer")
@@ -29,6 +34,9 @@ _ROW_ERRORS = (psycopg2.DataError, psycopg2.IntegrityError, TypeError, ValueErro
 
 Stored = list[tuple[Delivery, bool]]
 Rejected = list[tuple[Delivery, str, str]]
+#: The span of each delivery in the batch, by delivery tag (empty when tracing is off).
+Spans = dict[int, Span | None]
+_ONE_ROW = {"db.system": "postgresql", "db.operation.name": "INSERT", "db.operation.batch.size": 1}
 
 
 def handle_batch(
@@ -36,6 +44,29 @@ def handle_batch(
 ) -> None:
     """Store, dead-letter, then acknowledge one batch. Raises (without acking) when a dependency fails."""
     started = time.perf_counter()
+    # One span per message, a child of its producer's span: each order stays one trace (None: tracing off).
+    spans = {delivery.delivery_tag: _consumer_span(delivery) for delivery in batch} if tracing.enabled else {}
+    try:
+        _handle(batch, store, dead_letters, channel, spans)
+    finally:
+        tracing.end(list(spans.values()))
+    metrics.BATCH_SIZE.observe(len(batch))
+    metrics.BATCH_DURATION.observe(time.perf_counter() - started)
+
+
+def _consumer_span(delivery: Delivery):
+    return tracing.start_consumer_span(
+        f"{delivery.queue} process",
+        delivery.properties.headers,
+        {"messaging.system": "rabbitmq", "messaging.destination.name": delivery.queue,
+         "messaging.message.id": delivery.message_id or "", "request.id": delivery.request_id},
+    )
+
+
+def _handle(
+    batch: Sequence[Delivery], store: OrderStore, dead_letters: DeadLetterPublisher, channel: BlockingChannel,
+    spans: Spans,
+) -> None:
     valid: list[tuple[Delivery, OrderRecord]] = []
     rejected: Rejected = []
     for delivery in batch:
@@ -44,29 +75,34 @@ def handle_batch(
         except InvalidOrder as exc:
             rejected.append((delivery, exc.kind, str(exc)))
         except Exception as exc:  # an unexpected error must dead-letter, not loop forever
-            with request_context(delivery.request_id):
+            with request_context(delivery.request_id), tracing.use(spans.get(delivery.delivery_tag)):
                 log.exception("unexpected error while validating a message")
             rejected.append((delivery, "internal_error", f"{type(exc).__name__}: {exc}"))
         else:
             valid.append((delivery, OrderRecord(order, delivery.message_id, delivery.request_id, delivery.owner)))
 
-    stored, refused = _store_records(store, valid)
+    stored, refused = _store_records(store, valid, spans)
     rejected.extend(refused)
     for delivery, kind, reason in rejected:
         # Recorded before the dead letter is published: a failure here leaves the batch unacknowledged, to be
         # redelivered, rather than a rejected order whose status stays "queued" for ever.
         if delivery.message_id:
             store.record_rejection(delivery.message_id, delivery.owner, kind, reason)
-        dead_letters.publish(delivery, kind, reason)
+        message_span = spans.get(delivery.delivery_tag)
+        tracing.fail(message_span, f"{kind}: {reason}")
+        with tracing.use(message_span), tracing.children(
+            [message_span], f"{delivery.queue}.dlq publish", tracing.PRODUCER, error=kind
+        ):
+            dead_letters.publish(delivery, kind, reason)
     # Everything up to the last tag is now either committed or safely in the dead-letter queue.
     channel.basic_ack(delivery_tag=batch[-1].delivery_tag, multiple=True)
 
-    _report(stored, rejected)
-    metrics.BATCH_SIZE.observe(len(batch))
-    metrics.BATCH_DURATION.observe(time.perf_counter() - started)
+    _report(stored, rejected, spans)
 
 
-def _store_records(store: OrderStore, valid: Sequence[tuple[Delivery, OrderRecord]]) -> tuple[Stored, Rejected]:
+def _store_records(
+    store: OrderStore, valid: Sequence[tuple[Delivery, OrderRecord]], spans: Spans
+) -> tuple[Stored, Rejected]:
     """Insert the batch; if the database refuses it, retry row by row to isolate the culprit(s).
 
     Returns (delivery, newly stored?) pairs and (delivery, kind, reason) for rows the database refused.
@@ -75,7 +111,11 @@ def _store_records(store: OrderStore, valid: Sequence[tuple[Delivery, OrderRecor
     if not valid:
         return [], []
     try:
-        outcome = store.insert([record for _, record in valid])
+        # One INSERT for the batch, shown in the trace of each order it stores.
+        with tracing.children([spans.get(d.delivery_tag) for d, _ in valid], "INSERT orders", attributes={
+            "db.system": "postgresql", "db.operation.name": "INSERT", "db.operation.batch.size": len(valid),
+        }):
+            outcome = store.insert([record for _, record in valid])
         return [(delivery, new) for (delivery, _), new in zip(valid, outcome, strict=True)], []
     except _ROW_ERRORS as exc:  # a data error in one row must not block the other rows
         log.warning(
@@ -86,17 +126,20 @@ def _store_records(store: OrderStore, valid: Sequence[tuple[Delivery, OrderRecor
     refused: Rejected = []
     for delivery, record in valid:
         try:
-            stored.append((delivery, store.insert([record])[0]))
+            with tracing.children([spans.get(delivery.delivery_tag)], "INSERT orders", attributes=_ONE_ROW):
+                stored.append((delivery, store.insert([record])[0]))
         except _ROW_ERRORS as exc:  # this row is the poison; dead-letter it with the reason
             refused.append((delivery, "rejected_by_database", f"{type(exc).__name__}: {str(exc).strip()}"))
     return stored, refused
 
 
-def _report(stored: Sequence[tuple[Delivery, bool]], rejected: Sequence[tuple[Delivery, str, str]]) -> None:
-    """One log line per order (carrying its request id) and the consumed-messages counters."""
+def _report(
+    stored: Sequence[tuple[Delivery, bool]], rejected: Sequence[tuple[Delivery, str, str]], spans: Spans
+) -> None:
+    """One log line per order (carrying its request id and trace id) and the consumed-messages counters."""
     new = 0
     for delivery, is_new in stored:
-        with request_context(delivery.request_id):
+        with request_context(delivery.request_id), tracing.use(spans.get(delivery.delivery_tag)):
             if delivery.message_id is None:
                 log.warning("order stored without a message_id: a redelivery of it would be stored again")
             elif is_new:

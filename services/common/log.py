@@ -1,7 +1,8 @@
 """Structured JSON logs with the request id of the work being done.
 
 The request id lives in a context variable: Flask sets it per request, the billing consumer per message, and
-every log record picks it up, so one id finds every line about one order across the three services.
+every log record picks it up, so one id finds every line about one order across the three services. With
+tracing on, a line written inside a span also carries its ``trace_id`` (``make trace ID=...``).
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import sys
 import threading
 import time
 from typing import Any
+
+from common import tracing
 
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 # Who is calling (filled in by the gateway's authentication once it exists); logged like the request id.
@@ -53,6 +56,9 @@ class JsonFormatter(logging.Formatter):
         request_id = request_id_var.get()
         if request_id:
             entry["request_id"] = request_id
+        trace_id = tracing.current_trace_id()
+        if trace_id:
+            entry["trace_id"] = trace_id
         principal = principal_var.get()
         if principal:
             entry["principal"] = principal

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from flask import Blueprint, Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from common import metrics
+from common import metrics, tracing
 from common.config import env_bool
 from common.errors import DependencyUnavailable
 from common.log import principal_var, request_id_var
@@ -51,15 +51,22 @@ def error_response(status: int, message: str, **details: object) -> tuple[Respon
 
 
 def init_app(
-    app: Flask, service: str, readiness: Mapping[str, ReadinessCheck], details: StatusDetails | None = None
+    app: Flask,
+    service: str,
+    readiness: Mapping[str, ReadinessCheck],
+    details: StatusDetails | None = None,
+    *,
+    trust_trace_context: bool = True,
 ) -> None:
     """Attach the shared behaviour to ``app``.
 
     ``readiness`` maps a dependency name (``"database"``, ``"broker"``) to a callable that raises when that
     dependency cannot be used; ``/ready`` answers 503 naming each failing one. ``details`` adds fields to the
-    ``/health`` and ``/ready`` bodies.
+    ``/health`` and ``/ready`` bodies. ``trust_trace_context``: continue a caller's ``traceparent`` (False at
+    the public edge, the gateway: a caller must not choose our trace ids or force its requests sampled).
     """
     access_log = env_bool(env.ACCESS_LOG)
+    tracing.configure(service)
     app.json.sort_keys = False
     app.json.ensure_ascii = False
 
@@ -69,8 +76,16 @@ def init_app(
     def _start_request() -> None:
         ctx_g = g._get_current_object()
         ctx_g.request_started = time.perf_counter()
-        ctx_g.request_id = request_id = accept_request_id(request.headers.get(HTTP_REQUEST_ID))
+        req = request._get_current_object()
+        ctx_g.request_id = request_id = accept_request_id(req.headers.get(HTTP_REQUEST_ID))
         request_id_var.set(request_id)
+        if tracing.enabled and req.path not in _QUIET_PATHS:
+            rule = req.url_rule
+            ctx_g.trace_span = tracing.start_server_span(
+                f"{req.method} {rule.rule if rule is not None else 'unmatched'}",
+                req.headers if trust_trace_context else None,
+                {"http.request.method": req.method, "url.path": req.path, "request.id": request_id},
+            )
 
     @app.after_request
     def _finish_request(response: Response) -> Response:
@@ -87,6 +102,8 @@ def init_app(
             counter, histogram = metrics.http_children(req.method, route, response.status_code)
             counter.inc()
             histogram.observe(elapsed)
+            if tracing.enabled:
+                ctx_g.response_status = response.status_code
             if access_log and req.path not in _QUIET_PATHS:
                 log.info(
                     "request",
@@ -101,6 +118,11 @@ def init_app(
 
     @app.teardown_request
     def _clear_request_id(_exc: BaseException | None) -> None:
+        if tracing.enabled:
+            ctx_g = g._get_current_object()
+            started_span = ctx_g.pop("trace_span", None)
+            if started_span is not None:
+                tracing.end_server_span(*started_span, ctx_g.get("response_status"))
         request_id_var.set(None)
         principal_var.set(None)
 

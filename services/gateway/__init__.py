@@ -62,7 +62,8 @@ def create_app() -> Flask:
     )
 
     on_shutdown(publisher.close)  # flush the outstanding confirms, then close the connection
-    init_app(app, SERVICE.name, readiness={"broker": publisher.ping})
+    # The public edge starts every trace itself: a caller's traceparent is not continued.
+    init_app(app, SERVICE.name, readiness={"broker": publisher.ping}, trust_trace_context=False)
     app.register_blueprint(api)
     app.register_blueprint(docs)
     return app

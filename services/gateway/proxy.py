@@ -9,8 +9,9 @@ from urllib.parse import quote, urlsplit
 
 from flask import Request, Response
 
+from common import tracing
 from common.web import error_response
-from contract.messaging import HTTP_PRINCIPAL_SUB, HTTP_READ_ALL, HTTP_REQUEST_ID
+from contract.messaging import HTTP_PRINCIPAL_SUB, HTTP_READ_ALL, HTTP_REQUEST_ID, TRACEPARENT, TRACESTATE
 from gateway import metrics
 from gateway.upstream import ProtocolError, StaleConnection, UpstreamConnection
 
@@ -26,9 +27,11 @@ _HOP_BY_HOP = frozenset(
 # Credentials are for the gateway (inventory trusts the gateway, not the caller's token); the request id and
 # X-Forwarded-For are set by the gateway itself, so the caller's copies would make them appear twice. The
 # principal headers are set only by the gateway, after verification: a caller's copy would be an impersonation.
+# Trace context starts at the gateway (common.tracing): a caller's traceparent is never passed on.
 _NOT_FORWARDED = _HOP_BY_HOP | {
     "authorization", "cookie", "x-amzn-oidc-data", "x-amzn-oidc-accesstoken",
     HTTP_REQUEST_ID.lower(), "x-forwarded-for", HTTP_PRINCIPAL_SUB.lower(), HTTP_READ_ALL.lower(),
+    TRACEPARENT, TRACESTATE,
 }
 _NOT_RETURNED = _HOP_BY_HOP | {HTTP_REQUEST_ID.lower(), "server", "date"}
 # RFC 3986 pchar and "/": left as they are; everything else (spaces, controls, "%", non-ASCII) is encoded.
@@ -135,9 +138,11 @@ class InventoryProxy:
         headers["X-Forwarded-For"] = f"{forwarded_for}, {client}" if forwarded_for else client
         target = self._prefix + upstream_target(request.path if path is None else path, request.query_string)
         try:
-            status, upstream_headers, data = self._exchange(
-                request.method, target, request.get_data() or None, headers
-            )
+            with tracing.span(f"{request.method} {self.name}", tracing.CLIENT, {"server.address": self.name}):
+                tracing.inject(headers)  # the caller's traceparent was dropped above: ours continues the trace
+                status, upstream_headers, data = self._exchange(
+                    request.method, target, request.get_data() or None, headers
+                )
         except TimeoutError:
             return self._failure(request, "timeout", 504, f"{self.name} did not answer in time")
         except (OSError, ProtocolError) as exc:

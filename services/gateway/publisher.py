@@ -13,6 +13,7 @@ import time
 
 import pika
 
+from common import tracing
 from common.config import RabbitSettings
 from common.web import new_request_id
 from contract import messaging
@@ -67,7 +68,14 @@ class BillingPublisher:
             app_id=GATEWAY.name,
             headers=headers,
         )
-        item = Outgoing(self._settings.queue(queue).routing_key, body, properties)
+        routing_key = self._settings.queue(queue).routing_key
+        attributes = {"messaging.system": "rabbitmq", "messaging.destination.name": routing_key,
+                      "messaging.message.id": message_id, "request.id": request_id}
+        with tracing.span(f"{routing_key} publish", tracing.PRODUCER, attributes):
+            tracing.inject(headers)  # billing's consumer span becomes a child of (and links to) this one
+            return self._send(Outgoing(routing_key, body, properties), message_id)
+
+    def _send(self, item: Outgoing, message_id: str) -> str:
         for attempt in (1, 2):
             error = self._link.send(item, self._timeout)
             if error is None:

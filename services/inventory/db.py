@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from common import tracing
 from common.db import ConnectionPool, DatabaseUnavailable, Schema
 from common.extensions import Extension
 
@@ -19,6 +20,7 @@ MIGRATIONS = [
 
 _COLUMNS = ("id", "title", "description")
 _SELECT = "SELECT id, title, description FROM movies"
+_DB_ATTRIBUTES = {"db.system": "postgresql", "db.collection.name": "movies"}
 
 
 def _like_literal(text: str) -> str:
@@ -39,9 +41,11 @@ class MovieStore:
 
     def _fetch(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         self._schema.ensure()
-        with self._pool.connection() as conn, conn.cursor() as cur:
-            cur.execute(sql, params)
-            return cur.fetchall() if cur.description else []
+        # The statement's first word names the span (SELECT movies, INSERT movies, ...); never its values.
+        with tracing.span(f"{sql.split(None, 1)[0]} movies", tracing.CLIENT, _DB_ATTRIBUTES):
+            with self._pool.connection() as conn, conn.cursor() as cur:
+                cur.execute(sql, params)
+                return cur.fetchall() if cur.description else []
 
     def _read(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         """A read is safe to repeat: after a lost connection (database restarted) try once more on a new one."""

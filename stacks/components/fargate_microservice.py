@@ -16,6 +16,7 @@ from constructs import Construct
 
 from contract import environment as var
 from contract.services import Service
+from stacks.components.telemetry import AdotSidecar, tracing_environment
 from stacks.config import ServiceSizing
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -76,7 +77,9 @@ class FargateMicroservice(Construct):
     ``service`` (from ``contract.services``) gives the image, the name and port; ``name`` renames the container
     and its log streams when one image runs as two services (``billing-express``). ``service_connect`` is ``"server"``
     (other tasks reach it as ``http://<name>:<port>``),
-    ``"client"`` (it may call servers) or None (no Service Connect).
+    ``"client"`` (it may call servers) or None (no Service Connect). ``trace_sampling_ratio``: the share of
+    new traces kept; set, the task gets the ADOT collector sidecar (``components.telemetry``) and the app
+    exports its spans to it; None: tracing off.
 
     Networking is decided by the caller: ``security_group`` is created by the network stack so that the
     data stack can reference it without a dependency cycle.
@@ -100,6 +103,7 @@ class FargateMicroservice(Construct):
         service_connect: str | None = None,
         health_check_grace_period: Duration | None = None,
         name: str | None = None,
+        trace_sampling_ratio: float | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         # A second deployment of one service's image (billing's express consumer) gets a name of its own.
@@ -133,7 +137,11 @@ class FargateMicroservice(Construct):
             image=image_of(service, platform),
             essential=True,
             readonly_root_filesystem=True,
-            environment={**process_settings(service, sizing), **environment},
+            environment={
+                **process_settings(service, sizing),
+                **(tracing_environment(trace_sampling_ratio) if trace_sampling_ratio is not None else {}),
+                **environment,
+            },
             secrets=dict(injected_secrets) if injected_secrets else None,
             port_mappings=[
                 ecs.PortMapping(
@@ -162,6 +170,17 @@ class FargateMicroservice(Construct):
         self.container.add_mount_points(
             ecs.MountPoint(container_path="/tmp", source_volume="tmp", read_only=False)  # noqa: S108
         )
+        self.telemetry: AdotSidecar | None = None
+        if trace_sampling_ratio is not None:
+            self.telemetry = AdotSidecar(
+                self,
+                "Telemetry",
+                task_definition=self.task_definition,
+                service_name=service_name,
+                port=port,
+                log_group=self.log_group,
+                log_retention=log_retention,
+            )
 
         # "server": reachable by other tasks as http://<service_name>:<port>; "client": may call servers.
         service_connect_props = None
