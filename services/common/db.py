@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import select
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -85,10 +86,7 @@ class ConnectionPool:
             raise DatabaseUnavailable("no database connection became free in time")
         conn = None
         try:
-            try:
-                conn = self._idle.get_nowait()
-            except queue.Empty:
-                conn = self._open()
+            conn = self._take_idle() or self._open()
             yield conn
         except CONNECTION_ERRORS as exc:
             self._discard(conn)
@@ -106,6 +104,27 @@ class ConnectionPool:
             if conn is not None and not conn.closed:
                 self._idle.put(conn)
             self._slots.release()
+
+    def _take_idle(self) -> psycopg2.extensions.connection | None:
+        """An idle connection that still looks alive, or None.
+
+        An idle connection has nothing to read; if its socket is readable the server has closed it (a restart,
+        a failover, an administrator's pg_terminate_backend) or is telling us why it will. Checking costs one
+        non-blocking ``select``, no round trip, and spares a request (an INSERT cannot be retried blindly) a
+        503 for a connection that died while nobody used it.
+        """
+        while True:
+            try:
+                conn = self._idle.get_nowait()
+            except queue.Empty:
+                return None
+            try:
+                readable, _, _ = select.select([conn], [], [], 0)
+            except (OSError, ValueError):
+                readable = [conn]
+            if not readable and not conn.closed:
+                return conn
+            self._discard(conn)
 
     @staticmethod
     def _discard(conn: psycopg2.extensions.connection | None) -> None:

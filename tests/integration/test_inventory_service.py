@@ -4,6 +4,7 @@ through the API alone — migrations, the pool after a database restart, behavio
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
@@ -89,6 +90,25 @@ def test_reads_survive_the_database_closing_every_connection(client, postgres):
     assert response.status_code == 200
     assert response.get_json() == movie
     assert client.post("/api/movies", json={"title": "after"}).status_code == 201
+
+
+def test_a_write_after_the_database_closed_idle_connections_is_not_a_503(client, postgres):
+    """PostgreSQL closed the pooled connections while they sat idle (an administrator, a failover): the next
+    POST, which cannot be retried blindly, is served on a live connection (201), not answered 503."""
+    client.get("/api/movies")  # leave a pooled connection idle
+    backends = (
+        "SELECT pid FROM pg_stat_activity WHERE datname = 'movies_db' AND application_name = 'inventory'"
+    )
+    assert postgres.query("movies_db", backends)
+    postgres.query(
+        "movies_db",
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+        "WHERE datname = 'movies_db' AND application_name = 'inventory'",
+    )
+    deadline = time.monotonic() + 5
+    while postgres.query("movies_db", backends) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert client.post("/api/movies", json={"title": "written after the drop"}).status_code == 201
 
 
 def test_database_down_gives_503_json_and_not_ready(client, postgres):
