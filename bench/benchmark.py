@@ -8,6 +8,9 @@ One bounded run against 127.0.0.1 only, with wrk (installed from the distributio
 For each run: req/s, p50/p99, and CPU ms per request of every part (utime + stime from /proc of each part's
 processes, found through the local system's pid files and parent links, before and after the run). At the
 end: RSS/PSS of every part. Prints a Markdown report and writes the result as JSON (bench/results/).
+
+(Over 250 lines: the run's steps in their order, read top to bottom; measuring is in procstat.py and wrk.py,
+the report in report.py.)
 """
 
 from __future__ import annotations

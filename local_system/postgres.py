@@ -5,6 +5,9 @@ Layout (``.run/<profile>/postgres/``): ``data/`` (the cluster), ``socket/`` (uni
 owns movies_db, ``billing`` owns billing_db), so one service's password rotates without touching the other.
 PostgreSQL refuses to run as root, so when we are root the cluster belongs to the ``postgres`` system user
 (created by the Debian package) and every server-side command runs as that user.
+
+(Over 250 lines: one server's whole life in one place: directories and ownership when root, initdb, config,
+roles and databases, passwords, stop.)
 """
 
 from __future__ import annotations

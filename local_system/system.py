@@ -1,4 +1,8 @@
-"""``LocalSystem``: the whole local system of one profile, used by the CLI (``make up``) and by the tests."""
+"""``LocalSystem``: the whole local system of one profile, used by the CLI (``make up``) and by the tests.
+
+(Over 250 lines: the one facade every command, test fixture and tool calls; each method is a few lines that
+delegate to a part's own module: postgres, rabbitmq, redis_server, prometheus, services, identity.)
+"""
 
 from __future__ import annotations
 

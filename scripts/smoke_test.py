@@ -27,6 +27,9 @@ gets the login page's 200 and would pass with the gateway down.)
 
 Standard library only, so it runs in a bare CodeBuild image. Secrets (client secret, tokens) are never
 printed. Exit status: 0 when every check passed, 1 when one failed, 2 for usage errors.
+
+(Over 250 lines: a standalone, stdlib-only script for CodeBuild; token acquisition, the checks and the CLI
+stay in one file so it can be copied and run anywhere.)
 """
 
 from __future__ import annotations
