@@ -22,8 +22,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from local_system.credentials import Credentials, Login, local_password
+from local_system.parts import ServerPart
 from local_system.prereqs import postgres_bin_dir
-from local_system.processes import LocalSystemError, is_alive, port_open, port_released, read_pid, tail
+from local_system.processes import LocalSystemError, tail
 from local_system.profiles import DATABASES, REPO_ROOT, Profile
 
 SUPERUSER = "postgres"
@@ -61,10 +62,12 @@ FALLBACK_ROOT = Path("/var/tmp/local-system")  # noqa: S108 - a fixed, root-crea
 MAX_SOCKET_PATH = 100
 
 
-class PostgresServer:
+class PostgresServer(ServerPart):
     """Start, stop and administer the profile's private PostgreSQL cluster."""
 
     name = "postgres"
+    title = "PostgreSQL"
+    stop_timeout = 30
 
     def __init__(self, profile: Profile, credentials: Callable[[], Credentials]):
         self.profile = profile
@@ -94,6 +97,16 @@ class PostgresServer:
     @property
     def log_file(self) -> Path:
         return self.home / "postgres.log"
+
+    @property
+    def pid_file(self) -> Path:
+        """Written by the postmaster itself."""
+        return self.data_dir / "postmaster.pid"
+
+    @property
+    def process_marker(self) -> str:
+        """The postmaster's command line names its data folder: a recycled pid cannot pass for ours."""
+        return str(self.data_dir)
 
     # -- running as the right user -----------------------------------------------------------------------
     @staticmethod
@@ -151,18 +164,6 @@ class PostgresServer:
             os.chown(self.home, owner.pw_uid, owner.pw_gid)
 
     # -- lifecycle ---------------------------------------------------------------------------------------
-    def pid(self) -> int | None:
-        """Pid of the running postmaster, or None."""
-        if not self.link.exists():
-            return None
-        pid = read_pid(self.data_dir / "postmaster.pid")
-        # The postmaster's command line names its data folder: a recycled pid cannot pass for ours.
-        return pid if is_alive(pid, str(self.data_dir)) else None
-
-    def is_running(self) -> bool:
-        """True when our postmaster runs and accepts connections on its port."""
-        return self.pid() is not None and port_open(self.port)
-
     def start(self) -> None:
         """Initialise the cluster on first use, start it (if not running), ensure role and databases."""
         bin_dir = postgres_bin_dir()
@@ -173,8 +174,7 @@ class PostgresServer:
             self._initdb(bin_dir)
         self._write_config()
         if self.pid() is None:
-            if not port_released(self.port):
-                raise LocalSystemError(f"port {self.port} is taken by another program; cannot start PostgreSQL")
+            self._check_ports_free()
             result = self._run(
                 [
                     str(bin_dir / "pg_ctl"),
@@ -308,10 +308,12 @@ class PostgresServer:
         """Give ``role`` a new password (sessions already open keep running, as after ALTER ROLE on RDS)."""
         self.admin_sql(self._variables(role=role, password=password) + "\n" + SET_PASSWORD_SQL)
 
-    def stop(self, timeout: float = 30) -> None:
+    def stop(self, timeout: float | None = None) -> bool:
         """Stop the server: 'fast' (roll back, disconnect clients), then 'immediate' if that hangs."""
+        # Not the base's SIGTERM: pg_ctl shuts the cluster down in the mode we choose and removes postmaster.pid.
         if self.pid() is None:
-            return
+            return False
+        timeout = self.stop_timeout if timeout is None else timeout
         bin_dir = postgres_bin_dir()
         for mode in ("fast", "immediate"):
             result = self._run(
@@ -330,7 +332,7 @@ class PostgresServer:
                 capture_output=True,
             )
             if result.returncode == 0:
-                return
+                return True
         raise LocalSystemError(f"PostgreSQL did not stop; see {self.log_file}")
 
     # -- client side -------------------------------------------------------------------------------------

@@ -17,21 +17,11 @@ import json
 import os
 import re
 import shutil
-import time
 from collections.abc import Callable
 
 from local_system.credentials import Login
-from local_system.processes import (
-    LocalSystemError,
-    http_status,
-    is_alive,
-    port_open,
-    port_released,
-    read_pid,
-    spawn,
-    tail,
-    terminate,
-)
+from local_system.parts import ServerPart
+from local_system.processes import LocalSystemError, http_status, is_alive, port_open, read_pid, spawn, tail
 from local_system.profiles import REPO_ROOT, SERVICES, Profile
 
 START_TIMEOUT = 30
@@ -54,10 +44,11 @@ def _write_private(path, text: str) -> None:
     os.replace(temporary, path)
 
 
-class PostgresExporter:
+class PostgresExporter(ServerPart):
     """prometheus-postgres-exporter on the profile's port, logged in as the monitoring role."""
 
     name = "pg-exporter"
+    title = "the exporter"
 
     def __init__(self, profile: Profile, login: Callable[[], Login]):
         self.profile = profile
@@ -69,12 +60,9 @@ class PostgresExporter:
 
     def pid(self) -> int | None:
         """Pid of our exporter, or None."""
+        # Two markers: the binary's name differs between packagings (postgres_exporter, postgres-exporter).
         pid = read_pid(self.pid_file)
         return pid if is_alive(pid, "postgres_exporter") or is_alive(pid, "postgres-exporter") else None
-
-    def is_running(self) -> bool:
-        """True when the exporter runs and accepts connections."""
-        return self.pid() is not None and port_open(self.port)
 
     def start(self) -> None:
         """Start the exporter (if not running) and wait until it listens."""
@@ -82,8 +70,7 @@ class PostgresExporter:
         self.home.mkdir(parents=True, exist_ok=True)
         spawned = None
         if self.pid() is None:
-            if not port_released(self.port):
-                raise LocalSystemError(f"port {self.port} is taken by another program; cannot start the exporter")
+            self._check_ports_free()
             login = self._login()
             # The DSN (with the password) goes in the environment, never on the command line (ps shows that).
             env = {
@@ -93,27 +80,17 @@ class PostgresExporter:
             }
             argv = [binary, f"--web.listen-address=127.0.0.1:{self.port}"]
             spawned = spawn(argv, self.log_file, env, self.home, self.pid_file)
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if port_open(self.port):
-                return
-            if not is_alive(spawned or self.pid()):
-                break
-            time.sleep(0.05)
-        raise LocalSystemError(f"the PostgreSQL exporter did not start; see {self.log_file}:\n{tail(self.log_file)}")
-
-    def stop(self, timeout: float = 10) -> None:
-        """SIGTERM, SIGKILL after ``timeout``."""
-        pid = self.pid()
-        if pid is not None:
-            terminate(pid, timeout)
-        self.pid_file.unlink(missing_ok=True)
+        if not self._wait_ready(lambda: port_open(self.port), START_TIMEOUT, spawned):
+            raise LocalSystemError(
+                f"the PostgreSQL exporter did not start; see {self.log_file}:\n{tail(self.log_file)}"
+            )
 
 
-class PrometheusServer:
+class PrometheusServer(ServerPart):
     """Start and stop the profile's Prometheus; keep its scrape targets in step with the running services."""
 
     name = "prometheus"
+    title = "Prometheus"
 
     def __init__(self, profile: Profile):
         self.profile = profile
@@ -124,6 +101,7 @@ class PrometheusServer:
         self.config_file = self.home / "prometheus.yml"
         self.rules_file = self.home / "rules.yml"
         self.targets_file = self.home / "targets" / "services.json"
+        self.process_marker = str(self.config_file)  # its command line names our prometheus.yml
         self._spawned: int | None = None
 
     @property
@@ -182,15 +160,6 @@ class PrometheusServer:
         _write_private(self.targets_file, json.dumps(groups, indent=2) + "\n")
 
     # -- lifecycle -----------------------------------------------------------------------------------------
-    def pid(self) -> int | None:
-        """Pid of our Prometheus, or None."""
-        pid = read_pid(self.pid_file)
-        return pid if is_alive(pid, str(self.config_file)) else None
-
-    def is_running(self) -> bool:
-        """True when our Prometheus runs and answers."""
-        return self.pid() is not None and port_open(self.port)
-
     def launch(self) -> None:
         """Write config and rules; spawn Prometheus unless it runs (then reload it); do not wait."""
         binary = _binary("prometheus", "prometheus")
@@ -203,8 +172,7 @@ class PrometheusServer:
         if pid is not None:
             os.kill(pid, 1)  # SIGHUP: re-read prometheus.yml and the rules (a pull may have changed them)
             return
-        if not port_released(self.port):
-            raise LocalSystemError(f"port {self.port} is taken by another program; cannot start Prometheus")
+        self._check_ports_free()
         argv = [
             binary,
             f"--config.file={self.config_file}",
@@ -219,19 +187,8 @@ class PrometheusServer:
     def start(self) -> None:
         """Start Prometheus (if not running) and wait until ``/-/ready`` answers 200."""
         self.launch()
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if http_status(f"{self.url}/-/ready", timeout=1) == 200:
-                return
-            if not is_alive(self._spawned or self.pid()):
-                break
-            time.sleep(0.05)
-        raise LocalSystemError(f"Prometheus did not become ready on {self.url}; see {self.log_file}:\n"
-                               f"{tail(self.log_file, 15)}")
-
-    def stop(self, timeout: float = 10) -> None:
-        """SIGTERM (Prometheus closes its TSDB cleanly), SIGKILL after ``timeout``."""
-        pid = self.pid()
-        if pid is not None:
-            terminate(pid, timeout)
-        self.pid_file.unlink(missing_ok=True)
+        if not self._wait_ready(lambda: http_status(f"{self.url}/-/ready", timeout=1) == 200, START_TIMEOUT,
+                                self._spawned):
+            raise LocalSystemError(
+                f"Prometheus did not become ready on {self.url}; see {self.log_file}:\n{tail(self.log_file, 15)}"
+            )

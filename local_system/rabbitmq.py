@@ -18,27 +18,21 @@ from collections.abc import Callable
 from pathlib import Path
 
 from local_system.credentials import Credentials
+from local_system.parts import ServerPart
 from local_system.prereqs import rabbitmq_scripts_dir
-from local_system.processes import (
-    LocalSystemError,
-    is_alive,
-    port_open,
-    port_released,
-    read_pid,
-    spawn,
-    tail,
-    terminate,
-    wait_for,
-)
+from local_system.processes import LocalSystemError, is_alive, port_open, read_pid, spawn, tail, terminate, wait_for
 from local_system.profiles import Profile
 
 START_TIMEOUT = 90  # first boot on a slow CI machine (Erlang start + schema creation) takes 5-20 s
 
 
-class RabbitMQServer:
+class RabbitMQServer(ServerPart):
     """Start, stop and administer the profile's private RabbitMQ node."""
 
     name = "rabbitmq"
+    title = "RabbitMQ"
+    process_marker = "rabbitmq-server"  # the start script's; the Erlang VM's is ``beam_marker``
+    stop_timeout = 30
 
     def __init__(self, profile: Profile, credentials: Callable[[], Credentials]):
         self.profile = profile
@@ -51,6 +45,7 @@ class RabbitMQServer:
         self.console_log = self.home / "console.log"
         self.config_file = self.home / "rabbitmq.conf"
         self.credentials_marker = self.home / "credentials.applied"
+        self.beam_marker = f"-home {self.home}"
 
     @property
     def credentials(self) -> Credentials:
@@ -124,15 +119,16 @@ class RabbitMQServer:
     # -- lifecycle ---------------------------------------------------------------------------------------
     def pid(self) -> int | None:
         """Pid of the start script, or of the Erlang VM if the script is gone; None when not running."""
-        wrapper = read_pid(self.pid_file)
-        if is_alive(wrapper, "rabbitmq-server"):
+        # Two processes, two pid files: the base class knows only the start script's.
+        wrapper = super().pid()
+        if wrapper is not None:
             return wrapper
-        beam = read_pid(self.beam_pid_file)
-        return beam if is_alive(beam, f"-home {self.home}") else None
+        return self._beam_pid()
 
-    def is_running(self) -> bool:
-        """True when our node runs and accepts AMQP connections."""
-        return self.pid() is not None and port_open(self.port)
+    def _beam_pid(self) -> int | None:
+        """Pid of the node's Erlang VM (its own pid file), or None."""
+        beam = read_pid(self.beam_pid_file)
+        return beam if is_alive(beam, self.beam_marker) else None
 
     def start(self) -> None:
         """Start the node (if not running) and wait until it speaks AMQP."""
@@ -142,8 +138,7 @@ class RabbitMQServer:
         self.home.mkdir(parents=True, exist_ok=True)
         self._write_config()
         if self.pid() is None:
-            if not port_released(self.port):
-                raise LocalSystemError(f"port {self.port} is taken by another program; cannot start RabbitMQ")
+            self._check_ports_free()
             first_boot = not (self.home / "mnesia").exists()
             spawned = spawn([str(scripts / "rabbitmq-server")], self.console_log, self.env(), self.home, self.pid_file)
             self._wait_until_ready(spawned)
@@ -219,16 +214,19 @@ class RabbitMQServer:
             raise LocalSystemError(f"rabbitmqctl {args[0]} failed: {result.stderr.strip() or result.stdout.strip()}")
         return result
 
-    def stop(self, timeout: float = 30) -> None:
+    def stop(self, timeout: float | None = None) -> bool:
         """Stop the node gracefully (SIGTERM: the script runs an orderly shutdown), SIGKILL after ``timeout``."""
-        wrapper = read_pid(self.pid_file)
-        if is_alive(wrapper, "rabbitmq-server"):
+        # Not the base's: the start script and the VM may each be left, and the pid file stays (as before).
+        timeout = self.stop_timeout if timeout is None else timeout
+        wrapper = super().pid()
+        if wrapper is not None:
             terminate(wrapper, timeout)
         # The VM alone (its start script was killed): stop it directly.
-        beam = read_pid(self.beam_pid_file)
-        if is_alive(beam, f"-home {self.home}"):
+        beam = self._beam_pid()
+        if beam is not None:
             terminate(beam, timeout)
         wait_for(lambda: not port_open(self.port), 10)
+        return wrapper is not None or beam is not None
 
     def stop_epmd(self) -> None:
         """Stop the Erlang port mapper the node started on the profile's epmd port (only when unused)."""

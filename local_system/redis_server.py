@@ -23,17 +23,8 @@ import time
 
 from contract.limits import RATE_LIMIT_STORE_ACCESS
 from local_system.credentials import Login, new_password
-from local_system.processes import (
-    LocalSystemError,
-    is_alive,
-    port_open,
-    port_released,
-    read_pid,
-    spawn,
-    tail,
-    terminate,
-    wait_for,
-)
+from local_system.parts import ServerPart
+from local_system.processes import LocalSystemError, is_alive, port_open, spawn, tail, wait_for
 from local_system.profiles import Profile
 
 START_TIMEOUT = 20
@@ -49,10 +40,12 @@ def redis_server_binary() -> str | None:
     return shutil.which("redis-server")
 
 
-class RedisServer:
+class RedisServer(ServerPart):
     """Start and stop the profile's private redis-server; hand out its logins."""
 
     name = "redis"
+    title = "redis-server"
+    process_marker = "redis-server"
 
     def __init__(self, profile: Profile):
         self.profile = profile
@@ -105,15 +98,6 @@ class RedisServer:
         with os.fdopen(fd, "w") as handle:
             handle.write(config)
 
-    def pid(self) -> int | None:
-        """Pid of our redis-server, or None."""
-        pid = read_pid(self.pid_file)
-        return pid if is_alive(pid, "redis-server") else None
-
-    def is_running(self) -> bool:
-        """True when our server runs and accepts connections."""
-        return self.pid() is not None and port_open(self.port)
-
     def launch(self) -> None:
         """Spawn the server unless it runs; do not wait (:meth:`start` waits)."""
         binary = redis_server_binary()
@@ -121,9 +105,7 @@ class RedisServer:
             raise LocalSystemError("redis-server not found; run: apt-get install -y redis-server")
         self.home.mkdir(parents=True, exist_ok=True)
         if self.pid() is None:
-            for port in (self.port, self.cluster_port):
-                if not port_released(port):
-                    raise LocalSystemError(f"port {port} is taken by another program; cannot start redis-server")
+            self._check_ports_free(self.port, self.cluster_port)
             self._write_config()
             self._spawned = spawn(
                 [binary, str(self.config_file)], self.log_file, dict(os.environ), self.home, self.pid_file
@@ -150,13 +132,12 @@ class RedisServer:
             f"{tail(self.log_file, 15)}"
         )
 
-    def stop(self, timeout: float = 10) -> None:
+    def stop(self, timeout: float | None = None) -> bool:
         """SIGTERM (redis exits at once: nothing to save), SIGKILL after ``timeout``."""
-        pid = self.pid()
-        if pid is not None:
-            terminate(pid, timeout)
-        self.pid_file.unlink(missing_ok=True)
+        # Also waits for the port: a restart right after must not find it still held.
+        stopped = super().stop(timeout)
         wait_for(lambda: not port_open(self.port), 5)
+        return stopped
 
 
 def answers_ping(port: int, timeout: float = 1.0) -> bool:

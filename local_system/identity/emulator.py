@@ -23,26 +23,20 @@ from local_system.identity.cognito import (
     gateway_settings,
     provision_pool,
 )
-from local_system.processes import (
-    LocalSystemError,
-    is_alive,
-    port_open,
-    port_released,
-    read_pid,
-    spawn,
-    stop_recorded,
-    tail,
-    wait_for,
-)
+from local_system.parts import ServerPart
+from local_system.processes import LocalSystemError, port_open, spawn, tail, wait_for
 from local_system.profiles import REPO_ROOT, Profile
 
 START_TIMEOUT = 60.0
 
 
-class IdentityEmulator:
+class IdentityEmulator(ServerPart):
     """Start, stop and provision the profile's emulated Cognito."""
 
     name = "cognito"
+    title = "the emulator"
+    process_marker = "moto"
+    stop_timeout = 15  # its in-memory pools go with it
 
     def __init__(self, profile: Profile, on_started: Callable[[], None] | None = None):
         self.profile = profile
@@ -57,21 +51,11 @@ class IdentityEmulator:
         self.api = CognitoApi(self.url)
 
     # -- process -------------------------------------------------------------------------------------------
-    def pid(self) -> int | None:
-        """Pid of the emulator, or None when it does not run."""
-        pid = read_pid(self.pid_file)
-        return pid if is_alive(pid, "moto") else None
-
-    def is_running(self) -> bool:
-        """True when the emulator runs and answers."""
-        return self.pid() is not None and port_open(self.port)
-
     def start(self) -> None:
         """Start moto (if not running), then make sure the pool, groups, client and demo user exist."""
         self.home.mkdir(parents=True, exist_ok=True)
         if self.pid() is None:
-            if not port_released(self.port):
-                raise LocalSystemError(f"port {self.port} is taken by another program; cannot start the emulator")
+            self._check_ports_free()
             moto = REPO_ROOT / ".venv" / "bin" / "moto_server"
             if not moto.exists():
                 raise LocalSystemError("moto is not installed in .venv; run: make venv")
@@ -89,10 +73,6 @@ class IdentityEmulator:
         self.provision()
         if self._on_started is not None:
             self._on_started()
-
-    def stop(self, timeout: float = 15) -> bool:
-        """Stop the emulator (its in-memory pools go with it); True when it was running."""
-        return stop_recorded(self.pid(), self.pid_file, timeout)
 
     # -- the pool ------------------------------------------------------------------------------------------
     def saved_pool(self) -> PoolInfo | None:
