@@ -56,7 +56,7 @@ class ConsumerSettings:
             reconnect_max=env_float(env.BILLING_RECONNECT_MAX_SECONDS),
             shutdown_timeout=env_float(env.BILLING_SHUTDOWN_TIMEOUT_SECONDS),
             consume=env_str(env.BILLING_CONSUME).strip().lower(),
-            max_rows_per_second=_max_rows_per_second(),
+            max_rows_per_second=env_float(env.BILLING_MAX_ROWS_PER_SECOND, allow_zero=True),
         )
 
     @property
@@ -64,17 +64,6 @@ class ConsumerSettings:
         """The priorities consumed, most urgent first (each is one queue: ``contract.messaging.PRIORITY_QUEUES``)."""
         return priorities_for(self.consume)
 
-
-def _max_rows_per_second() -> float:
-    """BILLING_MAX_ROWS_PER_SECOND as a number >= 0 (0: unlimited)."""
-    raw = env_str(env.BILLING_MAX_ROWS_PER_SECOND)
-    try:
-        value = float(raw)
-    except ValueError as exc:
-        raise ConfigError(f"environment variable BILLING_MAX_ROWS_PER_SECOND must be a number, got {raw!r}") from exc
-    if value < 0:
-        raise ConfigError(f"environment variable BILLING_MAX_ROWS_PER_SECOND must be >= 0, got {value}")
-    return value
 
 
 def backoff_delay(attempt: int, initial: float, maximum: float) -> float:

@@ -66,11 +66,13 @@ def env_int(variable: Variable, minimum: int = 0) -> int:
     return value
 
 
-def env_float(variable: Variable) -> float:
-    """Return the variable as a positive float (the contract default when unset)."""
+def env_float(variable: Variable, *, allow_zero: bool = False) -> float:
+    """Return the variable as a positive float, or >= 0 with ``allow_zero`` (0 meaning "off" for rates and
+    budgets); the contract default when unset."""
     value = float(_number(variable, float, "a number"))
-    if value <= 0:
-        raise ConfigError(f"environment variable {variable.name} must be > 0, got {value}")
+    if value < 0 or (value == 0 and not allow_zero):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ConfigError(f"environment variable {variable.name} must be {bound}, got {value}")
     return value
 
 

@@ -57,7 +57,8 @@ class RateLimitSettings:
     @classmethod
     def from_env(cls) -> RateLimitSettings:
         """Read the variables (rates may be 0: that class is unlimited)."""
-        reads, writes = _rate(env.RATE_LIMIT_READS_PER_SECOND), _rate(env.RATE_LIMIT_WRITES_PER_SECOND)
+        reads = env_float(env.RATE_LIMIT_READS_PER_SECOND, allow_zero=True)
+        writes = env_float(env.RATE_LIMIT_WRITES_PER_SECOND, allow_zero=True)
         url = env_str(env.RATE_LIMIT_STORE_URL)
         if (reads or writes) and not url.startswith(("redis://", "rediss://")):
             raise ConfigError("RATE_LIMIT_STORE_URL must be redis:// or rediss://host:port when a limit is set")
@@ -84,17 +85,6 @@ class RateLimitSettings:
             return None
         return Budget(rate, self.burst or max(1, round(rate)))
 
-
-def _rate(variable: env.Variable) -> float:
-    """A rate >= 0 (0 or unset: off)."""
-    text = env_str(variable)
-    try:
-        value = float(text)
-    except ValueError as exc:
-        raise ConfigError(f"environment variable {variable.name} must be a number, got {text!r}") from exc
-    if value < 0:
-        raise ConfigError(f"environment variable {variable.name} must be >= 0, got {value}")
-    return value
 
 
 class RateLimiter:
