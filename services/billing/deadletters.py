@@ -164,7 +164,6 @@ def replay_dead_letters(
     message_ids: set[str] | None = None,
     priority: str | None = None,
     *,
-    queue: Queue | None = None,
     select: Callable[[pika.BasicProperties], bool] | None = None,
     count_attempt: bool = False,
     scan_limit: int | None = None,
@@ -173,13 +172,13 @@ def replay_dead_letters(
     (it is given each one's properties), when given) back to their queue.
 
     Returns how many were moved. Each dead-letter queue is replayed into the queue it belongs to, as named on
-    this broker (the legacy classic queue's into the standard queue): ``queue``'s alone when given, else
-    ``priority``'s, else every queue, most urgent first. Each copy is confirmed by the broker before its dead
+    this broker (the legacy classic queue's into the standard queue): ``priority``'s alone when given, else
+    every queue, most urgent first. Each copy is confirmed by the broker before its dead
     letter is acknowledged, so a failure halfway leaves every message in one queue or the other (at worst in
     both, which billing's message-id check absorbs). ``count_attempt`` adds one to the copy's
     ``x-redrive-attempts``; ``scan_limit`` bounds how many dead letters are looked at.
     """
-    queues = [settings.queue(queue)] if queue is not None else _queues(settings, priority)
+    queues = _queues(settings, priority)
     moved = scanned = 0
     with _channel(settings) as channel:
         channel.confirm_delivery()

@@ -8,7 +8,7 @@ leader that steps down stops within one step. Each job is idempotent on its own 
 
 Jobs:
 
-- ``redrive``: for each queue billing consumes (``contract.messaging.QUEUES``), dead letters the broker moved
+- ``redrive``: for each queue billing consumes (``contract.messaging.PRIORITY_QUEUES``), dead letters the broker moved
   past the delivery limit (the consumer crashed or lost its connection on them: possibly transient) go back to
   their queue through :func:`billing.deadletters.replay_dead_letters`, keeping their message id (billing's
   insert is idempotent by it) and counting the attempt in ``x-redrive-attempts``. After
@@ -36,8 +36,7 @@ from billing.metrics import DEAD_LETTERS_REDRIVEN, JOB_RUNS
 from billing.store import OrderStore
 from common.config import RabbitSettings
 from common.db import DatabaseUnavailable
-from contract.messaging import QUEUES
-from contract.services import BILLING
+from contract.messaging import PRIORITY_QUEUES
 
 log = logging.getLogger(__name__)
 
@@ -75,11 +74,12 @@ def redrive_transient(
         return False
 
     moved = 0
-    for queue in QUEUES:
-        if queue.consumer != BILLING.name or not keep_going():
-            continue
+    for priority, queue in PRIORITY_QUEUES.items():  # every queue billing consumes, most urgent first
+        if not keep_going():
+            break
         count = replay_dead_letters(
-            rabbit, REDRIVE_SCAN_LIMIT, queue=queue, select=select, count_attempt=True, scan_limit=REDRIVE_SCAN_LIMIT
+            rabbit, REDRIVE_SCAN_LIMIT, priority=priority, select=select, count_attempt=True,
+            scan_limit=REDRIVE_SCAN_LIMIT,
         )
         if count:
             DEAD_LETTERS_REDRIVEN.inc(count)
