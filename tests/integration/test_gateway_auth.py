@@ -7,12 +7,9 @@ import base64
 import hashlib
 import hmac
 import json
-import subprocess
-import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import jwt
 import pytest
@@ -20,9 +17,10 @@ import requests
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from tests.integration.gateway_process import start_gateway, stop_gateways
+
 pytestmark = pytest.mark.integration
 
-REPO = Path(__file__).resolve().parents[2]
 REGION = "eu-west-1"
 POOL_ID = f"{REGION}_TestPool1"
 ISSUER = f"https://cognito-idp.{REGION}.amazonaws.com/{POOL_ID}"
@@ -96,13 +94,12 @@ def gateway(keys, signing_key, test_infrastructure):
     """A gateway process with authentication on, trusting the test's JWKS, on its own port (inventory of the
     test profile behind it, so an accepted request really gets an answer)."""
     test_infrastructure.start_service("inventory")
-    env = test_infrastructure.service_env("gateway")
-    env.update(
-        PORT=str(GATEWAY_PORT),
+    process = start_gateway(
+        test_infrastructure,
+        GATEWAY_PORT,
+        "gateway-auth-test",
         GUNICORN_WORKERS="1",
         GUNICORN_THREADS="4",
-        PROMETHEUS_MULTIPROC_DIR=str(test_infrastructure.state_dir / "metrics" / "gateway-auth-test"),
-        INVENTORY_URL=test_infrastructure.profile.url("inventory"),
         AUTH_REQUIRED="true",
         AUTH_ISSUER=ISSUER,
         AUTH_JWKS_URL=f"{keys.url}/{POOL_ID}/.well-known/jwks.json",
@@ -114,28 +111,8 @@ def gateway(keys, signing_key, test_infrastructure):
         AUTH_ALB_ARN=ALB_ARN,
         AUTH_ALB_KEY_URL=f"{keys.url}/alb",
     )
-    Path(env["PROMETHEUS_MULTIPROC_DIR"]).mkdir(parents=True, exist_ok=True)
-    log_path = test_infrastructure.state_dir / "gateway-auth-test.log"
-    with open(log_path, "wb") as log_file:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "--config", "python:common.gunicorn_config", "gateway:create_app()"],
-            cwd=REPO / "services", env=env, stdout=log_file, stderr=subprocess.STDOUT,
-        )
-    base = f"http://127.0.0.1:{GATEWAY_PORT}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(f"{base}/health", timeout=1).status_code == 200:
-                break
-        except requests.ConnectionError:
-            time.sleep(0.2)
-    else:
-        process.kill()
-        pytest.fail(f"gateway did not start; see {log_path}")
-    yield base
-    process.terminate()
-    process.wait(15)
-
+    yield f"http://127.0.0.1:{GATEWAY_PORT}"
+    stop_gateways(process)
 
 def mint(key, kid="key-1", alg="RS256", **overrides) -> str:
     """An access token like Cognito's, signed with ``key``; ``overrides`` change or (value None) drop claims."""

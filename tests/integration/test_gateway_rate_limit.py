@@ -11,17 +11,15 @@ from __future__ import annotations
 import re
 import socket
 import subprocess
-import sys
 import threading
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 import requests
 
-from local_system.processes import port_open
 from local_system.redis_server import GATEWAY_USER
+from tests.integration.gateway_process import start_gateway, stop_gateways
 from tests.integration.test_gateway_auth import (  # noqa: F401 - fixtures used by name
     BROWSER_CLIENT,
     ISSUER,
@@ -34,55 +32,26 @@ from tests.integration.test_gateway_auth import (  # noqa: F401 - fixtures used 
     signing_key,
 )
 
-REPO = Path(__file__).resolve().parents[2]
 PORTS = (13097, 13098)
 UNTHROTTLED_PORT = 13096
 BURST = 3
 
 
 def _start_gateway(system, keys, port: int, name: str, **overrides) -> subprocess.Popen:  # noqa: F811
-    env = system.service_env("gateway")
-    env.update(
-        PORT=str(port),
-        GUNICORN_WORKERS="2",
-        GUNICORN_THREADS="4",
-        PROMETHEUS_MULTIPROC_DIR=str(system.state_dir / "metrics" / name),
-        INVENTORY_URL=system.profile.url("inventory"),
-        AUTH_REQUIRED="true",
-        AUTH_ISSUER=ISSUER,
-        AUTH_JWKS_URL=f"{keys.url}/{POOL_ID}/.well-known/jwks.json",
-        AUTH_ALLOWED_CLIENT_IDS=f"{MACHINE_CLIENT},{BROWSER_CLIENT}",
-        AUTH_SCOPE_PREFIX=SCOPE_PREFIX,
-        RATE_LIMIT_READS_PER_SECOND="0.1",
-        RATE_LIMIT_WRITES_PER_SECOND="0.1",
-        RATE_LIMIT_BURST=str(BURST),
-        RATE_LIMIT_STORE_RETRY_SECONDS="1",
-    )
-    env.update(overrides)
-    if port_open(port):
-        pytest.fail(f"port {port} is taken (a gateway left over from an interrupted run?)")
-    metrics_dir = Path(env["PROMETHEUS_MULTIPROC_DIR"])
-    metrics_dir.mkdir(parents=True, exist_ok=True)
-    for stale in metrics_dir.glob("*.db"):
-        stale.unlink()
-    with open(system.state_dir / f"{name}.log", "wb") as log_file:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "--config", "python:common.gunicorn_config", "gateway:create_app()"],
-            cwd=REPO / "services", env=env, stdout=log_file, stderr=subprocess.STDOUT,
-        )
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and process.poll() is None:
-            try:
-                if requests.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
-                    return process
-            except requests.RequestException:  # not listening yet, or a slow first answer on a busy machine
-                time.sleep(0.2)
-        pytest.fail(f"gateway {name} did not start; see {system.state_dir / f'{name}.log'}")
-    except BaseException:
-        process.kill()  # never leave a gateway behind on the fixed port
-        process.wait(10)
-        raise
+    settings = {
+        "GUNICORN_WORKERS": "2",
+        "GUNICORN_THREADS": "4",
+        "AUTH_REQUIRED": "true",
+        "AUTH_ISSUER": ISSUER,
+        "AUTH_JWKS_URL": f"{keys.url}/{POOL_ID}/.well-known/jwks.json",
+        "AUTH_ALLOWED_CLIENT_IDS": f"{MACHINE_CLIENT},{BROWSER_CLIENT}",
+        "AUTH_SCOPE_PREFIX": SCOPE_PREFIX,
+        "RATE_LIMIT_READS_PER_SECOND": "0.1",
+        "RATE_LIMIT_WRITES_PER_SECOND": "0.1",
+        "RATE_LIMIT_BURST": str(BURST),
+        "RATE_LIMIT_STORE_RETRY_SECONDS": "1",
+    }
+    return start_gateway(system, port, name, **{**settings, **overrides})
 
 
 @pytest.fixture(scope="module")
@@ -93,10 +62,7 @@ def gateways(keys, signing_key, redis_store, test_infrastructure):  # noqa: F811
         _start_gateway(test_infrastructure, keys, port, f"gateway-ratelimit-{port}") for port in PORTS
     ]
     yield [f"http://127.0.0.1:{port}" for port in PORTS]
-    for process in processes:
-        process.terminate()
-    for process in processes:
-        process.wait(15)
+    stop_gateways(*processes)
 
 
 def _token(signing_key, scope: str = "movies.read") -> str:  # noqa: F811
@@ -212,5 +178,4 @@ def test_throttling_off_never_connects_to_the_store(keys, signing_key, silent_st
         assert all("RateLimit-Limit" not in a.headers for a in answers)
         assert accepted == []
     finally:
-        process.terminate()
-        process.wait(15)
+        stop_gateways(process)
