@@ -12,12 +12,11 @@ from dataclasses import dataclass
 
 from aws_cdk import Duration
 from aws_cdk import aws_cloudwatch as cloudwatch
-from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from contract.limits import RATE_LIMIT_STORE_DOWN_MESSAGE
 from contract.messaging import BILLING_QUEUE, EXPRESS_QUEUE
-from stacks.components import order_age
+from stacks.components.log_metrics import log_metric_filter
 from stacks.compute import ComputeStack
 from stacks.config import EnvironmentConfig
 from stacks.data import DataStack, queue_metric
@@ -30,8 +29,6 @@ MISSING_IS_OK = cloudwatch.TreatMissingData.NOT_BREACHING
 MISSING_IS_BAD = cloudwatch.TreatMissingData.BREACHING
 #: The databases, by the label their alarms and dashboard lines carry.
 DATABASES = ("Inventory", "Billing")
-#: Namespace of the metrics our metric filters derive from the services' access logs.
-LOG_METRICS_NAMESPACE = order_age.LOG_METRICS_NAMESPACE
 #: Services whose access logs are turned into metrics (label, attribute of the compute stack).
 LOGGED_SERVICES = ("Gateway", "Inventory", "Billing")
 
@@ -138,15 +135,8 @@ def service_log_metrics(scope: Construct, compute: ComputeStack) -> dict[str, cl
             "latency": (f"{label}DurationMs", request_line, "$.duration_ms", None),
         }
         for key, (metric_name, pattern, value, default) in filters.items():
-            metric_filter = logs.MetricFilter(
-                scope,
-                f"{metric_name}Filter",
-                log_group=log_group,
-                metric_namespace=LOG_METRICS_NAMESPACE,
-                metric_name=metric_name,
-                filter_pattern=logs.FilterPattern.literal(f"{{ {pattern} }}"),
-                metric_value=value,
-                default_value=default,
+            metric_filter = log_metric_filter(
+                scope, f"{metric_name}Filter", log_group, metric_name, pattern, value, default_value=default
             )
             statistic = "p99" if key == "latency" else "Sum"
             metrics[f"{label.lower()}_{key}"] = metric_filter.metric(statistic=statistic, period=FIVE_MINUTES)
@@ -175,14 +165,13 @@ def system_metrics(scope: Construct, data: DataStack, compute: ComputeStack) -> 
         period=FIVE_MINUTES,
     )
     metrics.update(service_log_metrics(scope, compute))
-    store_down = logs.MetricFilter(
+    store_down = log_metric_filter(
         scope,
         "GatewayRateLimitStoreUnavailableFilter",
-        log_group=compute.gateway.log_group,
-        metric_namespace=LOG_METRICS_NAMESPACE,
-        metric_name="GatewayRateLimitStoreUnavailable",
-        filter_pattern=logs.FilterPattern.literal(f'{{ $.message = "{RATE_LIMIT_STORE_DOWN_MESSAGE}" }}'),
-        metric_value="1",
+        compute.gateway.log_group,
+        "GatewayRateLimitStoreUnavailable",
+        f'$.message = "{RATE_LIMIT_STORE_DOWN_MESSAGE}"',
+        "1",
         default_value=0,
     )
     metrics["rate_limit_store_unavailable"] = store_down.metric(statistic="Sum", period=FIVE_MINUTES)

@@ -16,13 +16,13 @@ from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
-from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
 
 from contract.messaging import BILLING_QUEUE, EXPRESS_QUEUE
-from stacks.alarm_table import DATABASES, LOG_METRICS_NAMESPACE, alarm_specs, services_of, system_metrics
+from stacks.alarm_table import DATABASES, alarm_specs, services_of, system_metrics
+from stacks.components.log_metrics import log_metric_filter
 from stacks.compute import ComputeStack
 from stacks.config import EnvironmentConfig
 from stacks.data import DataStack
@@ -228,14 +228,8 @@ class MonitoringStack(Stack):
             ("orders_per_minute", "BillingOrdersPerMinute", "$.orders"),
             ("revenue_per_minute", "BillingRevenuePerMinute", "$.revenue"),
         ):
-            metric_filter = logs.MetricFilter(
-                self,
-                f"{metric_name}Filter",
-                log_group=compute.billing.log_group,
-                metric_namespace=LOG_METRICS_NAMESPACE,
-                metric_name=metric_name,
-                filter_pattern=logs.FilterPattern.literal(f"{{ {line} }}"),
-                metric_value=field,
+            metric_filter = log_metric_filter(
+                self, f"{metric_name}Filter", compute.billing.log_group, metric_name, line, field
             )
             metrics[key] = metric_filter.metric(statistic="Sum", period=Duration.minutes(1))
         return metrics

@@ -17,9 +17,8 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from contract.messaging import EXPRESS
+from stacks.components.log_metrics import LOG_METRICS_NAMESPACE, log_metric_filter
 
-#: Namespace of the metrics derived from the services' logs (the alarm table's access-log metrics too).
-LOG_METRICS_NAMESPACE = "Movies"
 EXPRESS_AGE_METRIC = "ExpressOrderAgeSeconds"
 #: The line billing writes per batch (``billing.lanes.Lane.report_age``) and its fields.
 BATCH_LINE = f'$.message = "order batch" && $.priority = "{EXPRESS}" && $.oldest_age_seconds >= 0'
@@ -29,14 +28,13 @@ def express_order_age(scope: Construct, log_groups: Mapping[str, logs.ILogGroup]
     """One metric filter per log group (by label), all feeding ``EXPRESS_AGE_METRIC``; returns its per-minute
     maximum: the oldest express order any consumer received in that minute."""
     for label, log_group in log_groups.items():
-        logs.MetricFilter(
+        log_metric_filter(
             scope,
             f"{label}ExpressAgeFilter",
-            log_group=log_group,
-            metric_namespace=LOG_METRICS_NAMESPACE,
-            metric_name=EXPRESS_AGE_METRIC,
-            filter_pattern=logs.FilterPattern.literal(f"{{ {BATCH_LINE} }}"),
-            metric_value="$.oldest_age_seconds",
+            log_group,
+            EXPRESS_AGE_METRIC,
+            BATCH_LINE,
+            "$.oldest_age_seconds",
             unit=cloudwatch.Unit.SECONDS,
         )
     return cloudwatch.Metric(

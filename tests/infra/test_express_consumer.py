@@ -7,7 +7,8 @@ import pytest
 
 from contract import environment
 from contract.messaging import BILLING_QUEUE, EXPRESS_QUEUE
-from stacks.components.order_age import EXPRESS_AGE_METRIC, LOG_METRICS_NAMESPACE
+from stacks.components.log_metrics import LOG_METRICS_NAMESPACE
+from stacks.components.order_age import EXPRESS_AGE_METRIC
 from stacks.compute import EXPRESS_CONSUMER
 from stacks.config import ENVIRONMENTS
 from tests.infra.helpers import container_of, dumps, env_vars, service_of
