@@ -33,10 +33,20 @@ def ensure_bucket(s3: Any, name: str = UPLOADS_BUCKET) -> str:
     return name
 
 
+def _existing_queue(sqs: Any, name: str) -> str | None:
+    try:
+        return sqs.get_queue_url(QueueName=name)["QueueUrl"]
+    except sqs.exceptions.QueueDoesNotExist:
+        return None
+
+
 def ensure_queue(sqs: Any, name: str, visibility_timeout: int = posters.VISIBILITY_TIMEOUT_SECONDS) -> tuple[str, str]:
-    """Create ``name`` and its dead-letter queue (redrive after MAX_RECEIVE_COUNT receives) unless they exist;
-    return (queue URL, dead-letter queue URL). create_queue with the same attributes is idempotent in SQS."""
-    dlq_url = sqs.create_queue(QueueName=f"{name}-dlq")["QueueUrl"]
+    """Create ``name`` and its dead-letter queue (redrive after MAX_RECEIVE_COUNT receives) unless they exist
+    (then they are kept as they are, whoever made them); return (queue URL, dead-letter queue URL)."""
+    existing, existing_dlq = _existing_queue(sqs, name), _existing_queue(sqs, f"{name}-dlq")
+    if existing and existing_dlq:
+        return existing, existing_dlq
+    dlq_url = existing_dlq or sqs.create_queue(QueueName=f"{name}-dlq")["QueueUrl"]
     dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     url = sqs.create_queue(
         QueueName=name,
