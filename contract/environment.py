@@ -152,6 +152,27 @@ AWS_ACCESS_KEY_ID = _var("AWS_ACCESS_KEY_ID", "", "Unset on AWS (the task role);
 AWS_SECRET_ACCESS_KEY = _var(
     "AWS_SECRET_ACCESS_KEY", "", "Unset on AWS (the task role); the local emulator's dummy key.", secret=True
 )
+AWS_ENDPOINT_URL_S3 = _var(
+    "AWS_ENDPOINT_URL_S3",
+    "",
+    "S3 endpoint, read by boto3 itself; empty: AWS's regional endpoint (the local system: its emulator, "
+    "path-style). The presigned upload URL points there, so the browser must reach it.",
+)
+AWS_ENDPOINT_URL_SQS = _var(
+    "AWS_ENDPOINT_URL_SQS", "", "SQS endpoint, read by boto3 itself; empty: AWS's (the local system: its emulator)."
+)
+
+# --- inventory: movie posters (contract.posters; docs/patterns/valet-key.md) ------------------------------
+POSTER_UPLOAD_BUCKET = _var(
+    "POSTER_UPLOAD_BUCKET",
+    "",
+    "Bucket the presigned poster uploads go to; empty: posters off (POST /api/movies/<id>/poster answers 503).",
+)
+POSTER_RESULTS_QUEUE_URL = _var(
+    "POSTER_RESULTS_QUEUE_URL",
+    "",
+    "SQS queue of poster.published / poster.rejected results each worker consumes; empty: no consumer.",
+)
 
 # --- billing ---------------------------------------------------------------------------------------------
 BILLING_PREFETCH = _var("BILLING_PREFETCH", "1000", "Unacknowledged deliveries the broker may push.")
@@ -226,6 +247,7 @@ RATE_LIMIT = (
     RATE_LIMIT_STORE_RETRY_SECONDS,
 )
 AWS_SDK = (AWS_REGION, AWS_ENDPOINT_URL_SECRETS_MANAGER, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)
+POSTERS = (POSTER_UPLOAD_BUCKET, POSTER_RESULTS_QUEUE_URL, AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL_SQS)
 BILLING = (
     BILLING_PREFETCH, BILLING_BATCH_SIZE, BILLING_BATCH_WAIT_MS, BILLING_RECONNECT_INITIAL_MS,
     BILLING_RECONNECT_MAX_SECONDS, BILLING_SHUTDOWN_TIMEOUT_SECONDS, BILLING_CONSUME, BILLING_MAX_ROWS_PER_SECOND,
@@ -241,7 +263,7 @@ QUEUE_VARIABLES: dict[str, Variable] = {
 
 #: The variables each service reads, in the order its README lists them.
 SERVICE_VARIABLES: dict[str, tuple[Variable, ...]] = {
-    "inventory": PROCESS + DATABASE + AWS_SDK,
+    "inventory": PROCESS + DATABASE + AWS_SDK + POSTERS,
     "billing": PROCESS + DATABASE + BROKER + BILLING + AWS_SDK,
     "gateway": PROCESS + BROKER + GATEWAY + RATE_LIMIT + AWS_SDK,
 }

@@ -18,6 +18,7 @@ from contract.services import service as contract_service
 from local_system.credentials import BROKER, order_id_key
 from local_system.emulator_api import DUMMY_KEY, REGION
 from local_system.identity.emulator import IdentityEmulator
+from local_system.poster_resources import poster_settings
 from local_system.processes import (
     LocalSystemError,
     http_status,
@@ -140,6 +141,14 @@ class ServiceProcess:
             settings.update({
                 E.AWS_REGION.name: REGION,
                 E.AWS_ENDPOINT_URL_SECRETS_MANAGER.name: f"http://127.0.0.1:{self.profile.cognito_port}",
+                E.AWS_ACCESS_KEY_ID.name: DUMMY_KEY,
+                E.AWS_SECRET_ACCESS_KEY.name: DUMMY_KEY,
+            })
+        if E.POSTER_UPLOAD_BUCKET.name in names:
+            # Posters: the uploads bucket and the results queue in the emulator (boto3 signs with the dummy keys).
+            settings.update(poster_settings(self.profile))
+            settings.update({
+                E.AWS_REGION.name: REGION,
                 E.AWS_ACCESS_KEY_ID.name: DUMMY_KEY,
                 E.AWS_SECRET_ACCESS_KEY.name: DUMMY_KEY,
             })

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from contract import limits
+from contract import limits, posters
 from contract.messaging import HTTP_REQUEST_ID
 from gateway import routes
 from gateway.access import requirement_of
@@ -100,6 +100,26 @@ def _paths() -> dict[str, Any]:
                 "summary": "Delete one movie",
                 "operationId": "deleteMovie",
                 "responses": {"200": _DELETED, "404": ERROR},
+            },
+        }),
+        "/api/movies/{id}/poster": _served_by(routes.movies, {
+            "parameters": [_movie_id_param()],
+            "post": {
+                "summary": "Get a presigned S3 POST (valet key) to upload a new poster",
+                "description": "Send a multipart/form-data POST to `url` with every entry of `fields`, then the "
+                f"file as the last field, `{posters.FILE_FIELD}`; S3 answers 204 and refuses another key or "
+                f"content type, an empty file, one over {posters.MAX_UPLOAD_BYTES} bytes, or a use after "
+                f"{posters.UPLOAD_EXPIRES_SECONDS} s. The movie's `poster_status` becomes `pending`, then "
+                "`published` (with `poster`) or `rejected` (with `reason`) once the pipeline has run; the newest "
+                "upload requested wins. 503 when posters are not enabled.",
+                "operationId": "requestPosterUpload",
+                "requestBody": _body("PosterUploadRequest"),
+                "responses": {
+                    "201": json_content(ref("PosterUpload"), "The presigned POST"),
+                    "400": json_content(ref("PosterTypeError"), "Missing or unsupported content type"),
+                    "404": ERROR,
+                    "503": ERROR,
+                },
             },
         }),
         "/api/billing": _served_by(routes.post_order, {

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from common import orders
-from contract import limits
+from contract import limits, posters
 from contract.permissions import PERMISSIONS
 
 ERROR = {"$ref": "#/components/responses/Error"}
@@ -17,6 +17,8 @@ ERROR = {"$ref": "#/components/responses/Error"}
 THROTTLED = {"$ref": "#/components/responses/Throttled"}
 #: An order id (``gateway.order_ids``).
 _ORDER_ID = "^[0-9a-f]{64}$"
+#: A poster upload id: 13 digits of epoch milliseconds, 16 random hex digits (inventory.posters).
+_UPLOAD_ID = "^[0-9]{13}[0-9a-f]{16}$"
 
 
 def json_content(schema: dict[str, Any], description: str) -> dict[str, Any]:
@@ -41,11 +43,72 @@ def components() -> dict[str, Any]:
         "schemas": {
             "Movie": {
                 "type": "object",
-                "required": ["id", "title", "description"],
+                "required": ["id", "title", "description", "poster", "poster_status"],
                 "properties": {
                     "id": {"type": "integer"},
                     "title": {"type": "string"},
                     "description": {"type": ["string", "null"]},
+                    "poster": {
+                        "description": "The published poster's URLs on the web origin (null: none yet). Set by "
+                        "the poster pipeline only.",
+                        "oneOf": [{"type": "null"}, ref("Poster")],
+                    },
+                    "poster_status": {
+                        "description": "State of the newest poster upload requested (null: none).",
+                        "oneOf": [{"type": "null"}, ref("PosterStatus")],
+                    },
+                },
+            },
+            "Poster": {
+                "type": "object",
+                "required": list(posters.SIZES),
+                "properties": {
+                    name: {
+                        "type": "string",
+                        "description": f"WebP of at most {width} x {height} pixels",
+                        "example": f"/{posters.PUBLISHED_PREFIX}1/1767225600000a1b2c3d4e5f60718/{name}.webp",
+                    }
+                    for name, (width, height) in posters.SIZES.items()
+                },
+            },
+            "PosterStatus": {
+                "type": "object",
+                "required": ["upload_id", "state", "reason"],
+                "properties": {
+                    "upload_id": {"type": "string", "pattern": _UPLOAD_ID},
+                    "state": {"type": "string", "enum": [posters.PENDING, posters.PUBLISHED, posters.REJECTED]},
+                    "reason": {"type": ["string", "null"], "description": "Why the upload was rejected"},
+                },
+            },
+            "PosterUploadRequest": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["content_type"],
+                "properties": {"content_type": {"type": "string", "enum": list(posters.CONTENT_TYPES)}},
+                "example": {"content_type": "image/png"},
+            },
+            "PosterUpload": {
+                "type": "object",
+                "required": ["url", "fields", "upload_id", "key", "expires_in"],
+                "properties": {
+                    "url": {"type": "string", "description": "Where to POST the form (the uploads bucket)"},
+                    "fields": {
+                        "type": "object",
+                        "additionalProperties": {"type": "string"},
+                        "description": "Form fields to send before the file (key, Content-Type, policy, "
+                        "signature, ...)",
+                    },
+                    "upload_id": {"type": "string", "pattern": _UPLOAD_ID},
+                    "key": {"type": "string", "description": "The object key chosen by the server"},
+                    "expires_in": {"type": "integer", "const": posters.UPLOAD_EXPIRES_SECONDS},
+                },
+            },
+            "PosterTypeError": {
+                "type": "object",
+                "required": ["error", "allowed_content_types"],
+                "properties": {
+                    "error": {"type": "string"},
+                    "allowed_content_types": {"type": "array", "items": {"type": "string"}},
                 },
             },
             "NewMovie": {

@@ -2,7 +2,8 @@
 
 ``create_app`` is the application factory gunicorn calls (``inventory:create_app()``); it builds objects and
 connects to nothing. The schema is migrated when the worker starts (a ``common.lifecycle`` start hook) or on
-first use.
+first use. With POSTER_RESULTS_QUEUE_URL set, each worker also starts the poster results consumer thread
+(``inventory.poster_results``) from a start hook; without it no boto3 is imported at all.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from contract import environment as env
 from contract.limits import MAX_REQUEST_BYTES
 from contract.services import INVENTORY
 from inventory import db
+from inventory.poster_results import PosterResultsConsumer
 from inventory.routes import movies
 
 
@@ -32,7 +34,7 @@ def create_app(database: DatabaseSettings | None = None) -> Flask:
     settings = database or DatabaseSettings.from_env(default_name=INVENTORY.database)
     pool = ConnectionPool(settings, application_name=INVENTORY.name)
     schema = Schema(pool, INVENTORY.name, db.MIGRATIONS)
-    db.STORE.install(app, db.MovieStore(pool, schema))
+    store = db.STORE.install(app, db.MovieStore(pool, schema))
 
     def migrate_early() -> None:
         # Migrating when the worker starts keeps the first request fast; a database that is down then is
@@ -51,4 +53,9 @@ def create_app(database: DatabaseSettings | None = None) -> Flask:
     # gunicorn's post_worker_init hook (common.gunicorn_config) runs it: the factory itself connects to nothing.
     on_start(migrate_early)
     on_shutdown(pool.close)
+    results_queue = env_str(env.POSTER_RESULTS_QUEUE_URL)
+    if results_queue:
+        consumer = PosterResultsConsumer(store, results_queue)
+        on_start(consumer.start)
+        on_shutdown(consumer.stop)  # shutdown hooks run newest first: the consumer stops before the pool closes
     return app

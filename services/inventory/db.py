@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from common import tracing
@@ -16,10 +17,21 @@ MIGRATIONS = [
         description text
     )
     """,
+    # Posters (contract.posters): the published poster's URLs, and the state of the newest upload requested.
+    # Upload ids start with 13 digits of epoch milliseconds, so comparing them as text orders them by time.
+    """
+    ALTER TABLE movies
+        ADD COLUMN poster           jsonb,
+        ADD COLUMN poster_upload_id text,
+        ADD COLUMN poster_state     text CHECK (poster_state IN ('pending', 'published', 'rejected')),
+        ADD COLUMN poster_reason    text,
+        ADD CONSTRAINT movies_poster_state_with_upload CHECK ((poster_upload_id IS NULL) = (poster_state IS NULL))
+    """,
 ]
 
 _COLUMNS = ("id", "title", "description")
-_SELECT = "SELECT id, title, description FROM movies"
+_RETURNING = "id, title, description, poster, poster_upload_id, poster_state, poster_reason"
+_SELECT = f"SELECT {_RETURNING} FROM movies"  # noqa: S608 - a constant column list
 _DB_ATTRIBUTES = {"db.system": "postgresql", "db.collection.name": "movies"}
 
 
@@ -28,8 +40,17 @@ def _like_literal(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
+def _movie(row: tuple[Any, ...]) -> dict[str, Any]:
+    """A movie's JSON: its fields, ``poster`` (URLs or null) and ``poster_status`` (the newest upload's state)."""
+    movie = dict(zip(_COLUMNS, row[:3], strict=True))
+    poster, upload_id, state, reason = row[3:]
+    movie["poster"] = json.loads(poster) if isinstance(poster, str) else poster
+    movie["poster_status"] = None if upload_id is None else {"upload_id": upload_id, "state": state, "reason": reason}
+    return movie
+
+
 def _row(row: tuple[Any, ...] | None) -> dict[str, Any] | None:
-    return dict(zip(_COLUMNS, row, strict=True)) if row is not None else None
+    return _movie(row) if row is not None else None
 
 
 class MovieStore:
@@ -39,7 +60,12 @@ class MovieStore:
         self._pool = pool
         self._schema = schema
 
-    def _fetch(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    def check(self) -> None:
+        """Raise DatabaseUnavailable unless the database answers and the schema is migrated."""
+        self._pool.ping()
+        self._schema.ensure()
+
+    def _fetch(self, sql: str, params: tuple[Any, ...] | dict[str, Any] = ()) -> list[tuple[Any, ...]]:
         self._schema.ensure()
         # The statement's first word names the span (SELECT movies, INSERT movies, ...); never its values.
         with tracing.span(f"{sql.split(None, 1)[0]} movies", tracing.CLIENT, _DB_ATTRIBUTES):
@@ -63,7 +89,7 @@ class MovieStore:
             )
         else:
             rows = self._read(f"{_SELECT} ORDER BY id")
-        return [dict(zip(_COLUMNS, row, strict=True)) for row in rows]
+        return [_movie(row) for row in rows]
 
     def get(self, movie_id: int) -> dict[str, Any] | None:
         """The movie with ``movie_id``, or None."""
@@ -73,7 +99,7 @@ class MovieStore:
     def create(self, title: str, description: str | None) -> dict[str, Any]:
         """Insert a movie and return it with its generated id."""
         rows = self._fetch(
-            "INSERT INTO movies (title, description) VALUES (%s, %s) RETURNING id, title, description",
+            f"INSERT INTO movies (title, description) VALUES (%s, %s) RETURNING {_RETURNING}",  # noqa: S608
             (title, description),
         )
         return _row(rows[0])  # type: ignore[return-value]
@@ -82,10 +108,58 @@ class MovieStore:
         """Set the given fields (validated names only) and return the movie, or None if it does not exist."""
         assignments = ", ".join(f"{name} = %s" for name in fields)  # names come from the validator's allow-list
         rows = self._fetch(
-            f"UPDATE movies SET {assignments} WHERE id = %s RETURNING id, title, description",  # noqa: S608
+            f"UPDATE movies SET {assignments} WHERE id = %s RETURNING {_RETURNING}",  # noqa: S608
             (*fields.values(), movie_id),
         )
         return _row(rows[0] if rows else None)
+
+    def request_poster(self, movie_id: int, upload_id: str) -> bool:
+        """Record ``upload_id`` as the movie's newest poster upload, pending; False if the movie does not exist.
+
+        The published poster stays until a newer upload is published.
+        """
+        rows = self._fetch(
+            "UPDATE movies SET poster_upload_id = %s, poster_state = 'pending', poster_reason = NULL"
+            " WHERE id = %s RETURNING id",
+            (upload_id, movie_id),
+        )
+        return bool(rows)
+
+    def apply_poster_result(
+        self, movie_id: int, upload_id: str, state: str, poster: dict[str, str] | None, reason: str | None
+    ) -> str:
+        """Apply one pipeline result in one statement; ``"applied"``, ``"ignored"`` or ``"unknown_movie"``.
+
+        Newest upload wins: a result for an upload older than the movie's newest requested one changes nothing,
+        and so does a result already applied (same upload, same state), so replays and reordering are harmless.
+        A rejection keeps the published poster; a publication replaces it.
+        """
+        rows = self._fetch(
+            """
+            WITH target AS (SELECT id FROM movies WHERE id = %(id)s),
+            changed AS (
+                UPDATE movies SET
+                    poster = CASE WHEN %(state)s = 'published' THEN %(poster)s::jsonb ELSE poster END,
+                    poster_upload_id = %(upload)s, poster_state = %(state)s, poster_reason = %(reason)s
+                WHERE id = %(id)s
+                  AND (poster_upload_id IS NULL OR poster_upload_id < %(upload)s
+                       OR (poster_upload_id = %(upload)s AND poster_state = 'pending'))
+                RETURNING id
+            )
+            SELECT (SELECT count(*) FROM target), (SELECT count(*) FROM changed)
+            """,
+            {
+                "id": movie_id,
+                "upload": upload_id,
+                "state": state,
+                "poster": json.dumps(poster) if poster is not None else None,
+                "reason": reason,
+            },
+        )
+        exists, changed = rows[0]
+        if not exists:
+            return "unknown_movie"
+        return "applied" if changed else "ignored"
 
     def delete(self, movie_id: int) -> bool:
         """Delete one movie; False if it did not exist."""

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import logging
+
 from flask import Blueprint, jsonify, request
 
 from common.web import error_response
+from contract.posters import CONTENT_TYPES
+from inventory import posters
 from inventory.db import get_store
 from inventory.validation import (
     MAX_ID,
@@ -12,9 +16,11 @@ from inventory.validation import (
     parse_json_object,
     validate_movie_update,
     validate_new_movie,
+    validate_poster_request,
     validate_search,
 )
 
+log = logging.getLogger(__name__)
 movies = Blueprint("movies", __name__, url_prefix="/api/movies")
 
 
@@ -70,3 +76,28 @@ def delete_movie(movie_id: int):
     if movie_id <= MAX_ID and get_store().delete(movie_id):
         return jsonify(message=f"movie {movie_id} deleted", id=movie_id)
     return _not_found(movie_id)
+
+
+@movies.post("/<int:movie_id>/poster")
+def request_poster_upload(movie_id: int):
+    """A presigned S3 POST (the valet key) for a new poster of one movie; 201. The movie's ``poster_status``
+    becomes pending for the new upload until the pipeline reports the result."""
+    try:
+        content_type = validate_poster_request(parse_json_object(request.get_data()))
+    except ValidationError as exc:
+        return error_response(400, str(exc), allowed_content_types=list(CONTENT_TYPES))
+    bucket = posters.upload_bucket()
+    if not bucket:
+        return error_response(503, "poster uploads are not enabled on this system")
+    if movie_id > MAX_ID:
+        return _not_found(movie_id)
+    upload_id = posters.new_upload_id()
+    try:
+        # Signed first (locally, no call to S3): a movie is marked pending only for an upload it can really get.
+        answer = posters.presigned_upload(bucket, movie_id, upload_id, content_type)
+    except Exception:  # e.g. no AWS credentials: posters are unusable, the movies API is not
+        log.exception("cannot sign a poster upload")
+        return error_response(503, "poster uploads are temporarily unavailable")
+    if not get_store().request_poster(movie_id, upload_id):
+        return _not_found(movie_id)
+    return jsonify(answer), 201

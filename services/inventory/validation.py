@@ -10,6 +10,7 @@ import json
 from typing import Any
 
 from contract.limits import DESCRIPTION_MAX_LENGTH, MAX_MOVIE_ID, TITLE_MAX_LENGTH
+from contract.posters import CONTENT_TYPES
 
 SEARCH_MAX_LENGTH = TITLE_MAX_LENGTH
 MAX_ID = MAX_MOVIE_ID
@@ -97,3 +98,17 @@ def validate_search(title: str | None) -> str | None:
     if "\x00" in title:
         raise ValidationError("title search must not contain NUL characters")
     return title
+
+
+def validate_poster_request(data: dict[str, Any]) -> str:
+    """The body of ``POST /api/movies/<id>/poster``: ``{"content_type": one of contract.posters.CONTENT_TYPES}``;
+    the content type is returned."""
+    allowed = ", ".join(CONTENT_TYPES)
+    unknown = sorted(set(data) - {"content_type"})
+    if unknown:
+        raise ValidationError(f"unknown field(s): {', '.join(unknown)}; allowed: content_type")
+    content_type = data.get("content_type")
+    if not isinstance(content_type, str) or content_type not in CONTENT_TYPES:
+        shown = repr(content_type)[:100] if content_type is not None else "nothing"
+        raise ValidationError(f"content_type must be one of {allowed}; got {shown}")
+    return content_type

@@ -113,7 +113,9 @@ def test_openapi_document_and_docs_page(gateway, http):
     """The gateway documents every public operation, with the limits the services enforce."""
     spec = http.get(f"{gateway}/openapi.json").json()
     assert spec["openapi"].startswith("3.")
-    assert set(spec["paths"]) == {"/api/movies", "/api/movies/{id}", "/api/billing", "/api/orders", "/api/orders/{id}"}
+    assert set(spec["paths"]) == {
+        "/api/movies", "/api/movies/{id}", "/api/movies/{id}/poster", "/api/billing", "/api/orders", "/api/orders/{id}"
+    }
     assert spec["components"]["schemas"]["NewMovie"]["properties"]["title"]["maxLength"] == 200
     page = http.get(f"{gateway}/docs")
     assert page.status_code == 200 and "/api/billing" in page.text

@@ -63,6 +63,7 @@ def test_openapi_operations_carry_the_routes_permissions():
         ("GET", "/api/movies/{id}"): READ_MOVIES,
         ("PUT", "/api/movies/{id}"): WRITE_MOVIES,
         ("DELETE", "/api/movies/{id}"): WRITE_MOVIES,
+        ("POST", "/api/movies/{id}/poster"): WRITE_MOVIES,
         ("POST", "/api/billing"): WRITE_BILLING,
         ("GET", "/api/orders/{id}"): WRITE_BILLING,
         ("GET", "/api/orders"): WRITE_BILLING,

@@ -1,0 +1,99 @@
+"""The poster tests' S3 and SQS: boto3 clients of the test emulator (moto server) and its buckets and queues.
+
+The local system provisions the uploads bucket and the pipeline's queues at every emulator start; the tests
+make sure of them themselves (creating what is missing, keeping what exists), so they do not depend on it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from typing import Any
+
+import boto3
+
+from contract import posters
+from local_system.emulator_api import DUMMY_KEY, REGION
+from local_system.poster_resources import UPLOADS_BUCKET
+
+
+def client(service: str, endpoint: str) -> Any:
+    """A boto3 client of the emulator with its dummy keys (never a developer's real credentials)."""
+    return boto3.client(
+        service, endpoint_url=endpoint, region_name=REGION, aws_access_key_id=DUMMY_KEY, aws_secret_access_key=DUMMY_KEY
+    )
+
+
+def ensure_bucket(s3: Any, name: str = UPLOADS_BUCKET) -> str:
+    """Create the bucket unless it exists."""
+    existing = {bucket["Name"] for bucket in s3.list_buckets().get("Buckets", [])}
+    if name not in existing:
+        s3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": REGION})
+    return name
+
+
+def _existing_queue(sqs: Any, name: str) -> str | None:
+    try:
+        return sqs.get_queue_url(QueueName=name)["QueueUrl"]
+    except sqs.exceptions.QueueDoesNotExist:
+        return None
+
+
+def ensure_queue(sqs: Any, name: str, visibility_timeout: int = posters.VISIBILITY_TIMEOUT_SECONDS) -> tuple[str, str]:
+    """Create ``name`` and its dead-letter queue (redrive after MAX_RECEIVE_COUNT receives) unless they exist
+    (then they are kept as they are, whoever made them); return (queue URL, dead-letter queue URL)."""
+    existing, existing_dlq = _existing_queue(sqs, name), _existing_queue(sqs, f"{name}-dlq")
+    if existing and existing_dlq:
+        return existing, existing_dlq
+    dlq_url = existing_dlq or sqs.create_queue(QueueName=f"{name}-dlq")["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    url = sqs.create_queue(
+        QueueName=name,
+        Attributes={
+            "VisibilityTimeout": str(visibility_timeout),
+            "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": posters.MAX_RECEIVE_COUNT}),
+        },
+    )["QueueUrl"]
+    return url, dlq_url
+
+
+def own_queue(sqs: Any, visibility_timeout: int = 1) -> tuple[str, str]:
+    """A results queue of one test alone (no other consumer competes for it), short visibility timeout."""
+    return ensure_queue(sqs, f"poster-results-test-{uuid.uuid4().hex[:12]}", visibility_timeout)
+
+
+def messages_in(sqs: Any, url: str) -> int:
+    """Visible plus in-flight messages of a queue."""
+    attributes = sqs.get_queue_attributes(
+        QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+    )["Attributes"]
+    return int(attributes["ApproximateNumberOfMessages"]) + int(attributes["ApproximateNumberOfMessagesNotVisible"])
+
+
+def wait_until(condition, timeout: float = 30.0, interval: float = 0.2) -> bool:
+    """Poll ``condition`` until it is truthy or ``timeout`` passes; its last value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(interval)
+
+
+def published(movie_id: int, upload_id: str) -> dict[str, Any]:
+    """A poster.published message as the publish filter sends it."""
+    return {
+        "type": posters.POSTER_PUBLISHED,
+        "movie_id": movie_id,
+        "upload_id": upload_id,
+        "poster": {
+            name: f"/{posters.PUBLISHED_PREFIX}{movie_id}/{upload_id}/{name}.{posters.PUBLISHED_EXTENSION}"
+            for name in posters.SIZES
+        },
+    }
+
+
+def rejected(movie_id: int, upload_id: str, reason: str = "not an image: the bytes are no PNG") -> dict[str, Any]:
+    """A poster.rejected message as the validate filter sends it."""
+    return {"type": posters.POSTER_REJECTED, "movie_id": movie_id, "upload_id": upload_id, "reason": reason}
