@@ -38,6 +38,7 @@ SERVER_FIXTURES = {
     "gateway_url": "e2e",
     "inventory_url": "e2e",
     "billing_url": "e2e",
+    "filter_emulator": "integration",
 }
 
 
