@@ -39,6 +39,7 @@ SERVER_FIXTURES = {
     "inventory_url": "e2e",
     "billing_url": "e2e",
     "filter_emulator": "integration",
+    "poster_pipeline": "integration",
 }
 
 
