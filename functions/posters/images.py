@@ -104,7 +104,10 @@ def clean_copy(data: bytes, expected: str) -> bytes:
     """The upload re-encoded in its own format from its pixels alone: no EXIF (GPS, camera), no ICC profile,
     no text chunks; EXIF orientation applied to the pixels first (the tag that said how goes with it)."""
     image = open_image(data, expected)
-    clean = _pixels_only(image, allow_alpha=expected != "JPEG")
+    try:
+        clean = _pixels_only(image, allow_alpha=expected != "JPEG")
+    except (OSError, ValueError):
+        raise Rejected(f"the {expected} image uses a pixel format that cannot be converted to RGB") from None
     out = io.BytesIO()
     clean.save(out, expected, **_SAVE_OPTIONS[expected])
     return out.getvalue()
