@@ -18,7 +18,8 @@ SOURCES: dict[str, Path] = {"posters": PACKAGE_DIR, "contract": REPO_ROOT / "con
 #: Handler setting of each filter's function.
 HANDLERS: dict[str, str] = {name: f"posters.{name}.handler" for name in ("validate", "resize", "publish")}
 REQUIREMENTS = PACKAGE_DIR / "requirements.txt"
-_IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc")
+#: Not shipped: caches, and this module (it builds the asset, nothing on Lambda imports it).
+_IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", "asset.py")
 
 
 def copy_sources(target: Path) -> Path:

@@ -31,9 +31,11 @@ def test_asset_sources_import_on_their_own(tmp_path):
 
 
 def test_asset_has_no_caches_or_tests(tmp_path):
-    """Only sources go into the asset: no __pycache__ (it would change the asset hash on every run)."""
+    """Only sources go into the asset: no __pycache__ (it would change the asset hash on every run), not the
+    module that builds it."""
     asset.copy_sources(tmp_path)
     names = {path.name for path in tmp_path.rglob("*")}
     assert "__pycache__" not in names and not [n for n in names if n.endswith(".pyc")]
+    assert "asset.py" not in names
     assert set(os.listdir(tmp_path)) == {"posters", "contract"}
 
