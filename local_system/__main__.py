@@ -37,6 +37,8 @@ def cmd_up(system: LocalSystem, args: argparse.Namespace) -> int:
     _say(f"  Databases: {' | '.join(f'make psql DB={name}' for name in DATABASES)}    Stop: make down")
     prometheus = system.prometheus_url()
     _say(f"  Prometheus: {prometheus}   targets: {prometheus}/targets   alerts: {prometheus}/alerts")
+    _say(f"  Posters:  filters validate -> resize -> publish on the emulator's S3/SQS ({system.posters.url}/health,"
+         " make logs SERVICE=posters)")
     return 0
 
 

@@ -27,8 +27,19 @@ class EmulatorRefused(LocalSystemError):
         self.code = code
 
 
-def call(url: str, target: str, signing_name: str, payload: dict[str, Any], hint: str = "") -> dict[str, Any]:
+def authorization(signing_name: str) -> str:
+    """An Authorization header moto accepts: it routes by the credential scope's service, checks no signature."""
+    return (
+        f"AWS4-HMAC-SHA256 Credential={DUMMY_KEY}/20260101/{REGION}/{signing_name}/aws4_request, "
+        "SignedHeaders=host, Signature=local"
+    )
+
+
+def call(
+    url: str, target: str, signing_name: str, payload: dict[str, Any], hint: str = "", json_version: str = "1.1"
+) -> dict[str, Any]:
     """POST ``payload`` as action ``target`` (e.g. ``secretsmanager.GetSecretValue``); the decoded answer.
+    ``json_version``: the service's protocol version (SQS speaks AWS JSON 1.0).
 
     Raises EmulatorRefused when the emulator refuses the call, LocalSystemError when it does not answer.
     """
@@ -36,10 +47,9 @@ def call(url: str, target: str, signing_name: str, payload: dict[str, Any], hint
         f"{url.rstrip('/')}/",
         data=json.dumps(payload).encode(),
         headers={
-            "Content-Type": "application/x-amz-json-1.1",
+            "Content-Type": f"application/x-amz-json-{json_version}",
             "X-Amz-Target": target,
-            "Authorization": f"AWS4-HMAC-SHA256 Credential={DUMMY_KEY}/20260101/{REGION}/{signing_name}/"
-            "aws4_request, SignedHeaders=host, Signature=local",
+            "Authorization": authorization(signing_name),
         },
         method="POST",
     )

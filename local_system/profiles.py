@@ -21,8 +21,9 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 #: The services in start order (the contract's order: inventory first because the gateway forwards to it).
 SERVICES = contract_services.SERVICE_NAMES
 
-#: Infrastructure parts, in start order (``cognito`` is the emulated identity provider, see local_system/identity/).
-INFRASTRUCTURE = ("postgres", "rabbitmq", "redis", "cognito", "pg-exporter", "prometheus")
+#: Infrastructure parts, in start order (``cognito`` is the AWS emulator, see local_system/identity/; ``posters``
+#: the poster pipeline's filters, which read its queues: local_system/poster_pipeline.py).
+INFRASTRUCTURE = ("postgres", "rabbitmq", "redis", "cognito", "posters", "pg-exporter", "prometheus")
 
 #: The databases the services own, all on the one local PostgreSQL server.
 DATABASES = tuple(service.database for service in contract_services.SERVICES if service.database)
@@ -60,6 +61,8 @@ class Profile:
     """prometheus-postgres-exporter: PostgreSQL's statistics as Prometheus metrics."""
     prometheus_port: int = 0
     """Prometheus: scrapes every part, evaluates the rules of ``monitoring/prometheus/rules.yml``."""
+    posters_port: int = 0
+    """The local poster pipeline's health endpoint (its filters poll the emulator's queues; nothing else listens)."""
     prometheus_interval: str = "15s"
     """Prometheus's scrape and rule evaluation interval."""
     alert_for: str | None = None
@@ -115,7 +118,7 @@ def get_profile(name: str | None = None) -> Profile:
         return Profile(
             "dev", 55432, 55672, 55673, 54369, _dev_service_ports(), cognito_port=55600, rabbitmq_management_port=55690,
             redis_port=55379, redis_cluster_port=55380, rabbitmq_prometheus_port=55692,
-            postgres_exporter_port=59187, prometheus_port=59090, prometheus_interval="5s",
+            postgres_exporter_port=59187, prometheus_port=59090, prometheus_interval="5s", posters_port=55610,
             replica_ports={"billing": 8082},
         )
     if name == "test":
@@ -123,7 +126,7 @@ def get_profile(name: str | None = None) -> Profile:
         return Profile(
             "test", 56432, 56672, 56673, 56369, {"inventory": 18080, "billing": 18081, "gateway": 13000},
             cognito_port=56600, rabbitmq_management_port=56690, redis_port=56379, redis_cluster_port=56380,
-            rabbitmq_prometheus_port=56692, postgres_exporter_port=59287, prometheus_port=59190,
+            rabbitmq_prometheus_port=56692, postgres_exporter_port=59287, prometheus_port=59190, posters_port=56610,
             prometheus_interval="1s", alert_for="2s",
             replica_ports={"billing": 18082}, settings={"BILLING_JOBS_INTERVAL_SECONDS": "2"},
         )

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from local_system import prereqs
 from local_system.credentials import Credentials, load_or_create, store_password
 from local_system.identity.emulator import IdentityEmulator
+from local_system.poster_pipeline import PosterPipeline
+from local_system.poster_resources import provision as provision_poster_resources
 from local_system.postgres import PostgresServer
 from local_system.processes import LocalSystemError, http_status, process_tree
 from local_system.profiles import DATABASES, INFRASTRUCTURE, MAX_REPLICAS, SERVICES, Profile, get_profile
@@ -52,7 +54,8 @@ class LocalSystem:
         self.postgres = PostgresServer(self.profile, self._load_credentials)
         self.rabbitmq = RabbitMQServer(self.profile, self._load_credentials)
         self.redis = RedisServer(self.profile)
-        self.identity = IdentityEmulator(self.profile, on_started=self._provision_secrets)
+        self.identity = IdentityEmulator(self.profile, on_started=self._provision_emulator)
+        self.posters = PosterPipeline(self.profile)
         self.postgres_exporter = PostgresExporter(self.profile, self.postgres.monitoring_login)
         self.prometheus = PrometheusServer(self.profile)
         self.services = {name: ServiceProcess(name, self.profile) for name in SERVICES}
@@ -79,9 +82,11 @@ class LocalSystem:
             if name == "rabbitmq":
                 self.rabbitmq.record_applied()
 
-    def _provision_secrets(self) -> None:
-        """The services read their logins from the emulator's Secrets Manager: (re-)create them at its start."""
+    def _provision_emulator(self) -> None:
+        """What lives in the emulator's memory besides the user pool, (re-)created at its every start: the
+        services' secrets (their logins) and the poster pipeline's buckets and queues."""
         provision(self.secrets_api(), self.profile, self.credentials)
+        provision_poster_resources(self.identity.url)
 
     def secrets_api(self) -> SecretsApi:
         """The Secrets Manager emulator (the moto server that also emulates Cognito)."""
@@ -162,7 +167,8 @@ class LocalSystem:
 
     def _infrastructure(self):
         """The infrastructure parts in start order."""
-        return (self.postgres, self.rabbitmq, self.redis, self.identity, self.postgres_exporter, self.prometheus)
+        return (self.postgres, self.rabbitmq, self.redis, self.identity, self.posters, self.postgres_exporter,
+                self.prometheus)
 
     def token(self) -> str:
         """A fresh access token of the demo user (all permissions) from the Cognito emulator."""
@@ -299,6 +305,8 @@ class LocalSystem:
             return self.redis
         if name == "cognito":
             return self.identity
+        if name == "posters":
+            return self.posters
         if name == "pg-exporter":
             return self.postgres_exporter
         if name == "prometheus":

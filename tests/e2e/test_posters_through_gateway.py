@@ -10,7 +10,7 @@ import pytest
 import requests
 
 from contract import posters
-from local_system.poster_resources import UPLOADS_BUCKET
+from local_system.poster_resources import UPLOAD_BUCKET
 from tests.integration.posters_support import client, ensure_bucket, ensure_queue, published, wait_until
 
 pytestmark = pytest.mark.e2e
@@ -72,7 +72,7 @@ def test_upload_through_the_gateway_and_result_applied_by_inventory(gateway, htt
         timeout=10,
     )
     assert stored.status_code == 204
-    assert s3.head_object(Bucket=UPLOADS_BUCKET, Key=upload["key"])["ContentType"] == "image/jpeg"
+    assert s3.head_object(Bucket=UPLOAD_BUCKET, Key=upload["key"])["ContentType"] == "image/jpeg"
     message = published(movie["id"], upload["upload_id"])
     queue_url = sqs.get_queue_url(QueueName=posters.RESULTS.name)["QueueUrl"]
     sqs.send_message(QueueUrl=queue_url, MessageBody=json.dumps(message))

@@ -15,7 +15,7 @@ import boto3
 
 from contract import posters
 from local_system.emulator_api import DUMMY_KEY, REGION
-from local_system.poster_resources import UPLOADS_BUCKET
+from local_system.poster_resources import UPLOAD_BUCKET
 
 
 def client(service: str, endpoint: str) -> Any:
@@ -25,7 +25,7 @@ def client(service: str, endpoint: str) -> Any:
     )
 
 
-def ensure_bucket(s3: Any, name: str = UPLOADS_BUCKET) -> str:
+def ensure_bucket(s3: Any, name: str = UPLOAD_BUCKET) -> str:
     """Create the bucket unless it exists."""
     existing = {bucket["Name"] for bucket in s3.list_buckets().get("Buckets", [])}
     if name not in existing:

@@ -16,7 +16,7 @@ from inventory import aws, create_app
 from inventory import metrics as inventory_metrics
 from inventory.db import MIGRATIONS, STORE, MovieStore
 from inventory.poster_results import PosterResultsConsumer
-from local_system.poster_resources import UPLOADS_BUCKET
+from local_system.poster_resources import UPLOAD_BUCKET
 from tests.integration.posters_support import (
     client,
     ensure_bucket,
@@ -114,7 +114,7 @@ def test_presigned_post_has_the_documented_shape_and_marks_the_upload_pending(ap
     assert set(answer) == {"url", "fields", "upload_id", "key", "expires_in"}
     assert re.fullmatch(r"[0-9]{13}[0-9a-f]{16}", answer["upload_id"])
     assert answer["key"] == posters.incoming_key(movie_id, answer["upload_id"])
-    assert answer["url"] == f"{emulator}/{UPLOADS_BUCKET}"
+    assert answer["url"] == f"{emulator}/{UPLOAD_BUCKET}"
     assert answer["expires_in"] == posters.UPLOAD_EXPIRES_SECONDS
     assert answer["fields"]["key"] == answer["key"]
     assert answer["fields"]["Content-Type"] == "image/png"
@@ -149,7 +149,7 @@ def test_the_form_uploads_the_file_under_the_key(app_client, s3):
         answer["url"], data=answer["fields"], files={posters.FILE_FIELD: ("poster.png", PNG, "image/png")}, timeout=10
     )
     assert response.status_code == 204, response.text
-    stored = s3.get_object(Bucket=UPLOADS_BUCKET, Key=answer["key"])
+    stored = s3.get_object(Bucket=UPLOAD_BUCKET, Key=answer["key"])
     assert stored["Body"].read() == PNG
     assert stored["ContentType"] == "image/png"
 
