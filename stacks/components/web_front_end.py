@@ -72,11 +72,14 @@ class WebFrontEnd(Construct):
         config: EnvironmentConfig,
         edge: PublicEdge,
         auth: AuthStack,
-        web_dir: Path = WEB_DIR,
+        web_dir: Path | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
+        web_dir = web_dir or WEB_DIR
         if not (web_dir / web.INDEX_DOCUMENT).is_file():
-            raise FileNotFoundError(f"the web front end is missing: {web_dir / web.INDEX_DOCUMENT} (see web/README.md)")
+            raise FileNotFoundError(
+                f"the web front end is missing: no {web_dir / web.INDEX_DOCUMENT} (the web/ folder of the repository)"
+            )
         stack = Stack.of(self)
         retain = RemovalPolicy.RETAIN if config.retain_data_on_delete else RemovalPolicy.DESTROY
         # CloudFront standard logs are delivered with an ACL grant, hence ObjectWriter ownership on this bucket.
