@@ -244,6 +244,7 @@ class ComputeStack(TransparentIdsStack):
         self.api_url_output = CfnOutput(self, "ApiUrl", value=self.web.url)
         CfnOutput(self, "DistributionId", value=self.web.distribution.distribution_id)
         CfnOutput(self, "WebBucketName", value=self.web.bucket.bucket_name)
+        CfnOutput(self, "AlbDnsName", value=self.alb.load_balancer_dns_name)
         CfnOutput(self, "ClusterName", value=self.cluster.cluster_name)
         CfnOutput(self, "GatewayTargetGroupArn", value=self.target_group.target_group_arn)
 
