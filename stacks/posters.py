@@ -28,8 +28,9 @@ from stacks.components.web_front_end import WebFrontEnd
 from stacks.config import EnvironmentConfig
 
 REQUIREMENTS = REPO_ROOT / "functions" / "posters" / "requirements.txt"
-#: Folders copied into the filters' one code asset, at their repository paths.
-SOURCES = ("functions/posters", "contract")
+#: The filters' one code asset: folder in the asset -> repository folder (as functions/posters/asset.py lays it out:
+#: the package ``posters`` and ``contract``, which the filters import).
+SOURCES = {"posters": "functions/posters", "contract": "contract"}
 #: Lambda timeout: shorter than the queues' visibility timeout, so a message is never processed twice at once.
 FILTER_TIMEOUT = Duration.seconds(30)
 assert FILTER_TIMEOUT.to_seconds() < posters.VISIBILITY_TIMEOUT_SECONDS
@@ -73,7 +74,7 @@ class PosterPipelineStack(Stack):
         )  # fmt: skip
         self._filter(
             "publish", code, reads=posters.RESIZED_PREFIX, writes=(web_bucket, posters.PUBLISHED_PREFIX),
-            sends=[results], environment={"NEXT_QUEUE_URL": results.queue_url, "WEB_BUCKET": web_bucket.bucket_name},
+            sends=[results], environment={"WEB_BUCKET": web_bucket.bucket_name},
         )  # fmt: skip
 
     def _pipe(self, config: EnvironmentConfig, pipe: posters.Pipe) -> None:
@@ -199,7 +200,7 @@ class PosterPipelineStack(Stack):
             description=f"Poster filter {name}: {posters.FILTERS[name].description}",
             runtime=lambda_.Runtime.PYTHON_3_12,
             architecture=lambda_.Architecture.ARM_64,
-            handler=f"functions.posters.{name}.handler",
+            handler=f"posters.{name}.handler",
             code=code,
             role=role,
             log_group=log_group,

@@ -3,8 +3,8 @@
 ``cdk synth`` bundles the poster filters locally (``PipWheelsBundling``): ``pip install --target`` with
 ``--only-binary=:all:`` and the Lambda's platform tags downloads the manylinux wheels PyPI publishes for it
 (Pillow ships aarch64 wheels for CPython 3.12), so no build and no container is needed; then the source
-folders are copied next to the packages, keeping their repository paths (``functions/posters/validate.py``
-is imported as ``functions.posters.validate``, and ``contract`` is importable as in the repository).
+folders are copied next to the packages under the names the handlers import them by (the filters:
+``functions/posters`` as the package ``posters``, handler ``posters.validate.handler``; and ``contract``).
 
 The asset hash is computed here from the requirement pins, the platform and every copied source file, so it
 changes exactly when the bundle would, and is known without bundling (tests skip bundling with the context
@@ -17,7 +17,7 @@ import hashlib
 import shutil
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import jsii
@@ -41,14 +41,14 @@ def _source_files(folder: Path) -> list[Path]:
 
 @jsii.implements(ILocalBundling)
 class PipWheelsBundling:
-    """Bundles on this machine: pip wheels for ``platforms`` / ``python_version`` into the asset, then the
-    source folders (relative to the repository root) at their repository paths."""
+    """Bundles on this machine: pip wheels for ``platforms`` / ``python_version`` into the asset, then each
+    source folder (``sources``: folder in the asset -> folder relative to the repository root)."""
 
     def __init__(
-        self, requirements: Path, sources: Sequence[str], *, platforms: Sequence[str], python_version: str
+        self, requirements: Path, sources: Mapping[str, str], *, platforms: Sequence[str], python_version: str
     ) -> None:
         self.requirements = requirements
-        self.sources = tuple(sources)
+        self.sources = dict(sources)
         self.platforms = tuple(platforms)
         self.python_version = python_version
 
@@ -64,8 +64,8 @@ class PipWheelsBundling:
     def try_bundle(self, output_dir: str, options: BundlingOptions) -> bool:
         """Install the wheels and copy the sources into ``output_dir``; a failure stops the synthesis."""
         subprocess.run(self.pip_command(output_dir), check=True)
-        for source in self.sources:
-            shutil.copytree(REPO_ROOT / source, Path(output_dir) / source, ignore=IGNORED, dirs_exist_ok=True)
+        for name, source in self.sources.items():
+            shutil.copytree(REPO_ROOT / source, Path(output_dir) / name, ignore=IGNORED, dirs_exist_ok=True)
         return True
 
     def fingerprint(self) -> str:
@@ -73,7 +73,8 @@ class PipWheelsBundling:
         digest = hashlib.sha256()
         digest.update(self.requirements.read_bytes())
         digest.update(repr((self.platforms, self.python_version)).encode())
-        for source in self.sources:
+        for name, source in sorted(self.sources.items()):
+            digest.update(name.encode())
             for path in _source_files(REPO_ROOT / source):
                 digest.update(str(path.relative_to(REPO_ROOT)).encode())
                 digest.update(path.read_bytes())
@@ -81,10 +82,14 @@ class PipWheelsBundling:
 
 
 def python_lambda_code(
-    requirements: Path, sources: Sequence[str], *, platforms: Sequence[str] = ARM64_PLATFORMS, python_version: str
+    requirements: Path,
+    sources: Mapping[str, str],
+    *,
+    platforms: Sequence[str] = ARM64_PLATFORMS,
+    python_version: str,
 ) -> lambda_.Code:
     """A Lambda code asset bundled by ``PipWheelsBundling`` (no Docker: the image is never pulled)."""
-    missing = [source for source in sources if not (REPO_ROOT / source).is_dir()]
+    missing = [source for source in sources.values() if not (REPO_ROOT / source).is_dir()]
     if missing or not requirements.is_file():
         raise FileNotFoundError(f"Lambda sources missing: {missing or requirements}")
     bundling = PipWheelsBundling(requirements, sources, platforms=platforms, python_version=python_version)

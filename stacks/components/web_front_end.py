@@ -2,7 +2,8 @@
 
 * ``/`` and every other path: the single-page app's static files from a private S3 bucket, read by CloudFront
   with origin access control (OAC); a CloudFront Function sends app routes (no file extension) to
-  ``index.html``. ``index.html`` and ``config.json`` revalidate on every use, ``assets/`` is immutable.
+  ``index.html``. ``index.html`` and ``config.json`` revalidate on every use; ``assets/`` is uploaded under a
+  folder named after its content (``assets/<version>/``, which the uploaded index.html names), so it is immutable.
 * ``/api/*`` and ``/health``: the ALB (the gateway), never cached, every viewer header but Host forwarded,
   with the secret origin header the ALB requires (``PublicEdge``): the app and the API share one origin.
 * ``/posters/*``: published posters from the same bucket (the ``publish`` filter writes them), cached long.
@@ -15,6 +16,7 @@ the distribution's URL; the gateway accepts its client id. Rationale and costs: 
 
 from __future__ import annotations
 
+import hashlib
 import re
 from pathlib import Path
 
@@ -53,6 +55,21 @@ REFERRER_POLICIES = {
     "same-origin": cloudfront.HeadersReferrerPolicy.SAME_ORIGIN,
     "strict-origin-when-cross-origin": cloudfront.HeadersReferrerPolicy.STRICT_ORIGIN_WHEN_CROSS_ORIGIN,
 }
+
+
+def assets_version(assets_dir: Path) -> str:
+    """12 hex digits of SHA-256 over the assets' paths and bytes: the folder they are deployed to, so a changed
+    file gets a new URL and every URL can be cached for a year (no build step renames the files)."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in assets_dir.rglob("*") if p.is_file()):
+        digest.update(str(path.relative_to(assets_dir)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def versioned_index(html: str, version: str) -> str:
+    """``index.html`` with its ``/assets/...`` references pointing at ``/assets/<version>/...`` (the modules'
+    relative imports then resolve inside the same version)."""
+    return re.sub(r"""(["'])/""" + re.escape(web.ASSETS_PREFIX), rf"\1/{web.ASSETS_PREFIX}{version}/", html)
 
 
 def uploads_origins(bucket_name: str, region: str) -> list[str]:
@@ -270,7 +287,8 @@ class WebFrontEnd(Construct):
     def _deploy(self, web_dir: Path, auth: AuthStack) -> None:
         """Upload the files (assets/ immutable first, then the revalidated rest and config.json) and invalidate.
 
-        ``prune`` is off: the bucket also holds the published posters, which no deployment may delete.
+        ``prune`` is off: the bucket also holds the published posters, which no deployment may delete (and
+        a browser that still runs the previous index.html finds the previous assets version).
         """
         base = auth.domain.base_url()
         settings = {
@@ -284,25 +302,33 @@ class WebFrontEnd(Construct):
             "api": "/api",
         }
         assets_dir = web_dir / web.ASSETS_PREFIX.rstrip("/")
+        index = (web_dir / web.INDEX_DOCUMENT).read_text()
         self.assets_deployment: s3_deployment.BucketDeployment | None = None
         if assets_dir.is_dir():
+            version = assets_version(assets_dir)
+            index = versioned_index(index, version)
             self.assets_deployment = s3_deployment.BucketDeployment(
                 self,
                 "DeployAssets",
                 destination_bucket=self.bucket,
-                destination_key_prefix=web.ASSETS_PREFIX,
+                destination_key_prefix=f"{web.ASSETS_PREFIX}{version}/",
                 sources=[s3_deployment.Source.asset(str(assets_dir))],
                 cache_control=[s3_deployment.CacheControl.from_string(web.IMMUTABLE)],
                 prune=False,
             )
+        sources = [
+            s3_deployment.Source.data(web.INDEX_DOCUMENT, index),
+            s3_deployment.Source.json_data(web.CONFIG_DOCUMENT, settings),
+        ]
+        excluded = [f"{web.ASSETS_PREFIX}*", web.INDEX_DOCUMENT, "README.md"]
+        others = [p for p in web_dir.iterdir() if p.name not in (assets_dir.name, web.INDEX_DOCUMENT, "README.md")]
+        if others:  # any other top-level file (favicon, robots.txt): as it is, revalidated
+            sources.append(s3_deployment.Source.asset(str(web_dir), exclude=excluded))
         self.pages_deployment = s3_deployment.BucketDeployment(
             self,
             "DeployPages",
             destination_bucket=self.bucket,
-            sources=[
-                s3_deployment.Source.asset(str(web_dir), exclude=[f"{web.ASSETS_PREFIX}*", "README.md"]),
-                s3_deployment.Source.json_data(web.CONFIG_DOCUMENT, settings),
-            ],
+            sources=sources,
             cache_control=[s3_deployment.CacheControl.from_string(web.REVALIDATE)],
             prune=False,
             distribution=self.distribution,

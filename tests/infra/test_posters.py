@@ -173,10 +173,10 @@ def test_every_queue_is_encrypted_and_tls_only(any_env):
 # --- the filters ------------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("name", posters.FILTERS)
 def test_filter_runs_python_312_on_arm64_with_its_handler(any_env, name):
-    """Python 3.12, arm64, handler functions.posters.<filter>.handler, a timeout below the visibility timeout."""
+    """Python 3.12, arm64, handler posters.<filter>.handler, a timeout below the visibility timeout."""
     _, props = _function(any_env, name)
     assert (props["Runtime"], props["Architectures"]) == ("python3.12", ["arm64"])
-    assert props["Handler"] == f"functions.posters.{name}.handler"
+    assert props["Handler"] == f"posters.{name}.handler"
     assert props["Timeout"] < posters.VISIBILITY_TIMEOUT_SECONDS
 
 
@@ -367,16 +367,17 @@ def test_bundle_holds_pillow_built_for_python_312_on_aarch64(bundle):
 
 
 def test_bundle_holds_the_handlers_and_the_contract_at_their_import_paths(bundle):
-    """functions/posters/** and contract/** are copied as in the repository (without caches)."""
+    """functions/posters is the package ``posters`` and contract/ is ``contract`` (without caches), so
+    ``posters.<filter>.handler`` imports as on Lambda."""
     assert (bundle / "contract" / "posters.py").is_file()
-    assert (bundle / "functions" / "posters" / "requirements.txt").is_file()
+    assert (bundle / "posters" / "requirements.txt").is_file()
     assert not list(bundle.rglob("__pycache__"))
     handlers = REPO_ROOT / "functions" / "posters"
     missing = [f"{name}.py" for name in posters.FILTERS if not (handlers / f"{name}.py").exists()]
     if missing:
         pytest.skip(f"the filter handlers are not in this checkout yet: {missing}")
     for name in posters.FILTERS:
-        assert (bundle / "functions" / "posters" / f"{name}.py").is_file()
+        assert (bundle / "posters" / f"{name}.py").is_file()
 
 
 def test_cdk_asset_is_the_bundle(tmp_path):
@@ -392,7 +393,7 @@ def test_cdk_asset_is_the_bundle(tmp_path):
     stack = Stack(app, "Bundle")
     code = python_lambda_code(REQUIREMENTS, SOURCES, python_version="3.12")
     lambda_.Function(
-        stack, "F", runtime=lambda_.Runtime.PYTHON_3_12, handler="functions.posters.validate.handler", code=code
+        stack, "F", runtime=lambda_.Runtime.PYTHON_3_12, handler="posters.validate.handler", code=code
     )
     assembly = app.synth()
     (asset_dir,) = [p for p in Path(assembly.directory).iterdir() if p.name.startswith("asset.") and p.is_dir()]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -297,22 +298,40 @@ def _build_with_web_dir(monkeypatch, web_dir):
         return build_app(context={**cdk_context(), "env": "dev"}, nag=False, validation=False)
 
 
-def test_assets_are_deployed_immutable_before_the_pages(monkeypatch, tmp_path):
-    """With an assets/ folder: a second deployment uploads it under assets/ with the immutable Cache-Control,
-    and the pages deployment waits for it (a new index.html names new asset files)."""
+def test_assets_are_deployed_immutable_under_their_version_before_the_pages(monkeypatch, tmp_path):
+    """With an assets/ folder: a second deployment uploads it under assets/<content version>/ with the immutable
+    Cache-Control, the uploaded index.html names that folder, and the pages deployment waits for the assets (a
+    new index.html names new asset URLs)."""
+    from stacks.components.web_front_end import assets_version
+
     (tmp_path / "assets").mkdir()
-    (tmp_path / "index.html").write_text("<!doctype html><title>t</title>")
-    (tmp_path / "assets" / "app.1234.js").write_text("export {};")
+    (tmp_path / "index.html").write_text('<!doctype html><script type="module" src="/assets/app.js"></script>')
+    (tmp_path / "assets" / "app.js").write_text('import "./ui.js";')
+    (tmp_path / "assets" / "ui.js").write_text("export {};")
+    version = assets_version(tmp_path / "assets")
     app, stage = _build_with_web_dir(monkeypatch, tmp_path)
-    template = app.synth().get_stack_artifact(stage.compute.artifact_id).template
+    assembly = app.synth()
+    template = assembly.get_stack_artifact(stage.compute.artifact_id).template
     deployments = {k: v for k, v in template["Resources"].items() if v["Type"] == "Custom::CDKBucketDeployment"}
     (assets_id,) = [k for k in deployments if k.startswith("WebDeployAssets")]
     (pages_id,) = [k for k in deployments if k.startswith("WebDeployPages")]
     assets = deployments[assets_id]["Properties"]
     assert assets["SystemMetadata"] == {"cache-control": web.IMMUTABLE}
-    assert assets["DestinationBucketKeyPrefix"] == web.ASSETS_PREFIX
+    assert assets["DestinationBucketKeyPrefix"] == f"{web.ASSETS_PREFIX}{version}/"
     assert assets["Prune"] is False
     assert assets_id in deployments[pages_id]["DependsOn"]
+    uploaded = [p.read_text() for p in Path(assembly.directory).glob("asset.*/index.html")]
+    assert uploaded == [f'<!doctype html><script type="module" src="/assets/{version}/app.js"></script>']
+
+
+def test_a_changed_asset_gets_a_new_version(tmp_path):
+    """The version is the assets' content: one changed byte, another folder (so a year of caching is safe)."""
+    from stacks.components.web_front_end import assets_version
+
+    (tmp_path / "app.js").write_text("export const a = 1;")
+    before = assets_version(tmp_path)
+    (tmp_path / "app.js").write_text("export const a = 2;")
+    assert assets_version(tmp_path) != before
 
 
 def test_missing_web_folder_fails_synthesis_clearly(monkeypatch, tmp_path):
