@@ -70,8 +70,9 @@ def acknowledge_findings(stage: MicroservicesStage) -> None:
     acknowledge(
         network.alb_security_group,
         "AwsSolutions-EC23",
-        "Internet-facing ALB: listener ports 80/443 must accept the internet. AWS WAF (managed rule groups and "
-        "a per-IP rate limit) filters requests, and the ALB authenticates before forwarding when HTTPS is on.",
+        "Internet-facing ALB: listener ports 80/443 must accept CloudFront, whose addresses are not fixed here. "
+        "The ALB forwards only requests carrying CloudFront's secret origin header (others get 403), AWS WAF "
+        "(managed rule groups, a per-viewer rate limit) filters them, and with HTTPS the ALB validates tokens.",
     )
 
     for db in (data.inventory_db, data.billing_db):

@@ -214,8 +214,16 @@ class PublicEdge(TransparentConstruct):
             priority=0,
             action=wafv2.CfnWebACL.RuleActionProperty(block={}),
             statement=wafv2.CfnWebACL.StatementProperty(
+                # Every request now arrives from a CloudFront address: counting by source IP would throttle all
+                # the viewers behind one edge together. CloudFront appends the viewer's address to
+                # X-Forwarded-For; WAF counts by the header's first address (which a client can prepend: the
+                # gateway's per-caller limits stay the real throttle; docs/aws-deployment.md, "The web edge").
                 rate_based_statement=wafv2.CfnWebACL.RateBasedStatementProperty(
-                    limit=config.waf_rate_limit_per_5min, aggregate_key_type="IP"
+                    limit=config.waf_rate_limit_per_5min,
+                    aggregate_key_type="FORWARDED_IP",
+                    forwarded_ip_config=wafv2.CfnWebACL.ForwardedIPConfigurationProperty(
+                        header_name="X-Forwarded-For", fallback_behavior="MATCH"
+                    ),
                 )
             ),
             visibility_config=_waf_visibility("RateLimitPerIp"),

@@ -484,7 +484,8 @@ def test_http_only_trial_warns_at_synth(dev):
 
 
 def test_waf_uses_managed_rule_groups_and_a_rate_limit(any_env):
-    """Regional web ACL with AWS managed rule groups and a per-IP rate-based blocking rule."""
+    """Regional web ACL with AWS managed rule groups and a per-viewer-IP rate-based blocking rule (the viewer's
+    address from X-Forwarded-For: the source address of every request is CloudFront's)."""
     acl = any_env.only("Compute", "AWS::WAFv2::WebACL")["Properties"]
     assert acl["Scope"] == "REGIONAL"
     managed = {
@@ -499,7 +500,9 @@ def test_waf_uses_managed_rule_groups_and_a_rate_limit(any_env):
     } <= managed
     (rate,) = [r for r in acl["Rules"] if "RateBasedStatement" in r["Statement"]]
     assert rate["Action"] == {"Block": {}}
-    assert rate["Statement"]["RateBasedStatement"]["AggregateKeyType"] == "IP"
+    statement = rate["Statement"]["RateBasedStatement"]
+    assert statement["AggregateKeyType"] == "FORWARDED_IP"
+    assert statement["ForwardedIPConfig"] == {"HeaderName": "X-Forwarded-For", "FallbackBehavior": "MATCH"}
 
 
 def test_waf_is_associated_with_the_load_balancer(any_env):
