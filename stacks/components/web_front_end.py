@@ -16,7 +16,6 @@ the distribution's URL; the gateway accepts its client id. Rationale and costs: 
 
 from __future__ import annotations
 
-import hashlib
 import re
 from pathlib import Path
 
@@ -25,14 +24,13 @@ from aws_cdk import aws_cloudfront as cloudfront
 from aws_cdk import aws_cloudfront_origins as origins
 from aws_cdk import aws_cognito as cognito
 from aws_cdk import aws_s3 as s3
-from aws_cdk import aws_s3_deployment as s3_deployment
 from constructs import Construct
 
 from contract import web
 from contract.permissions import PERMISSIONS, SCOPE_PREFIX
 from stacks.auth import AuthStack
-from stacks.components.lambda_bundle import depend_only_on_role_policy
 from stacks.components.public_edge import PublicEdge
+from stacks.components.web_deployment import WebDeployment
 from stacks.config import EnvironmentConfig
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -55,21 +53,6 @@ REFERRER_POLICIES = {
     "same-origin": cloudfront.HeadersReferrerPolicy.SAME_ORIGIN,
     "strict-origin-when-cross-origin": cloudfront.HeadersReferrerPolicy.STRICT_ORIGIN_WHEN_CROSS_ORIGIN,
 }
-
-
-def assets_version(assets_dir: Path) -> str:
-    """12 hex digits of SHA-256 over the assets' paths and bytes: the folder they are deployed to, so a changed
-    file gets a new URL and every URL can be cached for a year (no build step renames the files)."""
-    digest = hashlib.sha256()
-    for path in sorted(p for p in assets_dir.rglob("*") if p.is_file()):
-        digest.update(str(path.relative_to(assets_dir)).encode() + b"\0" + path.read_bytes())
-    return digest.hexdigest()[:12]
-
-
-def versioned_index(html: str, version: str) -> str:
-    """``index.html`` with its ``/assets/...`` references pointing at ``/assets/<version>/...`` (the modules'
-    relative imports then resolve inside the same version)."""
-    return re.sub(r"""(["'])/""" + re.escape(web.ASSETS_PREFIX), rf"\1/{web.ASSETS_PREFIX}{version}/", html)
 
 
 def uploads_origins(bucket_name: str, region: str) -> list[str]:
@@ -225,7 +208,18 @@ class WebFrontEnd(Construct):
             enable_token_revocation=True,
         )
         # The custom scopes exist once the resource server does (it is in the auth stack, deployed before).
-        self._deploy(web_dir, auth)
+        base = auth.domain.base_url()
+        settings = {
+            "auth": {
+                "authorize_url": f"{base}/oauth2/authorize",
+                "token_url": f"{base}/oauth2/token",
+                "logout_url": f"{base}/logout",
+                "client_id": self.spa_client.user_pool_client_id,
+                "scopes": list(SPA_SCOPES),
+            },
+            "api": "/api",
+        }
+        self.deployment = WebDeployment(self, web_dir, self.bucket, self.distribution, settings)
 
     @staticmethod
     def _alb_origin(config: EnvironmentConfig, edge: PublicEdge) -> origins.HttpOrigin:
@@ -283,61 +277,3 @@ class WebFrontEnd(Construct):
             ),
             custom_headers_behavior=custom,
         )
-
-    def _deploy(self, web_dir: Path, auth: AuthStack) -> None:
-        """Upload the files (assets/ immutable first, then the revalidated rest and config.json) and invalidate.
-
-        ``prune`` is off: the bucket also holds the published posters, which no deployment may delete (and
-        a browser that still runs the previous index.html finds the previous assets version).
-        """
-        base = auth.domain.base_url()
-        settings = {
-            "auth": {
-                "authorize_url": f"{base}/oauth2/authorize",
-                "token_url": f"{base}/oauth2/token",
-                "logout_url": f"{base}/logout",
-                "client_id": self.spa_client.user_pool_client_id,
-                "scopes": list(SPA_SCOPES),
-            },
-            "api": "/api",
-        }
-        assets_dir = web_dir / web.ASSETS_PREFIX.rstrip("/")
-        index = (web_dir / web.INDEX_DOCUMENT).read_text()
-        self.assets_deployment: s3_deployment.BucketDeployment | None = None
-        if assets_dir.is_dir():
-            version = assets_version(assets_dir)
-            index = versioned_index(index, version)
-            self.assets_deployment = s3_deployment.BucketDeployment(
-                self,
-                "DeployAssets",
-                destination_bucket=self.bucket,
-                destination_key_prefix=f"{web.ASSETS_PREFIX}{version}/",
-                sources=[s3_deployment.Source.asset(str(assets_dir))],
-                cache_control=[s3_deployment.CacheControl.from_string(web.IMMUTABLE)],
-                prune=False,
-            )
-        sources = [
-            s3_deployment.Source.data(web.INDEX_DOCUMENT, index),
-            s3_deployment.Source.json_data(web.CONFIG_DOCUMENT, settings),
-        ]
-        excluded = [f"{web.ASSETS_PREFIX}*", web.INDEX_DOCUMENT, "README.md"]
-        others = [p for p in web_dir.iterdir() if p.name not in (assets_dir.name, web.INDEX_DOCUMENT, "README.md")]
-        if others:  # any other top-level file (favicon, robots.txt): as it is, revalidated
-            sources.append(s3_deployment.Source.asset(str(web_dir), exclude=excluded))
-        self.pages_deployment = s3_deployment.BucketDeployment(
-            self,
-            "DeployPages",
-            destination_bucket=self.bucket,
-            sources=sources,
-            cache_control=[s3_deployment.CacheControl.from_string(web.REVALIDATE)],
-            prune=False,
-            distribution=self.distribution,
-            distribution_paths=["/*"],
-        )
-        if self.assets_deployment is not None:
-            # A new index.html names new asset files: they are in the bucket before it is.
-            self.pages_deployment.node.add_dependency(self.assets_deployment)
-        # The deployments' provider: one function per stack, a child of the stack.
-        stack = Stack.of(self)
-        (provider,) = [c for c in stack.node.children if c.node.id.startswith("Custom::CDKBucketDeployment")]
-        depend_only_on_role_policy(provider)

@@ -302,7 +302,7 @@ def test_assets_are_deployed_immutable_under_their_version_before_the_pages(monk
     """With an assets/ folder: a second deployment uploads it under assets/<content version>/ with the immutable
     Cache-Control, the uploaded index.html names that folder, and the pages deployment waits for the assets (a
     new index.html names new asset URLs)."""
-    from stacks.components.web_front_end import assets_version
+    from stacks.components.web_deployment import assets_version
 
     (tmp_path / "assets").mkdir()
     (tmp_path / "index.html").write_text('<!doctype html><script type="module" src="/assets/app.js"></script>')
@@ -326,7 +326,7 @@ def test_assets_are_deployed_immutable_under_their_version_before_the_pages(monk
 
 def test_a_changed_asset_gets_a_new_version(tmp_path):
     """The version is the assets' content: one changed byte, another folder (so a year of caching is safe)."""
-    from stacks.components.web_front_end import assets_version
+    from stacks.components.web_deployment import assets_version
 
     (tmp_path / "app.js").write_text("export const a = 1;")
     before = assets_version(tmp_path)
