@@ -21,9 +21,11 @@ Examples::
     python3 scripts/smoke_test.py --url "$API_URL" --token-url "$TOKEN_URL" \\
         --client-id "$MACHINE_CLIENT_ID" --user-pool-id "$USER_POOL_ID"
 
-Redirects are never followed: a 3xx anywhere is a failure that names its Location. (In front of prod, the
-load balancer sends unauthenticated requests to the Cognito login page; a client that follows the redirect
-gets the login page's 200 and would pass with the gateway down.)
+On AWS the URL is the CloudFront distribution's (the stack output ``ApiUrl``): the load balancer answers only
+requests that come through CloudFront.
+
+Redirects are never followed: a 3xx anywhere is a failure that names its Location. (A login page or an
+HTTP-to-HTTPS redirect answers 200 once followed; a client that follows it would pass with the gateway down.)
 
 Standard library only, so it runs in a bare CodeBuild image. Secrets (client secret, tokens) are never
 printed. Exit status: 0 when every check passed, 1 when one failed, 2 for usage errors.

@@ -14,6 +14,7 @@ from aws_cdk import Duration
 from aws_cdk import aws_cloudwatch as cloudwatch
 from constructs import Construct
 
+from contract import posters
 from contract.limits import RATE_LIMIT_STORE_DOWN_MESSAGE
 from contract.messaging import BILLING_QUEUE, EXPRESS_QUEUE
 from stacks.components.log_metrics import log_metric_filter
@@ -97,6 +98,19 @@ def alarm_specs(config: EnvironmentConfig) -> tuple[AlarmSpec, ...]:
                   "The gateway cannot reach its rate-limit store for 15 minutes: requests pass unthrottled",
                   datapoints_to_alarm=3, missing_data=MISSING_IS_OK),
     ]  # fmt: skip
+    for pipe in posters.PIPES:
+        table.append(
+            AlarmSpec(f"{_camel(pipe.name)}DeadLetters", f"{pipe.name}_dlq_depth", 0, 1,
+                      f"A message reached {config.poster_queue_name(pipe.dead_letter_queue)}: "
+                      f"{pipe.consumer} gave up on it after {posters.MAX_RECEIVE_COUNT} receives",
+                      comparison=ABOVE, missing_data=MISSING_IS_OK)
+        )  # fmt: skip
+    for name in posters.FILTERS:
+        table.append(
+            AlarmSpec(f"Poster{_camel(name)}Errors", f"poster_{name}_errors", 0, 1,
+                      f"The poster filter {name} failed (an invocation raised or timed out); SQS retries the batch",
+                      comparison=ABOVE, missing_data=MISSING_IS_OK)
+        )  # fmt: skip
     for label in DATABASES:
         table += [
             AlarmSpec(f"{label}DbCpu", f"{label}DbCpu", 80, 3, f"{label} database CPU above 80 %"),
@@ -109,6 +123,34 @@ def alarm_specs(config: EnvironmentConfig) -> tuple[AlarmSpec, ...]:
                       f"{label} database connections above {config.db_connections_alarm}", comparison=ABOVE),
         ]  # fmt: skip
     return tuple(table)
+
+
+def _camel(name: str) -> str:
+    """``poster-uploaded`` -> ``PosterUploaded`` (alarm ids)."""
+    return "".join(part.capitalize() for part in name.split("-"))
+
+
+def poster_metrics(config: EnvironmentConfig) -> dict[str, cloudwatch.IMetric]:
+    """Depth of each poster dead-letter queue and errors of each filter, by the physical names both the poster
+    pipeline stack and this one take from ``config`` (no cross-stack reference)."""
+    metrics: dict[str, cloudwatch.IMetric] = {}
+    for pipe in posters.PIPES:
+        metrics[f"{pipe.name}_dlq_depth"] = cloudwatch.Metric(
+            namespace="AWS/SQS",
+            metric_name="ApproximateNumberOfMessagesVisible",
+            dimensions_map={"QueueName": config.poster_queue_name(pipe.dead_letter_queue)},
+            statistic="Maximum",
+            period=FIVE_MINUTES,
+        )
+    for name in posters.FILTERS:
+        metrics[f"poster_{name}_errors"] = cloudwatch.Metric(
+            namespace="AWS/Lambda",
+            metric_name="Errors",
+            dimensions_map={"FunctionName": config.poster_function_name(name)},
+            statistic="Sum",
+            period=FIVE_MINUTES,
+        )
+    return metrics
 
 
 def broker_node_query(broker_name: str, statistic: str, metric_name: str, label: str) -> cloudwatch.MathExpression:
@@ -222,6 +264,7 @@ def system_metrics(scope: Construct, data: DataStack, compute: ComputeStack) -> 
             period=Duration.minutes(1),
         )
     metrics["express_order_age"] = compute.express_order_age
+    metrics.update(poster_metrics(compute.config))
     for label in DATABASES:
         instance = getattr(data, f"{label.lower()}_db").instance
         metrics[f"{label}DbCpu"] = instance.metric_cpu_utilization(period=FIVE_MINUTES)

@@ -1,4 +1,5 @@
-"""AuthStack: Cognito user pool, hosted domain, API scopes and the browser and machine app clients."""
+"""AuthStack: Cognito user pool, hosted domain, API scopes and the machine app client (the web front end's
+client is in the compute stack)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from stacks.config import EnvironmentConfig
 
 
 class AuthStack(Stack):
-    """Identity for people (browser login through the ALB) and for machines (client credentials)."""
+    """Identity for people (Cognito managed login, through the web front end's client) and for machines (client
+    credentials)."""
 
     def __init__(self, scope: Construct, construct_id: str, *, config: EnvironmentConfig, **kwargs) -> None:
         super().__init__(scope, construct_id, **kwargs)
@@ -78,8 +80,13 @@ class AuthStack(Stack):
             )
         self.group_permissions = group_permissions_setting()
 
-        # The browser client exists only when the ALB has a domain: its callback is the ALB's
-        # https://<domain>/oauth2/idpresponse, and Cognito requires HTTPS callbacks.
+        # People sign in through the web front end's public client (PKCE), in the compute stack next to the
+        # distribution its callback names (stacks/components/web_front_end.py).
+        #
+        # RETIRING (issue 14): the ALB's former Cognito login used this confidential client; the ALB no longer
+        # does, and the gateway no longer accepts it. It stays for one release with its two exports, because
+        # CloudFormation refuses to delete an export the deployed compute stack still imports (Auth deploys
+        # first). Remove the client and the two export_value calls in the next release.
         self.browser_client: cognito.UserPoolClient | None = None
         if config.https_enabled:
             self.browser_client = self.user_pool.add_client(
@@ -96,7 +103,8 @@ class AuthStack(Stack):
                 prevent_user_existence_errors=True,
                 enable_token_revocation=True,
             )
-            self.allowed_client_ids.append(self.browser_client.user_pool_client_id)
+            self.export_value(self.browser_client.user_pool_client_id)
+            self.export_value(self.user_pool.user_pool_arn)
 
         self.issuer = f"https://cognito-idp.{Aws.REGION}.amazonaws.com/{self.user_pool.user_pool_id}"
         self.jwks_url = f"{self.issuer}/.well-known/jwks.json"

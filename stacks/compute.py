@@ -10,12 +10,13 @@ from __future__ import annotations
 from aws_cdk import CfnOutput, Duration
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecs as ecs
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_servicediscovery as servicediscovery
 from constructs import Construct
 
 from contract import environment as var
-from contract import services
+from contract import posters, services
 from contract.messaging import BILLING_QUEUE, EXPRESS_QUEUE
 from contract.permissions import SCOPE_PREFIX
 from stacks.auth import AuthStack
@@ -25,12 +26,17 @@ from stacks.components.logical_ids import TransparentIdsStack
 from stacks.components.order_age import express_order_age
 from stacks.components.postgres_database import PostgresDatabase
 from stacks.components.public_edge import PublicEdge
+from stacks.components.web_front_end import WebFrontEnd
 from stacks.config import EnvironmentConfig
 from stacks.data import DataStack
 from stacks.network import NetworkStack
 
 #: The container of billing's express consumer: billing's image and settings, with BILLING_CONSUME=express.
 EXPRESS_CONSUMER = f"{services.BILLING.name}-express"
+
+#: Inventory's poster settings (contract.environment gains them with issue 14's inventory change; the names are
+#: those of the interface until both branches meet).
+POSTER_UPLOAD_BUCKET, POSTER_RESULTS_QUEUE_URL = "POSTER_UPLOAD_BUCKET", "POSTER_RESULTS_QUEUE_URL"
 
 Settings = tuple[dict[str, str], list[secretsmanager.ISecret]]
 """Plain environment variables of a container, by name, and the secrets its task role may read."""
@@ -77,7 +83,8 @@ def rate_limit_settings(data: DataStack, config: EnvironmentConfig) -> Settings:
 
 
 def gateway_auth_settings(auth: AuthStack, region: str) -> dict[str, str]:
-    """How the gateway reaches inventory and billing and validates tokens of this environment's user pool."""
+    """How the gateway reaches inventory and billing and validates tokens of this environment's user pool (the
+    accepted client ids are set once the web front end's client exists: ``ComputeStack``)."""
     return {
         # Service Connect aliases, never the public ALB: traffic stays inside the VPC.
         var.INVENTORY_URL.name: f"http://{services.INVENTORY.name}:{services.INVENTORY.port}",
@@ -85,7 +92,6 @@ def gateway_auth_settings(auth: AuthStack, region: str) -> dict[str, str]:
         var.COGNITO_REGION.name: region,
         var.AUTH_ISSUER.name: auth.issuer,
         var.AUTH_JWKS_URL.name: auth.jwks_url,
-        var.AUTH_ALLOWED_CLIENT_IDS.name: ",".join(auth.allowed_client_ids),
         var.AUTH_SCOPE_PREFIX.name: SCOPE_PREFIX,
         var.AUTH_GROUP_PERMISSIONS.name: auth.group_permissions,
         # Defence in depth: the gateway validates tokens even behind the ALB's JWT check.
@@ -211,10 +217,15 @@ class ComputeStack(TransparentIdsStack):
             gateway=self.gateway,
             auth=auth,
         )
-        if config.https_enabled:
-            # Browser sessions arrive with the ALB-signed x-amzn-oidc-data header; the gateway accepts it
-            # only when signed by this load balancer.
-            self.gateway.container.add_environment(var.AUTH_ALB_ARN.name, self.alb.load_balancer_arn)
+        # The web origin: CloudFront in front of the web content bucket and the ALB, and the SPA's client. Here,
+        # not in a stack of its own: the client's callback names the distribution, the distribution the ALB, and
+        # the gateway accepts the client (docs/aws-deployment.md, "The web edge").
+        self.web = WebFrontEnd(self, "Web", config=config, edge=self.edge, auth=auth)
+        self.gateway.container.add_environment(
+            var.AUTH_ALLOWED_CLIENT_IDS.name,
+            ",".join([*auth.allowed_client_ids, self.web.spa_client.user_pool_client_id]),
+        )
+        self._poster_access(config)
 
         scaling.scale_on_cpu(config, self.gateway, self.inventory)
         scaling.scale_gateway_on_requests(config, self.gateway, self.target_group)
@@ -228,13 +239,43 @@ class ComputeStack(TransparentIdsStack):
         )
         scaling.scale_express_on_queue(config, self.billing_express, data.broker_name, self.express_order_age)
 
-        # Identifiers for operators (docs/aws-deployment.md, "Verify with the AWS CLI").
-        scheme, host = (
-            ("https", config.domain_name) if config.https_enabled else ("http", self.alb.load_balancer_dns_name)
-        )
-        self.api_url_output = CfnOutput(self, "ApiUrl", value=f"{scheme}://{host}")
+        # Identifiers for operators (docs/aws-deployment.md, "Verify with the AWS CLI"). The public URL of the
+        # API (and of the web front end) is the distribution's: the ALB answers CloudFront only.
+        self.api_url_output = CfnOutput(self, "ApiUrl", value=self.web.url)
+        CfnOutput(self, "DistributionId", value=self.web.distribution.distribution_id)
+        CfnOutput(self, "WebBucketName", value=self.web.bucket.bucket_name)
+        CfnOutput(self, "AlbDnsName", value=self.alb.load_balancer_dns_name)
         CfnOutput(self, "ClusterName", value=self.cluster.cluster_name)
         CfnOutput(self, "GatewayTargetGroupArn", value=self.target_group.target_group_arn)
+
+    def _poster_access(self, config: EnvironmentConfig) -> None:
+        """Inventory signs presigned POSTs for ``incoming/`` of the uploads bucket (a presigned request carries
+        its signer's permissions: the task role's) and consumes the RESULTS queue, both of the poster pipeline
+        stack, deployed after this one: reached by the names the config computes, not by references."""
+        bucket = config.poster_uploads_bucket_name(self.account, self.region)
+        results = config.poster_queue_name(posters.RESULTS.name)
+        self.inventory.container.add_environment(POSTER_UPLOAD_BUCKET, bucket)
+        self.inventory.container.add_environment(
+            POSTER_RESULTS_QUEUE_URL, f"https://sqs.{self.region}.{self.url_suffix}/{self.account}/{results}"
+        )
+        role = self.inventory.task_definition.task_role
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["s3:PutObject"],
+                resources=[f"arn:{self.partition}:s3:::{bucket}/{posters.INCOMING_PREFIX}*"],
+            )
+        )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=[
+                    "sqs:ReceiveMessage",
+                    "sqs:DeleteMessage",
+                    "sqs:ChangeMessageVisibility",
+                    "sqs:GetQueueAttributes",
+                ],
+                resources=[self.format_arn(service="sqs", resource=results)],
+            )
+        )
 
     # The edge's parts, as the monitoring stack and the cdk-nag acknowledgements know them.
     @property

@@ -72,7 +72,7 @@ class EnvironmentConfig:
     nat_gateways: int
     """1 NAT gateway is cheap but makes egress depend on one AZ; prod has one per AZ."""
     vpc_interface_endpoints: bool
-    """Interface endpoints (ECR api/dkr, CloudWatch Logs, Secrets Manager) keep AWS API traffic off the NAT
+    """Interface endpoints (ECR api/dkr, CloudWatch Logs, Secrets Manager, SQS) keep AWS API traffic off the NAT
     gateways and keep tasks working if a NAT fails, at ~USD 7.3 per endpoint per AZ per month."""
 
     # --- logs ----------------------------------------------------------------------------------------
@@ -185,6 +185,27 @@ class EnvironmentConfig:
     def backup_copy_vault_name(self) -> str:
         """Name of the vault in ``backup_copy_region`` that receives the copies (created there beforehand)."""
         return f"{self.prefix}-backup-copy"
+
+    def poster_uploads_bucket_name(self, account: str, region: str) -> str:
+        """Physical name of the poster uploads bucket (``PosterPipelineStack``), which inventory's task role and
+        the web origin's CSP name in the compute stack, deployed before it: one function for both stacks, so
+        the names cannot drift apart, and no reference from compute to the later stack (docs/aws-deployment.md,
+        "The web edge")."""
+        return f"{self.prefix}-poster-uploads-{account}-{region}"
+
+    def web_bucket_name(self, account: str, region: str) -> str:
+        """Physical name of the web content bucket (compute stack), where ``publish`` (poster pipeline stack)
+        writes ``posters/``: by name, so the filter's grant is a plain ARN rather than a cross-stack export."""
+        return f"{self.prefix}-web-{account}-{region}"
+
+    def poster_queue_name(self, queue: str) -> str:
+        """Physical name of a poster pipeline queue (``contract.posters`` pipe or dead-letter queue name),
+        unique per environment."""
+        return f"{self.prefix}-{queue}"
+
+    def poster_function_name(self, filter_name: str) -> str:
+        """Physical name of a poster filter Lambda (``contract.posters.FILTERS`` key); the alarms name it."""
+        return f"{self.prefix}-poster-{filter_name}"
 
     @property
     def https_enabled(self) -> bool:

@@ -9,10 +9,12 @@ and environment-dependent ones are only made when the config actually causes the
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import re
+from typing import TYPE_CHECKING, Any
 
-from aws_cdk import Acknowledgment, Validations
+from aws_cdk import Acknowledgment, Stack, Validations
 from aws_cdk import aws_codebuild as codebuild
+from aws_cdk import aws_iam as iam
 from constructs import IConstruct
 
 if TYPE_CHECKING:
@@ -25,6 +27,41 @@ def acknowledge(construct: IConstruct, rule_id: str, reason: str) -> None:
     Validations.of(construct).acknowledge(Acknowledgment(id=rule_id, reason=reason))
 
 
+def nag_text(value: Any) -> str:
+    """A resolved CloudFormation value the way cdk-nag writes it in a finding id (``<Id.Arn>``, ``<AWS::...>``)."""
+    if isinstance(value, str):
+        return value
+    if "Ref" in value:
+        return f"<{value['Ref']}>"
+    if "Fn::GetAtt" in value:
+        return "<{}.{}>".format(*value["Fn::GetAtt"])
+    if "Fn::ImportValue" in value:
+        return nag_text(value["Fn::ImportValue"])
+    if "Fn::Sub" in value and isinstance(value["Fn::Sub"], str):
+        return re.sub(r"\$\{([^}]+)\}", r"<\1>", value["Fn::Sub"])
+    if "Fn::Join" in value:
+        delimiter, parts = value["Fn::Join"]
+        return delimiter.join(nag_text(part) for part in parts)
+    raise ValueError(f"no cdk-nag text for {value!r}")
+
+
+def acknowledge_wildcards(role: iam.IRole, reason: str) -> None:
+    """Acknowledge every wildcard action and resource (AwsSolutions-IAM5) of ``role``'s default policy, as it is
+    resolved now; each with ``reason``, which must say why those wildcards are the narrowest possible."""
+    stack = Stack.of(role)
+    document = stack.resolve(role.node.find_child("DefaultPolicy").node.default_child.policy_document)
+    found = set()
+    for statement in document["Statement"]:
+        for key, kind in (("Action", "Action"), ("Resource", "Resource")):
+            values = statement.get(key, [])
+            for value in values if isinstance(values, list) else [values]:
+                text = nag_text(value)
+                if "*" in text:
+                    found.add(f"AwsSolutions-IAM5[{kind}::{text}]")
+    for rule_id in sorted(found):
+        acknowledge(role, rule_id, reason)
+
+
 def acknowledge_findings(stage: MicroservicesStage) -> None:
     """Acknowledge the accepted AwsSolutions findings of a ``MicroservicesStage``."""
     config = stage.config
@@ -33,8 +70,9 @@ def acknowledge_findings(stage: MicroservicesStage) -> None:
     acknowledge(
         network.alb_security_group,
         "AwsSolutions-EC23",
-        "Internet-facing ALB: listener ports 80/443 must accept the internet. AWS WAF (managed rule groups and "
-        "a per-IP rate limit) filters requests, and the ALB authenticates before forwarding when HTTPS is on.",
+        "Internet-facing ALB: listener ports 80/443 must accept CloudFront, whose addresses are not fixed here. "
+        "The ALB forwards only requests carrying CloudFront's secret origin header (others get 403), AWS WAF "
+        "(managed rule groups, a per-viewer rate limit) filters them, and with HTTPS the ALB validates tokens.",
     )
 
     for db in (data.inventory_db, data.billing_db):
@@ -151,11 +189,103 @@ def acknowledge_findings(stage: MicroservicesStage) -> None:
             "are limited to the CDK asset repository.",
         )
 
+    _acknowledge_web_findings(stage)
+    _acknowledge_poster_findings(stage)
+
     acknowledge(
         compute.access_logs_bucket,
         "AwsSolutions-S1",
         "This bucket receives the ALB access logs; logging its own accesses would need a second log bucket "
         "with the same finding. Access to it is restricted by the bucket policy and CloudTrail.",
+    )
+
+
+def _acknowledge_web_findings(stage: MicroservicesStage) -> None:
+    """The web edge (issue 14): CloudFront in front of S3 and the ALB, its deployment, the origin secret."""
+    config, compute = stage.config, stage.compute
+    web = compute.web
+    distribution = web.distribution
+    acknowledge(
+        distribution,
+        "AwsSolutions-CFR1",
+        "The movies catalogue is offered worldwide; no country is excluded by law or contract, so no geo "
+        "restriction applies. One can be added to the distribution when that changes.",
+    )
+    acknowledge(
+        distribution,
+        "AwsSolutions-CFR2",
+        "A CloudFront-scope web ACL must live in us-east-1, a second region this app does not deploy to; the "
+        "regional web ACL on the ALB (managed rules, per-IP rate limit) filters every /api request, and the "
+        "bucket paths serve static files only (docs/aws-deployment.md, 'The web edge').",
+    )
+    acknowledge(
+        distribution,
+        "AwsSolutions-CFR4",
+        "The distribution uses its cloudfront.net certificate, with which CloudFront cannot pin a minimum "
+        "viewer TLS version; browsers negotiate TLS 1.2 or 1.3. A custom domain needs an ACM certificate in "
+        "us-east-1 and then TLSv1.2_2021 (docs/aws-deployment.md).",
+    )
+    if not config.https_enabled:
+        acknowledge(
+            distribution,
+            "AwsSolutions-CFR5",
+            f"{config.name} is the HTTP-only trial variant: the ALB has no certificate, so CloudFront reaches it "
+            "over HTTP (announced as a synth warning); with a domain the origin is HTTPS with TLS 1.2 only.",
+        )
+    acknowledge(
+        compute.edge.origin_verify_secret,
+        "AwsSolutions-SMG4",
+        "The origin-verify header value is read by CloudFront and the ALB rules through deploy-time dynamic "
+        "references, so a rotation Lambda could not update them; it is replaced by hand with both in one "
+        "deployment (docs/aws-deployment.md, 'The web edge').",
+    )
+    # BucketDeployment's provider: one singleton function per stack, a child of the stack.
+    for child in compute.node.children:
+        if child.node.id.startswith("Custom::CDKBucketDeployment"):
+            reason = (
+                "CDK's BucketDeployment provider: it copies the deployment's zip from the CDK assets bucket into "
+                "the web content bucket (object wildcards of those two buckets only) and invalidates the "
+                "distribution (cloudfront:CreateInvalidation has no resource-level permissions)."
+            )
+            acknowledge_wildcards(child.node.find_child("ServiceRole"), reason)
+            acknowledge(
+                child,
+                "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]",
+                "CDK's BucketDeployment provider writes its logs with the AWS-managed Lambda logging policy; it runs "
+                "only during deployments.",
+            )
+            acknowledge(
+                child,
+                "AwsSolutions-L1",
+                "The BucketDeployment provider's runtime is chosen by the installed aws-cdk-lib and moves with it; "
+                "it runs only during deployments, never on a request path.",
+            )
+
+
+def _acknowledge_poster_findings(stage: MicroservicesStage) -> None:
+    """The poster pipeline (issue 14): prefix-scoped object permissions, the filters' runtime, the uploads bucket."""
+    acknowledge_wildcards(
+        stage.compute.inventory.task_definition.task_role,
+        "The presigned POST inventory signs may create objects under incoming/ of the uploads bucket only (the key "
+        "of each upload is chosen by the server; the wildcard is that prefix, not the bucket).",
+    )
+    for name, function in stage.posters.functions.items():
+        acknowledge_wildcards(
+            function.role,
+            f"The {name} filter reads objects under its input prefix and writes under its output prefix only: "
+            "the keys name the movie and the upload, so a prefix wildcard is the narrowest grant.",
+        )
+        acknowledge(
+            function,
+            "AwsSolutions-L1",
+            "Python 3.12 is the runtime the filters are written and tested for (the services' Python, and the "
+            "Pillow wheels bundled for it); moving to a newer runtime is a tested change, not a silent one.",
+        )
+    acknowledge(
+        stage.posters.uploads_bucket,
+        "AwsSolutions-S1",
+        "Uploads are short-lived (expired after 7 days) and written only through presigned POSTs inventory signs "
+        "and by the filters' roles; server access logs would need another bucket with the same finding.",
     )
 
 

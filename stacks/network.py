@@ -73,6 +73,8 @@ class NetworkStack(Stack):
                 ("EcrDockerEndpoint", ec2.InterfaceVpcEndpointAwsService.ECR_DOCKER),
                 ("LogsEndpoint", ec2.InterfaceVpcEndpointAwsService.CLOUDWATCH_LOGS),
                 ("SecretsManagerEndpoint", ec2.InterfaceVpcEndpointAwsService.SECRETS_MANAGER),
+                # Inventory long-polls the poster results queue without pause (issue 14).
+                ("SqsEndpoint", ec2.InterfaceVpcEndpointAwsService.SQS),
             ):
                 self.vpc.add_interface_endpoint(
                     endpoint_id,

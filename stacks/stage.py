@@ -12,9 +12,10 @@ from stacks.data import DataStack
 from stacks.monitoring import MonitoringStack
 from stacks.nag import acknowledge_findings
 from stacks.network import NetworkStack
+from stacks.posters import PosterPipelineStack
 
 #: Construct ids of the stacks, in deployment order; each stack is deployed as ``<stage>-<id>``.
-STACK_IDS = ("Network", "Data", "Auth", "Compute", "Monitoring")
+STACK_IDS = ("Network", "Data", "Auth", "Compute", "Posters", "Monitoring")
 
 
 def stage_id(env_name: str) -> str:
@@ -23,7 +24,7 @@ def stage_id(env_name: str) -> str:
 
 
 class MicroservicesStage(Stage):
-    """Network, data, auth, compute and monitoring stacks of one environment, wired by references.
+    """Network, data, auth, compute, poster pipeline and monitoring stacks of one environment, wired by references.
 
     Self-contained and parameterised only by ``config`` (and the usual ``env``), so a CDK Pipelines
     ``CodePipeline`` can add the very same stage. The stacks are named ``<stage>-<Stack>``, e.g.
@@ -43,7 +44,7 @@ class MicroservicesStage(Stage):
 
         # prod stacks cannot be deleted by accident (an explicit termination-protection change is needed).
         protect = config.retain_data_on_delete
-        network_id, data_id, auth_id, compute_id, monitoring_id = STACK_IDS
+        network_id, data_id, auth_id, compute_id, posters_id, monitoring_id = STACK_IDS
         self.network = NetworkStack(
             self,
             network_id,
@@ -79,6 +80,15 @@ class MicroservicesStage(Stage):
             description=f"movies {config.name}: ECS services, ALB, WAF and autoscaling",
             termination_protection=protect,
         )
+        # After compute: the uploads bucket's CORS origin is the distribution, and publish writes the web bucket.
+        self.posters = PosterPipelineStack(
+            self,
+            posters_id,
+            config=config,
+            web=self.compute.web,
+            description=f"movies {config.name}: poster uploads bucket, pipes (SQS) and filters (Lambda)",
+            termination_protection=protect,
+        )
         self.monitoring = MonitoringStack(
             self,
             monitoring_id,
@@ -96,4 +106,4 @@ class MicroservicesStage(Stage):
     @property
     def stacks(self):
         """The stacks in deployment order."""
-        return [self.network, self.data, self.auth, self.compute, self.monitoring]
+        return [self.network, self.data, self.auth, self.compute, self.posters, self.monitoring]

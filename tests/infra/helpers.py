@@ -27,11 +27,19 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 T = TypeVar("T")
 
 
-def cdk_context(*, with_lookups: bool = False) -> dict[str, Any]:
-    """The context of ``cdk.json`` (plus the cached look-ups of ``cdk.context.json``), as the CDK CLI passes it."""
+#: CDK context that bundles no stack's assets: the poster filters' asset would run pip at every synthesis.
+#: Their hash is computed without bundling (stacks/components/lambda_bundle.py); one test bundles for real.
+NO_BUNDLING = {"aws:cdk:bundling-stacks": []}
+
+
+def cdk_context(*, with_lookups: bool = False, bundling: bool = False) -> dict[str, Any]:
+    """The context of ``cdk.json`` (plus the cached look-ups of ``cdk.context.json``), as the CDK CLI passes it,
+    without asset bundling unless ``bundling``."""
     context = json.loads((REPO_ROOT / "cdk.json").read_text())["context"]
     if with_lookups:
         context.update(json.loads((REPO_ROOT / "cdk.context.json").read_text()))
+    if not bundling:
+        context.update(NO_BUNDLING)
     return context
 
 

@@ -285,10 +285,10 @@ def test_gateway_maps_cognito_scopes_and_groups_to_permissions(any_env):
     )
 
 
-def test_gateway_trusts_only_its_own_alb_for_browser_sessions(prod, dev):
-    """With HTTPS the gateway gets the ALB ARN (signer of x-amzn-oidc-data); the trial has no ALB login."""
-    assert "Alb" in dumps(env_vars(container_of(prod, "gateway"))["AUTH_ALB_ARN"])
-    assert "AUTH_ALB_ARN" not in env_vars(container_of(dev, "gateway"))
+def test_gateway_trusts_no_alb_signed_session(any_env):
+    """No ALB login exists any more (browsers use the web front end's client): the gateway accepts no
+    x-amzn-oidc-data, whoever signed it."""
+    assert "AUTH_ALB_ARN" not in env_vars(container_of(any_env, "gateway"))
 
 
 @pytest.mark.parametrize("name", SERVICES)
@@ -354,12 +354,15 @@ def test_load_balancer_is_internet_facing_in_public_subnets_and_drops_bad_header
 
 def test_access_log_bucket_is_encrypted_private_and_tls_only(any_env):
     """SSE-S3 (the only option ALB supports), all public access blocked, TLS enforced by policy."""
-    bucket = any_env.only("Compute", "AWS::S3::Bucket")
+    bucket = any_env.templates["Compute"]["Resources"]["AlbAccessLogsCCEDA970"]
     props = bucket["Properties"]
     rule = props["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]
     assert rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
     assert all(props["PublicAccessBlockConfiguration"].values())
-    policy = any_env.only("Compute", "AWS::S3::BucketPolicy")["Properties"]["PolicyDocument"]
+    policies = any_env.resources(
+        "Compute", "AWS::S3::BucketPolicy", {"Properties": {"Bucket": {"Ref": "AlbAccessLogsCCEDA970"}}}
+    )
+    (policy,) = [p["Properties"]["PolicyDocument"] for p in policies.values()]
     assert any(s["Effect"] == "Deny" and "aws:SecureTransport" in dumps(s) for s in policy["Statement"])
     assert bucket["DeletionPolicy"] == "Retain"
 
@@ -369,14 +372,19 @@ def _listeners(env):
     return {listener["Properties"]["Port"]: listener["Properties"] for listener in listeners}
 
 
-def test_https_listener_authenticates_browsers_with_cognito_then_forwards(prod):
-    """Default action on 443: authenticate-cognito (order 1), then forward to the gateway (order 2)."""
-    listener = _listeners(prod)[443]
-    assert listener["Protocol"] == "HTTPS"
-    assert [(a["Order"], a["Type"]) for a in listener["DefaultActions"]] == [
-        (1, "authenticate-cognito"),
-        (2, "forward"),
+def _refuses(actions: list[dict]) -> bool:
+    """The actions are exactly one fixed 403 response."""
+    return [(a["Type"], a.get("FixedResponseConfig", {}).get("StatusCode")) for a in actions] == [
+        ("fixed-response", "403")
     ]
+
+
+@pytest.mark.parametrize(("env_name", "port"), [("dev", 80), ("prod", 443)])
+def test_listener_default_refuses_with_403(synthesized, env_name, port):
+    """A request no rule matches (not from CloudFront, or a path CloudFront does not forward) gets a fixed 403:
+    nothing reaches the gateway, and no ALB login remains (browsers sign in through the web front end)."""
+    listener = _listeners(synthesized[env_name])[port]
+    assert _refuses(listener["DefaultActions"])
 
 
 def test_https_listener_uses_a_tls_1_2_plus_policy(prod):
@@ -388,7 +396,7 @@ def _rules_by_path(env) -> dict[str, dict]:
     """The HTTPS listener's rules by their single path pattern."""
     rules = {}
     for rule in env.resources("Compute", "AWS::ElasticLoadBalancingV2::ListenerRule").values():
-        (condition,) = rule["Properties"]["Conditions"]
+        (condition,) = [c for c in rule["Properties"]["Conditions"] if c["Field"] == "path-pattern"]
         (path,) = condition["PathPatternConfig"]["Values"]
         rules[path] = rule
     return rules
@@ -400,21 +408,21 @@ def _api_rule(env) -> dict:
 
 def test_health_is_forwarded_without_authentication_before_every_other_rule(prod):
     """Exactly /health (no wildcard) is forwarded to the gateway with no Cognito or JWT action, at a lower
-    priority number (evaluated first) than the /api/* JWT rule; the listener's default stays the Cognito login."""
+    priority number (evaluated first) than the /api/* JWT rule; the listener's default is the fixed 403."""
     rules = _rules_by_path(prod)
     assert set(rules) == {"/health", "/api/*"}
     health = rules["/health"]["Properties"]
     assert [a["Type"] for a in health["Actions"]] == ["forward"]
     assert health["Actions"][0]["TargetGroupArn"] == rules["/api/*"]["Properties"]["Actions"][-1]["TargetGroupArn"]
     assert health["Priority"] < rules["/api/*"]["Properties"]["Priority"]
-    assert _listeners(prod)[443]["DefaultActions"][0]["Type"] == "authenticate-cognito"
+    assert _refuses(_listeners(prod)[443]["DefaultActions"])
 
 
 def test_api_paths_are_validated_as_jwt_then_forwarded(prod):
     """/api/* rule: jwt-validation with the Cognito issuer and JWKS (order 1), then forward (order 2)."""
     rule = _api_rule(prod)
     props = rule["Properties"]
-    assert props["Conditions"] == [{"Field": "path-pattern", "PathPatternConfig": {"Values": ["/api/*"]}}]
+    assert {"Field": "path-pattern", "PathPatternConfig": {"Values": ["/api/*"]}} in props["Conditions"]
     assert [(a["Order"], a["Type"]) for a in props["Actions"]] == [(1, "jwt-validation"), (2, "forward")]
     jwt = props["Actions"][0]["JwtValidationConfig"]
     assert "https://cognito-idp." in dumps(jwt["Issuer"])
@@ -460,12 +468,14 @@ def test_domain_gets_a_certificate_and_an_alias_record(prod):
     assert record["Type"] == "A" and "AliasTarget" in record
 
 
-def test_http_only_trial_forwards_without_alb_authentication(dev):
-    """Without a domain: one HTTP listener that forwards to the gateway (which authenticates itself)."""
+def test_http_only_trial_forwards_cloudfront_without_alb_authentication(dev):
+    """Without a domain: one HTTP listener whose one rule forwards what CloudFront sends (any path) to the
+    gateway, which authenticates itself; everything else gets the default 403."""
     listeners = _listeners(dev)
     assert list(listeners) == [80]
-    assert [a["Type"] for a in listeners[80]["DefaultActions"]] == ["forward"]
-    assert not dev.resources("Compute", "AWS::ElasticLoadBalancingV2::ListenerRule")
+    (rule,) = dev.resources("Compute", "AWS::ElasticLoadBalancingV2::ListenerRule").values()
+    assert [c["Field"] for c in rule["Properties"]["Conditions"]] == ["http-header"]
+    assert [a["Type"] for a in rule["Properties"]["Actions"]] == ["forward"]
 
 
 def test_http_only_trial_warns_at_synth(dev):
@@ -474,7 +484,8 @@ def test_http_only_trial_warns_at_synth(dev):
 
 
 def test_waf_uses_managed_rule_groups_and_a_rate_limit(any_env):
-    """Regional web ACL with AWS managed rule groups and a per-IP rate-based blocking rule."""
+    """Regional web ACL with AWS managed rule groups and a per-viewer-IP rate-based blocking rule (the viewer's
+    address from X-Forwarded-For: the source address of every request is CloudFront's)."""
     acl = any_env.only("Compute", "AWS::WAFv2::WebACL")["Properties"]
     assert acl["Scope"] == "REGIONAL"
     managed = {
@@ -489,7 +500,9 @@ def test_waf_uses_managed_rule_groups_and_a_rate_limit(any_env):
     } <= managed
     (rate,) = [r for r in acl["Rules"] if "RateBasedStatement" in r["Statement"]]
     assert rate["Action"] == {"Block": {}}
-    assert rate["Statement"]["RateBasedStatement"]["AggregateKeyType"] == "IP"
+    statement = rate["Statement"]["RateBasedStatement"]
+    assert statement["AggregateKeyType"] == "FORWARDED_IP"
+    assert statement["ForwardedIPConfig"] == {"HeaderName": "X-Forwarded-For", "FallbackBehavior": "MATCH"}
 
 
 def test_waf_is_associated_with_the_load_balancer(any_env):

@@ -54,7 +54,14 @@ _COMMON = {
         # Not stateful, but a replacement would change the public DNS name, or fail on the fixed log-group name.
         "Alb16C2F182": "AWS::ElasticLoadBalancingV2::LoadBalancer",
         "WafLogsF9F75746": "AWS::Logs::LogGroup",
+        # issue 14: the web content bucket (the front end and every published poster), the CloudFront log bucket,
+        # and the origin-verify secret (a new value would be a new header on both CloudFront and the ALB).
+        "WebContent62D64E3D": "AWS::S3::Bucket",
+        "WebLogsD9759FC4": "AWS::S3::Bucket",
+        "OriginVerifySecret1DED2FB3": "AWS::SecretsManager::Secret",
     },
+    # issue 14: the poster uploads bucket (named: inventory's task role and the CSP refer to it by name).
+    "Posters": {"Uploads4F6EB0FD": "AWS::S3::Bucket"},
 }
 #: The database secrets' ids embed the stage name (CDK derives them from the full path).
 _DB_SECRETS = {

@@ -41,6 +41,14 @@ EXPECTED_ALARMS = {
     "ExpressBacklog",
     "ExpressDeadLetters",
     "BillingExpressNotRunning",
+    # issue 14: the poster pipeline (a dead letter in any pipe, a failing filter)
+    "PosterUploadedDeadLetters",
+    "PosterValidatedDeadLetters",
+    "PosterResizedDeadLetters",
+    "PosterResultsDeadLetters",
+    "PosterValidateErrors",
+    "PosterResizeErrors",
+    "PosterPublishErrors",
 }
 
 

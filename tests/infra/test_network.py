@@ -46,9 +46,10 @@ def test_s3_gateway_endpoint_is_always_present(any_env):
     assert ".s3" in str(gateways[0]["Properties"]["ServiceName"])
 
 
-@pytest.mark.parametrize(("env_name", "expected"), [("dev", 0), ("prod", 4)])
+@pytest.mark.parametrize(("env_name", "expected"), [("dev", 0), ("prod", 5)])
 def test_interface_endpoints_follow_config(synthesized, env_name, expected):
-    """ECR api/dkr, Logs and Secrets Manager interface endpoints only where the config asks (prod)."""
+    """ECR api/dkr, Logs, Secrets Manager and SQS (inventory's poster results) interface endpoints only where the
+    config asks (prod)."""
     endpoints = synthesized[env_name].resources("Network", "AWS::EC2::VPCEndpoint").values()
     interfaces = [e for e in endpoints if e["Properties"].get("VpcEndpointType") == "Interface"]
     assert len(interfaces) == expected

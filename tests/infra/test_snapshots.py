@@ -1,6 +1,7 @@
 """Snapshot of every stack template per environment, so an intentional change is one reviewed diff.
 
-Asset hashes (which change with every edit under services/) are normalised. After an intentional change,
+Asset hashes (which change with every edit under services/) and the web assets' version (with every edit under
+web/assets/) are normalised. After an intentional change,
 regenerate and review the diff:
 
     UPDATE_SNAPSHOTS=1 .venv/bin/python -m pytest tests/infra/test_snapshots.py
@@ -23,11 +24,14 @@ pytestmark = pytest.mark.infra
 
 SNAPSHOT_DIR = Path(__file__).parent / "snapshots"
 ASSET_HASH = re.compile(r"\b[0-9a-f]{64}\b")
+#: The web front end's assets folder is named after their content (stacks/components/web_front_end.py).
+ASSETS_VERSION = re.compile(r"(?<=assets/)[0-9a-f]{12}(?=/)")
 
 
 def normalise(template: dict) -> str:
-    """Stable text of a template: sorted keys, asset hashes replaced by a placeholder."""
-    return ASSET_HASH.sub("<asset-hash>", json.dumps(template, indent=1, sort_keys=True)) + "\n"
+    """Stable text of a template: sorted keys, asset hashes and the web assets' version replaced by placeholders."""
+    text = ASSET_HASH.sub("<asset-hash>", json.dumps(template, indent=1, sort_keys=True))
+    return ASSETS_VERSION.sub("<assets-version>", text) + "\n"
 
 
 def assert_matches_snapshot(actual: str, path: Path, label: str) -> None:

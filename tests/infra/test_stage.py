@@ -9,8 +9,9 @@ from tests.infra.helpers import STACKS
 pytestmark = pytest.mark.infra
 
 
-def test_stage_creates_the_five_stacks_named_after_the_environment(any_env):
-    """Network, Data, Auth, Compute and Monitoring, named Movies-<env>-<Stack> (CLI and pipeline alike)."""
+def test_stage_creates_the_six_stacks_named_after_the_environment(any_env):
+    """Network, Data, Auth, Compute, Posters and Monitoring, named Movies-<env>-<Stack> (CLI and pipeline
+    alike)."""
     names = [stack.stack_name for stack in any_env.stage.stacks]
     assert names == [f"Movies-{any_env.name}-{stack}" for stack in STACKS]
 
