@@ -84,7 +84,8 @@ class InventoryProxy:
     def _connection(self) -> tuple[UpstreamConnection, bool]:
         """This thread's connection and whether it was used before (a reused one may be stale)."""
         conn: UpstreamConnection | None = getattr(self._local, "conn", None)
-        if conn is not None and conn.sock is not None and time.monotonic() - self._local.last_used < self._max_idle:
+        fresh_enough = conn is not None and time.monotonic() - self._local.last_used < self._max_idle
+        if fresh_enough and not conn.closed_by_peer():
             return conn, True
         if conn is not None:
             conn.close()

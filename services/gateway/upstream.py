@@ -9,6 +9,7 @@ answers: ``Content-Length`` or chunked bodies, or a body up to the connection's 
 from __future__ import annotations
 
 import re
+import select
 import socket
 
 # Upper bound of a response's status line plus headers: more means a broken or hostile upstream.
@@ -38,6 +39,18 @@ class UpstreamConnection:
         self.sock.settimeout(read_timeout)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._buffer = b""
+
+    def closed_by_peer(self) -> bool:
+        """True when the idle socket is readable: the server closed it (EOF) or sent something unasked.
+
+        A server that restarted or timed the connection out has sent its FIN already; checking before a
+        request (one non-blocking select, about a microsecond) avoids sending a POST into a dead connection,
+        which could not be retried safely.
+        """
+        if self.sock is None:
+            return True
+        readable, _, _ = select.select([self.sock], [], [], 0)
+        return bool(readable)
 
     def close(self) -> None:
         """Close the socket (idempotent)."""

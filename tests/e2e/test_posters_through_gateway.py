@@ -16,18 +16,6 @@ from tests.integration.posters_support import client, ensure_bucket, ensure_queu
 pytestmark = pytest.mark.e2e
 
 
-def post(session, url: str, **kwargs) -> requests.Response:
-    """POST through the gateway, once more after a 502: an earlier test may have restarted inventory, and the
-    gateway does not repeat a POST on a kept-alive connection the old process closed (gateway.proxy); a
-    client retries it."""
-    response = session.post(url, **kwargs)
-    for _ in range(3):
-        if response.status_code != 502:
-            break
-        response = session.post(url, **kwargs)
-    return response
-
-
 @pytest.fixture
 def emulator_clients(local_system):
     """(s3, sqs) of the test emulator, with the uploads bucket and the results queue in place."""
@@ -47,7 +35,7 @@ def viewer_headers(local_system) -> dict[str, str]:
 
 def test_requesting_an_upload_needs_movies_write(gateway, http, anonymous_http, viewer_headers):
     """A movies.read-only user reads the movie with its poster fields but gets 403 on POST .../poster."""
-    movie = post(http, f"{gateway}/api/movies", json={"title": "read only"}).json()
+    movie = http.post(f"{gateway}/api/movies", json={"title": "read only"}).json()
     read = anonymous_http.get(f"{gateway}/api/movies/{movie['id']}", headers=viewer_headers)
     assert read.status_code == 200
     assert read.json()["poster"] is None and read.json()["poster_status"] is None
@@ -63,8 +51,8 @@ def test_upload_through_the_gateway_and_result_applied_by_inventory(gateway, htt
     """An editor gets the presigned POST through the gateway, uploads to the emulator's bucket (204), and a
     poster.published result on the results queue is applied by the running inventory (its consumer thread)."""
     s3, sqs = emulator_clients
-    movie = post(http, f"{gateway}/api/movies", json={"title": "with a poster"}).json()
-    answer = post(http, f"{gateway}/api/movies/{movie['id']}/poster", json={"content_type": "image/jpeg"})
+    movie = http.post(f"{gateway}/api/movies", json={"title": "with a poster"}).json()
+    answer = http.post(f"{gateway}/api/movies/{movie['id']}/poster", json={"content_type": "image/jpeg"})
     assert answer.status_code == 201, answer.text
     upload = answer.json()
     stored = requests.post(

@@ -119,3 +119,41 @@ def test_the_gateway_forwards_an_encoded_carriage_return_as_one_request_line(mon
     request_lines = received[0].split(b"\r\n")
     assert request_lines[0] == b"GET /api/movies/%0DX-Injected:%20yes HTTP/1.1"
     assert not any(line.lower().startswith(b"x-injected") for line in request_lines)
+
+
+def _serve_one_request_per_connection(connections: int) -> tuple[int, list[bytes], threading.Semaphore]:
+    """A server that answers one request on each connection and then closes it, like a restarted upstream
+    closes the gateway's kept-alive connections (without a ``Connection: close`` warning)."""
+    server = socket.create_server(("127.0.0.1", 0))
+    received: list[bytes] = []
+    closed = threading.Semaphore(0)  # released after each connection is closed
+
+    def run() -> None:
+        with server:
+            for _ in range(connections):
+                conn, _ = server.accept()
+                with conn:
+                    received.append(conn.recv(65536))
+                    conn.sendall(b"HTTP/1.1 201 CREATED\r\nContent-Length: 2\r\n\r\n{}")
+                closed.release()
+
+    threading.Thread(target=run, daemon=True).start()
+    return server.getsockname()[1], received, closed
+
+
+def test_a_post_after_the_upstream_closed_the_idle_connection_goes_on_a_fresh_one(monkeypatch):
+    """A POST is never retried (it may have been applied), so the proxy must notice the upstream's close before
+    sending it: the second POST succeeds on a new connection instead of answering 502."""
+    port, received, closed = _serve_one_request_per_connection(2)
+    for name, value in {
+        "INVENTORY_URL": f"http://127.0.0.1:{port}", "AUTH_REQUIRED": "false",
+        "RABBITMQ_USER": "unit", "RABBITMQ_PASSWORD": "unit",
+    }.items():
+        monkeypatch.setenv(name, value)
+    import gateway
+
+    client = gateway.create_app().test_client()
+    assert client.post("/api/movies", json={"title": "a"}).status_code == 201
+    assert closed.acquire(timeout=5)  # the upstream closed the kept-alive connection (loopback: FIN already here)
+    assert client.post("/api/movies", json={"title": "b"}).status_code == 201
+    assert [r.split(b"\r\n", 1)[0] for r in received] == [b"POST /api/movies HTTP/1.1"] * 2
