@@ -39,8 +39,8 @@ def test_requesting_an_upload_needs_movies_write(gateway, http, anonymous_http, 
     read = anonymous_http.get(f"{gateway}/api/movies/{movie['id']}", headers=viewer_headers)
     assert read.status_code == 200
     assert read.json()["poster"] is None and read.json()["poster_status"] is None
-    refused = post(
-        anonymous_http, f"{gateway}/api/movies/{movie['id']}/poster", json={"content_type": "image/png"},
+    refused = anonymous_http.post(
+        f"{gateway}/api/movies/{movie['id']}/poster", json={"content_type": "image/png"},
         headers=viewer_headers,
     )
     assert refused.status_code == 403
