@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import urllib.parse
 
+import boto3
 import pytest
 import requests
 
 from contract import web
+from local_system.emulator_api import DUMMY_KEY, REGION
 from local_system.identity.managed_login import s256
+from local_system.web_edge import WEB_BUCKET
 
 VERIFIER = "v" * 43
 
@@ -159,3 +163,20 @@ def test_logout_redirects_only_to_a_registered_uri(site, login_url):
     bad = requests.get(f"{login_url}/logout", params={"client_id": client_id, "logout_uri": "https://evil.example/"},
                        allow_redirects=False, timeout=10)
     assert bad.status_code == 400
+
+
+def test_posters_come_from_the_web_bucket_cached_for_a_year(site, local_system):
+    """/posters/* is read from the emulator's movies-local-web bucket (bytes and type kept, a year's cache);
+    a missing poster is a 404 and writing through the site is refused."""
+    s3 = boto3.client("s3", endpoint_url=local_system.identity.url, region_name=REGION,
+                      aws_access_key_id=DUMMY_KEY, aws_secret_access_key=DUMMY_KEY)
+    with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou):
+        s3.create_bucket(Bucket=WEB_BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
+    s3.put_object(Bucket=WEB_BUCKET, Key="posters/999/edge-test/thumbnail.webp", Body=b"RIFF-webp-bytes",
+                  ContentType="image/webp")
+    answer = requests.get(f"{site}/posters/999/edge-test/thumbnail.webp", timeout=10)
+    assert answer.status_code == 200 and answer.content == b"RIFF-webp-bytes"
+    assert answer.headers["Content-Type"] == "image/webp"
+    assert answer.headers["Cache-Control"] == web.IMMUTABLE
+    assert requests.get(f"{site}/posters/999/missing/thumbnail.webp", timeout=10).status_code == 404
+    assert requests.put(f"{site}/posters/999/x", data=b"x", timeout=10).status_code == 405

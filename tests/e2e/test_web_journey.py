@@ -175,14 +175,16 @@ def test_sign_out_returns_to_the_signed_out_page(page, site, demo_login):
 
 def test_viewer_sees_a_403_and_no_editing_controls(page, site, local_system):
     """A viewer (movies.read only) who tries to create a movie gets the API's 403 as a message, and the
-    editing controls disappear."""
+    editing controls disappear; the order forms (billing.write) are not offered."""
     name, password = f"viewer-{uuid.uuid4().hex[:6]}", "Viewer-pass-1!"
     local_system.identity.add_user(name, password, ["viewers"])
     sign_in(page, site, name, password)
     page.get_by_label("Title", exact=True).fill("Not allowed")
     page.get_by_role("button", name="Create movie").click()
     expect(page.get_by_role("alert")).to_contain_text("403")
+    expect(page.get_by_role("alert")).to_contain_text("movies.write")
     expect(page.get_by_role("button", name="Create movie")).to_be_hidden()
+    expect(page.get_by_role("heading", name="Place an order")).to_be_hidden()
 
 
 @needs_posters

@@ -29,7 +29,14 @@ async function showSignedIn(current) {
   setUpMovies();
   setUpOrders(name);
   await loadMovies("");
-  await loadOrders();
+  try {
+    await loadOrders();
+  } catch (error) {
+    if (error.status !== 403) throw error;
+    // Not a customer (no billing.write): no order forms, and say why once.
+    document.body.classList.add("no-orders");
+    say(`Signed in; orders are not available to you (${error.status}: ${JSON.stringify(error.body)}).`);
+  }
 }
 
 async function start() {
