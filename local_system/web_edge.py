@@ -10,6 +10,8 @@ One process, two ports (both on 127.0.0.1):
 * the emulated Cognito managed login (dev 8001, test 18001): ``local_system.identity.managed_login``.
 
 Run by the local system (``local_system.web_part``): ``python -m local_system.web_edge --profile dev``.
+(A little over 250 lines: one request handler whose three kinds of answer, file, config and proxy, share the
+headers; the login is in its own modules.)
 """
 
 from __future__ import annotations
@@ -26,15 +28,21 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from contract import web
+from local_system.emulator_api import DUMMY_KEY, REGION
 from local_system.identity.cognito import CognitoApi
 from local_system.identity.emulator import IdentityEmulator
-from local_system.identity.managed_login import LoginHandler, ManagedLogin
+from local_system.identity.managed_login import ManagedLogin
+from local_system.identity.managed_login_http import LoginHandler
 from local_system.identity.web_client import WEB_SCOPES, web_origin
 from local_system.profiles import REPO_ROOT, Profile, get_profile
 
 WEB_ROOT = REPO_ROOT / "web"
 #: The web content bucket in the emulator (published posters under posters/).
 WEB_BUCKET = "movies-local-web"
+#: How the edge signs its reads of the web bucket: the emulator checks no signature, but refuses anonymous reads.
+BUCKET_READ = (
+    f"AWS4-HMAC-SHA256 Credential={DUMMY_KEY}/20260101/{REGION}/s3/aws4_request, SignedHeaders=host, Signature=local"
+)
 #: Seconds the edge waits for the gateway's answer (CloudFront's origin response timeout is 30 s too).
 ORIGIN_TIMEOUT = 30
 CHUNK = 64 * 1024
@@ -113,7 +121,9 @@ class SiteHandler(BaseHTTPRequestHandler):
             if self.command not in ("GET", "HEAD"):
                 self._json(405, {"error": "posters are read-only"})
                 return
-            self._proxy(self.settings.emulator, f"/{WEB_BUCKET}{path}", cache=web.IMMUTABLE, forward_auth=False)
+            # Signed as the edge (moto refuses anonymous reads), as CloudFront's origin access control signs its
+            # reads of the bucket; the browser's own Authorization header never goes to the bucket.
+            self._proxy(self.settings.emulator, f"/{WEB_BUCKET}{path}", cache=web.IMMUTABLE, authorization=BUCKET_READ)
         elif self.command not in ("GET", "HEAD"):
             self._json(405, {"error": f"{self.command} is not allowed on static files"})
         elif path == f"/{web.CONFIG_DOCUMENT}":
@@ -142,15 +152,29 @@ class SiteHandler(BaseHTTPRequestHandler):
         self._send(200, target.read_bytes(), content_type, cache)
 
     # -- proxy -------------------------------------------------------------------------------------------
-    def _proxy(self, origin: tuple[str, int], target: str, cache: str | None = None, forward_auth: bool = True) -> None:
-        """Forward the request to ``origin`` and stream its answer back."""
+    def _proxy(
+        self, origin: tuple[str, int], target: str, cache: str | None = None, authorization: str | None = None
+    ) -> None:
+        """Forward the request to ``origin`` and stream its answer back (``authorization`` replaces the
+        client's Authorization header)."""
         headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
-        if not forward_auth:
-            headers.pop("Authorization", None)
+        if authorization is not None:
+            headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
+            headers["Authorization"] = authorization
         headers["Host"] = f"{origin[0]}:{origin[1]}"
         headers["X-Forwarded-For"] = self.client_address[0]
         headers["X-Forwarded-Proto"] = "http"
-        length = int(self.headers.get("Content-Length") or 0)
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            # Browsers send a Content-Length; a chunked body would reach the gateway cut off, so refuse it.
+            self._json(411, {"error": "a request body needs a Content-Length"})
+            self.close_connection = True
+            return
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            self._json(400, {"error": "Content-Length is not a number"})
+            self.close_connection = True
+            return
         connection = http.client.HTTPConnection(*origin, timeout=ORIGIN_TIMEOUT)
         try:
             connection.putrequest(self.command, target, skip_host=True, skip_accept_encoding=True)

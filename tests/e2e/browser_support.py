@@ -57,3 +57,11 @@ def sign_in(page, site: str, username: str, password: str) -> None:
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Sign in").click()
     expect(page.locator("#who")).to_contain_text(f"Signed in as {username}", timeout=STEP_TIMEOUT_MS)
+    wait_until_loaded(page)
+
+
+def wait_until_loaded(page) -> None:
+    """Wait until the signed-in page has loaded its movies and orders (``aria-busy`` back to false)."""
+    from playwright.sync_api import expect
+
+    expect(page.locator("main")).to_have_attribute("aria-busy", "false", timeout=STEP_TIMEOUT_MS)

@@ -12,7 +12,7 @@ import uuid
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.browser_support import STEP_TIMEOUT_MS, png, screenshot, sign_in
+from tests.e2e.browser_support import STEP_TIMEOUT_MS, png, screenshot, sign_in, wait_until_loaded
 
 #: The poster step needs the pipeline runner (helper B) and inventory's poster endpoint (helper C). Set to True
 #: once both are merged: the journey then uploads a poster and waits for its thumbnail, and the rejection test runs.
@@ -51,6 +51,7 @@ def test_journey_sign_in_create_movie_poster_and_order(page, site, demo_login):
     screenshot(page, "web-2-managed-login")
     page.get_by_role("button", name="Sign in").click()
     expect(page.locator("#who")).to_contain_text(f"Signed in as {username}", timeout=STEP_TIMEOUT_MS)
+    wait_until_loaded(page)
 
     title = f"Stalker {uuid.uuid4().hex[:6]}"
     _create_movie(page, title, "Tarkovsky, 1979: a guide leads two men through the Zone.")
@@ -145,6 +146,7 @@ def test_keyboard_only_sign_in(page, site, demo_login):
     page.keyboard.type(password)
     page.keyboard.press("Enter")
     expect(page.locator("#who")).to_contain_text(f"Signed in as {username}", timeout=STEP_TIMEOUT_MS)
+    wait_until_loaded(page)
 
 
 def test_wrong_password_is_refused_with_a_message(page, site, demo_login):

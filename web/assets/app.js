@@ -28,14 +28,18 @@ async function showSignedIn(current) {
   $("sign-out").hidden = false;
   setUpMovies();
   setUpOrders(name);
-  await loadMovies("");
+  const main = $("main");
+  main.setAttribute("aria-busy", "true");
   try {
+    await loadMovies("");
     await loadOrders();
   } catch (error) {
-    if (error.status !== 403) throw error;
+    if (error.status !== 403 || !error.body || !String(error.body.error).includes("billing")) throw error;
     // Not a customer (no billing.write): no order forms, and say why once.
     document.body.classList.add("no-orders");
     say(`Signed in; orders are not available to you (${error.status}: ${JSON.stringify(error.body)}).`);
+  } finally {
+    main.setAttribute("aria-busy", "false");
   }
 }
 
