@@ -141,7 +141,8 @@ def test_keyboard_only_sign_in(page, site, demo_login):
         pytest.fail("no Sign in button reachable with Tab")
     page.keyboard.press("Enter")
     page.wait_for_url("**/oauth2/authorize**")
-    page.keyboard.type(username)  # the user name field has the focus
+    expect(page.get_by_label("User name")).to_be_focused()  # autofocus: typing starts there
+    page.keyboard.type(username)
     page.keyboard.press("Tab")
     page.keyboard.type(password)
     page.keyboard.press("Enter")
