@@ -66,7 +66,7 @@ function orderRow(order) {
 
 /** First page of the caller's orders (or the next one, with `more`). */
 export async function loadOrders(more = false) {
-  const query = new URLSearchParams({ limit: "20" });
+  const query = new URLSearchParams({ limit: "10" });
   if (more && nextCursor) query.set("cursor", nextCursor);
   const { body } = await api(`/api/orders?${query}`);
   const rows = body.orders.map(orderRow);
