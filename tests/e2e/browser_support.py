@@ -38,11 +38,11 @@ def png(width: int = 200, height: int = 300, colour: tuple[int, int, int] = (200
     )
 
 
-def screenshot(page, name: str) -> Path:
-    """Save a full-page screenshot of the current step as ``<name>.png``."""
+def screenshot(page, name: str, full_page: bool = True) -> Path:
+    """Save a screenshot of the current step as ``<name>.png`` (the whole page, or what the window shows)."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)
+    page.screenshot(path=str(path), full_page=full_page)
     return path
 
 

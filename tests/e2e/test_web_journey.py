@@ -73,6 +73,11 @@ def test_journey_sign_in_create_movie_poster_and_order(page, site, demo_login):
     expect(page.locator("#order-result")).to_contain_text("stored (3 items, 42.50)", timeout=STEP_TIMEOUT_MS)
     expect(page.locator("#orders-body")).to_contain_text("42.50")
     screenshot(page, "web-5-order-stored")
+    # The picture for the docs: the journey's movie alone (the test database holds other tests' movies too).
+    page.get_by_label("Search by title").fill(title)
+    page.get_by_role("button", name="Search").click()
+    expect(page.locator("li.movie")).to_have_count(1)
+    screenshot(page, "web-6-movie-and-order", full_page=False)
     assert [p for p in page.problems if "Content Security Policy" in p or "CSP" in p] == []
 
 
