@@ -15,7 +15,7 @@ LOCAL := $(PYTHON) -m local_system
 REQUIREMENTS := $(wildcard requirements.txt requirements-dev.txt services/requirements.txt)
 PYTEST_ARGS ?=
 
-.PHONY: help venv up down status logs start stop scale psql token env trace rotate-credentials test lint bench bench-floors bench-docs clean
+.PHONY: help venv up down status logs start stop scale psql token web-login env trace rotate-credentials test lint bench bench-floors bench-docs clean
 
 help: ## Show this list
 	@grep -E '^[a-z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -41,11 +41,11 @@ status: ## Table of part, pid, port, state
 logs: ## Tail the logs (SERVICE=billing for one part, FOLLOW=1 to follow)
 	@$(LOCAL) logs $(SERVICE) $(if $(FOLLOW),-f)
 
-start: venv ## Start one part: SERVICE=inventory|billing|gateway|postgres|rabbitmq|redis|cognito|posters|prometheus
+start: venv ## Start one part: SERVICE=inventory|billing|gateway|postgres|rabbitmq|redis|cognito|posters|web|prometheus
 	@test -n "$(SERVICE)" || { echo "usage: make start SERVICE=billing"; exit 2; }
 	$(LOCAL) start $(SERVICE)
 
-stop: ## Stop one part: SERVICE=inventory|billing|gateway|postgres|rabbitmq|redis|cognito|posters|prometheus
+stop: ## Stop one part: SERVICE=inventory|billing|gateway|postgres|rabbitmq|redis|cognito|posters|web|prometheus
 	@test -n "$(SERVICE)" || { echo "usage: make stop SERVICE=billing"; exit 2; }
 	$(LOCAL) stop $(SERVICE)
 
@@ -60,6 +60,10 @@ psql: ## Query a database: DB=movies_db|billing_db [SQL="select ..."]
 
 token: ## Print a fresh access token (local Cognito emulator, all permissions): curl -H "Authorization: Bearer $$(make -s token)" ...
 	@$(LOCAL) token
+
+# The password is the demo user's own (.run/<profile>/cognito/identity.json, mode 0600); never logged.
+web-login: ## Print the web front end's URL, user name and password (sign in at the URL `make up` printed)
+	@$(LOCAL) web-login
 
 env: ## Print a service's environment, passwords included (SERVICE=gateway)
 	@test -n "$(SERVICE)" || { echo "usage: make env SERVICE=gateway"; exit 2; }
@@ -80,7 +84,9 @@ lint: venv ## ruff
 
 # Everything: ruff and every test. pytest starts its own servers (profile "test": other ports, .run/test)
 # only when a test needs them, and stops them at the end. Both steps run; either failing fails the target.
-test: venv ## ruff + all tests (unit, integration, e2e, infra)
+# Chromium (Debian's package) for the browser tests: installed as root, else they skip and say how to install it.
+test: venv ## ruff + all tests (unit, integration, e2e, infra, the web front end in Chromium)
+	@$(LOCAL) prereqs --browser
 	@status=0; \
 	$(VENV)/bin/ruff check . || status=1; \
 	$(VENV_PY) -m pytest $(PYTEST_ARGS) || status=$$?; \

@@ -31,7 +31,9 @@ def cmd_up(system: LocalSystem, args: argparse.Namespace) -> int:
     for name, url in urls.items():
         _say(f"  {name:<10} {url}")
     gateway = urls["gateway"]
-    _say(f"\n  API:      {gateway}/api/movies (needs a token: make token)\n  OpenAPI:  {gateway}/openapi.json"
+    username, _ = system.web_login()
+    _say(f"\n  Web:      {system.web_url()}   sign in as {username!r}; its password: make web-login")
+    _say(f"  API:      {gateway}/api/movies (needs a token: make token)\n  OpenAPI:  {gateway}/openapi.json"
          f"   Docs: {gateway}/docs")
     _say(f'  Try:      curl -H "Authorization: Bearer $(make -s token)" {gateway}/api/movies')
     _say(f"  Databases: {' | '.join(f'make psql DB={name}' for name in DATABASES)}    Stop: make down")
@@ -134,6 +136,13 @@ def cmd_token(system: LocalSystem, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_web_login(system: LocalSystem, args: argparse.Namespace) -> int:
+    """Print the web front end's URL and the demo user's name and password (to your terminal only)."""
+    username, password = system.web_login()
+    print(f"{system.web_url()}\nuser name: {username}\npassword:  {password}")
+    return 0
+
+
 def cmd_trace(system: LocalSystem, args: argparse.Namespace) -> int:
     """Print one request's spans as a tree with timings: by trace id, request id or `last` (exit 1: none)."""
     folder = traces_dir(system.profile)
@@ -157,9 +166,11 @@ def cmd_pids(system: LocalSystem, args: argparse.Namespace) -> int:
 
 
 def cmd_prereqs(system: LocalSystem, args: argparse.Namespace) -> int:
-    """Install what is missing: python3-venv (with --venv) or the PostgreSQL/RabbitMQ servers."""
+    """Install what is missing: python3-venv (--venv), Chromium for the browser tests (--browser) or the servers."""
     if args.venv:
         prereqs.ensure_venv_support()
+    elif args.browser:
+        prereqs.ensure_browser()
     else:
         prereqs.ensure_servers()
     return 0
@@ -219,6 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
     env.set_defaults(func=cmd_env)
 
     commands.add_parser("token", help=cmd_token.__doc__).set_defaults(func=cmd_token)
+    commands.add_parser("web-login", help=cmd_web_login.__doc__).set_defaults(func=cmd_web_login)
 
     rotate = commands.add_parser("rotate-credentials", help=cmd_rotate_credentials.__doc__)
     rotate.add_argument("name", choices=CREDENTIAL_NAMES, help="whose login: a database owner or the broker")
@@ -235,6 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     pre = commands.add_parser("prereqs", help=cmd_prereqs.__doc__)
     pre.add_argument("--venv", action="store_true", help="only make sure `python3 -m venv` works")
+    pre.add_argument("--browser", action="store_true", help="only make sure Debian's chromium is installed")
     pre.set_defaults(func=cmd_prereqs)
 
     # For the image checks: no local system involved.

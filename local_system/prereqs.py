@@ -1,4 +1,5 @@
-"""Find (and, as root, install from apt) the PostgreSQL, RabbitMQ, Redis and Prometheus binaries."""
+"""Find (and, as root, install from apt) the PostgreSQL, RabbitMQ, Redis and Prometheus binaries, and the
+Chromium the browser tests drive."""
 
 from __future__ import annotations
 
@@ -13,6 +14,9 @@ from local_system.processes import LocalSystemError
 
 APT_PACKAGES = ("postgresql", "rabbitmq-server", "redis-server", "prometheus", "prometheus-postgres-exporter")
 RABBITMQ_SCRIPTS = Path("/usr/lib/rabbitmq/bin")
+#: Debian's Chromium: the browser tests (tests/e2e/test_web_journey.py) drive it with Playwright; Playwright's
+#: own browser downloads are never used.
+CHROMIUM = Path("/usr/bin/chromium")
 
 _apt_updated = False
 
@@ -99,3 +103,19 @@ def ensure_venv_support() -> None:
     except ImportError:
         version = f"{sys.version_info.major}.{sys.version_info.minor}"
         apt_install([f"python{version}-venv"])
+
+
+def ensure_browser() -> bool:
+    """Install Debian's chromium for the browser tests when it is missing (root only); True when it is there.
+
+    Not root: say how to install it and return False (the browser tests then skip with that reason); the
+    rest of the test run does not need it.
+    """
+    if CHROMIUM.exists():
+        return True
+    if os.geteuid() != 0:
+        print(f"{CHROMIUM} is missing, so the browser tests will be skipped; install it with:\n"
+              "    sudo apt-get update && sudo apt-get install -y chromium", file=sys.stderr)
+        return False
+    apt_install(["chromium"])
+    return CHROMIUM.exists()

@@ -22,8 +22,10 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 SERVICES = contract_services.SERVICE_NAMES
 
 #: Infrastructure parts, in start order (``cognito`` is the AWS emulator, see local_system/identity/; ``posters``
-#: the poster pipeline's filters, which read its queues: local_system/poster_pipeline.py).
-INFRASTRUCTURE = ("postgres", "rabbitmq", "redis", "cognito", "posters", "pg-exporter", "prometheus")
+#: the poster pipeline's filters, which read its queues: local_system/poster_pipeline.py; ``web`` the local web
+#: edge, local_system/web_edge.py: it needs the emulator's pool and proxies to the gateway, which it may start
+#: before (it answers 502 until the gateway is up)).
+INFRASTRUCTURE = ("postgres", "rabbitmq", "redis", "cognito", "posters", "web", "pg-exporter", "prometheus")
 
 #: The databases the services own, all on the one local PostgreSQL server.
 DATABASES = tuple(service.database for service in contract_services.SERVICES if service.database)
@@ -73,6 +75,11 @@ class Profile:
     """First port of the extra copies of a service (``make scale``): copy N listens on ``port + N - 2``. Only
     the services listed can be scaled: consumers (billing), which need no load balancer in front."""
 
+    web_port: int = 0
+    """The local web edge: the web front end's files, ``/api/*`` proxied to the gateway (contract.web)."""
+    web_login_port: int = 0
+    """The emulated Cognito managed login (authorize, token, logout endpoints) of the web front end."""
+
     settings: dict[str, str] = field(default_factory=dict)
     """Contract variables this profile sets for every service that reads them (the test profile's jobs run
     every 2 s instead of 30, so the e2e tests of the leader's jobs wait seconds, not minutes)."""
@@ -119,7 +126,7 @@ def get_profile(name: str | None = None) -> Profile:
             "dev", 55432, 55672, 55673, 54369, _dev_service_ports(), cognito_port=55600, rabbitmq_management_port=55690,
             redis_port=55379, redis_cluster_port=55380, rabbitmq_prometheus_port=55692,
             postgres_exporter_port=59187, prometheus_port=59090, prometheus_interval="5s", posters_port=55610,
-            replica_ports={"billing": 8082},
+            replica_ports={"billing": 8082}, web_port=8000, web_login_port=8001,
         )
     if name == "test":
         # Fixed ports: the test run must never be steered onto the dev system by a stray variable.
@@ -128,6 +135,7 @@ def get_profile(name: str | None = None) -> Profile:
             cognito_port=56600, rabbitmq_management_port=56690, redis_port=56379, redis_cluster_port=56380,
             rabbitmq_prometheus_port=56692, postgres_exporter_port=59287, prometheus_port=59190, posters_port=56610,
             prometheus_interval="1s", alert_for="2s",
-            replica_ports={"billing": 18082}, settings={"BILLING_JOBS_INTERVAL_SECONDS": "2"},
+            replica_ports={"billing": 18082}, web_port=18000, web_login_port=18001,
+            settings={"BILLING_JOBS_INTERVAL_SECONDS": "2"},
         )
     raise LocalSystemError(f"unknown profile {name!r} (from --profile or ${PROFILE_ENV}); use 'dev' or 'test'")

@@ -28,6 +28,7 @@ from local_system.rabbitmq import RabbitMQServer
 from local_system.redis_server import RedisServer
 from local_system.secret_store import SecretsApi, provision
 from local_system.services import READY_TIMEOUT, ServiceProcess
+from local_system.web_part import WebEdge
 
 PARTS = INFRASTRUCTURE + SERVICES
 
@@ -58,6 +59,7 @@ class LocalSystem:
         self.posters = PosterPipeline(self.profile)
         self.postgres_exporter = PostgresExporter(self.profile, self.postgres.monitoring_login)
         self.prometheus = PrometheusServer(self.profile)
+        self.web = WebEdge(self.profile)
         self.services = {name: ServiceProcess(name, self.profile) for name in SERVICES}
         self._credentials: Credentials | None = None
         self._lock_depth = 0
@@ -167,8 +169,10 @@ class LocalSystem:
 
     def _infrastructure(self):
         """The infrastructure parts in start order."""
-        return (self.postgres, self.rabbitmq, self.redis, self.identity, self.posters, self.postgres_exporter,
-                self.prometheus)
+        return (
+            self.postgres, self.rabbitmq, self.redis, self.identity, self.posters, self.web, self.postgres_exporter,
+            self.prometheus,
+        )
 
     def token(self) -> str:
         """A fresh access token of the demo user (all permissions) from the Cognito emulator."""
@@ -307,6 +311,8 @@ class LocalSystem:
             return self.identity
         if name == "posters":
             return self.posters
+        if name == "web":
+            return self.web
         if name == "pg-exporter":
             return self.postgres_exporter
         if name == "prometheus":
@@ -340,6 +346,17 @@ class LocalSystem:
     def urls(self) -> dict[str, str]:
         """Base URL of every service."""
         return {name: self.profile.url(name) for name in SERVICES}
+
+    def web_url(self) -> str:
+        """The local web front end (the web edge's site)."""
+        return self.web.url
+
+    def web_login(self) -> tuple[str, str]:
+        """User name and password the web front end's sign-in accepts (the demo user's; a secret)."""
+        pool = self.identity.saved_pool()
+        if pool is None:
+            raise LocalSystemError("the emulated user pool is not provisioned yet; run: make up")
+        return pool.username, pool.password
 
     def prometheus_url(self) -> str:
         """The local Prometheus (graphs, targets, alerts)."""

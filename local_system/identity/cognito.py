@@ -34,6 +34,8 @@ class PoolInfo:
     client_id: str
     username: str
     password: str
+    web_client_id: str = ""
+    """The web front end's app client (``WEB_CLIENT_NAME``); "" in files saved before it existed."""
 
     @property
     def issuer(self) -> str:
@@ -185,6 +187,6 @@ def gateway_settings(info: PoolInfo, emulator_url: str) -> dict[str, str]:
         env.COGNITO_REGION.name: REGION,
         env.AUTH_ISSUER.name: info.issuer,
         env.AUTH_JWKS_URL.name: f"{emulator_url.rstrip('/')}/{info.pool_id}/.well-known/jwks.json",
-        env.AUTH_ALLOWED_CLIENT_IDS.name: info.client_id,
+        env.AUTH_ALLOWED_CLIENT_IDS.name: ",".join(filter(None, (info.client_id, info.web_client_id))),
         env.AUTH_GROUP_PERMISSIONS.name: group_permissions_setting(),
     }

@@ -10,7 +10,7 @@ import json
 import os
 import secrets
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from local_system.emulator_api import DUMMY_KEY
@@ -23,6 +23,7 @@ from local_system.identity.cognito import (
     gateway_settings,
     provision_pool,
 )
+from local_system.identity.web_client import ensure_web_client
 from local_system.parts import ServerPart
 from local_system.processes import LocalSystemError, port_open, spawn, tail, wait_for
 from local_system.profiles import REPO_ROOT, Profile
@@ -79,7 +80,9 @@ class IdentityEmulator(ServerPart):
         """The pool last provisioned, as saved (without asking the emulator whether it still has it)."""
         if not self.state_file.exists():
             return None
-        return PoolInfo(**json.loads(self.state_file.read_text()))
+        saved = json.loads(self.state_file.read_text())
+        known = PoolInfo.__dataclass_fields__
+        return PoolInfo(**{key: value for key, value in saved.items() if key in known})
 
     def pool(self) -> PoolInfo | None:
         """The provisioned pool, if the saved one still exists in the running emulator."""
@@ -100,12 +103,14 @@ class IdentityEmulator(ServerPart):
         who trusted the old one: the running gateway's settings stay valid.
         """
         existing = self.pool()
-        if existing is not None:
+        if existing is not None and existing.web_client_id:
             return existing
         saved = self.saved_pool()
         # Meets the pool's policy: upper, lower, digit, symbol, 8+ characters.
         password = saved.password if saved else f"Local-{secrets.token_urlsafe(12)}-9a"
         info = provision_pool(self.api, f"microservices-{self.profile.name}", password)
+        # The web front end's public client (the emulated managed login signs in through it).
+        info = replace(info, web_client_id=ensure_web_client(self.api, info.pool_id, self.profile.web_port))
         self.state_file.unlink(missing_ok=True)
         fd = _private_file(self.state_file)
         with open(fd, "w") as handle:

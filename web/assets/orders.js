@@ -1,0 +1,86 @@
+// Orders: place one, follow its status (asynchronous request-reply: GET order_url until stored or rejected),
+// and list the caller's own orders.
+
+import { api } from "./api.js";
+import { $, fail, h, say, sleep } from "./ui.js";
+
+const WATCH_MS = 60000;
+let nextCursor = null;
+
+async function placeOrder(event) {
+  event.preventDefault();
+  const json = {
+    user_id: $("order-user").value.trim(),
+    number_of_items: $("order-items").value.trim(),
+    total_amount: $("order-amount").value.trim(),
+    priority: $("order-priority").value,
+  };
+  const { body } = await api("/api/billing", { method: "POST", json });
+  showOrder(`Order accepted (id ${body.message_id}); status: queued`, "queued");
+  say("Order accepted; waiting for billing to store it…");
+  await watch(body.order_url, body.message_id);
+}
+
+function showOrder(text, state) {
+  const result = $("order-result");
+  result.textContent = text;
+  result.dataset.state = state;
+}
+
+async function watch(orderUrl, id) {
+  const deadline = Date.now() + WATCH_MS;
+  while (Date.now() < deadline) {
+    const { body, response } = await api(orderUrl);
+    if (body.status === "stored") {
+      showOrder(`Order ${id}: stored (${body.number_of_items} items, ${body.total_amount}) at ${when(body.stored_at)}`,
+        "stored");
+      say("Order stored.");
+      await loadOrders();
+      return;
+    }
+    if (body.status === "rejected") {
+      showOrder(`Order ${id}: rejected: ${body.reason}`, "rejected");
+      fail(`Order rejected: ${body.reason}`);
+      return;
+    }
+    const retry = Number(response.headers.get("Retry-After")) || 1;
+    await sleep(Math.min(retry, 5) * 1000);
+  }
+  showOrder(`Order ${id}: still queued after ${WATCH_MS / 1000} s (see My orders later)`, "queued");
+}
+
+/** A timestamp of the API (ISO 8601) in the reader's own locale and time zone. */
+function when(timestamp) {
+  return timestamp ? new Date(timestamp).toLocaleString() : "";
+}
+
+function orderRow(order) {
+  return h("tr", {},
+    h("td", {}, when(order.stored_at || order.rejected_at)),
+    h("td", {}, String(order.number_of_items ?? "")),
+    h("td", {}, order.total_amount ?? ""),
+    h("td", {}, order.user_id ?? ""),
+    h("td", {}, order.status),
+  );
+}
+
+/** First page of the caller's orders (or the next one, with `more`). */
+export async function loadOrders(more = false) {
+  const query = new URLSearchParams({ limit: "10" });
+  if (more && nextCursor) query.set("cursor", nextCursor);
+  const { body } = await api(`/api/orders?${query}`);
+  const rows = body.orders.map(orderRow);
+  if (more) $("orders-body").append(...rows);
+  else $("orders-body").replaceChildren(...rows);
+  nextCursor = body.next_cursor;
+  $("orders-more").hidden = !nextCursor;
+}
+
+/** Wire the order forms; `customer` prefills the customer id (the signed-in user's). */
+export function setUpOrders(customer) {
+  if (customer && !$("order-user").value) $("order-user").value = customer;
+  const run = (action) => action().catch(fail);
+  $("order-form").addEventListener("submit", (event) => run(() => placeOrder(event)));
+  $("orders-refresh").addEventListener("click", () => run(() => loadOrders()));
+  $("orders-more").addEventListener("click", () => run(() => loadOrders(true)));
+}
