@@ -16,9 +16,6 @@ from tests.e2e.browser_support import STEP_TIMEOUT_MS, png, screenshot, sign_in,
 
 #: The poster step needs the pipeline runner (helper B) and inventory's poster endpoint (helper C). Set to True
 #: once both are merged: the journey then uploads a poster and waits for its thumbnail, and the rejection test runs.
-POSTERS_READY = True
-needs_posters = pytest.mark.skipif(not POSTERS_READY, reason="poster pipeline not merged yet (POSTERS_READY)")
-
 
 def _create_movie(page, title: str, description: str = "") -> None:
     page.get_by_label("Title", exact=True).fill(title)
@@ -58,13 +55,12 @@ def test_journey_sign_in_create_movie_poster_and_order(page, site, demo_login):
     expect(_movie(page, title)).to_be_visible()
     screenshot(page, "web-3-movie-created")
 
-    if POSTERS_READY:
-        _upload_poster(page, title, png())
-        thumbnail = _movie(page, title).get_by_role("img", name=f"Poster of {title}")
-        expect(thumbnail).to_be_visible(timeout=STEP_TIMEOUT_MS)
-        assert page.evaluate("img => img.naturalWidth", thumbnail.element_handle()) > 0
-        expect(page.get_by_role("status")).to_contain_text("published")
-        screenshot(page, "web-4-poster-published")
+    _upload_poster(page, title, png())
+    thumbnail = _movie(page, title).get_by_role("img", name=f"Poster of {title}")
+    expect(thumbnail).to_be_visible(timeout=STEP_TIMEOUT_MS)
+    assert page.evaluate("img => img.naturalWidth", thumbnail.element_handle()) > 0
+    expect(page.get_by_role("status")).to_contain_text("published")
+    screenshot(page, "web-4-poster-published")
 
     page.get_by_label("Number of items").fill("3")
     page.get_by_label("Total amount").fill("42.50")
@@ -195,7 +191,6 @@ def test_viewer_sees_a_403_and_no_editing_controls(page, site, local_system):
     expect(page.get_by_role("heading", name="Place an order")).to_be_hidden()
 
 
-@needs_posters
 def test_rejected_poster_shows_the_reason(page, site, demo_login):
     """A file that claims to be a PNG but is not is rejected by the pipeline; the page shows why."""
     sign_in(page, site, *demo_login)
