@@ -13,19 +13,17 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import boto3
 import pytest
 
 from contract import posters as C
 from functions.posters import common
+from tests.moto_process import moto_server
 
 PORT = 56620
 URL = f"http://127.0.0.1:{PORT}"
@@ -38,31 +36,8 @@ UPLOADS, WEB = "filters-uploads", "filters-web"
 def filter_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """moto_server on 127.0.0.1:56620 for this session; its URL."""
     log = tmp_path_factory.mktemp("filters-moto") / "moto.log"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MOTO_"))}
-    env.update(AWS_ACCESS_KEY_ID="local", AWS_SECRET_ACCESS_KEY="local", AWS_DEFAULT_REGION=REGION)
-    moto = Path(sys.executable).with_name("moto_server")
-    with open(log, "wb") as out:
-        process = subprocess.Popen(
-            [str(moto), "-H", "127.0.0.1", "-p", str(PORT)], stdout=out, stderr=subprocess.STDOUT, env=env
-        )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(f"{URL}/moto-api/", timeout=1).close()  # noqa: S310 - local http
-                break
-            except OSError:
-                assert process.poll() is None, f"moto_server exited (port {PORT} taken?):\n{log.read_text()[-2000:]}"
-                assert time.monotonic() < deadline, f"moto_server did not answer:\n{log.read_text()[-2000:]}"
-                time.sleep(0.2)
-        yield URL
-    finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
+    with moto_server(PORT, log, {"AWS_DEFAULT_REGION": REGION}) as url:
+        yield url
 
 
 @dataclass

@@ -15,7 +15,6 @@ import re
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Iterator
 from importlib.metadata import version
@@ -26,6 +25,7 @@ import yaml
 
 from contract.permissions import DEMO_GROUP, GROUP_PERMISSIONS
 from gateway.auth import Authenticator, AuthSettings
+from tests.moto_process import moto_server
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
@@ -77,35 +77,9 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def emulator(compose: dict, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """moto_server with the ``identity`` service's environment; its URL. Stopped at the end."""
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MOTO_"))}
-    env.update(_interpolate(compose["services"]["identity"]["environment"], {}))
-    env.update(AWS_ACCESS_KEY_ID="local", AWS_SECRET_ACCESS_KEY="local")
-    log = tmp_path_factory.mktemp("moto") / "moto.log"
-    moto = Path(sys.executable).with_name("moto_server")
-    with open(log, "wb") as out:
-        process = subprocess.Popen(
-            [str(moto), "-H", "127.0.0.1", "-p", str(port)], stdout=out, stderr=subprocess.STDOUT, env=env
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=1):
-                    break
-            except OSError:
-                assert process.poll() is None, f"moto_server exited:\n{log.read_text()[-2000:]}"
-                assert time.monotonic() < deadline, f"moto_server did not listen:\n{log.read_text()[-2000:]}"
-                time.sleep(0.2)
+    environment = _interpolate(compose["services"]["identity"]["environment"], {})
+    with moto_server(_free_port(), tmp_path_factory.mktemp("moto") / "moto.log", environment) as url:
         yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
 
 
 def _run_init(compose: dict, env_example: dict[str, str], url: str, *command: str) -> str:
