@@ -9,6 +9,8 @@ from __future__ import annotations
 #: Paths the edge forwards to the gateway (everything else is a static file or a poster).
 API_PATH_PATTERN = "/api/*"
 HEALTH_PATH = "/health"
+#: The API's reference (the gateway's, no token needed), forwarded to the gateway like /health.
+API_DOCS_PATHS = ("/docs", "/openapi.json")
 #: Published posters (contract.posters.PUBLISHED_PREFIX), served from the web content bucket.
 POSTERS_PATH_PATTERN = "/posters/*"
 #: The page every route of the single-page app loads, always revalidated.

@@ -115,7 +115,7 @@ class SiteHandler(BaseHTTPRequestHandler):
 
     def _route(self) -> None:
         path = urllib.parse.urlsplit(self.path).path
-        if path.startswith(web.API_PATH_PATTERN.rstrip("*")) or path in ("/api", web.HEALTH_PATH):
+        if path.startswith(web.API_PATH_PATTERN.rstrip("*")) or path in ("/api", web.HEALTH_PATH, *web.API_DOCS_PATHS):
             self._proxy(self.settings.gateway, self.path)
         elif path.startswith(web.POSTERS_PATH_PATTERN.rstrip("*")):
             if self.command not in ("GET", "HEAD"):

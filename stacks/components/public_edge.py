@@ -179,11 +179,15 @@ class PublicEdge(TransparentConstruct):
             # Not from CloudFront, or not a path CloudFront forwards: refused.
             default_action=REFUSED,
         )
-        # Exactly /health reaches the gateway unauthenticated (smoke tests, uptime checks), from CloudFront only.
+        # Exactly /health (smoke tests, uptime checks) and the API reference reach the gateway unauthenticated,
+        # from CloudFront only.
         self.https_listener.add_action(
             "Health",
             priority=HEALTH_RULE_PRIORITY,
-            conditions=[elbv2.ListenerCondition.path_patterns([HEALTH_PATH]), self.from_cloudfront],
+            conditions=[
+                elbv2.ListenerCondition.path_patterns([HEALTH_PATH, *web.API_DOCS_PATHS]),
+                self.from_cloudfront,
+            ],
             action=forward,
         )
         # API paths: bearer access tokens verified by the ALB (signature, iss, exp) before the gateway.

@@ -177,6 +177,7 @@ class WebFrontEnd(Construct):
             additional_behaviors={
                 web.API_PATH_PATTERN: api,
                 web.HEALTH_PATH: api,
+                **{path: api for path in web.API_DOCS_PATHS},
                 web.POSTERS_PATH_PATTERN: cloudfront.BehaviorOptions(
                     origin=bucket_origin,
                     viewer_protocol_policy=cloudfront.ViewerProtocolPolicy.REDIRECT_TO_HTTPS,

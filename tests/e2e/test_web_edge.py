@@ -100,6 +100,14 @@ def test_api_is_proxied_to_the_gateway(site, access_token):
     assert answer.headers["X-Request-ID"] == "web-edge-test-1"
 
 
+def test_the_api_reference_is_proxied_to_the_gateway_without_a_token(site):
+    """/openapi.json and /docs come from the gateway (as CloudFront routes them to the ALB), not the SPA."""
+    document = requests.get(f"{site}/openapi.json", timeout=10)
+    assert document.status_code == 200 and "/api/movies/{id}/poster" in document.json()["paths"]
+    page = requests.get(f"{site}/docs", timeout=10)
+    assert page.status_code == 200 and "/openapi.json" in page.text
+
+
 def test_post_body_is_forwarded(site, access_token):
     """A JSON body posted to the site reaches the gateway whole (a 201 with the movie it describes)."""
     answer = requests.post(f"{site}/api/movies", json={"title": "Through the edge " + "é" * 50},

@@ -393,12 +393,12 @@ def test_https_listener_uses_a_tls_1_2_plus_policy(prod):
 
 
 def _rules_by_path(env) -> dict[str, dict]:
-    """The HTTPS listener's rules by their single path pattern."""
+    """The HTTPS listener's rules by each of their path patterns."""
     rules = {}
     for rule in env.resources("Compute", "AWS::ElasticLoadBalancingV2::ListenerRule").values():
         (condition,) = [c for c in rule["Properties"]["Conditions"] if c["Field"] == "path-pattern"]
-        (path,) = condition["PathPatternConfig"]["Values"]
-        rules[path] = rule
+        for path in condition["PathPatternConfig"]["Values"]:
+            rules[path] = rule
     return rules
 
 
@@ -407,10 +407,12 @@ def _api_rule(env) -> dict:
 
 
 def test_health_is_forwarded_without_authentication_before_every_other_rule(prod):
-    """Exactly /health (no wildcard) is forwarded to the gateway with no Cognito or JWT action, at a lower
-    priority number (evaluated first) than the /api/* JWT rule; the listener's default is the fixed 403."""
+    """Exactly /health and the API reference (/docs, /openapi.json; no wildcard) are forwarded to the gateway with
+    no Cognito or JWT action, by one rule at a lower priority number (evaluated first) than the /api/* JWT rule;
+    the listener's default is the fixed 403."""
     rules = _rules_by_path(prod)
-    assert set(rules) == {"/health", "/api/*"}
+    assert set(rules) == {"/health", "/docs", "/openapi.json", "/api/*"}
+    assert rules["/docs"] is rules["/health"] and rules["/openapi.json"] is rules["/health"]
     health = rules["/health"]["Properties"]
     assert [a["Type"] for a in health["Actions"]] == ["forward"]
     assert health["Actions"][0]["TargetGroupArn"] == rules["/api/*"]["Properties"]["Actions"][-1]["TargetGroupArn"]

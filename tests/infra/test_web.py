@@ -118,8 +118,10 @@ def test_origin_access_control_signs_every_request_to_the_bucket(any_env):
 
 # --- behaviours -----------------------------------------------------------------------------------------------------
 def test_distribution_has_exactly_the_contract_behaviours(any_env):
-    """Default (the app), /api/* and /health (the ALB), /posters/* (the bucket): nothing else."""
-    assert set(_behaviours(any_env)) == {"*", web.API_PATH_PATTERN, web.HEALTH_PATH, web.POSTERS_PATH_PATTERN}
+    """Default (the app), /api/*, /health, /docs and /openapi.json (the ALB), /posters/* (the bucket): nothing else."""
+    assert set(_behaviours(any_env)) == {
+        "*", web.API_PATH_PATTERN, web.HEALTH_PATH, *web.API_DOCS_PATHS, web.POSTERS_PATH_PATTERN
+    }
 
 
 def test_default_behaviour_serves_the_app_from_the_bucket_over_https(any_env):
@@ -140,7 +142,7 @@ def test_static_cache_policy_honours_the_objects_cache_control(any_env):
     assert config["MinTTL"] == 0
 
 
-@pytest.mark.parametrize("pattern", [web.API_PATH_PATTERN, web.HEALTH_PATH])
+@pytest.mark.parametrize("pattern", [web.API_PATH_PATTERN, web.HEALTH_PATH, *web.API_DOCS_PATHS])
 def test_api_paths_go_to_the_alb_uncached_with_every_viewer_header_but_host(any_env, pattern):
     """Managed CachingDisabled and AllViewerExceptHostHeader (the Authorization header reaches the gateway), all
     methods, HTTPS only (a redirect would drop a POST body)."""
