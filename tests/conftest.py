@@ -4,7 +4,7 @@
 * ``rabbitmq``      -> RabbitMQ on 127.0.0.1:56672                                 (marks the test integration)
 * ``redis_store``   -> redis-server (the gateway's rate-limit counters) on 56379   (marks the test integration)
 * ``local_system``  -> both, plus inventory/billing/gateway on 18080/18081/13000   (marks the test e2e)
-* ``filter_emulator`` -> a moto server of the poster filters' tests on 56620 (tests/functions) (integration)
+* ``filter_emulator`` -> a moto server of the poster filters' tests on a free port (tests/functions) (integration)
 
 Nothing starts at import or collection time: a run that selects no such test (``pytest -m infra``,
 ``pytest tests/unit``) never starts a server. Whatever was started is stopped at the end of the session,

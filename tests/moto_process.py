@@ -12,6 +12,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 
+def free_port() -> int:
+    """A port nothing listens on right now: a private server needs no fixed port, and so never collides with
+    another run's (the local systems' servers keep their fixed ports)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 @contextlib.contextmanager
 def moto_server(port: int, log: Path, environment: dict[str, str] | None = None) -> Iterator[str]:
     """Run ``moto_server`` on 127.0.0.1:``port`` with dummy keys (never the caller's AWS settings) plus

@@ -5,8 +5,7 @@ The filters run in this process against it exactly as on Lambda against AWS: bot
 ``PutObject`` calls; the S3 notification moto sends to the UPLOADED queue is received and handed to the
 handler as a Lambda SQS event, so the tests see the event shape S3 really produces.
 
-Port 56620 (fixed, like every test server; not the local system's emulator, 56600, whose queues the local
-runner consumes): run these under ``flock /tmp/test-servers.lock``.
+Its own server on a free port (not the local system's emulator, whose queues the local runner consumes).
 """
 
 from __future__ import annotations
@@ -23,10 +22,8 @@ import pytest
 
 from contract import posters as C
 from functions.posters import common
-from tests.moto_process import moto_server
+from tests.moto_process import free_port, moto_server
 
-PORT = 56620
-URL = f"http://127.0.0.1:{PORT}"
 REGION = "eu-west-1"
 ACCOUNT = "123456789012"
 UPLOADS, WEB = "filters-uploads", "filters-web"
@@ -34,9 +31,9 @@ UPLOADS, WEB = "filters-uploads", "filters-web"
 
 @pytest.fixture(scope="session")
 def filter_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """moto_server on 127.0.0.1:56620 for this session; its URL."""
+    """A moto_server of this session on a free port; its URL."""
     log = tmp_path_factory.mktemp("filters-moto") / "moto.log"
-    with moto_server(PORT, log, {"AWS_DEFAULT_REGION": REGION}) as url:
+    with moto_server(free_port(), log, {"AWS_DEFAULT_REGION": REGION}) as url:
         yield url
 
 
@@ -113,14 +110,15 @@ def body_event(body: dict | str, message_id: str = "m-1") -> dict:
 def pipeline(filter_emulator: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pipeline]:
     """An empty emulator with the uploads and web buckets, the four pipes, UPLOADED notified by S3 of
     incoming/, and every filter setting in the environment (NEXT_QUEUE_URL: the test sets it per filter)."""
-    urllib.request.urlopen(urllib.request.Request(f"{URL}/moto-api/reset", method="POST"), timeout=10).close()  # noqa: S310
+    reset = urllib.request.Request(f"{filter_emulator}/moto-api/reset", method="POST")  # noqa: S310 - local http
+    urllib.request.urlopen(reset, timeout=10).close()  # noqa: S310 - local http
     for name in [k for k in os.environ if k.startswith("AWS_")]:
         monkeypatch.delenv(name)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "local")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "local")
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", URL)
-    monkeypatch.setenv("AWS_ENDPOINT_URL_SQS", URL)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", filter_emulator)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SQS", filter_emulator)
     common.s3.cache_clear()
     common.sqs.cache_clear()
     s3, sqs = boto3.client("s3"), boto3.client("sqs")

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import urllib.request
@@ -25,7 +24,7 @@ import yaml
 
 from contract.permissions import DEMO_GROUP, GROUP_PERMISSIONS
 from gateway.auth import Authenticator, AuthSettings
-from tests.moto_process import moto_server
+from tests.moto_process import free_port, moto_server
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
@@ -68,17 +67,11 @@ def env_example() -> dict[str, str]:
     return _env_file(REPO / ".env.example")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def emulator(compose: dict, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """moto_server with the ``identity`` service's environment; its URL. Stopped at the end."""
     environment = _interpolate(compose["services"]["identity"]["environment"], {})
-    with moto_server(_free_port(), tmp_path_factory.mktemp("moto") / "moto.log", environment) as url:
+    with moto_server(free_port(), tmp_path_factory.mktemp("moto") / "moto.log", environment) as url:
         yield url
 
 
