@@ -119,6 +119,31 @@ def service_of(env, name: str) -> dict[str, Any]:
     return next(iter(found.values()))
 
 
+def task_role_statements(env, name: str) -> list[dict[str, Any]]:
+    """Every IAM statement attached to the task role of service ``name`` (compute stack)."""
+    role = task_definition_of(env, name)["Properties"]["TaskRoleArn"]["Fn::GetAtt"][0]
+    return [
+        statement
+        for policy in env.resources("Compute", "AWS::IAM::Policy").values()
+        if {"Ref": role} in policy["Properties"]["Roles"]
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+    ]
+
+
+def render(value: Any) -> str:
+    """A resolved string with its tokens as placeholders (``<AWS::AccountId>``, ``<Id.Arn>``, ``<import>``)."""
+    if isinstance(value, str):
+        return value
+    if "Ref" in value:
+        return f"<{value['Ref']}>"
+    if "Fn::GetAtt" in value:
+        return "<{}.{}>".format(*value["Fn::GetAtt"])
+    if "Fn::ImportValue" in value:
+        return "<import>"
+    delimiter, parts = value["Fn::Join"]
+    return delimiter.join(render(part) for part in parts)
+
+
 def logical_id_of(env, stack: str, prefix: str, resource_type: str) -> str:
     """Logical id of the single ``resource_type`` resource in ``stack`` whose id starts with ``prefix``."""
     matches = [logical_id for logical_id in env.resources(stack, resource_type) if logical_id.startswith(prefix)]

@@ -8,7 +8,14 @@ from pathlib import Path
 import pytest
 
 from contract import posters
-from tests.infra.helpers import REPO_ROOT, container_of, dumps, env_vars, task_definition_of
+from tests.infra.helpers import (
+    REPO_ROOT,
+    container_of,
+    dumps,
+    env_vars,
+    render,
+    task_role_statements,
+)
 
 pytestmark = pytest.mark.infra
 
@@ -26,24 +33,10 @@ def _resources(env) -> dict:
     return env.templates["Posters"]["Resources"]
 
 
-def _render(value) -> str:
-    """A resolved string with its tokens as placeholders (``<AWS::AccountId>``, ``<Id.Arn>``, ``<import>``)."""
-    if isinstance(value, str):
-        return value
-    if "Ref" in value:
-        return f"<{value['Ref']}>"
-    if "Fn::GetAtt" in value:
-        return "<{}.{}>".format(*value["Fn::GetAtt"])
-    if "Fn::ImportValue" in value:
-        return "<import>"
-    delimiter, parts = value["Fn::Join"]
-    return delimiter.join(_render(part) for part in parts)
-
-
 def _queue_ids(env) -> dict[str, str]:
     """Logical id of each queue by its physical name."""
     return {
-        _render(queue["Properties"]["QueueName"]): logical_id
+        render(queue["Properties"]["QueueName"]): logical_id
         for logical_id, queue in env.resources("Posters", "AWS::SQS::Queue").items()
     }
 
@@ -73,7 +66,7 @@ def _as_list(value) -> list:
 def test_uploads_bucket_has_the_name_compute_uses(any_env):
     """The physical name is the one config computes for both stacks (inventory's grant, the CSP)."""
     name = _resources(any_env)[UPLOADS]["Properties"]["BucketName"]
-    assert _render(name) == any_env.stage.config.poster_uploads_bucket_name("<AWS::AccountId>", "eu-west-1")
+    assert render(name) == any_env.stage.config.poster_uploads_bucket_name("<AWS::AccountId>", "eu-west-1")
 
 
 def test_uploads_bucket_is_private_encrypted_and_tls_only(any_env):
@@ -92,7 +85,7 @@ def test_browsers_may_post_to_the_uploads_bucket_from_the_web_origin_only(any_en
     """CORS: one rule, POST only, from the distribution's HTTPS origin only."""
     (rule,) = _resources(any_env)[UPLOADS]["Properties"]["CorsConfiguration"]["CorsRules"]
     assert rule["AllowedMethods"] == ["POST"]
-    assert [_render(origin) for origin in rule["AllowedOrigins"]] == ["https://<import>"]
+    assert [render(origin) for origin in rule["AllowedOrigins"]] == ["https://<import>"]
     assert "WebDistribution" in dumps(rule["AllowedOrigins"])
 
 
@@ -135,7 +128,7 @@ def test_only_this_bucket_in_this_account_may_send_to_the_uploaded_queue(any_env
     assert allow["Principal"] == {"Service": "s3.amazonaws.com"}
     assert allow["Action"] == "sqs:SendMessage"
     bucket = any_env.stage.config.poster_uploads_bucket_name("<AWS::AccountId>", "eu-west-1")
-    assert _render(allow["Condition"]["ArnLike"]["aws:SourceArn"]) == f"arn:aws:s3:::{bucket}"
+    assert render(allow["Condition"]["ArnLike"]["aws:SourceArn"]) == f"arn:aws:s3:::{bucket}"
     assert allow["Condition"]["StringEquals"]["aws:SourceAccount"] == {"Ref": "AWS::AccountId"}
 
 
@@ -217,7 +210,7 @@ def test_filter_reads_only_its_input_prefix_and_writes_only_its_output_prefix(an
     so a filter can neither read nor write another stage's objects (nor list, nor delete)."""
     reads, bucket, writes, _ = GRANTS[name]
     s3 = [s for s in _role_statements(any_env, _function(any_env, name)[1]) if "s3:" in dumps(s["Action"])]
-    grants = sorted((s["Action"], _render(s["Resource"])) for s in s3)
+    grants = sorted((s["Action"], render(s["Resource"])) for s in s3)
     out_bucket = f"<{UPLOADS}.Arn>" if bucket == "uploads" else (
         f"arn:aws:s3:::{any_env.stage.config.web_bucket_name('<AWS::AccountId>', 'eu-west-1')}"
     )
@@ -262,7 +255,7 @@ def test_filters_are_configured_with_their_buckets_and_queues(any_env):
     assert variables["resize"]["NEXT_QUEUE_URL"] == url(posters.RESIZED)
     assert variables["publish"]["RESULTS_QUEUE_URL"] == url(posters.RESULTS)
     web_bucket = any_env.stage.config.web_bucket_name("<AWS::AccountId>", "eu-west-1")
-    assert _render(variables["publish"]["WEB_BUCKET"]) == web_bucket
+    assert render(variables["publish"]["WEB_BUCKET"]) == web_bucket
 
 
 # --- inventory on AWS ---------------------------------------------------------------------------------------------
@@ -270,21 +263,11 @@ def test_inventory_knows_the_uploads_bucket_and_the_results_queue(any_env):
     """POSTER_UPLOAD_BUCKET and POSTER_RESULTS_QUEUE_URL name what the poster stack creates."""
     config = any_env.stage.config
     env = env_vars(container_of(any_env, "inventory"))
-    assert _render(env["POSTER_UPLOAD_BUCKET"]) == config.poster_uploads_bucket_name("<AWS::AccountId>", "eu-west-1")
+    assert render(env["POSTER_UPLOAD_BUCKET"]) == config.poster_uploads_bucket_name("<AWS::AccountId>", "eu-west-1")
     results = config.poster_queue_name(posters.RESULTS.name)
-    assert _render(env["POSTER_RESULTS_QUEUE_URL"]) == (
+    assert render(env["POSTER_RESULTS_QUEUE_URL"]) == (
         f"https://sqs.eu-west-1.<AWS::URLSuffix>/<AWS::AccountId>/{results}"
     )
-
-
-def _task_role_statements(env, name: str) -> list[dict]:
-    role = task_definition_of(env, name)["Properties"]["TaskRoleArn"]["Fn::GetAtt"][0]
-    return [
-        statement
-        for policy in env.resources("Compute", "AWS::IAM::Policy").values()
-        if {"Ref": role} in policy["Properties"]["Roles"]
-        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
-    ]
 
 
 def test_inventory_may_put_into_incoming_only_and_consume_the_results_queue_only(any_env):
@@ -292,9 +275,9 @@ def test_inventory_may_put_into_incoming_only_and_consume_the_results_queue_only
     the four consumer actions on RESULTS: no other S3 or SQS statement."""
     config = any_env.stage.config
     statements = [
-        s for s in _task_role_statements(any_env, "inventory") if "s3:" in dumps(s["Action"]) or "sqs:" in dumps(s)
+        s for s in task_role_statements(any_env, "inventory") if "s3:" in dumps(s["Action"]) or "sqs:" in dumps(s)
     ]
-    grants = {(tuple(sorted(_as_list(s["Action"]))), _render(s["Resource"])) for s in statements}
+    grants = {(tuple(sorted(_as_list(s["Action"]))), render(s["Resource"])) for s in statements}
     bucket = config.poster_uploads_bucket_name("<AWS::AccountId>", "eu-west-1")
     results = config.poster_queue_name(posters.RESULTS.name)
     assert grants == {
@@ -309,7 +292,7 @@ def test_inventory_may_put_into_incoming_only_and_consume_the_results_queue_only
 @pytest.mark.parametrize("name", ["gateway", "billing"])
 def test_other_services_get_no_poster_access(any_env, name):
     """Only inventory reaches the poster bucket and queue."""
-    assert "poster" not in dumps(_task_role_statements(any_env, name))
+    assert "poster" not in dumps(task_role_statements(any_env, name))
 
 
 # --- alarms -----------------------------------------------------------------------------------------------------------

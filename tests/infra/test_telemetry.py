@@ -9,7 +9,7 @@ import pytest
 from contract.services import service as contract_service
 from stacks.components.telemetry import COLLECTOR_IMAGE, COLLECTOR_NAME, EMF_LOG_ACTIONS, XRAY_ACTIONS
 from stacks.config import ENVIRONMENTS
-from tests.infra.helpers import container_of, env_vars, task_definition_of
+from tests.infra.helpers import container_of, env_vars, task_definition_of, task_role_statements
 
 SERVICES = ("inventory", "billing", "gateway", "billing-express")
 
@@ -26,16 +26,6 @@ def _collector_config(env, name: str) -> dict:
     if isinstance(value, dict):  # Fn::Join of text and the log group's Ref
         value = "".join(part if isinstance(part, str) else "LOG_GROUP" for part in value["Fn::Join"][1])
     return json.loads(value)
-
-
-def _task_role_statements(env, name: str) -> list[dict]:
-    role = task_definition_of(env, name)["Properties"]["TaskRoleArn"]["Fn::GetAtt"][0]
-    return [
-        statement
-        for policy in env.resources("Compute", "AWS::IAM::Policy").values()
-        if {"Ref": role} in policy["Properties"]["Roles"]
-        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
-    ]
 
 
 def _actions(statement: dict) -> list[str]:
@@ -93,7 +83,7 @@ def test_task_role_gets_exactly_xray_writes_and_its_metrics_log_group(any_env, n
     metrics log group: no X-Ray reads, no other group."""
     statements = [
         s
-        for s in _task_role_statements(any_env, name)
+        for s in task_role_statements(any_env, name)
         if "secretsmanager" not in json.dumps(s) and not _actions(s)[0].startswith(("s3:", "sqs:"))
     ]
     assert len(statements) == 2

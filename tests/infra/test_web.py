@@ -13,7 +13,7 @@ import pytest
 
 from contract import web
 from contract.permissions import PERMISSIONS, SCOPE_PREFIX
-from tests.infra.helpers import container_of, dumps, env_vars
+from tests.infra.helpers import container_of, dumps, env_vars, render
 
 pytestmark = pytest.mark.infra
 
@@ -51,20 +51,6 @@ def _bucket_policy(env, bucket: str) -> list[dict]:
     return policy["Properties"]["PolicyDocument"]["Statement"]
 
 
-def _render(value) -> str:
-    """A resolved string with its tokens as placeholders: ``<AWS::AccountId>``, ``<import>``, ``<Id.Attr>``."""
-    if isinstance(value, str):
-        return value
-    if "Ref" in value:
-        return f"<{value['Ref']}>"
-    if "Fn::ImportValue" in value:
-        return "<import>"
-    if "Fn::GetAtt" in value:
-        return "<{}.{}>".format(*value["Fn::GetAtt"])
-    delimiter, parts = value["Fn::Join"]
-    return delimiter.join(_render(part) for part in parts)
-
-
 # --- the web content bucket ------------------------------------------------------------------------------------
 def test_web_bucket_is_private_encrypted_versioned(any_env):
     """Block public access, SSE-S3, bucket-owner-enforced (no ACLs), versioned, named for the publish grant."""
@@ -74,7 +60,7 @@ def test_web_bucket_is_private_encrypted_versioned(any_env):
     assert rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
     assert props["OwnershipControls"]["Rules"] == [{"ObjectOwnership": "BucketOwnerEnforced"}]
     assert props["VersioningConfiguration"] == {"Status": "Enabled"}
-    assert _render(props["BucketName"]) == f"movies-{any_env.name}-web-<AWS::AccountId>-eu-west-1"
+    assert render(props["BucketName"]) == f"movies-{any_env.name}-web-<AWS::AccountId>-eu-west-1"
 
 
 @pytest.mark.parametrize(("env_name", "policy"), [("dev", "Delete"), ("prod", "Retain")])
@@ -92,7 +78,7 @@ def test_web_bucket_is_read_only_by_this_distribution_through_oac(any_env):
     assert allow["Principal"] == {"Service": "cloudfront.amazonaws.com"}
     assert allow["Action"] == "s3:GetObject"
     source = allow["Condition"]["StringEquals"]["AWS:SourceArn"]
-    assert _render(source).endswith(f":distribution/<{_distribution_id(any_env)}>")
+    assert render(source).endswith(f":distribution/<{_distribution_id(any_env)}>")
 
 
 def test_web_bucket_denies_requests_without_tls(any_env):
@@ -159,7 +145,7 @@ def test_alb_origin_sends_the_secret_header_as_a_deploy_time_reference(any_env):
     origin = _origin(any_env, _behaviours(any_env)[web.API_PATH_PATTERN])
     (header,) = origin["OriginCustomHeaders"]
     assert header["HeaderName"] == web.ORIGIN_VERIFY_HEADER
-    assert _render(header["HeaderValue"]) == f"{{{{resolve:secretsmanager:<{SECRET}>:SecretString:::}}}}"
+    assert render(header["HeaderValue"]) == f"{{{{resolve:secretsmanager:<{SECRET}>:SecretString:::}}}}"
 
 
 def test_origin_secret_is_generated_by_secrets_manager(any_env):
@@ -215,7 +201,7 @@ def test_csp_is_the_contract_policy_with_the_token_endpoint_and_uploads_origins(
     """connect-src allows only the app itself, the Cognito domain (token endpoint) and the uploads bucket's
     endpoints; no inline script anywhere."""
     config = _security_config(any_env, _behaviours(any_env)["*"])
-    csp = _render(config["ContentSecurityPolicy"]["ContentSecurityPolicy"])
+    csp = render(config["ContentSecurityPolicy"]["ContentSecurityPolicy"])
     bucket = f"movies-{any_env.name}-poster-uploads-<AWS::AccountId>-eu-west-1"
     expected = web.content_security_policy(
         [
@@ -364,8 +350,8 @@ def test_spa_client_calls_back_to_the_distribution(any_env):
     """Callback and logout URL: the distribution's HTTPS origin with a slash (where the app loads)."""
     client = _spa_client(any_env)
     expected = f"https://<{_distribution_id(any_env)}.DomainName>/"
-    assert [_render(url) for url in client["CallbackURLs"]] == [expected]
-    assert [_render(url) for url in client["LogoutURLs"]] == [expected]
+    assert [render(url) for url in client["CallbackURLs"]] == [expected]
+    assert [render(url) for url in client["LogoutURLs"]] == [expected]
 
 
 def test_spa_client_asks_for_identity_and_every_api_scope(any_env):
@@ -389,7 +375,7 @@ def test_gateway_accepts_the_spa_client_and_the_machine_client(any_env):
     (spa_id,) = any_env.resources(
         "Compute", "AWS::Cognito::UserPoolClient", {"Properties": {"ClientName": f"movies-{any_env.name}-web"}}
     )
-    assert _render(allowed) == f"<import>,<{spa_id}>"
+    assert render(allowed) == f"<import>,<{spa_id}>"
     assert "MachineClient" in dumps(allowed)
 
 
@@ -402,7 +388,7 @@ def test_every_forwarding_rule_requires_the_origin_header(any_env):
         (header,) = [c for c in rule["Properties"]["Conditions"] if c["Field"] == "http-header"]
         config = header["HttpHeaderConfig"]
         assert config["HttpHeaderName"] == web.ORIGIN_VERIFY_HEADER
-        assert [_render(v) for v in config["Values"]] == [f"{{{{resolve:secretsmanager:<{SECRET}>:SecretString:::}}}}"]
+        assert [render(v) for v in config["Values"]] == [f"{{{{resolve:secretsmanager:<{SECRET}>:SecretString:::}}}}"]
 
 
 def test_no_listener_forwards_by_default(any_env):
@@ -414,4 +400,4 @@ def test_no_listener_forwards_by_default(any_env):
 def test_api_url_output_is_the_distribution(any_env):
     """The public URL (and the pipeline's smoke test target) is CloudFront's, since the ALB refuses the rest."""
     output = any_env.templates["Compute"]["Outputs"]["ApiUrl"]["Value"]
-    assert _render(output) == f"https://<{_distribution_id(any_env)}.DomainName>"
+    assert render(output) == f"https://<{_distribution_id(any_env)}.DomainName>"
