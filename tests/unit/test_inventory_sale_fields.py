@@ -7,6 +7,7 @@ import pytest
 from common.amounts import InvalidAmount, parse_amount, render_amount
 from common.orders import MAX_TOTAL_AMOUNT
 from contract.limits import MAX_PRICE, MAX_STOCK
+from gateway.openapi import build_spec
 from inventory.validation import ValidationError, parse_json_object, validate_movie_update, validate_new_movie
 
 
@@ -84,3 +85,14 @@ def test_price_and_total_amount_share_the_rules_but_not_the_maximum():
 def test_amounts_are_rendered_with_two_decimals(amount, shown):
     """Amounts are answered as strings with exactly two decimals (null stays null), as billing answers totals."""
     assert render_amount(amount) == shown
+
+
+def test_openapi_documents_stock_and_price_with_the_enforced_limits():
+    """The gateway's OpenAPI document offers stock and price on create and update with inventory's limits, and
+    every movie answer carries both."""
+    schemas = build_spec()["components"]["schemas"]
+    for name in ("NewMovie", "MovieUpdate"):
+        properties = schemas[name]["properties"]
+        assert properties["stock"]["maximum"] == MAX_STOCK
+        assert {"type": "number", "minimum": 0, "maximum": float(MAX_PRICE)} in properties["price"]["oneOf"]
+    assert {"stock", "price"} <= set(schemas["Movie"]["required"])
