@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 TITLE_MAX_LENGTH = 200
 DESCRIPTION_MAX_LENGTH = 2000
 # PostgreSQL bigint: a larger id cannot exist; it is answered 404 without asking the database.
 MAX_MOVIE_ID = 2**63 - 1
+#: A movie's ``price``: 0 to this, two decimals (``numeric(9, 2)`` in movies_db); null means no price.
+MAX_PRICE = Decimal("9999999.99")
+#: A movie's ``stock``: a whole number from 0 to this (``bigint``, CHECK stock >= 0); null means not for sale.
+MAX_STOCK = 1_000_000_000
 #: Largest request body the gateway accepts (and the largest order message billing reads).
 MAX_REQUEST_BYTES = 64 * 1024
 

@@ -12,6 +12,7 @@ import binascii
 from dataclasses import dataclass
 from typing import Any
 
+from common.amounts import render_amount
 from common.db import ConnectionPool, Schema
 from common.extensions import Extension
 
@@ -71,7 +72,7 @@ def _stored(row: tuple) -> dict[str, Any]:
         "order_url": f"/api/orders/{message_id}",
         "user_id": user_id,
         "number_of_items": items,
-        "total_amount": str(amount),
+        "total_amount": render_amount(amount),
         "request_id": request_id,
         "placed_by": owner_name,
         "stored_at": created_at.isoformat(timespec="milliseconds"),

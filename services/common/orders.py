@@ -12,9 +12,10 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
+from common.amounts import InvalidAmount, parse_amount
 from contract.messaging import DEFAULT_PRIORITY, PRIORITY_QUEUES
 
 USER_ID_MAX_LENGTH = 64
@@ -27,8 +28,6 @@ OPTIONAL_FIELDS = {"priority": DEFAULT_PRIORITY}
 #: The priorities an order may name, most urgent first.
 PRIORITIES = tuple(PRIORITY_QUEUES)
 _INTEGER = re.compile(r"^[0-9]+$")
-# The documented string form of an amount. Decimal() alone would also take "1_000", "1e3" or "NaN".
-_AMOUNT = re.compile(r"^-?[0-9]+(\.[0-9]+)?$")
 
 
 class InvalidOrder(ValueError):
@@ -89,23 +88,10 @@ def _number_of_items(value: Any) -> int:
 
 
 def _total_amount(value: Any) -> Decimal:
-    if isinstance(value, bool) or not isinstance(value, int | str | Decimal):
-        raise InvalidOrder("total_amount must be a number or a numeric string")
-    if isinstance(value, str) and not _AMOUNT.match(value.strip()):
-        raise InvalidOrder(f'total_amount must be a decimal number like "180" or "19.99", got {value!r}')
     try:
-        amount = Decimal(value.strip() if isinstance(value, str) else value)
-    except InvalidOperation:
-        raise InvalidOrder(f"total_amount must be a number, got {value!r}") from None
-    if not amount.is_finite():
-        raise InvalidOrder("total_amount must be a finite number")
-    if amount < 0:
-        raise InvalidOrder(f"total_amount must not be negative, got {value}")
-    if amount > MAX_TOTAL_AMOUNT:
-        raise InvalidOrder(f"total_amount must be at most {MAX_TOTAL_AMOUNT}")
-    if amount != amount.quantize(Decimal("0.01")):
-        raise InvalidOrder("total_amount must have at most two decimal places")
-    return amount.quantize(Decimal("0.01"))
+        return parse_amount(value, field="total_amount", maximum=MAX_TOTAL_AMOUNT)
+    except InvalidAmount as exc:
+        raise InvalidOrder(str(exc)) from None
 
 
 def _shown(value: Any) -> str:

@@ -21,6 +21,24 @@ _ORDER_ID = "^[0-9a-f]{64}$"
 _UPLOAD_ID = "^[0-9]{13}[0-9a-f]{16}$"
 
 
+#: ``price`` and ``stock`` as a request may give them (``inventory.validation``); null clears them.
+_PRICE_IN = {
+    "description": f"0 to {limits.MAX_PRICE} with at most two decimals, as a JSON number or a decimal string "
+    "(the rules of an order's `total_amount`); null: no price.",
+    "oneOf": [
+        {"type": "number", "minimum": 0, "maximum": float(limits.MAX_PRICE)},
+        {"type": "string", "pattern": "^[0-9]+(\\.[0-9]{1,2})?$"},
+        {"type": "null"},
+    ],
+}
+_STOCK_IN = {
+    "type": ["integer", "null"],
+    "minimum": 0,
+    "maximum": limits.MAX_STOCK,
+    "description": "Copies for sale, a whole JSON number (not a string); null: not for sale.",
+}
+
+
 def json_content(schema: dict[str, Any], description: str) -> dict[str, Any]:
     """A response with a JSON body of ``schema``."""
     return {"description": description, "content": {"application/json": {"schema": schema}}}
@@ -43,7 +61,7 @@ def components() -> dict[str, Any]:
         "schemas": {
             "Movie": {
                 "type": "object",
-                "required": ["id", "title", "description", "poster", "poster_status"],
+                "required": ["id", "title", "description", "poster", "poster_status", "stock", "price"],
                 "properties": {
                     "id": {"type": "integer"},
                     "title": {"type": "string"},
@@ -56,6 +74,19 @@ def components() -> dict[str, Any]:
                     "poster_status": {
                         "description": "State of the newest poster upload requested (null: none).",
                         "oneOf": [{"type": "null"}, ref("PosterStatus")],
+                    },
+                    "stock": {
+                        "type": ["integer", "null"],
+                        "minimum": 0,
+                        "description": "Copies in stock (never below 0); null: not for sale (also every movie "
+                        "created before stock existed).",
+                    },
+                    "price": {
+                        "type": ["string", "null"],
+                        "pattern": "^[0-9]+\\.[0-9]{2}$",
+                        "description": "Decimal with two places, as a string (like an order's `total_amount`); "
+                        "null: no price.",
+                        "example": "19.90",
                     },
                 },
             },
@@ -115,9 +146,12 @@ def components() -> dict[str, Any]:
                 "type": "object",
                 "additionalProperties": False,
                 "required": ["title"],
+                "example": {"title": "Stalker", "description": "Tarkovsky, 1979", "stock": 3, "price": "19.90"},
                 "properties": {
                     "title": {"type": "string", "minLength": 1, "maxLength": limits.TITLE_MAX_LENGTH},
                     "description": {"type": ["string", "null"], "maxLength": limits.DESCRIPTION_MAX_LENGTH},
+                    "stock": _STOCK_IN,
+                    "price": _PRICE_IN,
                 },
             },
             "MovieUpdate": {
@@ -127,6 +161,8 @@ def components() -> dict[str, Any]:
                 "properties": {
                     "title": {"type": "string", "minLength": 1, "maxLength": limits.TITLE_MAX_LENGTH},
                     "description": {"type": ["string", "null"], "maxLength": limits.DESCRIPTION_MAX_LENGTH},
+                    "stock": _STOCK_IN,
+                    "price": _PRICE_IN,
                 },
             },
             "Deleted": {

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from typing import Any
 
 from common import tracing
+from common.amounts import render_amount
 from common.db import ConnectionPool, DatabaseUnavailable, Schema
 from common.extensions import Extension
 
@@ -27,11 +29,21 @@ MIGRATIONS = [
         ADD COLUMN poster_reason    text,
         ADD CONSTRAINT movies_poster_state_with_upload CHECK ((poster_upload_id IS NULL) = (poster_state IS NULL))
     """,
+    # Stock and price (issue 15): null = not for sale / no price, so rows from before stay as they were. The
+    # named CHECK keeps stock from ever going below zero, whatever the statement (the saga's reservations rely
+    # on it); bigint leaves room for releases on top of the API's limit (contract.limits.MAX_STOCK).
+    """
+    ALTER TABLE movies
+        ADD COLUMN stock bigint CONSTRAINT movies_stock_not_negative CHECK (stock >= 0),
+        ADD COLUMN price numeric(9, 2) CONSTRAINT movies_price_not_negative CHECK (price >= 0)
+    """,
 ]
 
 _COLUMNS = ("id", "title", "description")
-_RETURNING = "id, title, description, poster, poster_upload_id, poster_state, poster_reason"
+_RETURNING = "id, title, description, poster, poster_upload_id, poster_state, poster_reason, stock, price"
 _SELECT = f"SELECT {_RETURNING} FROM movies"  # noqa: S608 - a constant column list
+_WRITABLE = "title, description, stock, price"
+_INSERT = f"INSERT INTO movies ({_WRITABLE}) VALUES (%s, %s, %s, %s) RETURNING {_RETURNING}"  # noqa: S608 - constants
 _DB_ATTRIBUTES = {"db.system": "postgresql", "db.collection.name": "movies"}
 
 
@@ -41,11 +53,14 @@ def _like_literal(text: str) -> str:
 
 
 def _movie(row: tuple[Any, ...]) -> dict[str, Any]:
-    """A movie's JSON: its fields, ``poster`` (URLs or null) and ``poster_status`` (the newest upload's state)."""
+    """A movie's JSON: its fields, ``poster`` (URLs or null), ``poster_status`` (the newest upload's state),
+    ``stock`` (integer or null) and ``price`` (a string with two decimals, as billing answers amounts, or null)."""
     movie = dict(zip(_COLUMNS, row[:3], strict=True))
-    poster, upload_id, state, reason = row[3:]
+    poster, upload_id, state, reason, stock, price = row[3:]
     movie["poster"] = json.loads(poster) if isinstance(poster, str) else poster
     movie["poster_status"] = None if upload_id is None else {"upload_id": upload_id, "state": state, "reason": reason}
+    movie["stock"] = stock
+    movie["price"] = render_amount(price)
     return movie
 
 
@@ -96,12 +111,11 @@ class MovieStore:
         rows = self._read(f"{_SELECT} WHERE id = %s", (movie_id,))
         return _row(rows[0] if rows else None)
 
-    def create(self, title: str, description: str | None) -> dict[str, Any]:
+    def create(
+        self, title: str, description: str | None, *, stock: int | None = None, price: Decimal | None = None
+    ) -> dict[str, Any]:
         """Insert a movie and return it with its generated id."""
-        rows = self._fetch(
-            f"INSERT INTO movies (title, description) VALUES (%s, %s) RETURNING {_RETURNING}",  # noqa: S608
-            (title, description),
-        )
+        rows = self._fetch(_INSERT, (title, description, stock, price))
         return _row(rows[0])  # type: ignore[return-value]
 
     def update(self, movie_id: int, fields: dict[str, Any]) -> dict[str, Any] | None:

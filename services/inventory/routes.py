@@ -44,7 +44,9 @@ def list_movies():
 def create_movie():
     """Create a movie; 201 with the stored movie and its id."""
     fields = validate_new_movie(parse_json_object(request.get_data()))
-    movie = get_store().create(fields["title"], fields["description"])
+    movie = get_store().create(
+        fields["title"], fields["description"], stock=fields.get("stock"), price=fields.get("price")
+    )
     return jsonify(movie), 201
 
 

@@ -17,9 +17,11 @@ from tests.e2e.browser_support import STEP_TIMEOUT_MS, png, screenshot, sign_in,
 #: The poster step needs the pipeline runner (helper B) and inventory's poster endpoint (helper C). Set to True
 #: once both are merged: the journey then uploads a poster and waits for its thumbnail, and the rejection test runs.
 
-def _create_movie(page, title: str, description: str = "") -> None:
+def _create_movie(page, title: str, description: str = "", price: str = "", stock: str = "") -> None:
     page.get_by_label("Title", exact=True).fill(title)
     page.get_by_label("Description (optional)").fill(description)
+    page.get_by_label("Price (optional)").fill(price)
+    page.get_by_label("Stock (optional)").fill(stock)
     page.get_by_role("button", name="Create movie").click()
     expect(page.get_by_role("status")).to_contain_text(f"Created “{title}”")
 
@@ -35,8 +37,9 @@ def _upload_poster(page, title: str, data: bytes, mime: str = "image/png") -> No
 
 
 def test_journey_sign_in_create_movie_poster_and_order(page, site, demo_login):
-    """A person signs in, creates a movie, uploads its poster (thumbnail shown), places an order and sees it
-    stored; every step leaves a screenshot, and no step breaks the Content-Security-Policy."""
+    """A person signs in, creates a movie with a price and stock (both shown), uploads its poster (thumbnail
+    shown), places an order and sees it stored; every step leaves a screenshot, and no step breaks the
+    Content-Security-Policy."""
     username, password = demo_login
     page.goto(site)
     expect(page.get_by_role("heading", name="Welcome")).to_be_visible()
@@ -51,8 +54,8 @@ def test_journey_sign_in_create_movie_poster_and_order(page, site, demo_login):
     wait_until_loaded(page)
 
     title = f"Stalker {uuid.uuid4().hex[:6]}"
-    _create_movie(page, title, "Tarkovsky, 1979: a guide leads two men through the Zone.")
-    expect(_movie(page, title)).to_be_visible()
+    _create_movie(page, title, "Tarkovsky, 1979: a guide leads two men through the Zone.", price="19.9", stock="3")
+    expect(_movie(page, title)).to_contain_text("Price 19.90 · 3 in stock")
     screenshot(page, "web-3-movie-created")
 
     _upload_poster(page, title, png())
@@ -90,6 +93,31 @@ def test_edit_and_delete_a_movie(page, site, demo_login):
     _movie(page, renamed).get_by_role("button", name=f"Delete {renamed}").click()
     expect(page.get_by_role("status")).to_contain_text(f"Deleted “{renamed}”")
     expect(_movie(page, renamed)).to_have_count(0)
+
+
+def test_price_and_stock_set_with_the_keyboard_and_a_refused_price_shown(page, site, demo_login):
+    """An editor reaches price and stock from the title with Tab and saves with Enter: a price with three
+    decimals shows the API's 400 naming price; corrected, the list shows the new price and stock."""
+    sign_in(page, site, *demo_login)
+    title = f"Mirror {uuid.uuid4().hex[:6]}"
+    _create_movie(page, title)
+    expect(_movie(page, title)).to_contain_text("No price · Not for sale")
+    _movie(page, title).get_by_role("button", name=f"Edit {title}").click()
+    expect(page.get_by_label("Title", exact=True)).to_be_focused()
+    page.keyboard.press("Tab")
+    page.keyboard.press("Tab")
+    expect(page.get_by_label("Price (optional)")).to_be_focused()
+    page.keyboard.type("1.005")
+    page.keyboard.press("Tab")
+    page.keyboard.type("2")
+    page.keyboard.press("Enter")
+    alert = page.get_by_role("alert")
+    expect(alert).to_contain_text("400")
+    expect(alert).to_contain_text("price must have at most two decimal places")
+    page.get_by_label("Price (optional)").fill("12.5")
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("status")).to_contain_text(f"Saved “{title}”")
+    expect(_movie(page, title)).to_contain_text("Price 12.50 · 2 in stock")
 
 
 def test_search_shows_only_matching_movies(page, site, demo_login):

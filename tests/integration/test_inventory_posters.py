@@ -198,10 +198,11 @@ def test_posters_off_is_503_json(app_client, monkeypatch):
 
 
 def test_movie_answers_keep_their_fields_and_gain_the_poster_ones(app_client):
-    """Create, read, list and update answer the same fields as before plus poster and poster_status (null)."""
+    """Create, read, list and update answer the same fields as before plus poster and poster_status (null), and
+    stock and price (null: not for sale, issue 15)."""
     created = app_client.post("/api/movies", json={"title": "Solaris", "description": "1972"}).get_json()
     assert created == {"id": created["id"], "title": "Solaris", "description": "1972", "poster": None,
-                       "poster_status": None}
+                       "poster_status": None, "stock": None, "price": None}
     assert app_client.get("/api/movies").get_json() == [created]
     updated = app_client.put(f"/api/movies/{created['id']}", json={"description": None}).get_json()
     assert updated == {**created, "description": None}

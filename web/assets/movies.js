@@ -1,4 +1,5 @@
-// Movies: list and search (with poster thumbnails), create, edit, delete, and the poster upload (valet key).
+// Movies: list and search (with poster thumbnails, price and stock), create, edit, delete, and the poster upload
+// (valet key).
 
 import { api, ApiError, uploadWithValetKey } from "./api.js";
 import { $, fail, h, say, sleep } from "./ui.js";
@@ -53,6 +54,13 @@ function posterState(movie) {
   return null;
 }
 
+/** "Price 19.90 · 3 in stock", "Not for sale", ...: price and stock as the API answers them (null: not set). */
+function saleText(movie) {
+  const price = movie.price === null || movie.price === undefined ? "No price" : `Price ${movie.price}`;
+  if (movie.stock === null || movie.stock === undefined) return `${price} · Not for sale`;
+  return `${price} · ${movie.stock === 0 ? "Sold out" : `${movie.stock} in stock`}`;
+}
+
 function movieItem(movie) {
   const fileId = `poster-file-${movie.id}`;
   return h("li", { class: "movie", dataset: { id: movie.id } },
@@ -60,6 +68,7 @@ function movieItem(movie) {
     h("div", { class: "movie-text" },
       h("h3", {}, movie.title),
       movie.description ? h("p", {}, movie.description) : null,
+      h("p", { class: "sale" }, saleText(movie)),
       posterState(movie),
       h("div", { class: "row editor-only" },
         h("button", { type: "button", onclick: () => startEdit(movie) }, "Edit", h("span", { class: "visually-hidden" }, ` ${movie.title}`)),
@@ -78,6 +87,8 @@ function startEdit(movie) {
   $("movie-id").value = movie.id;
   $("movie-title").value = movie.title;
   $("movie-description").value = movie.description || "";
+  $("movie-price").value = movie.price ?? "";
+  $("movie-stock").value = movie.stock ?? "";
   $("movie-form-title").textContent = `Edit “${movie.title}”`;
   $("movie-submit").textContent = "Save changes";
   $("movie-cancel").hidden = false;
@@ -92,11 +103,21 @@ function resetForm() {
   $("movie-cancel").hidden = true;
 }
 
+/** The stock field as the API wants it: empty = null (not for sale), digits = a JSON number; anything else is
+ * sent as typed, so the API's 400 says what is wrong with it. */
+function stockValue(text) {
+  if (text === "") return null;
+  return /^[0-9]+$/.test(text) ? Number(text) : text;
+}
+
 async function saveMovie(event) {
   event.preventDefault();
   const id = $("movie-id").value;
   const description = $("movie-description").value.trim();
-  const json = { title: $("movie-title").value.trim(), description: description || null };
+  const json = {
+    title: $("movie-title").value.trim(), description: description || null,
+    price: $("movie-price").value.trim() || null, stock: stockValue($("movie-stock").value.trim()),
+  };
   const { body } = id
     ? await api(`/api/movies/${id}`, { method: "PUT", json })
     : await api("/api/movies", { method: "POST", json });
