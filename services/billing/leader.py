@@ -15,6 +15,9 @@ Failover budget (15 s from a leader's death to a new leader):
   keepalives (:data:`SERVER_KEEPALIVE`) and a server-side ``tcp_user_timeout`` (for a reply that is never
   acknowledged, when keepalives do not apply), so PostgreSQL ends the session within 10 s; a follower takes
   over within ``check_interval`` after that (:func:`failover_budget`: 12 s with the defaults).
+- The handover goes to a follower: a leader that lost its session sits out ``SIT_OUT_ROUNDS`` rounds before it
+  campaigns again, so it does not win the freed lock back from the followers (its own session just failed;
+  theirs did not). Alone, it leads again two rounds later.
 - No two leaders: a partitioned leader's own check fails (client-side keepalives and ``tcp_user_timeout``, a
   statement timeout) and it steps down *before* the server can free the lock for someone else; and every job
   is idempotent on its own (unique keys, message ids), so even an overlap could not do the work twice.
@@ -70,6 +73,10 @@ CLIENT_TCP_USER_TIMEOUT_MS = 3000
 CHECK_STATEMENT_TIMEOUT_MS = 3000
 
 
+#: Rounds a deposed leader waits before it campaigns again (see the module docstring).
+SIT_OUT_ROUNDS = 2
+
+
 def failover_budget(check_interval: float) -> tuple[float, float, float]:
     """Seconds after a leader vanishes (host or network gone, no FIN): (it has stepped down at the latest,
     PostgreSQL may free its lock at the earliest, a follower leads at the latest).
@@ -122,6 +129,7 @@ class LeaderElection:
         self._lock = lock
         self._connection: psycopg2.extensions.connection | None = None
         self._leader = False
+        self._sit_out = 0  # rounds left before a deposed leader campaigns again
         self._problem = ""
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -160,6 +168,9 @@ class LeaderElection:
 
         Called by the election thread (tests call it directly); never raises.
         """
+        if not self._leader and self._sit_out > 0:
+            self._sit_out -= 1
+            return False
         try:
             if self._connection is None or self._connection.closed:
                 self._connection = self._connect()
@@ -181,6 +192,7 @@ class LeaderElection:
         was_leader, self._leader = self._leader, False
         LEADER.set(0)
         if was_leader:
+            self._sit_out = SIT_OUT_ROUNDS
             log.warning("stepped down as leader", extra={"reason": reason})
         connection, self._connection = self._connection, None
         if connection is None or connection.closed:

@@ -18,7 +18,7 @@ import pytest
 from billing.aggregates import aggregate_minutes
 from billing.deadletters import list_dead_letters
 from billing.jobs import redrive_transient
-from billing.leader import LeaderElection, failover_budget
+from billing.leader import SIT_OUT_ROUNDS, LeaderElection, failover_budget
 from billing.store import OrderStore
 from common.config import DatabaseSettings, RabbitSettings
 from common.db import ConnectionPool
@@ -88,6 +88,21 @@ def test_terminated_leader_session_hands_over_within_the_budget(elections, postg
     print(f"\nnew leader after {time.monotonic() - began:.2f} s")
     wait_until(lambda: not first.is_leader, 5, "the old leader to step down")
     assert not (first.is_leader and second.is_leader)
+
+
+def test_a_deposed_leader_sits_out_so_a_follower_takes_over(elections, postgres):
+    """A leader whose session was terminated does not win the freed lock back at its next round (it would race
+    the followers for it): it sits out SIT_OUT_ROUNDS rounds, and a follower that tries meanwhile leads."""
+    first, second = elections(), elections()
+    assert first.run_once() is True
+    held = "FROM pg_locks WHERE locktype = 'advisory' AND granted AND classid = %s AND objid = %s"
+    (leader_pid,) = postgres.query("billing_db", f"SELECT pid {held}", first._lock)[0]
+    postgres.query("billing_db", "SELECT pg_terminate_backend(%s)", (leader_pid,))
+    wait_until(lambda: not postgres.query("billing_db", f"SELECT pid {held}", first._lock), 5, "the lock to be freed")
+    assert first.run_once() is False, "its check fails: it steps down"
+    assert [first.run_once() for _ in range(SIT_OUT_ROUNDS)] == [False] * SIT_OUT_ROUNDS
+    assert second.run_once() is True
+    assert first.run_once() is False
 
 
 def test_follower_without_a_database_stays_follower(billing_env, monkeypatch):
