@@ -25,6 +25,7 @@ import psycopg2
 import pytest
 from psycopg2 import sql
 
+from common.config import DatabaseSettings
 from contract.services import BILLING
 from local_system import DATABASES, SERVICES, LocalSystem
 
@@ -228,6 +229,16 @@ def local_system(full_test_system: LocalSystem) -> LocalSystem:
     if any(part.pid() is None for part in parts):
         full_test_system.up()
     return full_test_system
+
+
+@pytest.fixture
+def inventory_settings(postgres: PostgresHelper, monkeypatch: pytest.MonkeyPatch) -> DatabaseSettings:
+    """DatabaseSettings for movies_db exactly as the local system gives them to inventory (its database and AWS
+    variables set in this process's environment, for an app built in the test)."""
+    for key, value in postgres.system.service_env("inventory").items():
+        if key.startswith(("DATABASE_", "AWS_")):
+            monkeypatch.setenv(key, value)
+    return DatabaseSettings.from_env(default_name="movies_db")
 
 
 @pytest.fixture

@@ -13,18 +13,15 @@ from PIL import Image
 
 from contract import posters
 from local_system.poster_resources import UPLOAD_BUCKET, WEB_BUCKET
-from tests.integration.posters_support import client, ensure_bucket, ensure_queue, wait_until
+from tests.integration.posters_support import client, wait_until
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture
 def emulator_clients(local_system):
-    """(s3, sqs) of the test emulator, with the uploads bucket and the results queue in place."""
-    s3, sqs = client("s3", local_system.identity.url), client("sqs", local_system.identity.url)
-    ensure_bucket(s3)
-    ensure_queue(sqs, posters.RESULTS.name)
-    return s3, sqs
+    """(s3, sqs) of the test emulator (the local system provisioned its buckets and queues)."""
+    return client("s3", local_system.identity.url), client("sqs", local_system.identity.url)
 
 
 @pytest.fixture

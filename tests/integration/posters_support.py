@@ -1,7 +1,7 @@
 """The poster tests' S3 and SQS: boto3 clients of the test emulator (moto server) and its buckets and queues.
 
-The local system provisions the uploads bucket and the pipeline's queues at every emulator start; the tests
-make sure of them themselves (creating what is missing, keeping what exists), so they do not depend on it.
+The local system provisions the uploads bucket and the pipeline's queues at every emulator start
+(``local_system.poster_resources.provision``); tests that need a queue no other consumer reads make their own.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import boto3
 
 from contract import posters
 from local_system.emulator_api import DUMMY_KEY, REGION
-from local_system.poster_resources import UPLOAD_BUCKET
 
 
 def client(service: str, endpoint: str) -> Any:
@@ -25,28 +24,11 @@ def client(service: str, endpoint: str) -> Any:
     )
 
 
-def ensure_bucket(s3: Any, name: str = UPLOAD_BUCKET) -> str:
-    """Create the bucket unless it exists."""
-    existing = {bucket["Name"] for bucket in s3.list_buckets().get("Buckets", [])}
-    if name not in existing:
-        s3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": REGION})
-    return name
-
-
-def _existing_queue(sqs: Any, name: str) -> str | None:
-    try:
-        return sqs.get_queue_url(QueueName=name)["QueueUrl"]
-    except sqs.exceptions.QueueDoesNotExist:
-        return None
-
-
-def ensure_queue(sqs: Any, name: str, visibility_timeout: int = posters.VISIBILITY_TIMEOUT_SECONDS) -> tuple[str, str]:
-    """Create ``name`` and its dead-letter queue (redrive after MAX_RECEIVE_COUNT receives) unless they exist
-    (then they are kept as they are, whoever made them); return (queue URL, dead-letter queue URL)."""
-    existing, existing_dlq = _existing_queue(sqs, name), _existing_queue(sqs, f"{name}-dlq")
-    if existing and existing_dlq:
-        return existing, existing_dlq
-    dlq_url = existing_dlq or sqs.create_queue(QueueName=f"{name}-dlq")["QueueUrl"]
+def own_queue(sqs: Any, visibility_timeout: int = 1) -> tuple[str, str]:
+    """A results queue of one test alone (no other consumer competes for it), with a short visibility timeout
+    and a dead-letter queue after MAX_RECEIVE_COUNT receives, as the local system's; (URL, DLQ URL)."""
+    name = f"poster-results-test-{uuid.uuid4().hex[:12]}"
+    dlq_url = sqs.create_queue(QueueName=f"{name}-dlq")["QueueUrl"]
     dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     url = sqs.create_queue(
         QueueName=name,
@@ -56,11 +38,6 @@ def ensure_queue(sqs: Any, name: str, visibility_timeout: int = posters.VISIBILI
         },
     )["QueueUrl"]
     return url, dlq_url
-
-
-def own_queue(sqs: Any, visibility_timeout: int = 1) -> tuple[str, str]:
-    """A results queue of one test alone (no other consumer competes for it), short visibility timeout."""
-    return ensure_queue(sqs, f"poster-results-test-{uuid.uuid4().hex[:12]}", visibility_timeout)
 
 
 def messages_in(sqs: Any, url: str) -> int:

@@ -19,8 +19,6 @@ from inventory.poster_results import PosterResultsConsumer
 from local_system.poster_resources import UPLOAD_BUCKET
 from tests.integration.posters_support import (
     client,
-    ensure_bucket,
-    ensure_queue,
     messages_in,
     own_queue,
     published,
@@ -41,30 +39,26 @@ def emulator(test_infrastructure) -> str:
 
 @pytest.fixture
 def s3(emulator):
-    """The test's own S3 client; the uploads bucket exists."""
-    s3 = client("s3", emulator)
-    ensure_bucket(s3)
-    return s3
+    """The test's own S3 client (the local system provisioned the uploads bucket)."""
+    return client("s3", emulator)
 
 
 @pytest.fixture
 def sqs(emulator):
-    """The test's own SQS client; the results queue of the local system and its dead-letter queue exist."""
-    sqs = client("sqs", emulator)
-    ensure_queue(sqs, posters.RESULTS.name)
-    return sqs
+    """The test's own SQS client (the local system provisioned the results queue and its dead-letter queue)."""
+    return client("sqs", emulator)
 
 
 @pytest.fixture
-def settings(postgres, monkeypatch) -> DatabaseSettings:
+def settings(inventory_settings, postgres, monkeypatch) -> DatabaseSettings:
     """The environment the local system gives inventory (database, emulator, posters on), without the consumer
     (the tests run their own), and inventory's boto3 clients built afresh from it."""
     for key, value in postgres.system.service_env("inventory").items():
-        if key.startswith(("DATABASE_", "AWS_", "POSTER_")):
+        if key.startswith("POSTER_"):
             monkeypatch.setenv(key, value)
     monkeypatch.delenv("POSTER_RESULTS_QUEUE_URL", raising=False)
     monkeypatch.setattr(aws, "_clients", {})
-    return DatabaseSettings.from_env(default_name="movies_db")
+    return inventory_settings
 
 
 @pytest.fixture
@@ -187,10 +181,11 @@ def test_unknown_movie_is_404(app_client, movie_id):
     assert "error" in response.get_json()
 
 
-def test_posters_off_is_503_json(app_client, monkeypatch):
+def test_posters_off_is_503_json(settings, postgres, monkeypatch):
     """POSTER_UPLOAD_BUCKET empty: the endpoint answers 503 with a JSON error; the movie is not marked pending."""
-    movie_id = _movie(app_client)
     monkeypatch.delenv("POSTER_UPLOAD_BUCKET")
+    app_client = create_app(settings).test_client()
+    movie_id = _movie(app_client)
     response = app_client.post(f"/api/movies/{movie_id}/poster", json={"content_type": "image/png"})
     assert response.status_code == 503
     assert "not enabled" in response.get_json()["error"]

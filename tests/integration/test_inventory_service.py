@@ -8,7 +8,6 @@ import time
 
 import pytest
 
-from common.config import DatabaseSettings
 from common.db import ConnectionPool, Schema
 from inventory import create_app
 from inventory.db import MIGRATIONS
@@ -16,29 +15,21 @@ from inventory.db import MIGRATIONS
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def settings(postgres, monkeypatch) -> DatabaseSettings:
-    """DatabaseSettings for movies_db exactly as the local system gives them to inventory."""
-    for key, value in postgres.system.service_env("inventory").items():
-        if key.startswith(("DATABASE_", "AWS_")):
-            monkeypatch.setenv(key, value)
-    return DatabaseSettings.from_env(default_name="movies_db")
-
 
 @pytest.fixture
-def client(settings, postgres):
+def client(inventory_settings, postgres):
     """A test client of a fresh inventory app on an empty movies table."""
-    app = create_app(settings)
+    app = create_app(inventory_settings)
     postgres.truncate("movies_db", "movies")
     return app.test_client()
 
 
-def test_migrations_run_once_when_workers_start_together(settings, postgres):
+def test_migrations_run_once_when_workers_start_together(inventory_settings, postgres):
     """Eight workers migrating at the same moment apply each migration exactly once, without errors."""
     errors: list[BaseException] = []
 
     def migrate():
-        pool = ConnectionPool(settings, "migration-test")
+        pool = ConnectionPool(inventory_settings, "migration-test")
         try:
             Schema(pool, "inventory", MIGRATIONS).ensure()
         except BaseException as exc:  # noqa: BLE001 - collected and asserted below

@@ -9,7 +9,6 @@ import psycopg2
 import pytest
 from psycopg2 import errors
 
-from common.config import DatabaseSettings
 from common.db import ConnectionPool, Schema
 from contract.limits import MAX_PRICE, MAX_STOCK
 from inventory import create_app
@@ -23,19 +22,11 @@ SALE_MIGRATION = 3
 UPGRADE_SCHEMA = "inventory_upgrade_check"
 
 
-@pytest.fixture
-def settings(postgres, monkeypatch) -> DatabaseSettings:
-    """DatabaseSettings for movies_db exactly as the local system gives them to inventory."""
-    for key, value in postgres.system.service_env("inventory").items():
-        if key.startswith(("DATABASE_", "AWS_")):
-            monkeypatch.setenv(key, value)
-    return DatabaseSettings.from_env(default_name="movies_db")
-
 
 @pytest.fixture
-def client(settings, postgres):
+def client(inventory_settings, postgres):
     """A test client of a fresh inventory app on an empty, migrated movies table."""
-    app = create_app(settings)
+    app = create_app(inventory_settings)
     STORE.of(app).check()
     postgres.truncate("movies_db", "movies")
     return app.test_client()
@@ -164,20 +155,20 @@ def test_the_database_refuses_a_negative_stock(client, postgres):
     assert client.get(f"/api/movies/{movie['id']}").get_json()["stock"] == 3
 
 
-def test_a_movie_from_before_the_migration_answers_null_and_can_be_priced(settings, postgres, monkeypatch):
+def test_a_movie_from_before_the_migration_answers_null_and_can_be_priced(inventory_settings, postgres, monkeypatch):
     """A movie stored under the schema before stock and price (migrations 1-2) still answers after the upgrade,
     unchanged, with stock and price null; an editor can then set both."""
     postgres.query("movies_db", f"DROP SCHEMA IF EXISTS {UPGRADE_SCHEMA} CASCADE")
     postgres.query("movies_db", f"CREATE SCHEMA {UPGRADE_SCHEMA}")
     # libpq applies PGOPTIONS to every new connection: this test's pools see only the scratch schema.
     monkeypatch.setenv("PGOPTIONS", f"-c search_path={UPGRADE_SCHEMA}")
-    old_pool = ConnectionPool(settings, "upgrade-check")
+    old_pool = ConnectionPool(inventory_settings, "upgrade-check")
     try:
         Schema(old_pool, "inventory", MIGRATIONS[: SALE_MIGRATION - 1]).ensure()
         with old_pool.connection() as conn, conn.cursor() as cur:
             cur.execute("INSERT INTO movies (title, description) VALUES ('Solaris', '1972') RETURNING id")
             (movie_id,) = cur.fetchone()
-        app = create_app(settings)
+        app = create_app(inventory_settings)
         client = app.test_client()
         assert client.get(f"/api/movies/{movie_id}").get_json() == {
             "id": movie_id, "title": "Solaris", "description": "1972", "poster": None, "poster_status": None,
