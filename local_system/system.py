@@ -301,22 +301,9 @@ class LocalSystem:
             raise LocalSystemError(f"unknown service {name!r}; use one of: {', '.join(SERVICES)}") from None
 
     def _part(self, name: str):
-        if name == "postgres":
-            return self.postgres
-        if name == "rabbitmq":
-            return self.rabbitmq
-        if name == "redis":
-            return self.redis
-        if name == "cognito":
-            return self.identity
-        if name == "posters":
-            return self.posters
-        if name == "web":
-            return self.web
-        if name == "pg-exporter":
-            return self.postgres_exporter
-        if name == "prometheus":
-            return self.prometheus
+        for server in self._infrastructure():
+            if server.name == name:
+                return server
         if name in SERVICES:
             return self.services[name]
         raise LocalSystemError(f"unknown part {name!r}; use one of: {', '.join(PARTS)}")

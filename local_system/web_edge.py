@@ -92,28 +92,8 @@ class SiteHandler(BaseHTTPRequestHandler):
         path = self.path.split("?", 1)[0]
         print(f"site {self.command} {path} {args[1] if len(args) > 1 else ''}", flush=True)
 
-    def do_GET(self) -> None:
-        self._route()
-
-    def do_HEAD(self) -> None:
-        self._route()
-
-    def do_POST(self) -> None:
-        self._route()
-
-    def do_PUT(self) -> None:
-        self._route()
-
-    def do_DELETE(self) -> None:
-        self._route()
-
-    def do_PATCH(self) -> None:
-        self._route()
-
-    def do_OPTIONS(self) -> None:
-        self._route()
-
     def _route(self) -> None:
+        """Every method goes through one router, as CloudFront's behaviours match paths, not methods."""
         path = urllib.parse.urlsplit(self.path).path
         if path.startswith(web.API_PATH_PATTERN.rstrip("*")) or path in ("/api", web.HEALTH_PATH, *web.API_DOCS_PATHS):
             self._proxy(self.settings.gateway, self.path)
@@ -130,6 +110,8 @@ class SiteHandler(BaseHTTPRequestHandler):
             self._send(200, self.settings.config, "application/json", web.REVALIDATE)
         else:
             self._static(path)
+
+    do_GET = do_HEAD = do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _route
 
     # -- static files ------------------------------------------------------------------------------------
     def _static(self, path: str) -> None:
