@@ -18,7 +18,7 @@ from common.web import init_app
 from contract import environment as env
 from contract.limits import MAX_REQUEST_BYTES
 from contract.services import INVENTORY
-from inventory import db
+from inventory import db, posters
 from inventory.poster_results import PosterResultsConsumer
 from inventory.routes import movies
 
@@ -30,6 +30,7 @@ def create_app(database: DatabaseSettings | None = None) -> Flask:
     # Movies are small; anything bigger than the gateway forwards is a mistake or an attack, answered 413
     # before it is read.
     app.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
+    app.config[posters.UPLOAD_BUCKET_CONFIG] = posters.upload_bucket()  # read once, not per request
 
     settings = database or DatabaseSettings.from_env(default_name=INVENTORY.database)
     pool = ConnectionPool(settings, application_name=INVENTORY.name)

@@ -24,8 +24,12 @@ def new_upload_id() -> str:
     return f"{int(time.time() * 1000):013d}{os.urandom(8).hex()}"
 
 
+#: Where ``create_app`` keeps the uploads bucket it read (``app.config``); empty when posters are off.
+UPLOAD_BUCKET_CONFIG = "POSTER_UPLOAD_BUCKET"
+
+
 def upload_bucket() -> str:
-    """The uploads bucket; empty when posters are off (POSTER_UPLOAD_BUCKET unset)."""
+    """The uploads bucket from the environment; empty when posters are off (POSTER_UPLOAD_BUCKET unset)."""
     return env_str(env.POSTER_UPLOAD_BUCKET)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, current_app, jsonify, request
 
 from common.web import error_response
 from contract.posters import CONTENT_TYPES
@@ -88,7 +88,7 @@ def request_poster_upload(movie_id: int):
         content_type = validate_poster_request(parse_json_object(request.get_data()))
     except ValidationError as exc:
         return error_response(400, str(exc), allowed_content_types=list(CONTENT_TYPES))
-    bucket = posters.upload_bucket()
+    bucket = current_app.config[posters.UPLOAD_BUCKET_CONFIG]
     if not bucket:
         return error_response(503, "poster uploads are not enabled on this system")
     if movie_id > MAX_ID:
