@@ -191,6 +191,9 @@ class OutboxRelay:
     def _wait(self) -> None:
         """Sleep until a notification, ``poll_interval``, or :meth:`stop`; keep the broker connection alive."""
         assert self._db is not None
+        if self._db.notifies:  # arrived during the batch (read with its results): rows may be waiting already
+            self._db.notifies.clear()
+            return
         readable, _, _ = select.select([self._db, self._wake_read], [], [], self._poll_interval)
         if self._db in readable:
             self._db.poll()
