@@ -9,5 +9,6 @@ system imports it without the virtualenv, and each container image carries a cop
 - :mod:`contract.messaging`   queues and their dead-letter queues, AMQP headers, the HTTP request-id header
 - :mod:`contract.permissions` API permissions, the OAuth resource server and the group -> permission map
 - :mod:`contract.environment` every environment variable a service reads, with its default and meaning
+- :mod:`contract.saga`        the purchase saga: topic exchange, events, consumer queues, the event envelope
 - :mod:`contract.limits`      limits of the public API that one service enforces and another documents
 """

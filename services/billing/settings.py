@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass
 
 from billing.lanes import priorities_for
+from common.backoff import backoff_delay  # noqa: F401 - re-exported: the consumer and jobs use it from here
 from common.config import ConfigError, env_float, env_int, env_str
 from contract import environment as env
 
@@ -64,16 +64,6 @@ class ConsumerSettings:
         """The priorities consumed, most urgent first (each is one queue: ``contract.messaging.PRIORITY_QUEUES``)."""
         return priorities_for(self.consume)
 
-
-
-def backoff_delay(attempt: int, initial: float, maximum: float) -> float:
-    """Delay before reconnect attempt ``attempt`` (1, 2, ...): exponential, capped, with "equal jitter".
-
-    Half of the delay is fixed and half random, so many tasks that lost the same broker do not come back in
-    lockstep, yet none retries immediately.
-    """
-    ceiling = min(maximum, initial * 2 ** min(attempt - 1, 32))
-    return ceiling / 2 + random.uniform(0, ceiling / 2)  # noqa: S311 - jitter, not cryptography
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from pika.adapters.blocking_connection import BlockingConnection
 
 from common.config import RabbitSettings
 from common.secrets import Login, connect_with_login
+from contract import saga
 from contract.messaging import QUEUES
 
 #: AMQP reply code of ACCESS_REFUSED (a refused login, when the broker says so before closing).
@@ -87,6 +88,22 @@ def declare_topology(channel: pika.adapters.blocking_connection.BlockingChannel,
     for queue in (settings.queue(contract_queue) for contract_queue in QUEUES):
         channel.queue_declare(queue=queue.dead_letter_queue, durable=True, arguments=queue.dead_letter_arguments())
         channel.queue_declare(queue=queue.name, durable=True, arguments=queue.arguments())
+
+
+def declare_saga(
+    channel: pika.adapters.blocking_connection.BlockingChannel,
+    exchange: str = saga.EXCHANGE,
+    queues: tuple[saga.SagaQueue, ...] = saga.SAGA_QUEUES,
+) -> None:
+    """Declare the saga's durable topic exchange and each consumer's queue with its dead-letter queue and its
+    bindings (``contract.saga``). Publishers declare them too, so an event published before its consumer ever
+    started waits in that consumer's queue instead of being dropped as unroutable."""
+    channel.exchange_declare(exchange=exchange, exchange_type=saga.EXCHANGE_TYPE, durable=True)
+    for queue in queues:
+        channel.queue_declare(queue=queue.dead_letter_queue, durable=True, arguments=queue.dead_letter_arguments())
+        channel.queue_declare(queue=queue.name, durable=True, arguments=queue.arguments())
+        for binding in queue.bindings:
+            channel.queue_bind(queue=queue.name, exchange=exchange, routing_key=binding)
 
 
 def queue_exists(connection: pika.BlockingConnection, name: str) -> bool:

@@ -79,6 +79,11 @@ class ConnectionPool:
         conn.autocommit = True
         return conn
 
+    def dedicated(self) -> psycopg2.extensions.connection:
+        """A new autocommit connection outside the pool, the caller's to close: for a long-lived session such as
+        a ``LISTEN`` (a pooled connection with a pending notification would look dead to ``_take_idle``)."""
+        return self._open()
+
     @contextmanager
     def connection(self) -> Iterator[psycopg2.extensions.connection]:
         """Lend a connection for the block; a connection broken inside the block is thrown away."""

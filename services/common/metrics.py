@@ -12,6 +12,7 @@ from prometheus_client import (
     REGISTRY,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
     multiprocess,
@@ -28,6 +29,23 @@ HTTP_LATENCY = Histogram(
     "Time to answer an HTTP request, by route template and status.",
     ["method", "route", "status"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+
+# The transactional outbox (common.outbox_relay), by outbox table. Gauges "livemax": every worker's relay measures
+# the same table, and a dead worker's value is dropped. Alarms watch the oldest pending age (events stuck).
+OUTBOX_PENDING = Gauge(
+    "outbox_pending_events", "Events committed to the outbox and not yet published (at the relay's last look).",
+    ["outbox"], multiprocess_mode="livemax",
+)
+OUTBOX_OLDEST_AGE = Gauge(
+    "outbox_oldest_pending_age_seconds", "Age of the oldest event waiting in the outbox; 0 when it is empty.",
+    ["outbox"], multiprocess_mode="livemax",
+)
+OUTBOX_PUBLISHED = Counter(
+    "outbox_events_published_total", "Outbox events the broker confirmed (then deleted from the outbox).", ["outbox"]
+)
+OUTBOX_RELAY_FAILURES = Counter(
+    "outbox_relay_failures_total", "Times the outbox relay lost the database or the broker and backed off.", ["outbox"]
 )
 
 # (method, route, status) -> the labelled children; ``labels()`` takes a lock and builds a key on every call.
