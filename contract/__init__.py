@@ -10,4 +10,6 @@ system imports it without the virtualenv, and each container image carries a cop
 - :mod:`contract.permissions` API permissions, the OAuth resource server and the group -> permission map
 - :mod:`contract.environment` every environment variable a service reads, with its default and meaning
 - :mod:`contract.limits`      limits of the public API that one service enforces and another documents
+- :mod:`contract.claim_check` the claim check: the 64 KiB inline limit, the S3 key layout, the header
+- :mod:`contract.invoices`    invoices: event types, key layout, seller, currency, download lifetime
 """

@@ -1,7 +1,7 @@
 """Invoices: rendered when an order is confirmed, stored in S3, announced by claim check.
 
-The invoicer (``functions/invoices/``: a Lambda consuming ``INVOICER_QUEUE`` on AWS, the same handler under the
-local runner) takes the body of an ``order.confirmed`` event, renders the invoice as a PDF, stores it at
+The invoicer (``functions/invoices/``: a Lambda consuming the invoicer's queue on AWS, the same handler under
+the local runner) takes the body of an ``order.confirmed`` event, renders the invoice as a PDF, stores it at
 ``invoice_key(order_id)`` in the private, encrypted invoices bucket, and answers the body of ``invoice.ready``:
 ``{"order_id", "key", "sha256", "size"}``, the claim check, never the document (docs/patterns/claim-check.md).
 
@@ -18,8 +18,6 @@ import re
 #: Event types the invoicer consumes and produces (the saga's contract names them too; these must match).
 ORDER_CONFIRMED = "order.confirmed"
 INVOICE_READY = "invoice.ready"
-#: The queue the invoicer consumes (bound to ``order.confirmed`` on the saga's exchange by the wiring step).
-INVOICER_QUEUE = "invoicer.orders-confirmed"
 
 #: Prefix of invoices in the invoices bucket; one object per order, ``invoices/<order id>.pdf``.
 KEY_PREFIX = "invoices/"
