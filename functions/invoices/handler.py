@@ -178,7 +178,7 @@ def mq_messages(event: Any) -> list[MqMessage]:
             except (binascii.Error, ValueError):
                 raise Malformed(f"a message of {queue!r} has data that is not base64") from None
             properties = item.get("basicProperties") or {}
-            headers = properties.get("headers") or {} if isinstance(properties, Mapping) else {}
+            headers = (properties.get("headers") or {}) if isinstance(properties, Mapping) else {}
             if not isinstance(headers, Mapping):
                 raise Malformed(f"a message of {queue!r} has headers that are not an object")
             decoded = {name: header_value(value) for name, value in headers.items()}
