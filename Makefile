@@ -12,8 +12,8 @@ VENV_PY := $(VENV)/bin/python
 # Profile of the local system: dev (make up) or test (make test's own servers); also $LOCAL_PROFILE.
 LOCAL := $(PYTHON) -m local_system
 # Requirement files that exist right now (services/requirements.txt may not exist yet on a fresh branch); the
-# poster filters' own (Pillow) too: the local runner runs them in .venv.
-REQUIREMENTS := $(wildcard requirements.txt requirements-dev.txt services/requirements.txt functions/posters/requirements.txt)
+# poster filters' own (Pillow) and the invoicer's (fpdf2) too: the local runner runs them in .venv.
+REQUIREMENTS := $(wildcard requirements.txt requirements-dev.txt services/requirements.txt functions/posters/requirements.txt functions/invoices/requirements.txt)
 PYTEST_ARGS ?=
 
 .PHONY: help venv up down status logs start stop scale psql token web-login env trace rotate-credentials test lint bench bench-floors bench-docs clean

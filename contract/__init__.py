@@ -11,4 +11,6 @@ system imports it without the virtualenv, and each container image carries a cop
 - :mod:`contract.environment` every environment variable a service reads, with its default and meaning
 - :mod:`contract.saga`        the purchase saga: topic exchange, events, consumer queues, the event envelope
 - :mod:`contract.limits`      limits of the public API that one service enforces and another documents
+- :mod:`contract.claim_check` the claim check: the 64 KiB inline limit, the S3 key layout, the header
+- :mod:`contract.invoices`    invoices: event types, key layout, seller, currency, download lifetime
 """

@@ -5,6 +5,7 @@
 * ``redis_store``   -> redis-server (the gateway's rate-limit counters) on 56379   (marks the test integration)
 * ``local_system``  -> both, plus inventory/billing/gateway on 18080/18081/13000   (marks the test e2e)
 * ``filter_emulator`` -> a moto server of the poster filters' tests on a free port (tests/functions) (integration)
+* ``s3_emulator``     -> a moto server of the invoicer's and the claim check's tests on a free port (integration)
 
 Nothing starts at import or collection time: a run that selects no such test (``pytest -m infra``,
 ``pytest tests/unit``) never starts a server. Whatever was started is stopped at the end of the session,
@@ -28,6 +29,7 @@ from psycopg2 import sql
 from common.config import DatabaseSettings
 from contract.services import BILLING
 from local_system import DATABASES, SERVICES, LocalSystem
+from tests.moto_process import free_port, moto_server
 
 #: Fixtures that start servers, and the marker a test using them gets automatically.
 SERVER_FIXTURES = {
@@ -42,6 +44,7 @@ SERVER_FIXTURES = {
     "billing_url": "e2e",
     "filter_emulator": "integration",
     "poster_pipeline": "integration",
+    "s3_emulator": "integration",
 }
 
 
@@ -271,3 +274,11 @@ def clean_databases(postgres: PostgresHelper) -> PostgresHelper:
     for database in DATABASES:
         postgres.truncate(database)
     return postgres
+
+
+@pytest.fixture(scope="session")
+def s3_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A moto_server of this session on a free port (S3 for the invoicer and the claim check); its URL."""
+    log = tmp_path_factory.mktemp("s3-moto") / "moto.log"
+    with moto_server(free_port(), log, {"AWS_DEFAULT_REGION": "eu-west-1"}) as url:
+        yield url

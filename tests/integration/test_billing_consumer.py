@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -33,6 +32,7 @@ from billing.store import OrderStore
 from common.config import DatabaseSettings, RabbitSettings
 from common.db import ConnectionPool
 from contract.messaging import BILLING_QUEUE
+from tests.moto_process import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -181,13 +181,6 @@ def start_consumer(billing_env) -> Iterator[Callable[..., OrderConsumer]]:
     for consumer, store in started:
         consumer.stop(timeout=20)
         store.close()
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 # -- storing ------------------------------------------------------------------------------------------------

@@ -7,7 +7,6 @@ it never meets the services of the e2e system or another test; all are dropped a
 from __future__ import annotations
 
 import json
-import socket
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -24,6 +23,7 @@ from common.inbox import InboxTable, first_time
 from common.outbox import NotInTransaction, OutboxTable, add_event
 from common.outbox_relay import OutboxRelay
 from contract import saga
+from tests.moto_process import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -68,8 +68,14 @@ class Saga:
     def relay(self, rabbit: RabbitSettings | None = None, **options: object) -> OutboxRelay:
         """Start a relay on the test's outbox (fast reconnects); stopped at the end of the test."""
         relay = OutboxRelay(
-            self.pool, rabbit or RabbitSettings.from_env(), table=self.table, exchange=self.exchange,
-            queues=(self.queue,), reconnect_initial=0.1, reconnect_max=1.0, **options,
+            self.pool,
+            rabbit or RabbitSettings.from_env(),
+            table=self.table,
+            exchange=self.exchange,
+            queues=(self.queue,),
+            reconnect_initial=0.1,
+            reconnect_max=1.0,
+            **options,
         )
         relay.start()
         self.relays.append(relay)
@@ -133,13 +139,6 @@ def inbox(saga_env, postgres) -> Iterator[tuple[ConnectionPool, InboxTable]]:
 def gauge(name: str, table: OutboxTable) -> float | None:
     """The current value of an outbox gauge of ``table`` in this process."""
     return REGISTRY.get_sample_value(name, {"outbox": table.name})
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 # -- the outbox -------------------------------------------------------------------------------------------------
