@@ -32,10 +32,6 @@ from contract.messaging import Queue
 EXCHANGE = "movies.events"
 EXCHANGE_TYPE = "topic"
 
-#: An event whose body would exceed this many bytes travels by claim check: the body is stored in S3 and the
-#: message carries only where it is and its checksum.
-CLAIM_CHECK_THRESHOLD_BYTES = 64 * 1024
-
 #: Largest quantity of one purchase (the issue: 1 to 1,000).
 MAX_QUANTITY = 1_000
 #: Largest amount an event may carry: ``numeric(12,2)``, as billing's orders.

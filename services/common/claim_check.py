@@ -7,7 +7,7 @@ consumer calls :func:`unwrap` on every message: without the header the body is t
 is fetched and its size and sha256 are checked before a byte is used. A reference that is not one, an object
 that is gone or bytes that differ raise :class:`ClaimCheckError` (``kind`` says which): the consumer
 dead-letters the message (no retry brings the object back or changes its bytes). S3 being unreachable raises
-the client's own error instead: that one is worth a retry.
+:class:`StorageUnavailable` instead: that one is worth a retry.
 
 ``wrap`` and ``unwrap`` take the storage as two callables, so any store fits: :func:`s3_store` and
 :func:`s3_fetch` are the S3 ones. boto3 is imported only when they first touch S3: a service that never sends
@@ -33,6 +33,11 @@ Fetch = Callable[[str, str], bytes]
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 #: Largest reference accepted: a few hundred bytes in practice.
 _MAX_REFERENCE_BYTES = 4096
+
+
+class StorageUnavailable(ConnectionError):
+    """S3 could not be reached or refused the call (throttled, denied, a network error): worth a retry, unlike
+    :class:`ClaimCheckError`. A ``ConnectionError``, so consumers treat it as the broker or database away."""
 
 
 class ClaimCheckError(ValueError):
@@ -122,9 +127,14 @@ def s3_store(bucket: str, *, endpoint_url: str | None = None, region: str | None
     twice is one object). ``endpoint_url``: the emulator's locally, None on AWS."""
 
     def store(key: str, body: bytes) -> str:
-        _s3(endpoint_url, region).put_object(
-            Bucket=bucket, Key=key, Body=body, ContentType=C.STORED_CONTENT_TYPE, ServerSideEncryption="AES256"
-        )
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            _s3(endpoint_url, region).put_object(
+                Bucket=bucket, Key=key, Body=body, ContentType=C.STORED_CONTENT_TYPE, ServerSideEncryption="AES256"
+            )
+        except (BotoCoreError, ClientError) as exc:
+            raise StorageUnavailable(f"claim check {bucket}/{key} not stored: {exc}") from exc
         return bucket
 
     return store
@@ -134,19 +144,21 @@ def s3_fetch(*, endpoint_url: str | None = None, region: str | None = None) -> F
     """A Fetch that reads objects from S3; a missing object or bucket is ClaimCheckError (``missing``)."""
 
     def fetch(bucket: str, key: str) -> bytes:
-        from botocore.exceptions import ClientError
+        from botocore.exceptions import BotoCoreError, ClientError
 
         try:
             response = _s3(endpoint_url, region).get_object(Bucket=bucket, Key=key)
+            stream = response["Body"]
+            try:
+                return stream.read()
+            finally:
+                stream.close()
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
             if code in ("NoSuchKey", "NoSuchBucket", "404"):
                 raise ClaimCheckError(f"claim check {bucket}/{key}: no such object ({code})", "missing") from None
-            raise
-        stream = response["Body"]
-        try:
-            return stream.read()
-        finally:
-            stream.close()
+            raise StorageUnavailable(f"claim check {bucket}/{key} not read: {exc}") from exc
+        except BotoCoreError as exc:
+            raise StorageUnavailable(f"claim check {bucket}/{key} not read: {exc}") from exc
 
     return fetch

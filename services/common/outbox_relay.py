@@ -11,6 +11,8 @@
   looks every ``poll_interval`` seconds (a missed notification costs that much latency, never an event).
 - **Resilient**: when PostgreSQL or RabbitMQ is away it backs off (capped, jittered) and reconnects, re-reading
   a rotated login (``common.amqp.open_connection``, ``common.db.ConnectionPool``).
+- **Large events by claim check**: with a ``claim_check_store``, a body over 64 KiB is stored in S3 and the
+  message carries the reference (``common.claim_check.wrap``; docs/patterns/claim-check.md).
 - **Observable**: ``outbox_pending_events`` and ``outbox_oldest_pending_age_seconds`` (``common.metrics``) are
   measured at every wake-up, also while the broker is away: that is when events get stuck.
 """
@@ -21,7 +23,6 @@ import logging
 import os
 import select
 import threading
-from collections.abc import Callable
 
 import pika
 import pika.exceptions
@@ -29,7 +30,7 @@ import psycopg2
 import psycopg2.extensions
 from psycopg2 import sql
 
-from common import metrics
+from common import claim_check, metrics
 from common.amqp import declare_saga, open_connection
 from common.backoff import backoff_delay
 from common.config import RabbitSettings
@@ -42,11 +43,6 @@ log = logging.getLogger(__name__)
 
 _DATABASE_ERRORS = (psycopg2.Error, DatabaseUnavailable)
 _BROKER_ERRORS = (pika.exceptions.AMQPError, SecretUnavailable, OSError)
-
-#: Replaces an event body above ``saga.CLAIM_CHECK_THRESHOLD_BYTES`` by its claim check: (event id, body) ->
-#: the body to publish (the shared claim-check helper stores the original in S3).
-ClaimCheck = Callable[[str, bytes], bytes]
-
 
 class OutboxRelay:
     """Publishes the rows of ``table`` to ``exchange`` on a thread of its own (:meth:`start`, :meth:`stop`)."""
@@ -63,7 +59,7 @@ class OutboxRelay:
         poll_interval: float = 1.0,
         reconnect_initial: float = 0.1,
         reconnect_max: float = 10.0,
-        claim_check: ClaimCheck | None = None,
+        claim_check_store: claim_check.Store | None = None,
     ):
         self._pool = pool
         self._rabbit = rabbit
@@ -73,7 +69,7 @@ class OutboxRelay:
         self._batch_size = batch_size
         self._poll_interval = poll_interval
         self._reconnect = (reconnect_initial, reconnect_max)
-        self._claim_check = claim_check
+        self._claim_check_store = claim_check_store
         self._db: psycopg2.extensions.connection | None = None
         self._broker: pika.BlockingConnection | None = None
         self._channel = None
@@ -116,6 +112,8 @@ class OutboxRelay:
             except _DATABASE_ERRORS as exc:
                 self.last_problem = f"database: {type(exc).__name__}: {str(exc).strip()}"
                 self._close_database()
+            except claim_check.StorageUnavailable as exc:  # before the broker's OSError: both connections are fine
+                self.last_problem = f"claim-check storage: {exc}"
             except _BROKER_ERRORS as exc:
                 self.last_problem = f"broker: {type(exc).__name__}: {str(exc).strip() or repr(exc)}"
                 self._close_broker()
@@ -162,8 +160,11 @@ class OutboxRelay:
         return len(rows)
 
     def _publish(self, event_id: str, routing_key: str, body: bytes, headers: dict) -> None:
-        if self._claim_check is not None and len(body) > saga.CLAIM_CHECK_THRESHOLD_BYTES:
-            body = self._claim_check(event_id, body)
+        if self._claim_check_store is not None:
+            # Over 64 KiB: stored in S3 first, the message carries the reference (an S3 failure raises, the row
+            # stays and is retried with the batch).
+            body, extra = claim_check.wrap(body, self._claim_check_store)
+            headers = {**(headers or {}), **extra}
         properties = pika.BasicProperties(
             content_type="application/json",
             delivery_mode=pika.DeliveryMode.Persistent,

@@ -4,6 +4,8 @@ For each delivery: parse the envelope (``contract.saga.parse_event``); open a tr
 ``common.inbox.first_time`` says the event is new, call the handler with the cursor (it changes state and adds
 the events it emits with ``common.outbox.add_event``, all in that transaction); commit; acknowledge.
 
+- A body over 64 KiB arrives as a claim check (``common.claim_check``): the event is fetched from S3 and checked
+  first; a reference that cannot be redeemed is dead-lettered, S3 being away is transient.
 - A malformed message, or one whose handler raises, goes to the queue's dead-letter queue with the reason in
   its headers (as billing's dead letters, ``contract.messaging`` header names), confirmed before the ack; never
   requeued forever.
@@ -23,6 +25,7 @@ import pika
 import pika.exceptions
 import psycopg2.extensions
 
+from common import claim_check
 from common.amqp import declare_saga, open_connection
 from common.backoff import backoff_delay
 from common.config import RabbitSettings
@@ -55,8 +58,10 @@ class SagaConsumer:
         prefetch: int = 20,
         reconnect_initial: float = 0.1,
         reconnect_max: float = 10.0,
+        claim_check_fetch: claim_check.Fetch | None = None,
     ):
         self._pool = pool
+        self._fetch = claim_check_fetch
         self._rabbit = rabbit
         self._queue = queue
         self._handler = handler
@@ -127,14 +132,29 @@ class SagaConsumer:
 
     def _on_message(self, channel, method, properties, body: bytes, *, dead_letters) -> None:
         try:
-            event = saga.parse_event(body, message_id=properties.message_id, routing_key=method.routing_key)
+            event = saga.parse_event(
+                self._redeem(body, properties.headers), message_id=properties.message_id,
+                routing_key=method.routing_key,
+            )
         except saga.InvalidEvent as exc:
             self._dead_letter(dead_letters, properties, body, exc.kind, str(exc))
+        except claim_check.ClaimCheckError as exc:
+            self._dead_letter(dead_letters, properties, body, f"claim_check_{exc.kind}", str(exc))
         else:
             failure = self._apply(event)
             if failure is not None:
                 self._dead_letter(dead_letters, properties, body, *failure)
         channel.basic_ack(method.delivery_tag)
+
+    def _redeem(self, body: bytes, headers) -> bytes:
+        """The event's body: ``body``, or the S3 object a claim check names (size and sha256 checked). S3 away
+        raises StorageUnavailable (a ConnectionError: transient, the message is redelivered)."""
+        if not claim_check.is_claim_check(headers):
+            return body
+        if self._fetch is None:
+            raise claim_check.ClaimCheckError("a claim check arrived but this consumer has no claim-check bucket",
+                                              "unconfigured")
+        return claim_check.unwrap(body, headers, self._fetch)
 
     def _apply(self, event: saga.Event) -> tuple[str, str] | None:
         """Apply ``event`` once and commit; (kind, reason) when the handler refused it. Transient failures raise:

@@ -12,16 +12,19 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 
+import boto3
 import pika
 import psycopg2
 import pytest
 from prometheus_client import REGISTRY
 
+from common import claim_check
 from common.config import DatabaseSettings, RabbitSettings
 from common.db import ConnectionPool, transaction
 from common.inbox import InboxTable, first_time
 from common.outbox import NotInTransaction, OutboxTable, add_event
 from common.outbox_relay import OutboxRelay
+from contract import claim_check as CC
 from contract import saga
 from tests.moto_process import free_port
 
@@ -282,3 +285,40 @@ def test_first_time_refuses_an_autocommit_cursor(inbox):
     pool, table = inbox
     with pool.connection() as conn, conn.cursor() as cur, pytest.raises(NotInTransaction):
         first_time(cur, "e-4", "inventory.saga", table=table)
+
+
+# -- the claim check ----------------------------------------------------------------------------------------------
+def claim_check_bucket(s3_emulator: str) -> str:
+    """A fresh bucket in the test's moto server for claim checks; its name."""
+    name = f"claims-it-{uuid.uuid4().hex[:10]}"
+    client = boto3.client("s3", endpoint_url=s3_emulator, region_name="eu-west-1")
+    client.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    return name
+
+
+def test_a_100_kib_event_is_published_as_a_claim_check(outbox, s3_emulator):
+    """An event over 64 KiB is stored in S3 by the relay; the message carries only the reference, with the
+    claim-check header, and the stored object is the event's exact body."""
+    bucket = claim_check_bucket(s3_emulator)
+    big = saga.new_event(saga.ORDER_CANCELLED, "big-1", {"movie_id": 7, "quantity": 1, "reason": "r",
+                                                          "note": "x" * 100 * 1024})
+    small = placed("small-1")
+    outbox.add([big, small])
+    outbox.relay(claim_check_store=claim_check.s3_store(bucket, endpoint_url=s3_emulator, region="eu-west-1"))
+    wait_until(lambda: len(outbox.ids()) >= 2, 20, "both messages")
+    (big_properties, wire), (small_properties, small_body) = outbox.received
+    assert len(wire) < 1024 and big_properties.headers[CC.HEADER] == CC.HEADER_VALUE
+    fetch = claim_check.s3_fetch(endpoint_url=s3_emulator, region="eu-west-1")
+    assert claim_check.unwrap(wire, big_properties.headers, fetch) == big.body()
+    assert CC.HEADER not in (small_properties.headers or {}) and small_body == small.body()
+
+
+def test_the_relay_keeps_the_event_while_s3_is_away(outbox):
+    """S3 unreachable: the large event is not published and its row stays for the next attempt (nothing lost)."""
+    big = saga.new_event(saga.ORDER_CANCELLED, "big-2", {"movie_id": 7, "quantity": 1, "reason": "r",
+                                                          "note": "x" * 100 * 1024})
+    outbox.add([big])
+    nowhere = f"http://127.0.0.1:{free_port()}"
+    relay = outbox.relay(claim_check_store=claim_check.s3_store("claims", endpoint_url=nowhere, region="eu-west-1"))
+    wait_until(lambda: relay.last_problem.startswith("claim-check storage"), 30, "the storage failure")
+    assert outbox.ids() == [] and outbox.pending() == 1

@@ -3,14 +3,17 @@ malformed or refused events dead-lettered with their reason. Exchange, queue and
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 
+import boto3
 import pika
 import pytest
 
+from common import claim_check
 from common.config import DatabaseSettings, RabbitSettings
 from common.db import ConnectionPool
 from common.inbox import InboxTable
@@ -44,8 +47,9 @@ class Setup:
         self.pool = ConnectionPool(DatabaseSettings.from_env("billing_db"), "saga-consumer-tests")
         self.consumer: SagaConsumer | None = None
 
-    def start(self) -> SagaConsumer:
-        """Start the consumer; the handler records each event it applies, and refuses order ids "refuse-*"."""
+    def start(self, **options) -> SagaConsumer:
+        """Start the consumer (``options`` go to SagaConsumer); the handler records each event it applies, and
+        refuses order ids "refuse-*"."""
 
         def handler(cursor, event: saga.Event) -> None:
             cursor.execute(f"INSERT INTO {self.applied} VALUES (%s, %s)", (event.event_id, event.order_id))  # noqa: S608
@@ -54,6 +58,7 @@ class Setup:
 
         self.consumer = SagaConsumer(
             self.pool, RabbitSettings.from_env(), self.queue, handler, exchange=self.exchange, inbox=self.inbox,
+            **options,
         )
         self.consumer.start()
         wait_until(lambda: self.consumer.is_consuming, 20, "the consumer to attach")
@@ -146,3 +151,71 @@ def test_an_event_the_handler_refuses_is_dead_lettered_and_rolled_back(setup):
     assert setup.rows() == []
     assert setup.postgres.query("billing_db", f"SELECT count(*) FROM {setup.inbox.name}") == [(0,)]  # noqa: S608
     assert setup.rabbitmq.message_count(setup.queue.name) == 0
+
+
+# -- the claim check ----------------------------------------------------------------------------------------------
+@pytest.fixture
+def claims(s3_emulator: str) -> tuple[claim_check.Store, claim_check.Fetch, object]:
+    """A fresh claim-check bucket in the test's moto server: its store, fetch and a client to tamper with it."""
+    client = boto3.client("s3", endpoint_url=s3_emulator, region_name="eu-west-1")
+    bucket = f"claims-it-{uuid.uuid4().hex[:10]}"
+    client.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    store = claim_check.s3_store(bucket, endpoint_url=s3_emulator, region="eu-west-1")
+    return store, claim_check.s3_fetch(endpoint_url=s3_emulator, region="eu-west-1"), client
+
+
+def large(order_id: str) -> saga.Event:
+    """An order.placed of about 100 KiB (a newer publisher's extra data field)."""
+    data = {"movie_id": 7, "quantity": 1, "total_amount": "9.99", "principal": {"sub": "alice", "name": None},
+            "note": "n" * 100 * 1024}
+    return saga.new_event(saga.ORDER_PLACED, order_id, data)
+
+
+def publish_claim(setup: Setup, event: saga.Event, store: claim_check.Store, tamper=None) -> None:
+    """Publish ``event`` as the relay would with a claim-check store; ``tamper(reference)`` runs in between."""
+    wire, headers = claim_check.wrap(event.body(), store)
+    if tamper is not None:
+        tamper(json.loads(wire)["claim_check"])
+    with setup.rabbitmq.channel() as channel:
+        channel.confirm_delivery()
+        properties = pika.BasicProperties(delivery_mode=2, message_id=event.event_id, headers=headers)
+        channel.basic_publish(setup.exchange, event.routing_key, wire, properties, mandatory=True)
+
+
+def test_a_claim_check_is_redeemed_and_applied(setup, claims):
+    """A 100 KiB event sent by claim check is fetched from S3, checked, and applied like any other."""
+    store, fetch, _ = claims
+    setup.start(claim_check_fetch=fetch)
+    event = large("big-1")
+    publish_claim(setup, event, store)
+    wait_until(lambda: setup.rows() == [(event.event_id, "big-1")], 20, "the large event applied")
+    assert setup.dead_letters() == []
+
+
+def test_a_changed_claim_check_object_is_dead_lettered(setup, claims):
+    """Bytes in S3 that are not the referenced ones (same size, another sha256) are never used: dead letter,
+    nothing applied."""
+    store, fetch, client = claims
+    setup.start(claim_check_fetch=fetch)
+    event = large("big-2")
+
+    def tamper(reference: dict) -> None:
+        changed = event.body().replace(b"nnnn", b"mmmm", 1)
+        client.put_object(Bucket=reference["bucket"], Key=reference["key"], Body=changed)
+
+    publish_claim(setup, event, store, tamper)
+    wait_until(lambda: setup.rabbitmq.message_count(setup.queue.dead_letter_queue) == 1, 20, "the dead letter")
+    [(properties, _)] = setup.dead_letters()
+    assert properties.headers["x-dead-letter-kind"] == "claim_check_mismatch"
+    assert setup.rows() == []
+
+
+def test_a_claim_check_without_a_bucket_is_dead_lettered(setup, claims):
+    """A consumer with no claim-check bucket cannot redeem a reference: it dead-letters it with why."""
+    store, _, _ = claims
+    setup.start()
+    publish_claim(setup, large("big-4"), store)
+    wait_until(lambda: setup.rabbitmq.message_count(setup.queue.dead_letter_queue) == 1, 20, "the dead letter")
+    [(properties, _)] = setup.dead_letters()
+    assert properties.headers["x-dead-letter-kind"] == "claim_check_unconfigured"
+    assert setup.rows() == []
