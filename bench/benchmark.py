@@ -4,7 +4,9 @@ One bounded run against 127.0.0.1 only, with wrk (installed from the distributio
 1. ``GET /api/movies/<id>`` straight to inventory, then the same through the gateway with a real token from the
    local Cognito emulator (so the gateway/direct ratio comes from one run);
 2. exactly N ``POST /api/billing`` through the gateway (bench/orders.lua), then waiting until N rows are in
-   billing_db: time from the first request, none lost (count), none doubled (distinct message ids).
+   billing_db: time from the first request, none lost (count), none doubled (distinct message ids);
+3. the same with N purchases of one copy (the saga: billing, inventory, billing), waiting until every one is
+   confirmed or rejected.
 For each run: req/s, p50/p99, and CPU ms per request of every part (utime + stime from /proc of each part's
 processes, found through the local system's pid files and parent links, before and after the run). At the
 end: RSS/PSS of every part. Prints a Markdown report and writes the result as JSON (bench/results/).
@@ -45,6 +47,8 @@ PARTS = ("gateway", "inventory", "billing", "rabbitmq", "postgres")
 #: Upper bound of the orders run: wrk's duration and the wait for rows (the run normally ends far sooner).
 ORDERS_LIMIT_S = 120
 POLL_S = 0.05
+#: billing's status values of a settled purchase (services/billing/store.py).
+PURCHASE_CONFIRMED, PURCHASE_REJECTED = "confirmed", "rejected"
 
 
 def _children_cpu_ms() -> float:
@@ -110,17 +114,32 @@ def measure_get(system: LocalSystem, url: str, load: Load, warmup: int, token: s
     return figures
 
 
-def _orders_rows(cursor, marker: str, after_id: int) -> tuple[int, int]:
-    """Rows of this run (by marker) and their distinct message ids; ``id > after_id`` keeps it a range scan."""
-    cursor.execute(
-        "SELECT count(*), count(DISTINCT message_id) FROM orders WHERE id > %s AND user_id = %s",
-        (after_id, marker),
-    )
+def _orders_rows(cursor, marker: str, after_id: int, purchases: bool) -> tuple[int, int]:
+    """Rows of this run (by marker) and their distinct message ids (purchases: only the settled ones, confirmed
+    or rejected, which is when the saga is over); ``id > after_id`` keeps it a range scan."""
+    query = "SELECT count(*), count(DISTINCT message_id) FROM orders WHERE id > %s AND user_id = %s"
+    if purchases:
+        cursor.execute(f"{query} AND status IN (%s, %s)", (after_id, marker, PURCHASE_CONFIRMED, PURCHASE_REJECTED))
+    else:
+        cursor.execute(query, (after_id, marker))
     return cursor.fetchone()
 
 
-def measure_orders(system: LocalSystem, gateway: str, load: Load, total: int, token: str) -> dict:
-    """Exactly ``total`` orders through the gateway; wait for ``total`` rows; count lost and doubled ones."""
+def _confirmed(cursor, marker: str, after_id: int) -> int:
+    cursor.execute(
+        "SELECT count(*) FROM orders WHERE id > %s AND user_id = %s AND status = %s",
+        (after_id, marker, PURCHASE_CONFIRMED),
+    )
+    return cursor.fetchone()[0]
+
+
+def measure_orders(
+    system: LocalSystem, gateway: str, load: Load, total: int, token: str, movie_id: int | None = None
+) -> dict:
+    """Exactly ``total`` orders through the gateway; wait for ``total`` rows; count lost and doubled ones.
+
+    With ``movie_id``: every order is a purchase of one copy of it (the saga: billing -> inventory -> billing),
+    and a row counts once it is confirmed or rejected; ``confirmed`` says how many were sold."""
     import psycopg2  # the services' requirement; imported here so the pure modules need no driver
 
     if total < load.threads:
@@ -133,8 +152,9 @@ def measure_orders(system: LocalSystem, gateway: str, load: Load, total: int, to
         after_id, own_backend = cursor.fetchone()
         done_file = Path(scratch) / "threads-done"
         done_file.touch()
+        arguments = (marker, str(total), str(load.threads), str(done_file), *([str(movie_id)] if movie_id else []))
         command = wrk_tool.argv(f"{gateway}/api/billing", Load(load.threads, load.connections, ORDERS_LIMIT_S),
-                                token, str(ORDERS_SCRIPT), (marker, str(total), str(load.threads), str(done_file)))
+                                token, str(ORDERS_SCRIPT), arguments)
         sampler = Sampler(system, exclude=frozenset({own_backend}))
         sampler.start()
         started = time.monotonic()
@@ -146,7 +166,7 @@ def measure_orders(system: LocalSystem, gateway: str, load: Load, total: int, to
                 time.sleep(POLL_S)
                 if http_s is None and len(done_file.read_text().splitlines()) >= load.threads:
                     http_s = time.monotonic() - started
-                rows, distinct = _orders_rows(cursor, marker, after_id)
+                rows, distinct = _orders_rows(cursor, marker, after_id, movie_id is not None)
                 if landed_s is None and rows >= total:
                     landed_s = time.monotonic() - started
                 if http_s is not None and landed_s is not None:
@@ -157,7 +177,8 @@ def measure_orders(system: LocalSystem, gateway: str, load: Load, total: int, to
             out, err = process.communicate(timeout=30)
         elapsed = time.monotonic() - started
         time.sleep(1.0)  # anything redelivered or doubled late would show up as extra rows
-        rows, distinct = _orders_rows(cursor, marker, after_id)
+        rows, distinct = _orders_rows(cursor, marker, after_id, movie_id is not None)
+        confirmed = _confirmed(cursor, marker, after_id) if movie_id else None
     connection.close()
     counts = wrk_tool.parse_orders_line(out)
     figures = wrk_tool.parse(out)
@@ -175,6 +196,7 @@ def measure_orders(system: LocalSystem, gateway: str, load: Load, total: int, to
         "lost": max(0, counts["accepted"] - rows),
         "doubled": (rows - distinct) + max(0, rows - counts["sent"]),
         "marker": marker,
+        "confirmed": confirmed,
     })
     if err.strip():
         print(f"wrk: {err.strip()}", file=sys.stderr)
@@ -219,10 +241,10 @@ def wait_until_quiet(limit_s: float, busy_pct: float = 25.0) -> float:
               file=sys.stderr, flush=True)
 
 
-def create_movie(inventory: str) -> int:
-    """A movie to read (created straight at inventory, which trusts its caller: the gateway)."""
+def create_movie(inventory: str, **fields: object) -> int:
+    """A movie to read or buy (created straight at inventory, which trusts its caller: the gateway)."""
     wrk_tool.check_local(inventory)
-    body = json.dumps({"title": "Benchmark", "description": "read by make bench"}).encode()
+    body = json.dumps({"title": "Benchmark", "description": "read by make bench", **fields}).encode()
     request = urllib.request.Request(  # noqa: S310 - checked above: http://127.0.0.1
         f"{inventory}/api/movies", data=body, headers={"Content-Type": "application/json"}, method="POST"
     )
@@ -231,7 +253,7 @@ def create_movie(inventory: str) -> int:
 
 
 def run(system: LocalSystem, load: Load, warmup: int, orders: int, order_connections: int,
-        quiet_wait: float = 0.0) -> dict:
+        quiet_wait: float = 0.0, purchases: int = 0) -> dict:
     """The whole measurement; returns the JSON-ready result."""
     urls = system.urls()
     for url in urls.values():
@@ -252,6 +274,12 @@ def run(system: LocalSystem, load: Load, warmup: int, orders: int, order_connect
     print(f"measuring {orders:,} POST /api/billing through the gateway ...", file=sys.stderr, flush=True)
     order_load = Load(load.threads, order_connections, ORDERS_LIMIT_S)
     placed = measure_orders(system, urls["gateway"], order_load, orders, token)
+    runs = {"direct": {"path": path, **direct}, "gateway": {"path": path, **proxied}, "orders": placed}
+    if purchases:
+        # One copy each of a movie with exactly that many in stock: every purchase should be confirmed.
+        movie = create_movie(urls["inventory"], stock=purchases, price="1.00")
+        print(f"measuring {purchases:,} purchases (the saga) through the gateway ...", file=sys.stderr, flush=True)
+        runs["purchases"] = measure_orders(system, urls["gateway"], order_load, purchases, token, movie)
     memory = {part: procstat.memory(system.process_ids(part)).__dict__ for part in PARTS}
     return {
         "schema": 1,
@@ -259,8 +287,9 @@ def run(system: LocalSystem, load: Load, warmup: int, orders: int, order_connect
         "machine": host,
         "git": git_state(),
         "settings": {"threads": load.threads, "connections": load.connections, "seconds": load.seconds,
-                     "warmup_seconds": warmup, "orders": orders, "order_connections": order_connections},
-        "runs": {"direct": {"path": path, **direct}, "gateway": {"path": path, **proxied}, "orders": placed},
+                     "warmup_seconds": warmup, "orders": orders, "order_connections": order_connections,
+                     "purchases": purchases},
+        "runs": runs,
         "ratio": proxied["rps"] / direct["rps"] if direct["rps"] else 0.0,
         "memory": memory,
         "python_rss_mib": sum(memory[part]["rss_mib"] for part in report.PYTHON_PARTS),
@@ -277,6 +306,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=int, default=10, help="duration of each GET measurement (default 10)")
     parser.add_argument("--warmup", type=int, default=2, help="seconds of warm-up before each GET run (default 2)")
     parser.add_argument("--orders", type=int, default=10_000, help="orders to POST (default 10000)")
+    parser.add_argument("--purchases", type=int, default=2_000,
+                        help="purchases of one copy through the saga (default 2000; 0: skip)")
     parser.add_argument("--order-connections", type=int, default=32, help="wrk connections for the orders")
     parser.add_argument("--output", type=Path, help="JSON file (default bench/results/<UTC date-time>.json)")
     parser.add_argument("--quiet-wait", type=float, default=120,
@@ -287,7 +318,7 @@ def main(argv: list[str] | None = None) -> int:
         wrk_tool.ensure_installed()
         system = LocalSystem(args.profile)
         result = run(system, Load(args.threads, args.connections, args.seconds), args.warmup, args.orders,
-                     args.order_connections, args.quiet_wait)
+                     args.order_connections, args.quiet_wait, args.purchases)
     except (BenchError, LocalSystemError, subprocess.SubprocessError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -297,5 +328,5 @@ def main(argv: list[str] | None = None) -> int:
     print(report.report(result))
     print(f"\nJSON: {output}\nDocs: python -m bench.docs {output}  (rewrites the figures in docs/performance.md "
           "and README.md)")
-    orders = result["runs"]["orders"]
-    return 0 if orders["complete"] and not orders["lost"] and not orders["doubled"] else 1
+    runs = [result["runs"][name] for name in ("orders", "purchases") if name in result["runs"]]
+    return 0 if all(run["complete"] and not run["lost"] and not run["doubled"] for run in runs) else 1

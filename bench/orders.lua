@@ -1,7 +1,8 @@
 -- wrk script: POST exactly TOTAL orders to /api/billing, spread over wrk's threads, then stop.
--- Usage: wrk -tT -cC -dLIMITs -s orders.lua URL -- MARKER TOTAL THREADS DONE_FILE
+-- Usage: wrk -tT -cC -dLIMITs -s orders.lua URL -- MARKER TOTAL THREADS DONE_FILE [MOVIE_ID]
 --   MARKER     user_id of every order (finds this run's rows in billing_db)
 --   DONE_FILE  each thread appends one line when all its answers arrived (the benchmark waits for T lines)
+--   MOVIE_ID   when given, every order is a purchase of 1 copy of that movie at 1.00 (the saga)
 -- When wrk ends it prints "orders sent N answered N accepted N" (accepted = 200, the broker confirmed it).
 --
 -- Exactly: wrk asks delay() before every request on a connection, so delay() hands out the thread's quota
@@ -23,6 +24,9 @@ function init(args)
   done_file = args[4]
   reserved, answered, accepted = 0, 0, 0
   local body = '{"user_id": "' .. args[1] .. '", "number_of_items": "2", "total_amount": "19.99"}'
+  if args[5] then
+    body = '{"user_id": "' .. args[1] .. '", "movie_id": ' .. args[5] .. ', "quantity": 1, "total_amount": "1.00"}'
+  end
   wrk.headers["Content-Type"] = "application/json"  -- added to the -H Authorization header of the command line
   order = wrk.format("POST", nil, nil, body)
 end

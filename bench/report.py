@@ -19,6 +19,7 @@ RUN_TITLES = {
     "direct": "GET /api/movies/<id> direct to inventory",
     "gateway": "GET /api/movies/<id> through the gateway",
     "orders": "POST /api/billing through the gateway",
+    "purchases": "purchases (the saga) through the gateway",
 }
 #: Parts whose processes are Python (the services); their memory adds up to the "Python RSS" target.
 PYTHON_PARTS = ("inventory", "billing", "gateway")
@@ -71,6 +72,20 @@ def orders_line(orders: dict) -> str:
     return (
         f"Orders: {orders['sent']:,} sent, {orders['accepted']:,} accepted (200 after the broker's confirm), "
         f"answers done after {orders['http_s']:.2f} s; {landed}: {', '.join(verdict)}."
+    )
+
+
+def purchases_line(purchases: dict | None) -> str:
+    """One sentence on the saga's run: purchases settled (confirmed or rejected) and how fast; "" without it."""
+    if not purchases:
+        return ""
+    settled = purchases["rows"]
+    pace = settled / purchases["landed_s"] if purchases["landed_s"] else 0.0
+    return (
+        f" Purchases: {purchases['sent']:,} sent, {purchases['accepted']:,} accepted; {settled:,} settled "
+        + (f"{purchases['landed_s']:.2f} s after the first request (**{pace:,.0f} purchases/s** end to end)"
+           if purchases["complete"] else f"after the {purchases['landed_s']:.0f} s limit (INCOMPLETE)")
+        + f", {purchases.get('confirmed') or 0:,} confirmed."
     )
 
 
@@ -185,7 +200,8 @@ def report(result: dict) -> str:
     return "\n\n".join((
         machine_line(result),
         figures_table(result),
-        f"Gateway/direct req/s ratio: **{result['ratio']:.2f}**. {orders_line(result['runs']['orders'])}",
+        f"Gateway/direct req/s ratio: **{result['ratio']:.2f}**. {orders_line(result['runs']['orders'])}"
+        + purchases_line(result["runs"].get("purchases")),
         "Memory after the run:\n\n" + memory_table(result),
         "Targets (issue 12):\n\n" + targets_table(result),
     ))
