@@ -1,7 +1,7 @@
 """The web front end in a real browser (Debian's Chromium): the journey of issue 14 and its promises.
 
 Sign in through the emulated managed login, create a movie, upload a poster and see its thumbnail, place an
-order and see it stored. Screenshots of every step: .run/test/screenshots/ (two are copied to docs/images/).
+order and see it stored, buy a copy and see the purchase confirmed and the stock go down. Screenshots of every step: .run/test/screenshots/ (two are copied to docs/images/).
 """
 
 from __future__ import annotations
@@ -14,8 +14,6 @@ from playwright.sync_api import expect
 
 from tests.e2e.browser_support import STEP_TIMEOUT_MS, png, screenshot, sign_in, wait_until_loaded
 
-#: The poster step needs the pipeline runner (helper B) and inventory's poster endpoint (helper C). Set to True
-#: once both are merged: the journey then uploads a poster and waits for its thumbnail, and the rejection test runs.
 
 def _create_movie(page, title: str, description: str = "", price: str = "", stock: str = "") -> None:
     page.get_by_label("Title", exact=True).fill(title)
@@ -38,7 +36,8 @@ def _upload_poster(page, title: str, data: bytes, mime: str = "image/png") -> No
 
 def test_journey_sign_in_create_movie_poster_and_order(page, site, demo_login):
     """A person signs in, creates a movie with a price and stock (both shown), uploads its poster (thumbnail
-    shown), places an order and sees it stored; every step leaves a screenshot, and no step breaks the
+    shown), places an order and sees it stored, buys one copy and sees it confirmed with the stock one lower;
+    every step leaves a screenshot, and no step breaks the
     Content-Security-Policy."""
     username, password = demo_login
     page.goto(site)
@@ -72,6 +71,11 @@ def test_journey_sign_in_create_movie_poster_and_order(page, site, demo_login):
     expect(page.locator("#order-result")).to_contain_text("stored (3 items, 42.50)", timeout=STEP_TIMEOUT_MS)
     expect(page.locator("#orders-body")).to_contain_text("42.50")
     screenshot(page, "web-5-order-stored")
+
+    _movie(page, title).get_by_role("button", name=f"Buy 1 of {title}").click()
+    expect(page.locator("#order-result")).to_contain_text("confirmed (1 × 19.90 = 19.90)", timeout=STEP_TIMEOUT_MS)
+    expect(_movie(page, title)).to_contain_text("Price 19.90 · 2 in stock")
+    screenshot(page, "web-5b-purchase-confirmed")
     # The picture for the docs: the journey's movie alone (the test database holds other tests' movies too).
     page.get_by_label("Search by title").fill(title)
     page.get_by_role("button", name="Search").click()

@@ -2,6 +2,7 @@
 // (valet key).
 
 import { api, ApiError, uploadWithValetKey } from "./api.js";
+import { buy } from "./orders.js";
 import { $, fail, h, say, sleep } from "./ui.js";
 
 const POSTER_TYPES = ["image/png", "image/jpeg", "image/webp"];
@@ -61,6 +62,16 @@ function saleText(movie) {
   return `${price} · ${movie.stock === 0 ? "Sold out" : `${movie.stock} in stock`}`;
 }
 
+/** True when one copy can be bought: a price and at least one in stock. */
+function forSale(movie) {
+  return movie.price !== null && movie.price !== undefined && Number.isInteger(movie.stock) && movie.stock > 0;
+}
+
+async function buyOne(movie) {
+  await buy(movie);
+  await loadMovies();
+}
+
 function movieItem(movie) {
   const fileId = `poster-file-${movie.id}`;
   return h("li", { class: "movie", dataset: { id: movie.id } },
@@ -70,6 +81,11 @@ function movieItem(movie) {
       movie.description ? h("p", {}, movie.description) : null,
       h("p", { class: "sale" }, saleText(movie)),
       posterState(movie),
+      forSale(movie)
+        ? h("div", { class: "row orders-only" },
+          h("button", { type: "button", onclick: () => buyOne(movie).catch(fail) },
+            "Buy 1", h("span", { class: "visually-hidden" }, ` of ${movie.title}`)))
+        : null,
       h("div", { class: "row editor-only" },
         h("button", { type: "button", onclick: () => startEdit(movie) }, "Edit", h("span", { class: "visually-hidden" }, ` ${movie.title}`)),
         h("button", { type: "button", class: "danger", onclick: () => guarded(() => removeMovie(movie)) },

@@ -1,5 +1,5 @@
-// Orders: place one, follow its status (asynchronous request-reply: GET order_url until stored or rejected),
-// and list the caller's own orders.
+// Orders: place one or buy a movie, follow its status (asynchronous request-reply: GET order_url until stored,
+// confirmed or rejected), and list the caller's own orders.
 
 import { api } from "./api.js";
 import { $, fail, h, say, sleep } from "./ui.js";
@@ -21,6 +21,18 @@ async function placeOrder(event) {
   await watch(body.order_url, body.message_id);
 }
 
+/** Buy one copy of `movie` at its listed price (a purchase: the saga reserves the stock, then billing confirms
+ * or rejects it); resolves when the purchase is settled. */
+export async function buy(movie) {
+  const json = {
+    user_id: $("order-user").value.trim() || "web", movie_id: movie.id, quantity: 1, total_amount: movie.price,
+  };
+  const { body } = await api("/api/billing", { method: "POST", json });
+  showOrder(`Purchase of “${movie.title}” accepted (id ${body.message_id}); status: pending`, "pending");
+  say(`Buying “${movie.title}”…`);
+  await watch(body.order_url, body.message_id);
+}
+
 function showOrder(text, state) {
   const result = $("order-result");
   result.textContent = text;
@@ -38,6 +50,12 @@ async function watch(orderUrl, id) {
       await loadOrders();
       return;
     }
+    if (body.status === "confirmed") {
+      showOrder(`Order ${id}: confirmed (${body.quantity} × ${body.unit_price} = ${body.total_amount})`, "confirmed");
+      say("Purchase confirmed.");
+      await loadOrders();
+      return;
+    }
     if (body.status === "rejected") {
       showOrder(`Order ${id}: rejected: ${body.reason}`, "rejected");
       fail(`Order rejected: ${body.reason}`);
@@ -46,7 +64,7 @@ async function watch(orderUrl, id) {
     const retry = Number(response.headers.get("Retry-After")) || 1;
     await sleep(Math.min(retry, 5) * 1000);
   }
-  showOrder(`Order ${id}: still queued after ${WATCH_MS / 1000} s (see My orders later)`, "queued");
+  showOrder(`Order ${id}: still not settled after ${WATCH_MS / 1000} s (see My orders later)`, "queued");
 }
 
 /** A timestamp of the API (ISO 8601) in the reader's own locale and time zone. */
@@ -57,7 +75,7 @@ function when(timestamp) {
 function orderRow(order) {
   return h("tr", {},
     h("td", {}, when(order.stored_at || order.rejected_at)),
-    h("td", {}, String(order.number_of_items ?? "")),
+    h("td", {}, String(order.number_of_items ?? order.quantity ?? "")),
     h("td", {}, order.total_amount ?? ""),
     h("td", {}, order.user_id ?? ""),
     h("td", {}, order.status),
