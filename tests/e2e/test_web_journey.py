@@ -1,7 +1,8 @@
 """The web front end in a real browser (Debian's Chromium): the journey of issue 14 and its promises.
 
 Sign in through the emulated managed login, create a movie, upload a poster and see its thumbnail, place an
-order and see it stored, buy a copy and see the purchase confirmed and the stock go down. Screenshots of every step: .run/test/screenshots/ (two are copied to docs/images/).
+order and see it stored, buy a copy and see the purchase confirmed and the stock go down. Screenshots of every
+step: .run/test/screenshots/ (two are copied to docs/images/).
 """
 
 from __future__ import annotations
@@ -37,8 +38,7 @@ def _upload_poster(page, title: str, data: bytes, mime: str = "image/png") -> No
 def test_journey_sign_in_create_movie_poster_and_order(page, site, demo_login):
     """A person signs in, creates a movie with a price and stock (both shown), uploads its poster (thumbnail
     shown), places an order and sees it stored, buys one copy and sees it confirmed with the stock one lower;
-    every step leaves a screenshot, and no step breaks the
-    Content-Security-Policy."""
+    every step leaves a screenshot, and no step breaks the Content-Security-Policy."""
     username, password = demo_login
     page.goto(site)
     expect(page.get_by_role("heading", name="Welcome")).to_be_visible()
@@ -73,7 +73,7 @@ def test_journey_sign_in_create_movie_poster_and_order(page, site, demo_login):
     screenshot(page, "web-5-order-stored")
 
     _movie(page, title).get_by_role("button", name=f"Buy 1 of {title}").click()
-    expect(page.locator("#order-result")).to_contain_text("confirmed (1 × 19.90 = 19.90)", timeout=STEP_TIMEOUT_MS)
+    expect(page.locator("#order-result")).to_contain_text("confirmed (1 \u00d7 19.90 = 19.90)", timeout=STEP_TIMEOUT_MS)
     expect(_movie(page, title)).to_contain_text("Price 19.90 · 2 in stock")
     screenshot(page, "web-5b-purchase-confirmed")
     # The picture for the docs: the journey's movie alone (the test database holds other tests' movies too).
