@@ -47,7 +47,7 @@ PARTS = ("gateway", "inventory", "billing", "rabbitmq", "postgres")
 #: Upper bound of the orders run: wrk's duration and the wait for rows (the run normally ends far sooner).
 ORDERS_LIMIT_S = 120
 POLL_S = 0.05
-#: billing's status values of a settled purchase (services/billing/store.py).
+#: billing's values of orders.purchase_status for a settled purchase (services/billing/store.py).
 PURCHASE_CONFIRMED, PURCHASE_REJECTED = "confirmed", "rejected"
 
 
@@ -119,7 +119,7 @@ def _orders_rows(cursor, marker: str, after_id: int, purchases: bool) -> tuple[i
     or rejected, which is when the saga is over); ``id > after_id`` keeps it a range scan."""
     query = "SELECT count(*), count(DISTINCT message_id) FROM orders WHERE id > %s AND user_id = %s"
     if purchases:
-        cursor.execute(f"{query} AND status IN (%s, %s)", (after_id, marker, PURCHASE_CONFIRMED, PURCHASE_REJECTED))
+        cursor.execute(f"{query} AND purchase_status IN (%s, %s)", (after_id, marker, PURCHASE_CONFIRMED, PURCHASE_REJECTED))
     else:
         cursor.execute(query, (after_id, marker))
     return cursor.fetchone()
@@ -127,7 +127,7 @@ def _orders_rows(cursor, marker: str, after_id: int, purchases: bool) -> tuple[i
 
 def _confirmed(cursor, marker: str, after_id: int) -> int:
     cursor.execute(
-        "SELECT count(*) FROM orders WHERE id > %s AND user_id = %s AND status = %s",
+        "SELECT count(*) FROM orders WHERE id > %s AND user_id = %s AND purchase_status = %s",
         (after_id, marker, PURCHASE_CONFIRMED),
     )
     return cursor.fetchone()[0]
