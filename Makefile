@@ -42,11 +42,11 @@ status: ## Table of part, pid, port, state
 logs: ## Tail the logs (SERVICE=billing for one part, FOLLOW=1 to follow)
 	@$(LOCAL) logs $(SERVICE) $(if $(FOLLOW),-f)
 
-start: venv ## Start one part: SERVICE=inventory|billing|gateway|postgres|rabbitmq|redis|cognito|posters|web|prometheus
+start: venv ## Start one part: SERVICE=inventory|billing|gateway|postgres|rabbitmq|redis|cognito|posters|invoicer|web|prometheus
 	@test -n "$(SERVICE)" || { echo "usage: make start SERVICE=billing"; exit 2; }
 	$(LOCAL) start $(SERVICE)
 
-stop: ## Stop one part: SERVICE=inventory|billing|gateway|postgres|rabbitmq|redis|cognito|posters|web|prometheus
+stop: ## Stop one part: SERVICE=inventory|billing|gateway|postgres|rabbitmq|redis|cognito|posters|invoicer|web|prometheus
 	@test -n "$(SERVICE)" || { echo "usage: make stop SERVICE=billing"; exit 2; }
 	$(LOCAL) stop $(SERVICE)
 

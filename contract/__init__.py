@@ -12,5 +12,5 @@ system imports it without the virtualenv, and each container image carries a cop
 - :mod:`contract.saga`        the purchase saga: topic exchange, events, consumer queues, the event envelope
 - :mod:`contract.limits`      limits of the public API that one service enforces and another documents
 - :mod:`contract.claim_check` the claim check: the 64 KiB inline limit, the S3 key layout, the header
-- :mod:`contract.invoices`    invoices: event types, key layout, seller, currency, download lifetime
+- :mod:`contract.invoices`    invoices: key layout, invoicer settings, seller, currency, download lifetime
 """

@@ -174,6 +174,21 @@ POSTER_RESULTS_QUEUE_URL = _var(
     "SQS queue of poster.published / poster.rejected results each worker consumes; empty: no consumer.",
 )
 
+# --- the saga's bucket: invoices and claim checks (contract.invoices, contract.claim_check) -----------------
+# One bucket, two prefixes (invoices/ and claim-checks/). The stacks and the local system set these for the
+# services whose SERVICE_VARIABLES list them (billing: both; inventory: CLAIM_CHECK_BUCKET), with S3's endpoint
+# (AWS_ENDPOINT_URL_S3) locally.
+INVOICES_BUCKET = _var(
+    "INVOICES_BUCKET", "", "Bucket of the invoices (invoices/<order id>.pdf) billing presigns downloads of."
+)
+CLAIM_CHECK_BUCKET = _var(
+    "CLAIM_CHECK_BUCKET",
+    "",
+    "Bucket where events larger than contract.claim_check.MAX_INLINE_BYTES are stored (claim-checks/); "
+    "empty: claim check off.",
+)
+SAGA_STORAGE = (INVOICES_BUCKET, CLAIM_CHECK_BUCKET)
+
 # --- billing ---------------------------------------------------------------------------------------------
 BILLING_PREFETCH = _var("BILLING_PREFETCH", "1000", "Unacknowledged deliveries the broker may push.")
 BILLING_BATCH_SIZE = _var("BILLING_BATCH_SIZE", "500", "Rows per INSERT (at most BILLING_PREFETCH).")

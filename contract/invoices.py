@@ -2,22 +2,19 @@
 
 The invoicer (``functions/invoices/``: a Lambda consuming the invoicer's queue on AWS, the same handler under
 the local runner) takes the body of an ``order.confirmed`` event, renders the invoice as a PDF, stores it at
-``invoice_key(order_id)`` in the private, encrypted invoices bucket, and answers the body of ``invoice.ready``:
-``{"order_id", "key", "sha256", "size"}``, the claim check, never the document (docs/patterns/claim-check.md).
+``invoice_key(order_id)`` in the private, encrypted invoices bucket, and publishes ``invoice.ready`` to the
+saga's exchange: the object's key, sha256 and size, the claim check, never the document
+(docs/patterns/claim-check.md).
 
-``order.confirmed`` (envelope of the saga's events)::
-
-    {"event_id", "type": "order.confirmed", "order_id", "occurred_at",
-     "data": {"movie_id", "title"?, "quantity", "unit_price", "total_amount", "principal"}}
+The events themselves (``order.confirmed``, ``invoice.ready``: names, envelope, field kinds) are the saga's,
+``contract.saga``; this module holds only what is specific to invoices. ``order.confirmed`` carries
+``data: {"movie_id", "title"?, "quantity", "unit_price", "total_amount", "principal": {"sub", "name"}}``;
+``invoice.ready`` ``data: {"key", "sha256", "size"}``.
 """
 
 from __future__ import annotations
 
 import re
-
-#: Event types the invoicer consumes and produces (the saga's contract names them too; these must match).
-ORDER_CONFIRMED = "order.confirmed"
-INVOICE_READY = "invoice.ready"
 
 #: Prefix of invoices in the invoices bucket; one object per order, ``invoices/<order id>.pdf``.
 KEY_PREFIX = "invoices/"
@@ -26,6 +23,15 @@ CONTENT_TYPE = "application/pdf"
 SELLER_NAME = "Movie Shop"
 #: Currency of every amount (orders carry bare amounts).
 CURRENCY = "EUR"
+#: Settings the invoicer reads (the Lambda's environment on AWS, the local runner's locally). The broker login
+#: comes from the secret ``RABBITMQ_SECRET_ID`` (Amazon MQ's, JSON username/password) or, locally without one,
+#: from ``RABBITMQ_USER`` / ``RABBITMQ_PASSWORD``; the names are those the services use (contract.environment).
+BUCKET_SETTING = "INVOICES_BUCKET"
+BROKER_URL_SETTING = "RABBITMQ_URL"
+BROKER_SECRET_SETTING = "RABBITMQ_SECRET_ID"  # noqa: S105 - a setting's name
+BROKER_USER_SETTING = "RABBITMQ_USER"
+BROKER_PASSWORD_SETTING = "RABBITMQ_PASSWORD"  # noqa: S105 - the name of a setting, not a password
+
 #: Lifetime of the presigned GET of ``GET /api/orders/<id>/invoice`` (the valet key to the document).
 DOWNLOAD_EXPIRES_SECONDS = 300
 

@@ -41,6 +41,9 @@ def cmd_up(system: LocalSystem, args: argparse.Namespace) -> int:
     _say(f"  Prometheus: {prometheus}   targets: {prometheus}/targets   alerts: {prometheus}/alerts")
     _say(f"  Posters:  filters validate -> resize -> publish on the emulator's S3/SQS ({system.posters.url}/health,"
          " make logs SERVICE=posters)")
+    _say(f"  Invoicer: order.confirmed -> invoice PDF in the emulator's S3 -> invoice.ready"
+         f" ({system.invoicer.url}/health,"
+         " make logs SERVICE=invoicer)")
     return 0
 
 

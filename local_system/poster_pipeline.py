@@ -56,10 +56,8 @@ class PosterPipeline(ServerPart):
             self._check_ports_free()
             python = REPO_ROOT / ".venv" / "bin" / "python"
             if not python.exists():
-                raise LocalSystemError("the virtualenv is missing (the filters need Pillow and boto3); run: make venv")
-            argv = [str(python), "-m", RUNNER_MODULE, "--profile", self.profile.name, "--port", str(self.port)]
+                raise LocalSystemError(f"the virtualenv is missing ({self.title} needs boto3 and more); run: make venv")
+            argv = [str(python), "-m", self.process_marker, "--profile", self.profile.name, "--port", str(self.port)]
             spawned = spawn(argv, self.log_file, self.env(), REPO_ROOT, self.pid_file)
         if not self._wait_ready(lambda: http_status(f"{self.url}/health", timeout=1) == 200, START_TIMEOUT, spawned):
-            raise LocalSystemError(
-                f"the poster pipeline did not start; see {self.log_file}:\n{tail(self.log_file, 15)}"
-            )
+            raise LocalSystemError(f"{self.title} did not start; see {self.log_file}:\n{tail(self.log_file, 15)}")

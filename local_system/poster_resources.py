@@ -90,7 +90,7 @@ def provision(url: str) -> None:
             "RedrivePolicy": json.dumps(redrive),
         })
     for bucket in (UPLOAD_BUCKET, WEB_BUCKET):
-        _bucket(url, bucket)
+        ensure_bucket(url, bucket)
     _notify_uploads(url)
 
 
@@ -127,7 +127,8 @@ def _s3(url: str, method: str, path: str, body: str = "") -> tuple[int, str]:
         raise LocalSystemError(f"the AWS emulator at {url} does not answer ({exc})") from None
 
 
-def _bucket(url: str, name: str) -> None:
+def ensure_bucket(url: str, name: str) -> None:
+    """Create bucket ``name`` in the emulator (idempotent: one it already owns is fine)."""
     configuration = (
         '<CreateBucketConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/">'
         f"<LocationConstraint>{REGION}</LocationConstraint></CreateBucketConfiguration>"

@@ -22,10 +22,13 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 SERVICES = contract_services.SERVICE_NAMES
 
 #: Infrastructure parts, in start order (``cognito`` is the AWS emulator, see local_system/identity/; ``posters``
-#: the poster pipeline's filters, which read its queues: local_system/poster_pipeline.py; ``web`` the local web
-#: edge, local_system/web_edge.py: it needs the emulator's pool and proxies to the gateway, which it may start
+#: the poster pipeline's filters, which read its queues: local_system/poster_pipeline.py; ``invoicer`` the saga's
+#: invoicer, which consumes invoicer.saga and stores in the emulator: local_system/invoicer_part.py; ``web`` the
+#: local web edge, local_system/web_edge.py: it needs the emulator's pool and proxies to the gateway, which it may start
 #: before (it answers 502 until the gateway is up)).
-INFRASTRUCTURE = ("postgres", "rabbitmq", "redis", "cognito", "posters", "web", "pg-exporter", "prometheus")
+INFRASTRUCTURE = (
+    "postgres", "rabbitmq", "redis", "cognito", "posters", "invoicer", "web", "pg-exporter", "prometheus"
+)
 
 #: The databases the services own, all on the one local PostgreSQL server.
 DATABASES = tuple(service.database for service in contract_services.SERVICES if service.database)
@@ -65,6 +68,8 @@ class Profile:
     """Prometheus: scrapes every part, evaluates the rules of ``monitoring/prometheus/rules.yml``."""
     posters_port: int = 0
     """The local poster pipeline's health endpoint (its filters poll the emulator's queues; nothing else listens)."""
+    invoicer_port: int = 0
+    """The local invoicer's health endpoint (it consumes invoicer.saga; nothing else listens)."""
     prometheus_interval: str = "15s"
     """Prometheus's scrape and rule evaluation interval."""
     alert_for: str | None = None
@@ -126,6 +131,7 @@ def get_profile(name: str | None = None) -> Profile:
             "dev", 55432, 55672, 55673, 54369, _dev_service_ports(), cognito_port=55600, rabbitmq_management_port=55690,
             redis_port=55379, redis_cluster_port=55380, rabbitmq_prometheus_port=55692,
             postgres_exporter_port=59187, prometheus_port=59090, prometheus_interval="5s", posters_port=55610,
+            invoicer_port=55620,
             replica_ports={"billing": 8082}, web_port=8000, web_login_port=8001,
         )
     if name == "test":
@@ -134,6 +140,7 @@ def get_profile(name: str | None = None) -> Profile:
             "test", 56432, 56672, 56673, 56369, {"inventory": 18080, "billing": 18081, "gateway": 13000},
             cognito_port=56600, rabbitmq_management_port=56690, redis_port=56379, redis_cluster_port=56380,
             rabbitmq_prometheus_port=56692, postgres_exporter_port=59287, prometheus_port=59190, posters_port=56610,
+            invoicer_port=56620,
             prometheus_interval="1s", alert_for="2s",
             replica_ports={"billing": 18082}, web_port=18000, web_login_port=18001,
             settings={"BILLING_JOBS_INTERVAL_SECONDS": "2"},

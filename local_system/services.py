@@ -31,6 +31,7 @@ from local_system.processes import (
 )
 from local_system.profiles import REPO_ROOT, SERVICES, Profile
 from local_system.redis_server import GATEWAY_USER, RedisServer
+from local_system.saga_resources import service_settings as saga_storage_settings
 from local_system.secret_store import secret_name
 
 SERVICES_DIR = REPO_ROOT / "services"
@@ -152,6 +153,8 @@ class ServiceProcess:
                 E.AWS_ACCESS_KEY_ID.name: DUMMY_KEY,
                 E.AWS_SECRET_ACCESS_KEY.name: DUMMY_KEY,
             })
+        # The saga's bucket (invoices, claim checks) in the emulator, for the services whose contract lists it.
+        settings.update(saga_storage_settings(self.profile, names))
         if E.INVENTORY_URL.name in names:
             settings[E.INVENTORY_URL.name] = self.profile.url(INVENTORY.name)
         if E.RATE_LIMIT_STORE_URL.name in names:

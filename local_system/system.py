@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from local_system import prereqs
 from local_system.credentials import Credentials, load_or_create, store_password
 from local_system.identity.emulator import IdentityEmulator
+from local_system.invoicer_part import Invoicer
 from local_system.poster_pipeline import PosterPipeline
 from local_system.poster_resources import provision as provision_poster_resources
 from local_system.postgres import PostgresServer
@@ -26,6 +27,7 @@ from local_system.profiles import DATABASES, INFRASTRUCTURE, MAX_REPLICAS, SERVI
 from local_system.prometheus import PostgresExporter, PrometheusServer
 from local_system.rabbitmq import RabbitMQServer
 from local_system.redis_server import RedisServer
+from local_system.saga_resources import provision as provision_saga_resources
 from local_system.secret_store import SecretsApi, provision
 from local_system.services import READY_TIMEOUT, ServiceProcess
 from local_system.web_part import WebEdge
@@ -57,6 +59,7 @@ class LocalSystem:
         self.redis = RedisServer(self.profile)
         self.identity = IdentityEmulator(self.profile, on_started=self._provision_emulator)
         self.posters = PosterPipeline(self.profile)
+        self.invoicer = Invoicer(self.profile)
         self.postgres_exporter = PostgresExporter(self.profile, self.postgres.monitoring_login)
         self.prometheus = PrometheusServer(self.profile)
         self.web = WebEdge(self.profile)
@@ -86,9 +89,10 @@ class LocalSystem:
 
     def _provision_emulator(self) -> None:
         """What lives in the emulator's memory besides the user pool, (re-)created at its every start: the
-        services' secrets (their logins) and the poster pipeline's buckets and queues."""
+        services' secrets (their logins), the poster pipeline's buckets and queues, the saga's bucket."""
         provision(self.secrets_api(), self.profile, self.credentials)
         provision_poster_resources(self.identity.url)
+        provision_saga_resources(self.identity.url)
 
     def secrets_api(self) -> SecretsApi:
         """The Secrets Manager emulator (the moto server that also emulates Cognito)."""
@@ -170,8 +174,8 @@ class LocalSystem:
     def _infrastructure(self):
         """The infrastructure parts in start order."""
         return (
-            self.postgres, self.rabbitmq, self.redis, self.identity, self.posters, self.web, self.postgres_exporter,
-            self.prometheus,
+            self.postgres, self.rabbitmq, self.redis, self.identity, self.posters, self.invoicer, self.web,
+            self.postgres_exporter, self.prometheus,
         )
 
     def token(self) -> str:

@@ -14,7 +14,8 @@ from aws_cdk import Duration
 from aws_cdk import aws_cloudwatch as cloudwatch
 from constructs import Construct
 
-from contract import posters
+from contract import posters, saga
+from contract import services as contract_services
 from contract.limits import RATE_LIMIT_STORE_DOWN_MESSAGE
 from contract.messaging import BILLING_QUEUE, EXPRESS_QUEUE
 from stacks.components.log_metrics import log_metric_filter
@@ -32,6 +33,13 @@ MISSING_IS_BAD = cloudwatch.TreatMissingData.BREACHING
 DATABASES = ("Inventory", "Billing")
 #: Services whose access logs are turned into metrics (label, attribute of the compute stack).
 LOGGED_SERVICES = ("Gateway", "Inventory", "Billing")
+#: Services with a saga outbox (services/common/outbox.py), their outbox table, and how old its oldest pending
+#: event may get: the relay publishes within a second when the broker is up, so two minutes means it cannot.
+OUTBOX_SERVICES = (contract_services.BILLING.name, contract_services.INVENTORY.name)
+OUTBOX_TABLE = "outbox"
+OUTBOX_STUCK_SECONDS = 120
+#: The outbox gauge as the ADOT sidecar exports it (components/telemetry.py: namespace Movies/<service>).
+OUTBOX_AGE_METRIC = "outbox_oldest_pending_age_seconds"
 
 
 @dataclass(frozen=True)
@@ -111,6 +119,23 @@ def alarm_specs(config: EnvironmentConfig) -> tuple[AlarmSpec, ...]:
                       f"The poster filter {name} failed (an invocation raised or timed out); SQS retries the batch",
                       comparison=ABOVE, missing_data=MISSING_IS_OK)
         )  # fmt: skip
+    for queue in saga.SAGA_QUEUES:
+        table.append(
+            AlarmSpec(f"{_camel(queue.consumer)}SagaDeadLetters", f"{queue.name}_dlq_depth", 0, 1,
+                      f"A saga event reached {queue.dead_letter_queue}: {queue.consumer} could not apply it",
+                      comparison=ABOVE, missing_data=MISSING_IS_OK)
+        )  # fmt: skip
+    for service in OUTBOX_SERVICES:
+        table.append(
+            AlarmSpec(f"{_camel(service)}OutboxStuck", f"{service}_outbox_age", OUTBOX_STUCK_SECONDS, 2,
+                      f"{service}'s oldest outbox event waited more than {OUTBOX_STUCK_SECONDS} s: saga events are "
+                      "not being published", comparison=ABOVE, datapoints_to_alarm=2, missing_data=MISSING_IS_OK)
+        )  # fmt: skip
+    table.append(
+        AlarmSpec("InvoicerErrors", "invoicer_errors", 0, 1,
+                  "The invoicer failed (S3 or the broker away, a timeout); the broker redelivers the order",
+                  comparison=ABOVE, missing_data=MISSING_IS_OK)
+    )  # fmt: skip
     for label in DATABASES:
         table += [
             AlarmSpec(f"{label}DbCpu", f"{label}DbCpu", 80, 3, f"{label} database CPU above 80 %"),
@@ -150,6 +175,32 @@ def poster_metrics(config: EnvironmentConfig) -> dict[str, cloudwatch.IMetric]:
             statistic="Sum",
             period=FIVE_MINUTES,
         )
+    return metrics
+
+
+def saga_metrics(config: EnvironmentConfig, broker_name: str) -> dict[str, cloudwatch.IMetric]:
+    """Depth of each saga dead-letter queue (Amazon MQ per-queue metrics), the outbox age of each service that has
+    one (exported by its ADOT sidecar: only where tracing, hence the sidecar, is on), and the invoicer's errors
+    (by the function's physical name: no cross-stack reference)."""
+    metrics: dict[str, cloudwatch.IMetric] = {
+        f"{queue.name}_dlq_depth": queue_metric(broker_name, queue.dead_letter_queue, "MessageCount", "Maximum")
+        for queue in saga.SAGA_QUEUES
+    }
+    for service in OUTBOX_SERVICES:
+        metrics[f"{service}_outbox_age"] = cloudwatch.Metric(
+            namespace=f"Movies/{service}",
+            metric_name=OUTBOX_AGE_METRIC,
+            dimensions_map={"outbox": OUTBOX_TABLE},
+            statistic="Maximum",
+            period=FIVE_MINUTES,
+        )
+    metrics["invoicer_errors"] = cloudwatch.Metric(
+        namespace="AWS/Lambda",
+        metric_name="Errors",
+        dimensions_map={"FunctionName": config.invoicer_function_name},
+        statistic="Sum",
+        period=FIVE_MINUTES,
+    )
     return metrics
 
 
@@ -265,6 +316,7 @@ def system_metrics(scope: Construct, data: DataStack, compute: ComputeStack) -> 
         )
     metrics["express_order_age"] = compute.express_order_age
     metrics.update(poster_metrics(compute.config))
+    metrics.update(saga_metrics(compute.config, data.broker_name))
     for label in DATABASES:
         instance = getattr(data, f"{label.lower()}_db").instance
         metrics[f"{label}DbCpu"] = instance.metric_cpu_utilization(period=FIVE_MINUTES)

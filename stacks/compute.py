@@ -7,7 +7,7 @@ who talks to whom and which settings each service receives (names from ``contrac
 
 from __future__ import annotations
 
-from aws_cdk import CfnOutput, Duration
+from aws_cdk import CfnOutput, Duration, Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_iam as iam
@@ -15,8 +15,8 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_servicediscovery as servicediscovery
 from constructs import Construct
 
+from contract import claim_check, invoices, posters, services
 from contract import environment as var
-from contract import posters, services
 from contract.messaging import BILLING_QUEUE, EXPRESS_QUEUE
 from contract.permissions import SCOPE_PREFIX
 from stacks.auth import AuthStack
@@ -67,6 +67,34 @@ def broker_settings(data: DataStack) -> Settings:
         var.RABBITMQ_SECRET_ID.name: data.broker_secret.secret_arn,
     }
     return plain, [data.broker_secret]
+
+
+def listed_for(service: str, settings: dict[str, str]) -> dict[str, str]:
+    """``settings`` without the variables ``contract.environment`` does not list for ``service``.
+
+    The saga's settings are handed out by the contract's list, as the local system does: a service receives
+    a variable from the change that makes it read it (tests/unit/test_services_environment.py keeps the list
+    and the code equal), and a container never carries a variable its service ignores."""
+    names = var.names_of(service)
+    return {name: value for name, value in settings.items() if name in names}
+
+
+def saga_storage(stack: Stack, config: EnvironmentConfig, role: iam.IRole, *, invoices_bucket: bool) -> dict[str, str]:
+    """The saga bucket's settings of a service and its role's grants: claim checks (``claim-checks/``: write the
+    large events it publishes, read those it consumes) and, for billing, the invoices it presigns downloads of
+    (``invoices/``, read only: a presigned GET carries its signer's permissions). The bucket (data stack) by
+    the name the config computes: plain ARNs of its prefixes."""
+    name = config.saga_bucket_name(stack.account, stack.region)
+    prefixes = {claim_check.KEY_PREFIX: ["s3:GetObject", "s3:PutObject"]}
+    plain = {var.CLAIM_CHECK_BUCKET.name: name}
+    if invoices_bucket:
+        prefixes[invoices.KEY_PREFIX] = ["s3:GetObject"]
+        plain[var.INVOICES_BUCKET.name] = name
+    for prefix, actions in prefixes.items():
+        role.add_to_principal_policy(
+            iam.PolicyStatement(actions=actions, resources=[f"arn:{stack.partition}:s3:::{name}/{prefix}*"])
+        )
+    return plain
 
 
 def rate_limit_settings(data: DataStack, config: EnvironmentConfig) -> Settings:
@@ -138,14 +166,18 @@ class ComputeStack(TransparentIdsStack):
         broker_env, broker_secrets = broker_settings(data)
 
         inventory_env, inventory_secrets = database_settings(data.inventory_db)
+        # Inventory takes part in the saga: the broker's URL and login (no orders queue of its own to name).
+        saga_broker_env = listed_for(services.INVENTORY.name, {
+            name: broker_env[name] for name in (var.RABBITMQ_URL.name, var.RABBITMQ_SECRET_ID.name)
+        })
         self.inventory = FargateMicroservice(
             self,
             "Inventory",
             service=services.INVENTORY,
             sizing=config.inventory,
             security_group=network.inventory_security_group,
-            environment=inventory_env,
-            readable_secrets=inventory_secrets,
+            environment={**inventory_env, **saga_broker_env},
+            readable_secrets=[*inventory_secrets, *broker_secrets],
             service_connect="server",
             **common,
         )
@@ -226,6 +258,12 @@ class ComputeStack(TransparentIdsStack):
             ",".join([*auth.allowed_client_ids, self.web.spa_client.user_pool_client_id]),
         )
         self._poster_access(config)
+        for service, spec, invoices_bucket in (
+            (self.inventory, services.INVENTORY, False), (self.billing, services.BILLING, True)
+        ):
+            settings = saga_storage(self, config, service.task_definition.task_role, invoices_bucket=invoices_bucket)
+            for name, value in listed_for(spec.name, settings).items():
+                service.container.add_environment(name, value)
 
         scaling.scale_on_cpu(config, self.gateway, self.inventory)
         scaling.scale_gateway_on_requests(config, self.gateway, self.target_group)

@@ -193,6 +193,12 @@ class EnvironmentConfig:
         "The web edge")."""
         return f"{self.prefix}-poster-uploads-{account}-{region}"
 
+    def saga_bucket_name(self, account: str, region: str) -> str:
+        """Physical name of the saga's bucket of invoices and claim checks (data stack): the compute and invoicer
+        stacks name it in their settings and grants by this name, so their policies hold plain ARNs of its
+        prefixes (reviewable, acknowledgeable) rather than cross-stack exports."""
+        return f"{self.prefix}-invoices-{account}-{region}"
+
     def web_bucket_name(self, account: str, region: str) -> str:
         """Physical name of the web content bucket (compute stack), where ``publish`` (poster pipeline stack)
         writes ``posters/``: by name, so the filter's grant is a plain ARN rather than a cross-stack export."""
@@ -206,6 +212,11 @@ class EnvironmentConfig:
     def poster_function_name(self, filter_name: str) -> str:
         """Physical name of a poster filter Lambda (``contract.posters.FILTERS`` key); the alarms name it."""
         return f"{self.prefix}-poster-{filter_name}"
+
+    @property
+    def invoicer_function_name(self) -> str:
+        """Physical name of the invoicer Lambda (invoicer stack); the alarms name it."""
+        return f"{self.prefix}-invoicer"
 
     @property
     def https_enabled(self) -> bool:

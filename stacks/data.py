@@ -1,19 +1,20 @@
 """DataStack: one RDS PostgreSQL instance per service, an Amazon MQ for RabbitMQ broker (its user rotated by
-our own Lambda), the gateway's rate-limit store (ElastiCache Serverless) and the AWS Backup plan of the
-databases."""
+our own Lambda), the gateway's rate-limit store (ElastiCache Serverless), the AWS Backup plan of the
+databases, and the saga's bucket of invoices and claim checks."""
 
 from __future__ import annotations
 
 import json
 
-from aws_cdk import Duration, Fn, Stack
+from aws_cdk import Duration, Fn, RemovalPolicy, Stack
 from aws_cdk import aws_amazonmq as amazonmq
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
-from contract import services
+from contract import claim_check, invoices, services
 from stacks.components.broker_rotation import BrokerRotation
 from stacks.components.database_backup import DatabaseBackup
 from stacks.components.postgres_database import PostgresDatabase
@@ -21,6 +22,14 @@ from stacks.components.rate_limit_store import RateLimitStore
 from stacks.config import EnvironmentConfig
 
 AMQPS_PORT = 5671
+#: The saga's bucket: issued invoices move to cheaper storage classes that still serve a presigned GET at once
+#: (Standard-IA, then Glacier Instant Retrieval); claim checks are read within seconds of being written and
+#: expire after two weeks (a dead letter's body stays readable while someone looks at it); a replaced or deleted
+#: object's old version is kept for a month.
+INVOICES_TO_INFREQUENT_ACCESS = Duration.days(30)
+INVOICES_TO_GLACIER_INSTANT = Duration.days(180)
+CLAIM_CHECK_EXPIRY = Duration.days(14)
+NONCURRENT_VERSION_EXPIRY = Duration.days(30)
 
 
 def queue_metric(broker_name: str, queue: str, metric_name: str, statistic: str) -> cloudwatch.Metric:
@@ -108,8 +117,21 @@ class DataStack(Stack):
             description="Amazon MQ RabbitMQ broker: amqps from gateway and billing tasks only",
             allow_all_outbound=False,
         )
-        for client in (gateway_security_group, billing_security_group):
+        # Inventory takes part in the saga (inventory.saga, its outbox): it publishes and consumes too.
+        for client in (gateway_security_group, billing_security_group, inventory_security_group):
             self.broker_security_group.connections.allow_from(client, ec2.Port.tcp(AMQPS_PORT), "amqps")
+        # Lambda's Amazon MQ event source (the invoicer's) polls from network interfaces it creates in the
+        # broker's subnets with the broker's security group: amqps to the broker within the group, and the
+        # Lambda, STS and Secrets Manager APIs over HTTPS (NAT gateway or endpoints, addresses not fixed).
+        self.broker_security_group.add_ingress_rule(
+            self.broker_security_group, ec2.Port.tcp(AMQPS_PORT), "amqps from Lambda's event source pollers"
+        )
+        self.broker_security_group.add_egress_rule(
+            self.broker_security_group, ec2.Port.tcp(AMQPS_PORT), "event source pollers to the broker"
+        )
+        self.broker_security_group.add_egress_rule(
+            ec2.Peer.any_ipv4(), ec2.Port.tcp(443), "event source pollers to the Lambda and Secrets Manager APIs"
+        )
 
         private_subnets = vpc.select_subnets(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS).subnet_ids
         self.broker_name = f"{config.prefix}-broker"
@@ -155,6 +177,43 @@ class DataStack(Stack):
             self, "RateLimitStore", config=config, vpc=vpc, client_security_group=gateway_security_group
         )
 
+        self.saga_bucket = self._saga_bucket(config)
+
         self.backup = DatabaseBackup(
             self, "Backup", config=config, instances=[self.inventory_db.instance, self.billing_db.instance]
+        )
+
+    def _saga_bucket(self, config: EnvironmentConfig) -> s3.Bucket:
+        """The one bucket of invoices (``invoices/``: the invoicer writes, billing presigns downloads) and claim
+        checks (``claim-checks/``: large saga events); private, encrypted, versioned, TLS only. Here, in the
+        stateful stack: issued invoices are records that must survive any change of the stacks that use them."""
+        return s3.Bucket(
+            self,
+            "Invoices",
+            bucket_name=config.saga_bucket_name(self.account, self.region),
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            enforce_ssl=True,
+            versioned=True,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            lifecycle_rules=[
+                s3.LifecycleRule(id="AbortIncompleteUploads", abort_incomplete_multipart_upload_after=Duration.days(1)),
+                s3.LifecycleRule(
+                    id="InvoicesToCheaperStorage",
+                    prefix=invoices.KEY_PREFIX,
+                    transitions=[
+                        s3.Transition(
+                            storage_class=s3.StorageClass.INFREQUENT_ACCESS,
+                            transition_after=INVOICES_TO_INFREQUENT_ACCESS,
+                        ),
+                        s3.Transition(
+                            storage_class=s3.StorageClass.GLACIER_INSTANT_RETRIEVAL,
+                            transition_after=INVOICES_TO_GLACIER_INSTANT,
+                        ),
+                    ],
+                ),
+                s3.LifecycleRule(id="ExpireClaimChecks", prefix=claim_check.KEY_PREFIX, expiration=CLAIM_CHECK_EXPIRY),
+                s3.LifecycleRule(id="ExpireOldVersions", noncurrent_version_expiration=NONCURRENT_VERSION_EXPIRY),
+            ],
+            removal_policy=RemovalPolicy.RETAIN if config.retain_data_on_delete else RemovalPolicy.DESTROY,
         )

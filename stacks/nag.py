@@ -17,6 +17,8 @@ from aws_cdk import aws_codebuild as codebuild
 from aws_cdk import aws_iam as iam
 from constructs import IConstruct
 
+from contract import claim_check, invoices, posters
+
 if TYPE_CHECKING:
     from stacks.pipeline import PipelineStack
     from stacks.stage import MicroservicesStage
@@ -45,9 +47,12 @@ def nag_text(value: Any) -> str:
     raise ValueError(f"no cdk-nag text for {value!r}")
 
 
-def acknowledge_wildcards(role: iam.IRole, reason: str) -> None:
+def acknowledge_wildcards(role: iam.IRole, reason: str, *, resources_ending: tuple[str, ...] | None = None) -> None:
     """Acknowledge every wildcard action and resource (AwsSolutions-IAM5) of ``role``'s default policy, as it is
-    resolved now; each with ``reason``, which must say why those wildcards are the narrowest possible."""
+    resolved now; each with ``reason``, which must say why those wildcards are the narrowest possible.
+
+    ``resources_ending`` limits it to the resources ending with one of those texts (a role whose wildcards have
+    different reasons: each is acknowledged with its own), and no action wildcards."""
     stack = Stack.of(role)
     document = stack.resolve(role.node.find_child("DefaultPolicy").node.default_child.policy_document)
     found = set()
@@ -56,6 +61,8 @@ def acknowledge_wildcards(role: iam.IRole, reason: str) -> None:
             values = statement.get(key, [])
             for value in values if isinstance(values, list) else [values]:
                 text = nag_text(value)
+                if resources_ending is not None and (kind != "Resource" or not text.endswith(resources_ending)):
+                    continue
                 if "*" in text:
                     found.add(f"AwsSolutions-IAM5[{kind}::{text}]")
     for rule_id in sorted(found):
@@ -191,6 +198,7 @@ def acknowledge_findings(stage: MicroservicesStage) -> None:
 
     _acknowledge_web_findings(stage)
     _acknowledge_poster_findings(stage)
+    _acknowledge_saga_findings(stage)
 
     acknowledge(
         compute.access_logs_bucket,
@@ -268,6 +276,7 @@ def _acknowledge_poster_findings(stage: MicroservicesStage) -> None:
         stage.compute.inventory.task_definition.task_role,
         "The presigned POST inventory signs may create objects under incoming/ of the uploads bucket only (the key "
         "of each upload is chosen by the server; the wildcard is that prefix, not the bucket).",
+        resources_ending=(f"/{posters.INCOMING_PREFIX}*",),
     )
     for name, function in stage.posters.functions.items():
         acknowledge_wildcards(
@@ -286,6 +295,46 @@ def _acknowledge_poster_findings(stage: MicroservicesStage) -> None:
         "AwsSolutions-S1",
         "Uploads are short-lived (expired after 7 days) and written only through presigned POSTs inventory signs "
         "and by the filters' roles; server access logs would need another bucket with the same finding.",
+    )
+
+
+def _acknowledge_saga_findings(stage: MicroservicesStage) -> None:
+    """The saga (issue 15): the bucket of invoices and claim checks, prefix-scoped grants, the invoicer."""
+    claim_checks, invoice_objects = f"/{claim_check.KEY_PREFIX}*", f"/{invoices.KEY_PREFIX}*"
+    for service in (stage.compute.inventory, stage.compute.billing):
+        acknowledge_wildcards(
+            service.task_definition.task_role,
+            "Claim checks: the service stores the bodies of large saga events it publishes and reads those it "
+            "consumes under claim-checks/ of the saga bucket only; each key is a body's sha256, known only when "
+            "the event exists, so the prefix is the narrowest grant.",
+            resources_ending=(claim_checks,),
+        )
+    acknowledge_wildcards(
+        stage.compute.billing.task_definition.task_role,
+        "Billing presigns GETs of invoices (a presigned URL carries its signer's permissions): read-only, under "
+        "invoices/ of the saga bucket only; the keys are the orders' ids.",
+        resources_ending=(invoice_objects,),
+    )
+    invoicer = stage.invoicer
+    acknowledge_wildcards(
+        invoicer.role,
+        "The invoicer stores (and, for a redelivered order, looks up) invoices under invoices/ of the saga bucket "
+        "only, one key per order id. Resource * is the EC2 network-interface actions (Create/Delete/Describe) the "
+        "Amazon MQ event source needs in the broker's subnets: none of them supports resource-level permissions.",
+    )
+    acknowledge(
+        invoicer.function,
+        "AwsSolutions-L1",
+        "Python 3.12 is the runtime the invoicer is written and tested for (the services' Python, and the fpdf2 "
+        "and Pillow wheels bundled for it); moving to a newer runtime is a tested change, not a silent one.",
+    )
+    acknowledge(
+        stage.data.saga_bucket,
+        "AwsSolutions-S1",
+        "The saga bucket is written only by the invoicer's role (invoices/) and the services' task roles "
+        "(claim-checks/), and read through presigned GETs billing signs for the order's owner; object access can "
+        "be audited with CloudTrail data events. Server access logs would need another bucket with the same "
+        "finding.",
     )
 
 

@@ -9,13 +9,14 @@ from stacks.auth import AuthStack
 from stacks.compute import ComputeStack
 from stacks.config import EnvironmentConfig
 from stacks.data import DataStack
+from stacks.invoicer import InvoicerStack
 from stacks.monitoring import MonitoringStack
 from stacks.nag import acknowledge_findings
 from stacks.network import NetworkStack
 from stacks.posters import PosterPipelineStack
 
 #: Construct ids of the stacks, in deployment order; each stack is deployed as ``<stage>-<id>``.
-STACK_IDS = ("Network", "Data", "Auth", "Compute", "Posters", "Monitoring")
+STACK_IDS = ("Network", "Data", "Auth", "Compute", "Posters", "Invoicer", "Monitoring")
 
 
 def stage_id(env_name: str) -> str:
@@ -24,7 +25,8 @@ def stage_id(env_name: str) -> str:
 
 
 class MicroservicesStage(Stage):
-    """Network, data, auth, compute, poster pipeline and monitoring stacks of one environment, wired by references.
+    """Network, data, auth, compute, poster pipeline, invoicer and monitoring stacks of one environment, wired by
+    references.
 
     Self-contained and parameterised only by ``config`` (and the usual ``env``), so a CDK Pipelines
     ``CodePipeline`` can add the very same stage. The stacks are named ``<stage>-<Stack>``, e.g.
@@ -44,7 +46,7 @@ class MicroservicesStage(Stage):
 
         # prod stacks cannot be deleted by accident (an explicit termination-protection change is needed).
         protect = config.retain_data_on_delete
-        network_id, data_id, auth_id, compute_id, posters_id, monitoring_id = STACK_IDS
+        network_id, data_id, auth_id, compute_id, posters_id, invoicer_id, monitoring_id = STACK_IDS
         self.network = NetworkStack(
             self,
             network_id,
@@ -89,6 +91,15 @@ class MicroservicesStage(Stage):
             description=f"movies {config.name}: poster uploads bucket, pipes (SQS) and filters (Lambda)",
             termination_protection=protect,
         )
+        self.invoicer = InvoicerStack(
+            self,
+            invoicer_id,
+            config=config,
+            vpc=self.network.vpc,
+            data=self.data,
+            description=f"movies {config.name}: the saga's invoicer (Lambda on the broker's invoicer.saga)",
+            termination_protection=protect,
+        )
         self.monitoring = MonitoringStack(
             self,
             monitoring_id,
@@ -106,4 +117,4 @@ class MicroservicesStage(Stage):
     @property
     def stacks(self):
         """The stacks in deployment order."""
-        return [self.network, self.data, self.auth, self.compute, self.posters, self.monitoring]
+        return [self.network, self.data, self.auth, self.compute, self.posters, self.invoicer, self.monitoring]

@@ -1,7 +1,10 @@
-"""The invoicer's messages: ``order.confirmed`` read strictly, ``invoice.ready`` built (contract.invoices).
+"""The invoicer's messages: ``order.confirmed`` read through the saga's parser, ``invoice.ready`` built by it.
 
-A body that cannot be an ``order.confirmed`` event raises :class:`Malformed` with the reason: no retry can
-fix it, so it must end in the dead-letter queue, never as a wrong invoice.
+The envelope and the field kinds are ``contract.saga``'s (``parse_event`` / ``new_event``); what is checked
+here is only what an invoice needs on top: the event is an ``order.confirmed``, its order id can be part of an
+object key, the optional title is text, and the amounts agree (unit price x quantity = total). A body that
+fails any of it raises :class:`Malformed` with the reason and a short ``kind``: no retry can fix it, so it must
+end in the dead-letter queue, never as a wrong invoice.
 """
 
 from __future__ import annotations
@@ -11,95 +14,65 @@ import json
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from contract import invoices as C
+from contract import saga
 
 from .render import InvoiceLine
 
-#: Largest quantity and amount an order may have (the API's limits; anything above is not one of ours).
-MAX_QUANTITY = 1000
-MAX_AMOUNT = Decimal("9999999.99")
-MAX_PRINCIPAL_CHARS = 256
 #: Namespace of invoice.ready event ids: derived from the order, so a replay announces the same event.
 _EVENT_NAMESPACE = uuid.UUID("6f1c2a5e-4b7d-4c1e-9a3f-2d8e5b6c7a10")
 
 
 class Malformed(ValueError):
-    """The message is not an ``order.confirmed`` event the invoicer can use; ``str()`` says why."""
+    """The message is not an ``order.confirmed`` event the invoicer can use; ``str()`` says why, ``kind`` is a
+    short label for the dead-letter header (``contract.saga.InvalidEvent``'s kinds, or ``not_for_invoicer``)."""
+
+    def __init__(self, message: str, kind: str = "invalid_value"):
+        super().__init__(message)
+        self.kind = kind
 
 
-def _amount(data: Mapping[str, Any], name: str) -> Decimal:
-    value = data.get(name)
-    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        raise Malformed(f"data.{name} must be a number or a numeric string, got {value!r}")
+def buyer(principal: Mapping[str, Any]) -> str:
+    """Who the invoice names: the principal's name, else its sub (the parser guarantees a non-empty sub)."""
+    name = principal.get("name")
+    return name.strip() if isinstance(name, str) and name.strip() else principal["sub"]
+
+
+def parse_confirmed(
+    body: bytes | str | Mapping[str, Any], *, message_id: str | None = None, routing_key: str | None = None
+) -> InvoiceLine:
+    """The invoice line of an ``order.confirmed`` event; Malformed with the reason otherwise.
+
+    ``message_id`` / ``routing_key`` (the AMQP ones, when known) must agree with the envelope, as for every
+    saga consumer.
+    """
+    if isinstance(body, Mapping):
+        body = json.dumps(body)  # the parser reads bytes, like every consumer
+    raw = body.encode() if isinstance(body, str) else body
     try:
-        amount = Decimal(str(value))
-    except InvalidOperation:
-        raise Malformed(f"data.{name} is not a number: {value!r}") from None
-    if not amount.is_finite() or amount < 0 or amount > MAX_AMOUNT:
-        raise Malformed(f"data.{name} must be between 0 and {MAX_AMOUNT}, got {value!r}")
-    if amount != amount.quantize(Decimal("0.01")):
-        raise Malformed(f"data.{name} must have at most two decimal places, got {value!r}")
-    return amount
-
-
-def _positive_int(data: Mapping[str, Any], name: str, limit: int | None = None) -> int:
-    value = data.get(name)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1 or (limit and value > limit):
-        bound = f"between 1 and {limit}" if limit else "a positive integer"
-        raise Malformed(f"data.{name} must be {bound}, got {value!r}")
-    return value
-
-
-def _occurred_at(value: Any) -> datetime:
-    if not isinstance(value, str):
-        raise Malformed(f"occurred_at must be an ISO 8601 timestamp, got {value!r}")
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise Malformed(f"occurred_at is not an ISO 8601 timestamp: {value!r}") from None
-    if moment.tzinfo is None:
-        raise Malformed(f"occurred_at must carry a time zone (e.g. 'Z'), got {value!r}")
-    return moment.astimezone(UTC)
-
-
-def parse_confirmed(body: bytes | str | Mapping[str, Any]) -> InvoiceLine:
-    """The invoice line of an ``order.confirmed`` event body; Malformed with the reason otherwise."""
-    if isinstance(body, (bytes, str)):
-        try:
-            event = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
-            raise Malformed("the message is not JSON") from None
-    else:
-        event = body
-    if not isinstance(event, Mapping):
-        raise Malformed("the message is not a JSON object")
-    if event.get("type") != C.ORDER_CONFIRMED:
-        raise Malformed(f"the event type is {event.get('type')!r}, not {C.ORDER_CONFIRMED!r}")
-    order_id = event.get("order_id")
-    if not C.valid_order_id(order_id):
-        raise Malformed(f"order_id must be 1 to 64 letters, digits, '-' or '_', got {order_id!r}")
-    data = event.get("data")
-    if not isinstance(data, Mapping):
-        raise Malformed("the event has no data object")
-    principal = data.get("principal")
-    if not isinstance(principal, str) or not principal.strip() or len(principal) > MAX_PRINCIPAL_CHARS:
-        raise Malformed(f"data.principal must be a non-empty string of at most {MAX_PRINCIPAL_CHARS} characters")
+        event = saga.parse_event(raw, message_id=message_id, routing_key=routing_key)
+    except saga.InvalidEvent as exc:
+        raise Malformed(str(exc), exc.kind) from None
+    if event.type != saga.ORDER_CONFIRMED:
+        raise Malformed(f"the event type is {event.type!r}, not {saga.ORDER_CONFIRMED!r}", "not_for_invoicer")
+    if not C.valid_order_id(event.order_id):
+        raise Malformed(f"order_id must be 1 to 64 letters, digits, '-' or '_', got {event.order_id!r}")
+    data = event.data
     title = data.get("title")
     if title is not None and not isinstance(title, str):
         raise Malformed(f"data.title must be a string when given, got {title!r}")
-    quantity = _positive_int(data, "quantity", MAX_QUANTITY)
-    unit_price, total = _amount(data, "unit_price"), _amount(data, "total_amount")
+    quantity, unit_price, total = data["quantity"], Decimal(data["unit_price"]), Decimal(data["total_amount"])
     if unit_price * quantity != total:
         # The invoice would contradict itself; billing checked this before confirming, so it is not ours.
-        raise Malformed(f"data.total_amount {total} is not unit_price {unit_price} x quantity {quantity}")
+        raise Malformed(f"data.total_amount {total} is not unit_price {unit_price} x quantity {quantity}", "mismatch")
     return InvoiceLine(
-        order_id=order_id,
-        ordered_at=_occurred_at(event.get("occurred_at")),
-        principal=principal,
-        movie_id=_positive_int(data, "movie_id"),
+        order_id=event.order_id,
+        ordered_at=datetime.fromisoformat(event.occurred_at).astimezone(UTC),
+        principal=buyer(data["principal"]),
+        movie_id=data["movie_id"],
         title=title,
         quantity=quantity,
         unit_price=unit_price,
@@ -112,16 +85,18 @@ def claim_check(key: str, document: bytes) -> dict[str, Any]:
     return {"key": key, "sha256": hashlib.sha256(document).hexdigest(), "size": len(document)}
 
 
-def invoice_ready(order_id: str, claim: Mapping[str, Any], occurred_at: datetime) -> dict[str, Any]:
+def invoice_ready_id(order_id: str) -> str:
+    """The event id of an order's ``invoice.ready``: the same for every announcement of that order's invoice."""
+    return uuid.uuid5(_EVENT_NAMESPACE, f"{saga.INVOICE_READY}:{order_id}").hex
+
+
+def invoice_ready(order_id: str, claim: Mapping[str, Any], occurred_at: datetime) -> saga.Event:
     """The ``invoice.ready`` event of an order: the saga's envelope with the claim check as its data.
 
-    Its ``event_id`` is derived from the order id, so an invoice announced twice (a redelivered
-    ``order.confirmed``) is the same event to the consumers' inbox, which ignores the second.
+    Its ``event_id`` is derived from the order id and ``occurred_at`` is the confirmation's time, so an invoice
+    announced twice (a redelivered ``order.confirmed``) is the same event, byte for byte, to the consumers'
+    inbox, which ignores the second.
     """
-    return {
-        "event_id": str(uuid.uuid5(_EVENT_NAMESPACE, f"{C.INVOICE_READY}:{order_id}")),
-        "type": C.INVOICE_READY,
-        "order_id": order_id,
-        "occurred_at": occurred_at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
-        "data": {"key": claim["key"], "sha256": claim["sha256"], "size": claim["size"]},
-    }
+    data = {"key": claim["key"], "sha256": claim["sha256"], "size": claim["size"]}
+    return saga.new_event(saga.INVOICE_READY, order_id, data, event_id=invoice_ready_id(order_id),
+                          occurred_at=occurred_at.astimezone(UTC))

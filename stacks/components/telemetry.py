@@ -35,6 +35,8 @@ METRIC_DECLARATIONS = [
     {"dimensions": [["route", "status"]], "metric_name_selectors": ["^http_requests_total$"]},
     {"dimensions": [["outcome"]], "metric_name_selectors": ["^billing_messages_published_total$",
                                                            "^billing_messages_consumed_total$"]},
+    # The saga's outbox (billing, inventory): the age of its oldest pending event, alarmed on when stuck.
+    {"dimensions": [["outbox"]], "metric_name_selectors": ["^outbox_oldest_pending_age_seconds$"]},
 ]
 #: The X-Ray permissions of the exporter (no X-Ray sampling rules: the SDK samples, OTEL_TRACES_SAMPLER_ARG).
 XRAY_ACTIONS = ["xray:PutTraceSegments", "xray:PutTelemetryRecords"]

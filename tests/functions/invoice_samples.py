@@ -7,19 +7,21 @@ import json
 from typing import Any
 
 ORDER_ID = "3f" * 32  # 64 hex digits, like the gateway's order ids
-OCCURRED_AT = "2026-11-29T17:04:05Z"
+OCCURRED_AT = "2026-11-29T17:04:05.000+00:00"
+PRINCIPAL = {"sub": "5f0c-user-42", "name": "Ada Lovelace"}
 
 
 def confirmed(order_id: str = ORDER_ID, **data: Any) -> dict[str, Any]:
-    """An order.confirmed event: 3 copies of movie 7 at 12.50 (37.50) by ``user-42``; ``data`` overrides."""
+    """An order.confirmed event as billing emits it (contract.saga): 3 copies of movie 7 at 12.50 (37.50) by
+    Ada Lovelace; ``data`` overrides fields of its data."""
     body = {"movie_id": 7, "title": "The Third Man", "quantity": 3, "unit_price": "12.50",
-            "total_amount": "37.50", "principal": "user-42"}
+            "total_amount": "37.50", "principal": dict(PRINCIPAL)}
     body.update(data)
     return {"event_id": "e-" + order_id[:8], "type": "order.confirmed", "order_id": order_id,
             "occurred_at": OCCURRED_AT, "data": body}
 
 
-def mq_event(*bodies: bytes | str | dict, queue: str = "invoicer.orders-confirmed",
+def mq_event(*bodies: bytes | str | dict, queue: str = "invoicer.saga",
              headers: dict | None = None) -> dict[str, Any]:
     """The event Lambda's Amazon MQ (RabbitMQ) source hands a function: base64 data per queue, string
     headers as byte lists (the shape AWS documents for rmqMessagesByQueue)."""

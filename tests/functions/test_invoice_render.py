@@ -14,9 +14,10 @@ import pypdf
 import pytest
 
 from contract import invoices as C
+from contract import saga
 from functions.invoices.events import Malformed, claim_check, invoice_ready, parse_confirmed
 from functions.invoices.render import render
-from tests.functions.invoice_samples import ORDER_ID, confirmed
+from tests.functions.invoice_samples import ORDER_ID, PRINCIPAL, confirmed
 
 
 def text_of(document: bytes) -> str:
@@ -30,7 +31,7 @@ def test_invoice_is_a_pdf_naming_order_quantity_total_and_seller():
     document = render(parse_confirmed(confirmed()))
     assert document.startswith(b"%PDF-")
     text = text_of(document)
-    for expected in (ORDER_ID, "2026-11-29 17:04:05 UTC", "user-42", "The Third Man", "12.50 EUR", "37.50 EUR",
+    for expected in (ORDER_ID, "2026-11-29 17:04:05 UTC", "Ada Lovelace", "The Third Man", "12.50 EUR", "37.50 EUR",
                      C.SELLER_NAME):
         assert expected in text, expected
     assert "The Third Man 7 3 12.50 EUR 37.50 EUR" in text  # the line: title, movie id, quantity, price, total
@@ -65,6 +66,13 @@ def test_title_outside_latin1_and_long_is_printed_not_refused():
     assert "Amélie ????" in text_of(document)
 
 
+@pytest.mark.parametrize("name", [None, "", "   "])
+def test_buyer_without_a_name_is_named_by_sub(name):
+    """A principal without a name (null or blank) is printed by its sub."""
+    text = text_of(render(parse_confirmed(confirmed(principal={"sub": PRINCIPAL["sub"], "name": name}))))
+    assert f"Buyer {PRINCIPAL['sub']}" in text
+
+
 def test_missing_title_names_the_movie_by_id():
     """Without a title the line reads 'Movie <id>'."""
     data = confirmed()
@@ -73,31 +81,37 @@ def test_missing_title_names_the_movie_by_id():
 
 
 @pytest.mark.parametrize(
-    ("change", "reason"),
+    ("change", "reason", "kind"),
     [
-        ({"type": "order.placed"}, "not 'order.confirmed'"),
-        ({"order_id": "../../etc/passwd"}, "order_id must be"),
-        ({"occurred_at": "yesterday"}, "not an ISO 8601 timestamp"),
-        ({"occurred_at": "2026-11-29T17:04:05"}, "must carry a time zone"),
-        ({"data": None}, "no data object"),
+        ({"type": "order.placed"}, "not 'order.confirmed'", "not_for_invoicer"),
+        ({"type": "order.shipped"}, "unknown event type", "unknown_type"),
+        ({"order_id": "../../etc/passwd"}, "order_id must be", "invalid_value"),
+        ({"occurred_at": "yesterday"}, "ISO 8601", "invalid_value"),
+        ({"occurred_at": "2026-11-29T17:04:05"}, "time zone", "invalid_value"),
+        ({"data": None}, "data must be a JSON object", "not_an_object"),
+        ({"extra": 1}, "unknown field", "unknown_field"),
     ],
 )
-def test_malformed_envelope_is_refused_with_its_reason(change, reason):
-    """An envelope that is not an order.confirmed event raises Malformed naming what is wrong."""
+def test_malformed_envelope_is_refused_with_its_reason(change, reason, kind):
+    """An envelope that is not an order.confirmed event (the saga's parser, then the invoicer's own checks)
+    raises Malformed naming what is wrong, with a kind for the dead-letter header."""
     event = {**confirmed(), **change}
-    with pytest.raises(Malformed, match=reason):
+    with pytest.raises(Malformed, match=reason) as raised:
         parse_confirmed(event)
+    assert raised.value.kind == kind
 
 
 @pytest.mark.parametrize(
     ("data", "reason"),
     [
-        ({"quantity": 0}, "quantity must be between 1 and 1000"),
+        ({"quantity": 0}, "quantity must be a whole number from 1 to 1000"),
         ({"quantity": True}, "quantity must be"),
-        ({"unit_price": "12.505"}, "at most two decimal places"),
-        ({"unit_price": "NaN"}, "between 0 and"),
+        ({"unit_price": "12.505"}, "unit_price must be an amount"),
+        ({"unit_price": "NaN"}, "unit_price must be an amount"),
+        ({"unit_price": 12.5}, "unit_price must be an amount as text"),
         ({"total_amount": "40.00"}, "is not unit_price 12.50 x quantity 3"),
-        ({"principal": ""}, "principal"),
+        ({"principal": "user-42"}, "principal must be an object"),
+        ({"principal": {"sub": "", "name": "x"}}, "principal must be an object"),
         ({"movie_id": "7"}, "movie_id"),
         ({"title": 5}, "title must be a string"),
     ],
@@ -115,24 +129,37 @@ def test_body_that_is_not_a_json_object_is_malformed(body):
         parse_confirmed(body)
 
 
-def test_amounts_may_be_numbers_or_strings():
-    """unit_price and total_amount are read from JSON numbers as from strings, exactly."""
-    line = parse_confirmed(confirmed(unit_price=12.5, total_amount=37.5))
-    assert (line.unit_price, line.total_amount) == (Decimal("12.5"), Decimal("37.5"))
+def test_message_id_that_differs_from_the_event_id_is_malformed():
+    """The AMQP message id must be the event id (the saga's rule for every consumer)."""
+    with pytest.raises(Malformed, match="differs from event_id") as raised:
+        parse_confirmed(confirmed(), message_id="another-id")
+    assert raised.value.kind == "mismatch"
+
+
+def test_amounts_are_read_exactly():
+    """unit_price and total_amount are read as exact decimals from the event's amount text."""
+    line = parse_confirmed(confirmed(unit_price="0.10", quantity=3, total_amount="0.30"))
+    assert (line.unit_price, line.total_amount) == (Decimal("0.10"), Decimal("0.30"))
 
 
 def test_invoice_ready_carries_the_claim_check_only():
-    """invoice.ready's data is key, sha256 and size; its id is the same for the same order (a replay is the
-    same event), another for another order."""
+    """invoice.ready is a valid saga event whose data is key, sha256 and size of the document."""
     document = render(parse_confirmed(confirmed()))
     claim = claim_check(C.invoice_key(ORDER_ID), document)
     event = invoice_ready(ORDER_ID, claim, datetime(2026, 11, 29, 17, 4, 5, tzinfo=UTC))
-    assert event["type"] == C.INVOICE_READY and event["order_id"] == ORDER_ID
-    assert event["data"] == {"key": f"invoices/{ORDER_ID}.pdf", "sha256": hashlib.sha256(document).hexdigest(),
-                             "size": len(document)}
-    assert event["occurred_at"] == "2026-11-29T17:04:05Z"
-    assert event["event_id"] == invoice_ready(ORDER_ID, claim, datetime.now(UTC))["event_id"]
-    assert event["event_id"] != invoice_ready("ab" * 32, claim, datetime.now(UTC))["event_id"]
+    parsed = saga.parse_event(event.body(), message_id=event.event_id, routing_key=saga.INVOICE_READY)
+    assert (parsed.type, parsed.order_id) == (saga.INVOICE_READY, ORDER_ID)
+    assert parsed.data == {"key": f"invoices/{ORDER_ID}.pdf", "sha256": hashlib.sha256(document).hexdigest(),
+                           "size": len(document)}
+
+
+def test_invoice_ready_of_one_order_is_always_the_same_event():
+    """The event id is derived from the order id (a replay is the same event to the inbox), another order's
+    differs."""
+    claim = claim_check(C.invoice_key(ORDER_ID), b"%PDF")
+    event = invoice_ready(ORDER_ID, claim, datetime(2026, 11, 29, 17, 4, 5, tzinfo=UTC))
+    assert event.event_id == invoice_ready(ORDER_ID, claim, datetime.now(UTC)).event_id
+    assert event.event_id != invoice_ready("ab" * 32, claim, datetime.now(UTC)).event_id
 
 
 def test_invoice_key_refuses_what_is_not_an_order_id():

@@ -217,7 +217,7 @@ def _actions(statements: list[dict]) -> list[str]:
 @pytest.mark.parametrize(
     ("name", "secrets"),
     [
-        ("inventory", {"InventoryDb"}),
+        ("inventory", {"InventoryDb", "BrokerCredentials"}),  # issue 15: inventory takes part in the saga
         ("billing", {"BillingDb", "BrokerCredentials"}),
         ("gateway", {"BrokerCredentials", "RateLimitStoreCredentials"}),
     ],

@@ -164,22 +164,24 @@ def test_no_template_contains_a_plain_text_password(any_env):
                     assert "{{resolve:" in json.dumps(value), f"{stack}: {key}"
 
 
-def test_broker_admits_amqps_only_from_gateway_and_billing_tasks(any_env):
-    """The broker security group has exactly three ingress rules: 5671 from gateway and from billing, and 443
-    (management API) from the rotation Lambda only."""
+def test_broker_admits_amqps_only_from_the_saga_services_and_its_event_source(any_env):
+    """The broker security group has exactly five ingress rules in the data stack: 5671 from gateway, billing
+    and inventory tasks (issue 15: inventory takes part in the saga) and from itself (Lambda's Amazon MQ event
+    source polls with the broker's group), and 443 (management API) from the rotation Lambda only. (The
+    invoicer's 5671 rule lives in the invoicer stack: test_invoicer.py.)"""
     broker_group = logical_id_of(any_env, "Data", "BrokerSecurityGroup", "AWS::EC2::SecurityGroup")
     rules = [
         r["Properties"]
         for r in _ingress_rules(any_env, "Data")
         if r["Properties"]["GroupId"] == {"Fn::GetAtt": [broker_group, "GroupId"]}
     ]
-    assert sorted((r["FromPort"], r["ToPort"]) for r in rules) == [(443, 443), (5671, 5671), (5671, 5671)]
+    assert sorted((r["FromPort"], r["ToPort"]) for r in rules) == [(443, 443)] + [(5671, 5671)] * 4
     (management,) = [r for r in rules if r["FromPort"] == 443]
     assert "BrokerRotationSecurityGroup" in dumps(management["SourceSecurityGroupId"])
     rules = [r for r in rules if r["FromPort"] == 5671]
-    sources = dumps([r["SourceSecurityGroupId"] for r in rules])
-    assert "GatewayTasks" in sources and "BillingTasks" in sources
-    assert "InventoryTasks" not in sources
+    sources = sorted(dumps(r["SourceSecurityGroupId"]) for r in rules)
+    for source in ("GatewayTasks", "BillingTasks", "InventoryTasks", broker_group):
+        assert len([text for text in sources if source in text]) == 1, source
     group = any_env.templates["Data"]["Resources"][broker_group]["Properties"]
     assert "SecurityGroupIngress" not in group
 

@@ -47,6 +47,9 @@ _COMMON = {
         # cache would get a new endpoint and a replaced secret a new password).
         "RateLimitStoreCredentialsB6CBF838": "AWS::SecretsManager::Secret",
         "RateLimitStoreCache252D0157": "AWS::ElastiCache::ServerlessCache",
+        # issue 15: the saga's bucket, issued invoices and claim checks (named: the compute and invoicer stacks
+        # refer to it by name).
+        "InvoicesF0222E8D": "AWS::S3::Bucket",
     },
     "Auth": {"UserPool6BA7E5F2": "AWS::Cognito::UserPool"},
     "Compute": {

@@ -49,6 +49,13 @@ EXPECTED_ALARMS = {
     "PosterValidateErrors",
     "PosterResizeErrors",
     "PosterPublishErrors",
+    # issue 15: the saga (an event in a saga dead-letter queue, events stuck in an outbox, a failing invoicer)
+    "InventorySagaDeadLetters",
+    "BillingSagaDeadLetters",
+    "InvoicerSagaDeadLetters",
+    "BillingOutboxStuck",
+    "InventoryOutboxStuck",
+    "InvoicerErrors",
 }
 
 

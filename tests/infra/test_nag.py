@@ -59,6 +59,10 @@ for _env in ("dev", "prod"):
     EXPECTED_ACKNOWLEDGEMENTS[_env] |= {
         f"AwsSolutions-IAM5[Resource::arn:aws:s3:::movies-{_env}-web-<AWS::AccountId>-eu-west-1/posters/*]",
         f"AwsSolutions-IAM5[Resource::arn:aws:s3:::movies-{_env}-poster-uploads-<AWS::AccountId>-eu-west-1/incoming/*]",
+        # issue 15: the saga bucket's prefixes (data stack, by name): the invoicer and billing on invoices/,
+        # billing and inventory on claim-checks/ (exact grants: test_invoicer.py)
+        f"AwsSolutions-IAM5[Resource::arn:aws:s3:::movies-{_env}-invoices-<AWS::AccountId>-eu-west-1/invoices/*]",
+        f"AwsSolutions-IAM5[Resource::arn:aws:s3:::movies-{_env}-invoices-<AWS::AccountId>-eu-west-1/claim-checks/*]",
     }
 
 

@@ -188,8 +188,9 @@ def test_pipeline_mutates_itself(pipeline):
 def test_images_are_built_with_docker_in_codebuild(pipeline):
     """Every image asset is published by a privileged (Docker) CodeBuild project; QEMU for ARM64 images.
     (The file assets have their own unprivileged projects: the broker rotation Lambda's code, the web front end's
-    files (Web), the BucketDeployment provider (Custom) and the poster filters' bundle, named after Validate.)"""
-    file_assets = ("BrokerRotation", "Web", "Custom", "Validate")
+    files (Web), the BucketDeployment provider (Custom), the poster filters' bundle, named after Validate, and the
+    invoicer's, named after its Function.)"""
+    file_assets = ("BrokerRotation", "Web", "Custom", "Validate", "Function")
     actions = [a for a in pipeline.stage("Assets")["Actions"] if not a["Name"].startswith(file_assets)]
     assert {a["Name"].split("_")[0] for a in actions} == {"Inventory", "Billing", "Gateway"}
     for action in actions:

@@ -272,7 +272,7 @@ def test_inventory_knows_the_uploads_bucket_and_the_results_queue(any_env):
 
 def test_inventory_may_put_into_incoming_only_and_consume_the_results_queue_only(any_env):
     """s3:PutObject on incoming/ of the uploads bucket (a presigned POST carries the signer's permissions) and
-    the four consumer actions on RESULTS: no other S3 or SQS statement."""
+    the four consumer actions on RESULTS: no other S3 or SQS statement but the saga's claim checks (issue 15)."""
     config = any_env.stage.config
     statements = [
         s for s in task_role_statements(any_env, "inventory") if "s3:" in dumps(s["Action"]) or "sqs:" in dumps(s)
@@ -280,7 +280,9 @@ def test_inventory_may_put_into_incoming_only_and_consume_the_results_queue_only
     grants = {(tuple(sorted(_as_list(s["Action"]))), render(s["Resource"])) for s in statements}
     bucket = config.poster_uploads_bucket_name("<AWS::AccountId>", "eu-west-1")
     results = config.poster_queue_name(posters.RESULTS.name)
+    saga_bucket = config.saga_bucket_name("<AWS::AccountId>", "eu-west-1")
     assert grants == {
+        (("s3:GetObject", "s3:PutObject"), f"arn:aws:s3:::{saga_bucket}/claim-checks/*"),
         (("s3:PutObject",), f"arn:aws:s3:::{bucket}/{posters.INCOMING_PREFIX}*"),
         (
             ("sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage"),
