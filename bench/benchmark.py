@@ -119,7 +119,8 @@ def _orders_rows(cursor, marker: str, after_id: int, purchases: bool) -> tuple[i
     or rejected, which is when the saga is over); ``id > after_id`` keeps it a range scan."""
     query = "SELECT count(*), count(DISTINCT message_id) FROM orders WHERE id > %s AND user_id = %s"
     if purchases:
-        cursor.execute(f"{query} AND purchase_status IN (%s, %s)", (after_id, marker, PURCHASE_CONFIRMED, PURCHASE_REJECTED))
+        settled = (PURCHASE_CONFIRMED, PURCHASE_REJECTED)
+        cursor.execute(f"{query} AND purchase_status IN (%s, %s)", (after_id, marker, *settled))
     else:
         cursor.execute(query, (after_id, marker))
     return cursor.fetchone()
