@@ -17,7 +17,7 @@ from common.config import env_str
 from contract import environment as env
 from contract.invoices import CONTENT_TYPE, DOWNLOAD_EXPIRES_SECONDS
 
-_client: list[Any] = []
+_clients: dict[tuple[str | None, str | None], Any] = {}
 _lock = threading.Lock()
 
 
@@ -27,24 +27,25 @@ def bucket() -> str:
 
 
 def _s3() -> Any:
-    """The process's S3 client (boto3 imported and the client built on first use; clients are thread-safe)."""
+    """The process's S3 client for the configured endpoint and region (boto3 imported and the client built on
+    first use; clients are thread-safe)."""
+    endpoint, region = env_str(env.AWS_ENDPOINT_URL_S3) or None, env_str(env.AWS_REGION) or None
     with _lock:
-        if not _client:
+        if (endpoint, region) not in _clients:
             import boto3
             from botocore.config import Config
 
-            endpoint = env_str(env.AWS_ENDPOINT_URL_S3) or None
-            _client.append(boto3.client(
+            _clients[endpoint, region] = boto3.client(
                 "s3",
-                region_name=env_str(env.AWS_REGION) or None,
+                region_name=region,
                 endpoint_url=endpoint,
                 config=Config(
                     signature_version="s3v4",
                     s3={"addressing_style": "path" if endpoint else "virtual"},
                     connect_timeout=2, read_timeout=5, retries={"max_attempts": 2, "mode": "standard"},
                 ),
-            ))
-        return _client[0]
+            )
+        return _clients[endpoint, region]
 
 
 def download_url(bucket_name: str, key: str, order_id: str) -> str:
