@@ -72,3 +72,14 @@ def apply(store: OrderStore, handler, *events: saga.Event) -> None:
     with store.pool.connection() as conn, transaction(conn) as cur:
         for event in events:
             handler(cur, event)
+
+
+def outbox_mark(postgres) -> int:
+    """The newest outbox row id now (0 when empty): :func:`drop_outbox_after` removes what a test added."""
+    return postgres.query("billing_db", "SELECT coalesce(max(id), 0) FROM outbox")[0][0]
+
+
+def drop_outbox_after(postgres, mark: int) -> None:
+    """Delete the outbox rows a test added and nothing relayed: another system's relay (an e2e run) would
+    otherwise publish them to inventory, which would reserve real stock for these test orders."""
+    postgres.query("billing_db", "DELETE FROM outbox WHERE id > %s", (mark,))

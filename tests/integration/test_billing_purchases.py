@@ -21,9 +21,11 @@ from contract import invoices, saga
 from contract.services import BILLING
 from tests.integration.billing_saga_support import (
     apply,
+    drop_outbox_after,
     invoice_ready,
     new_owner,
     outbox_events,
+    outbox_mark,
     purchase_body,
     purchase_row,
     rejected,
@@ -43,11 +45,13 @@ def billing_env(test_infrastructure, monkeypatch) -> None:
 
 
 @pytest.fixture
-def store(billing_env) -> Iterator[OrderStore]:
+def store(billing_env, postgres) -> Iterator[OrderStore]:
     """Billing's store on billing_db."""
     store = OrderStore(ConnectionPool(DatabaseSettings.from_env(default_name=BILLING.database), "it-purchases"))
     store.check()
+    mark = outbox_mark(postgres)
     yield store
+    drop_outbox_after(postgres, mark)
     store.close()
 
 
