@@ -7,10 +7,16 @@ import json
 import secrets
 from decimal import Decimal
 
+import pytest
+
 from billing.store import OrderRecord, OrderStore, Owner
 from common.db import transaction
 from common.orders import parse_order
 from contract import invoices, saga
+
+#: The movie of the tests' purchases: an id no movie of any test system has, so an event that does reach an
+#: inventory (another system's relay) reserves nothing real.
+MOVIE = 9_000_000_000_000_007
 
 
 def new_owner() -> Owner:
@@ -18,7 +24,7 @@ def new_owner() -> Owner:
     return Owner(f"sub-{secrets.token_hex(6)}", "buyer")
 
 
-def purchase_body(movie_id: int = 7, quantity: int = 2, total: str = "25.00") -> bytes:
+def purchase_body(movie_id: int = MOVIE, quantity: int = 2, total: str = "25.00") -> bytes:
     """A purchase as the gateway publishes it."""
     return json.dumps({"user_id": "it", "movie_id": movie_id, "quantity": quantity, "total_amount": total}).encode()
 
@@ -50,7 +56,7 @@ def purchase_row(postgres, order_id: str) -> tuple:
     )[0]
 
 
-def reserved(order_id: str, unit_price: str = "12.50", movie_id: int = 7, quantity: int = 2, **extra) -> saga.Event:
+def reserved(order_id: str, unit_price: str = "12.50", movie_id: int = MOVIE, quantity: int = 2, **extra) -> saga.Event:
     """inventory's stock.reserved (``extra``: fields a newer inventory adds, such as ``title``)."""
     data = {"movie_id": movie_id, "quantity": quantity, "unit_price": Decimal(unit_price), **extra}
     return saga.new_event(saga.STOCK_RESERVED, order_id, data)
@@ -58,7 +64,7 @@ def reserved(order_id: str, unit_price: str = "12.50", movie_id: int = 7, quanti
 
 def rejected(order_id: str, reason: str = "not enough stock: 1 left") -> saga.Event:
     """inventory's stock.rejected."""
-    return saga.new_event(saga.STOCK_REJECTED, order_id, {"movie_id": 7, "quantity": 2, "reason": reason})
+    return saga.new_event(saga.STOCK_REJECTED, order_id, {"movie_id": MOVIE, "quantity": 2, "reason": reason})
 
 
 def invoice_ready(order_id: str, key: str | None = None, sha256: str = "ab" * 32) -> saga.Event:
@@ -83,3 +89,13 @@ def drop_outbox_after(postgres, mark: int) -> None:
     """Delete the outbox rows a test added and nothing relayed: another system's relay (an e2e run) would
     otherwise publish them to inventory, which would reserve real stock for these test orders."""
     postgres.query("billing_db", "DELETE FROM outbox WHERE id > %s", (mark,))
+
+
+@pytest.fixture(scope="module")
+def no_billing_service(test_infrastructure) -> None:
+    """Stop the test system's billing processes (an e2e test of this session may have started them): their outbox
+    relay would publish and delete the rows these tests read, and their saga consumer would compete for
+    ``billing.saga``. The ``local_system`` fixture starts billing again before the next e2e test."""
+    for copy in test_infrastructure.replicas("billing")[1:]:
+        copy.stop()
+    test_infrastructure.stop_service("billing")

@@ -22,11 +22,13 @@ from common.orders import parse_order
 from contract import invoices
 from contract.messaging import HTTP_PRINCIPAL_SUB, HTTP_READ_ALL
 from contract.services import BILLING
-from tests.integration.billing_saga_support import (
+from tests.integration.billing_saga_support import (  # noqa: F401 - no_billing_service is a fixture
+    MOVIE,
     apply,
     drop_outbox_after,
     invoice_ready,
     new_owner,
+    no_billing_service,
     outbox_mark,
     purchase_body,
     rejected,
@@ -34,7 +36,8 @@ from tests.integration.billing_saga_support import (
     store_purchase,
 )
 
-pytestmark = pytest.mark.integration
+# A running billing (left by an e2e test) would relay the outbox rows these tests read: stopped first.
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("no_billing_service")]
 
 PDF = b"%PDF-1.7 an invoice"
 
@@ -95,12 +98,12 @@ def _confirmed_with_invoice(store, owner, s3_endpoint: str | None = None, bucket
 def test_a_pending_purchase_reads_pending_with_its_fields(store, billing_env):
     """200 pending with movie, quantity and total, no unit price yet, and Retry-After (worth asking again)."""
     owner = new_owner()
-    order_id = store_purchase(store, owner, movie_id=5, quantity=3, total="30.00")
+    order_id = store_purchase(store, owner, movie_id=MOVIE + 1, quantity=3, total="30.00")
     response = _get(create_app().test_client(), f"/orders/{order_id}", owner.sub)
     body = response.get_json()
     assert response.status_code == 200 and int(response.headers["Retry-After"]) >= 1
     assert (body["status"], body["movie_id"], body["quantity"], body["total_amount"], body["unit_price"]) == (
-        "pending", 5, 3, "30.00", None
+        "pending", MOVIE + 1, 3, "30.00", None
     )
     assert "invoice_url" not in body
 
@@ -134,7 +137,7 @@ def test_the_order_list_shows_purchases_with_their_status_next_to_classic_orders
     store.insert([OrderRecord(classic, secrets.token_hex(32), "r", owner)])
     purchase_id = store_purchase(store, owner)
     orders = _get(create_app().test_client(), "/orders", owner.sub).get_json()["orders"]
-    assert [(o["status"], o.get("movie_id")) for o in orders] == [("pending", 7), ("stored", None)]
+    assert [(o["status"], o.get("movie_id")) for o in orders] == [("pending", MOVIE), ("stored", None)]
     assert orders[0]["order_id"] == purchase_id
 
 

@@ -11,7 +11,7 @@ from decimal import Decimal
 
 import pytest
 
-from billing.jobs import reject_timed_out_purchases
+from billing.jobs import forget_old_inbox_records, reject_timed_out_purchases
 from billing.saga import UnknownOrder, handle_event
 from billing.store import OrderRecord, OrderStore
 from common.config import DatabaseSettings
@@ -19,11 +19,13 @@ from common.db import ConnectionPool
 from common.orders import parse_order
 from contract import invoices, saga
 from contract.services import BILLING
-from tests.integration.billing_saga_support import (
+from tests.integration.billing_saga_support import (  # noqa: F401 - no_billing_service is a fixture
+    MOVIE,
     apply,
     drop_outbox_after,
     invoice_ready,
     new_owner,
+    no_billing_service,
     outbox_events,
     outbox_mark,
     purchase_body,
@@ -33,7 +35,8 @@ from tests.integration.billing_saga_support import (
     store_purchase,
 )
 
-pytestmark = pytest.mark.integration
+# A running billing (left by an e2e test) would relay the outbox rows these tests read: stopped first.
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("no_billing_service")]
 
 
 @pytest.fixture
@@ -59,11 +62,11 @@ def store(billing_env, postgres) -> Iterator[OrderStore]:
 def test_a_purchase_is_stored_pending_with_its_order_placed_event(store, postgres):
     """The row is pending and the outbox holds exactly one order.placed with movie, quantity, amount and owner."""
     owner = new_owner()
-    order_id = store_purchase(store, owner, movie_id=9, quantity=3, total="30.00")
+    order_id = store_purchase(store, owner, movie_id=MOVIE + 2, quantity=3, total="30.00")
     assert purchase_row(postgres, order_id)[0] == "pending"
     [event] = outbox_events(postgres, order_id)
     assert (event.type, event.order_id) == (saga.ORDER_PLACED, order_id)
-    assert event.data == {"movie_id": 9, "quantity": 3, "total_amount": "30.00",
+    assert event.data == {"movie_id": MOVIE + 2, "quantity": 3, "total_amount": "30.00",
                           "principal": {"sub": owner.sub, "name": "buyer"}}
 
 
@@ -114,7 +117,7 @@ def test_stock_reserved_at_the_ordered_price_confirms_and_emits_order_confirmed(
     confirmed = outbox_events(postgres, order_id)[-1]
     assert confirmed.type == saga.ORDER_CONFIRMED
     assert confirmed.data == {
-        "movie_id": 7, "quantity": 2, "unit_price": "12.50", "total_amount": "25.00",
+        "movie_id": MOVIE, "quantity": 2, "unit_price": "12.50", "total_amount": "25.00",
         "principal": {"sub": owner.sub, "name": "buyer"}, "title": "Alien",
     }
 
@@ -133,7 +136,7 @@ def test_stock_reserved_at_another_price_rejects_and_cancels(store, postgres):
     status, reason, *_ = purchase_row(postgres, order_id)
     assert status == "rejected" and reason.startswith("price changed")
     cancelled = outbox_events(postgres, order_id)[-1]
-    assert (cancelled.type, cancelled.data["movie_id"], cancelled.data["quantity"]) == (saga.ORDER_CANCELLED, 7, 2)
+    assert (cancelled.type, cancelled.data["movie_id"], cancelled.data["quantity"]) == (saga.ORDER_CANCELLED, MOVIE, 2)
 
 
 def test_stock_reserved_after_a_timeout_cancels_and_keeps_the_timeout_reason(store, postgres):
@@ -228,3 +231,29 @@ def test_a_confirmed_purchase_never_times_out(store, postgres):
                    (order_id,))
     reject_timed_out_purchases(store, 3600)
     assert purchase_row(postgres, order_id)[0] == "confirmed"
+
+
+def test_stock_rejected_after_a_timeout_keeps_the_timeout_reason(store, postgres):
+    """Inventory saw the cancel first and rejected the late placement: the order stays as the timeout left it."""
+    order_id = store_purchase(store, new_owner())
+    postgres.query("billing_db", "UPDATE orders SET created_at = now() - interval '2 hours' WHERE message_id = %s",
+                   (order_id,))
+    reject_timed_out_purchases(store, 3600)
+    apply(store, handle_event, rejected(order_id, "cancelled before it was placed"))
+    assert purchase_row(postgres, order_id)[1].startswith("timed out")
+
+
+def test_the_inbox_job_forgets_only_old_records(store, postgres):
+    """Records older than the retention go; a recent one stays (it still guards against a redelivery)."""
+    old, recent = f"it-old-{secrets.token_hex(4)}", f"it-new-{secrets.token_hex(4)}"
+    postgres.query(
+        "billing_db",
+        "INSERT INTO processed_events (consumer, event_id, processed_at) VALUES"
+        " ('it', %s, now() - interval '40 days'), ('it', %s, now())",
+        (old, recent),
+    )
+    assert forget_old_inbox_records(store, days=30) >= 1
+    left = postgres.query(
+        "billing_db", "SELECT event_id FROM processed_events WHERE event_id IN (%s, %s)", (old, recent)
+    )
+    assert left == [(recent,)]

@@ -24,9 +24,11 @@ from common.config import DatabaseSettings, RabbitSettings
 from common.db import ConnectionPool
 from contract import saga
 from contract.messaging import DEAD_LETTER_KIND, DEAD_LETTER_REASON
-from tests.integration.billing_saga_support import (
+from tests.integration.billing_saga_support import (  # noqa: F401 - no_billing_service is a fixture
+    MOVIE,
     drop_outbox_after,
     new_owner,
+    no_billing_service,
     outbox_mark,
     purchase_body,
     purchase_row,
@@ -40,7 +42,8 @@ from tests.integration.test_billing_consumer import (  # noqa: F401 - fixtures
     wait_until,
 )
 
-pytestmark = pytest.mark.integration
+# A running billing (left by an e2e test) would relay the outbox rows these tests read: stopped first.
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("no_billing_service")]
 
 
 @pytest.fixture
@@ -99,10 +102,10 @@ def test_a_purchase_from_the_order_queue_is_stored_pending_and_order_placed_is_p
 ):
     """The whole billing entry: order queue -> pending row -> outbox -> relay -> order.placed on the exchange."""
     start_consumer()
-    [order_id] = queue.publish([json.loads(purchase_body(movie_id=11, quantity=4, total="40"))],
+    [order_id] = queue.publish([json.loads(purchase_body(movie_id=MOVIE + 3, quantity=4, total="40"))],
                               ids=[secrets.token_hex(32)])
     placed = observed(saga.ORDER_PLACED, order_id)
-    assert (placed.data["movie_id"], placed.data["quantity"], placed.data["total_amount"]) == (11, 4, "40.00")
+    assert (placed.data["movie_id"], placed.data["quantity"], placed.data["total_amount"]) == (MOVIE + 3, 4, "40.00")
     assert purchase_row(postgres, order_id)[0] == "pending"
 
 
