@@ -21,7 +21,8 @@ from billing import metrics
 from billing.dead_lettering import DeadLetterPublisher
 from billing.delivery import Delivery, request_context
 from billing.orders import InvalidOrder, parse_order
-from billing.store import OrderRecord, OrderStore, placed_event
+from billing.purchases import placed_event
+from billing.store import OrderRecord, OrderStore
 from common import tracing
 
 # The consumer's logger: these lines are part of its story, and keep the logger name they always had.

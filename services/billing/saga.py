@@ -24,7 +24,7 @@ from typing import Any
 
 import psycopg2.extensions
 
-from billing.store import CONFIRMED, PENDING, REJECTED, principal_of
+from billing.purchases import CONFIRMED, PENDING, REJECTED, principal_of
 from common.outbox import add_event
 from contract import invoices, saga
 

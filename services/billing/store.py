@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from psycopg2.extras import execute_values
 
 from billing.order_status import OrderReader
+from billing.purchases import CONFIRMED, PENDING, REJECTED, placed_event
 from common.db import ConnectionPool, Schema, transaction
 from common.inbox import INBOX
 from common.log import request_id_var
@@ -16,11 +17,6 @@ from common.orders import MAX_ITEMS, USER_ID_MAX_LENGTH, Order
 from common.outbox import OUTBOX, add_event
 from contract import saga
 from contract.saga import MAX_QUANTITY, MAX_TEXT_LENGTH
-
-#: A purchase's saga status (``orders.purchase_status``): waiting for inventory, confirmed, or rejected.
-PENDING, CONFIRMED, REJECTED = "pending", "confirmed", "rejected"
-#: The principal named in a purchase's events when its message carried none (a gateway with auth off).
-ANONYMOUS = "anonymous"
 
 # Applied once each, in order, by common.db.Schema; never edit a released entry, append a new one.
 MIGRATIONS = [
@@ -223,26 +219,6 @@ class OrderStore:
     def close(self) -> None:
         """Close the pooled connections."""
         self._pool.close()
-
-
-def principal_of(owner_sub: str | None, owner_name: str | None) -> dict[str, str | None]:
-    """The ``principal`` of a purchase's events: who placed it (``ANONYMOUS`` when its message named nobody)."""
-    return {"sub": owner_sub or ANONYMOUS, "name": owner_name}
-
-
-def placed_event(record: OrderRecord) -> saga.Event:
-    """The ``order.placed`` event of a purchase record; ValueError when it cannot be one (no usable id)."""
-    order = record.order
-    if not record.message_id:
-        raise ValueError("a purchase needs a message id (its order id in the saga); this message has none")
-    try:
-        return saga.new_event(saga.ORDER_PLACED, record.message_id, {
-            "movie_id": order.movie_id, "quantity": order.quantity, "total_amount": order.total_amount,
-            "principal": principal_of(record.owner.sub if record.owner else None,
-                                      record.owner.name if record.owner else None),
-        })
-    except saga.InvalidEvent as exc:
-        raise ValueError(f"the purchase cannot start its saga: {exc}") from None
 
 
 def _add_with_request_id(cur, event: saga.Event, request_id: str | None) -> None:
