@@ -216,6 +216,17 @@ BILLING_JOBS_INTERVAL_SECONDS = _var(
 BILLING_REDRIVE_MAX_ATTEMPTS = _var(
     "BILLING_REDRIVE_MAX_ATTEMPTS", "3", "Re-drives of one transient dead letter before it is left for a human."
 )
+PURCHASE_TIMEOUT_SECONDS = _var(
+    "PURCHASE_TIMEOUT_SECONDS",
+    "300",
+    "A purchase inventory has not answered within this is rejected and its stock released (order.cancelled).",
+)
+INVOICES_BUCKET = _var(
+    "INVOICES_BUCKET",
+    "",
+    "Bucket of the invoices (invoices/<order id>.pdf) billing presigns downloads of; empty: "
+    "GET /orders/<id>/invoice answers 404 (invoices are not configured).",
+)
 
 # --- traces (OpenTelemetry; docs/tracing.md) ---------------------------------------------------------
 OTEL_TRACES_EXPORTER = _var(
@@ -267,6 +278,7 @@ BILLING = (
     BILLING_PREFETCH, BILLING_BATCH_SIZE, BILLING_BATCH_WAIT_MS, BILLING_RECONNECT_INITIAL_MS,
     BILLING_RECONNECT_MAX_SECONDS, BILLING_SHUTDOWN_TIMEOUT_SECONDS, BILLING_CONSUME, BILLING_MAX_ROWS_PER_SECOND,
     BILLING_LEADER_CHECK_SECONDS, BILLING_JOBS_INTERVAL_SECONDS, BILLING_REDRIVE_MAX_ATTEMPTS,
+    PURCHASE_TIMEOUT_SECONDS, INVOICES_BUCKET,
 )
 
 #: The variable that renames each queue of ``contract.messaging.QUEUES`` on one broker (its default is the
@@ -279,7 +291,7 @@ QUEUE_VARIABLES: dict[str, Variable] = {
 #: The variables each service reads, in the order its README lists them.
 SERVICE_VARIABLES: dict[str, tuple[Variable, ...]] = {
     "inventory": PROCESS + DATABASE + AWS_SDK + POSTERS,
-    "billing": PROCESS + DATABASE + BROKER + BILLING + AWS_SDK,
+    "billing": PROCESS + DATABASE + BROKER + BILLING + AWS_SDK + (AWS_ENDPOINT_URL_S3,),
     "gateway": PROCESS + BROKER + GATEWAY + RATE_LIMIT + AWS_SDK,
 }
 

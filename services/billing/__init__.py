@@ -11,9 +11,13 @@ Billing runs exactly one gunicorn worker per task (``contract.services.BILLING.s
 more workers would only split the prefetch and the batches. Several consumers would still be safe (competing
 consumers; the message-id constraint keeps every order single).
 
-Periodic jobs (re-driving transient dead letters, per-minute aggregates) run once per system, not per task:
-every process campaigns for a PostgreSQL advisory lock (``billing.leader``) and only the leader runs them
-(``billing.jobs``). ``/health`` and ``/ready`` say ``"leader": true|false``; so does the ``billing_leader`` gauge.
+Purchases (issue 15) run a saga: ``billing.saga_runner`` starts an outbox relay and the ``billing.saga``
+consumer (``billing.saga``) with the consumer; ``/ready`` names ``saga`` while that consumer is not attached.
+
+Periodic jobs (re-driving transient dead letters, per-minute aggregates, purchase timeouts) run once per
+system, not per task: every process campaigns for a PostgreSQL advisory lock (``billing.leader``) and only the
+leader runs them (``billing.jobs``). ``/health`` and ``/ready`` say ``"leader": true|false``; so does the
+``billing_leader`` gauge.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from billing.jobs import JobRunner
 from billing.leader import LeaderElection
 from billing.order_status import ORDER_READER
 from billing.routes import orders
+from billing.saga_runner import SagaRunner
 from billing.settings import ConsumerSettings, JobSettings
 from billing.store import OrderStore
 from common.config import DatabaseSettings, RabbitSettings, env_str
@@ -46,6 +51,8 @@ class Billing:
     consumer: OrderConsumer
     election: LeaderElection
     jobs: JobRunner
+    saga: SagaRunner
+    """The outbox relay and the ``billing.saga`` consumer (``saga.relay``, ``saga.consumer``)."""
 
 
 #: The app's parts, installed by ``create_app``: ``BILLING.of(app).consumer``.
@@ -70,24 +77,31 @@ def create_app(
     job_settings = job_settings or JobSettings.from_env()
     # Its own connection, not the pool's: the advisory lock belongs to the session that took it.
     election = LeaderElection(database, SERVICE.name, job_settings.leader_check)
-    jobs = JobRunner(election, store, rabbit, job_settings.interval, job_settings.redrive_max_attempts)
-    BILLING.install(app, Billing(consumer, election, jobs))
+    jobs = JobRunner(
+        election, store, rabbit, job_settings.interval, job_settings.redrive_max_attempts,
+        purchase_timeout=job_settings.purchase_timeout,
+    )
+    saga = SagaRunner(store, rabbit)
+    BILLING.install(app, Billing(consumer, election, jobs, saga))
 
     init_app(
         app,
         SERVICE.name,
-        readiness={"database": store.check, "broker": consumer.check_ready},
+        readiness={"database": store.check, "broker": consumer.check_ready, "saga": saga.check_ready},
         details=lambda: {"leader": election.is_leader},
     )
     ORDER_READER.install(app, store.reader())
     app.register_blueprint(orders)
 
     # gunicorn's post_worker_init and worker_exit hooks (common.gunicorn_config) run these; shutdown hooks
-    # run newest first: jobs stop, then the election steps down (freeing the lock at once), then the consumer.
+    # run newest first: jobs stop, then the election steps down (freeing the lock at once), then the consumer,
+    # then the saga's consumer and relay (the relay last: it publishes what the others committed).
     on_start(consumer.start)
+    on_start(saga.start)
     on_start(election.start)
     on_start(jobs.start)
     on_shutdown(store.close)
+    on_shutdown(saga.stop)
     on_shutdown(consumer.stop)
     on_shutdown(election.stop)
     on_shutdown(jobs.stop)

@@ -21,6 +21,7 @@ from billing import metrics
 from billing.dead_lettering import DeadLetterPublisher
 from billing.delivery import Delivery, request_context
 from billing.orders import InvalidOrder, parse_order
+from billing.purchases import placed_event
 from billing.store import OrderRecord, OrderStore
 from common import tracing
 
@@ -79,7 +80,12 @@ def _handle(
                 log.exception("unexpected error while validating a message")
             rejected.append((delivery, "internal_error", f"{type(exc).__name__}: {exc}"))
         else:
-            valid.append((delivery, OrderRecord(order, delivery.message_id, delivery.request_id, delivery.owner)))
+            record = OrderRecord(order, delivery.message_id, delivery.request_id, delivery.owner)
+            problem = _purchase_problem(record)
+            if problem:
+                rejected.append((delivery, "invalid_value", problem))
+            else:
+                valid.append((delivery, record))
 
     stored, refused = _store_records(store, valid, spans)
     rejected.extend(refused)
@@ -98,6 +104,17 @@ def _handle(
     channel.basic_ack(delivery_tag=batch[-1].delivery_tag, multiple=True)
 
     _report(stored, rejected, spans)
+
+
+def _purchase_problem(record: OrderRecord) -> str | None:
+    """Why a purchase can never start its saga (no message id, or one no event can carry); None when it can."""
+    if not record.order.is_purchase:
+        return None
+    try:
+        placed_event(record)
+    except ValueError as exc:
+        return str(exc)
+    return None
 
 
 def _store_records(

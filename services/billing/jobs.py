@@ -17,6 +17,10 @@ Jobs:
   ``queued`` about an order nothing will store by itself (a later manual replay that stores it wins: status
   reads the stored row first). Dead letters billing judged itself (invalid data) are never re-driven.
 - ``aggregates``: :func:`billing.aggregates.aggregate_minutes`.
+- ``purchase_timeouts``: purchases pending longer than ``PURCHASE_TIMEOUT_SECONDS`` become ``rejected`` and
+  emit ``order.cancelled`` (inventory releases what it may have reserved), in one transaction
+  (:func:`billing.saga.reject_timed_out`).
+- ``inbox``: forgets the saga inbox's records older than ``INBOX_RETENTION_DAYS`` (``common.inbox``).
 """
 
 from __future__ import annotations
@@ -33,12 +37,18 @@ from billing.deadletters import is_transient, redrive_attempts, replay_dead_lett
 from billing.delivery import owner_of
 from billing.leader import LeaderElection
 from billing.metrics import DEAD_LETTERS_REDRIVEN, JOB_RUNS
+from billing.saga import TIMEOUT_BATCH, reject_timed_out
 from billing.store import OrderStore
 from common.config import RabbitSettings
-from common.db import DatabaseUnavailable
+from common.db import DatabaseUnavailable, transaction
+from common.inbox import forget_before
+from contract import environment as env
 from contract.messaging import PRIORITY_QUEUES
 
 log = logging.getLogger(__name__)
+
+#: Days the saga inbox remembers an applied event: far longer than any redelivery or dead-letter replay takes.
+INBOX_RETENTION_DAYS = 30
 
 #: Dead letters one re-drive run looks at per queue: each one looked at but left is handed back, which
 #: counts towards the dead-letter queue's (practically unreachable) delivery limit.
@@ -101,6 +111,25 @@ def _record_given_up(store: OrderStore, properties: pika.BasicProperties, attemp
         log.warning("could not record a rejection", extra={"message_id": properties.message_id, "reason": str(exc)})
 
 
+def reject_timed_out_purchases(store: OrderStore, timeout_seconds: float) -> int:
+    """Reject the purchases pending longer than ``timeout_seconds`` (and emit their ``order.cancelled``)."""
+    store.check()  # the schema, before the first query of a fresh process
+    total = 0
+    while True:
+        with store.pool.connection() as conn, transaction(conn) as cur:
+            count = reject_timed_out(cur, timeout_seconds)
+        total += count
+        if count < TIMEOUT_BATCH:
+            return total
+
+
+def forget_old_inbox_records(store: OrderStore, days: int = INBOX_RETENTION_DAYS) -> int:
+    """Delete the saga inbox's records older than ``days`` days; returns how many."""
+    store.check()
+    with store.pool.connection() as conn, transaction(conn) as cur:
+        return forget_before(cur, days)
+
+
 class JobRunner:
     """Runs the jobs on a daemon thread while ``election`` says this process leads."""
 
@@ -112,6 +141,7 @@ class JobRunner:
         interval: float,
         redrive_max_attempts: int,
         poll: float = 1.0,
+        purchase_timeout: float = float(env.PURCHASE_TIMEOUT_SECONDS.default or 0),
     ):
         self._election = election
         self._interval = interval
@@ -122,6 +152,8 @@ class JobRunner:
         self.jobs: dict[str, Callable[[], object]] = {
             "redrive": lambda: redrive_transient(rabbit, redrive_max_attempts, keep_going, store),
             "aggregates": lambda: aggregate_minutes(store),
+            "purchase_timeouts": lambda: reject_timed_out_purchases(store, purchase_timeout),
+            "inbox": lambda: forget_old_inbox_records(store),
         }
 
     def _may_run(self) -> bool:

@@ -1,5 +1,9 @@
 """Reading orders back: one order's status by its id, and one owner's orders newest first (keyset pages).
 
+A purchase (an order with a movie, docs/patterns/saga.md) reads with its saga status instead of ``stored``:
+``pending``, ``confirmed`` (with ``unit_price`` and, once the invoice is ready, ``invoice_url``) or
+``rejected`` (with ``reason``).
+
 Billing owns ``billing_db``, so it answers these reads; the gateway forwards them after it has verified the
 caller and the order id (``gateway.order_ids``). An id billing has no row for is therefore an order the
 gateway issued that the broker still holds: ``queued``.
@@ -58,14 +62,17 @@ class Reader:
 
 
 _STORED = (
-    "SELECT message_id, user_id, number_of_items, total_amount, request_id, owner_sub, owner_name, created_at, id"
+    "SELECT message_id, user_id, number_of_items, total_amount, request_id, owner_sub, owner_name, created_at, id,"
+    " movie_id, quantity, unit_price, purchase_status, purchase_reason, invoice_key, updated_at"
     " FROM orders"
 )
 _REJECTED = "SELECT message_id, owner_sub, owner_name, kind, reason, rejected_at FROM rejected_orders"
 
 
 def _stored(row: tuple) -> dict[str, Any]:
-    message_id, user_id, items, amount, request_id, _sub, owner_name, created_at, _id = row
+    message_id, user_id, items, amount, request_id, _sub, owner_name, created_at, _id = row[:9]
+    if row[9] is not None:
+        return _purchase(row)
     return {
         "status": "stored",
         "order_id": message_id,
@@ -77,6 +84,31 @@ def _stored(row: tuple) -> dict[str, Any]:
         "placed_by": owner_name,
         "stored_at": created_at.isoformat(timespec="milliseconds"),
     }
+
+
+def _purchase(row: tuple) -> dict[str, Any]:
+    """A purchase as its owner sees it: its saga status (pending, confirmed, rejected) and what it bought."""
+    message_id, user_id, _items, amount, request_id, _sub, owner_name, created_at, _id = row[:9]
+    movie_id, quantity, unit_price, status, reason, invoice_key, updated_at = row[9:]
+    found: dict[str, Any] = {
+        "status": status,
+        "order_id": message_id,
+        "order_url": f"/api/orders/{message_id}",
+        "user_id": user_id,
+        "movie_id": movie_id,
+        "quantity": quantity,
+        "unit_price": render_amount(unit_price) if unit_price is not None else None,
+        "total_amount": render_amount(amount),
+        "request_id": request_id,
+        "placed_by": owner_name,
+        "stored_at": created_at.isoformat(timespec="milliseconds"),
+        "updated_at": (updated_at or created_at).isoformat(timespec="milliseconds"),
+    }
+    if reason is not None:
+        found["reason"] = reason
+    if invoice_key is not None:
+        found["invoice_url"] = f"/api/orders/{message_id}/invoice"
+    return found
 
 
 class OrderReader:
@@ -110,6 +142,17 @@ class OrderReader:
             "placed_by": owner_name,
             "rejected_at": rejected_at.isoformat(timespec="milliseconds"),
         }
+
+    def invoice_key(self, order_id: str, reader: Reader) -> tuple[bool, str | None]:
+        """Whether ``reader`` may see the order ``order_id`` (False: no such order, or not theirs) and the key of
+        its invoice (None until ``invoice.ready`` recorded one)."""
+        self._schema.ensure()
+        with self._pool.connection() as conn, conn.cursor() as cur:
+            cur.execute("SELECT owner_sub, invoice_key FROM orders WHERE message_id = %s", (order_id,))
+            row = cur.fetchone()
+        if row is None or not reader.may_see(row[0]):
+            return False, None
+        return True, row[1]
 
     def page(self, reader: Reader, limit: int, after: int | None) -> tuple[list[dict[str, Any]], str | None]:
         """Up to ``limit`` stored orders ``reader`` may see, newest first, after the row id ``after``; and the

@@ -8,13 +8,16 @@ dead-letter headers.
 Rules, as documented in services/billing/README.md:
 
 - the body is UTF-8 JSON, at most ``MAX_MESSAGE_BYTES``, holding one object with exactly the fields
-  ``user_id``, ``number_of_items`` and ``total_amount``, and optionally ``priority`` (unknown fields are
-  rejected, not ignored: a field billing does not store, such as a currency, could change what the order means);
+  ``user_id``, ``number_of_items`` and ``total_amount``, and optionally ``priority`` and the purchase fields
+  (unknown fields are rejected, not ignored: a field billing does not store, such as a currency, could change
+  what the order means);
 - ``user_id``: non-empty printable string of at most 64 characters, or a non-negative integer;
 - ``number_of_items``: whole number from 1 to 1,000,000, as a JSON integer or a string of digits;
 - ``total_amount``: 0 to 9,999,999,999.99 with at most two decimals, as a JSON number or a decimal string;
   NaN, infinities, exponents in strings, negative values are rejected;
-- ``priority``: ``"standard"`` (the default) or ``"express"``, stored with the order.
+- ``priority``: ``"standard"`` (the default) or ``"express"``, stored with the order;
+- ``movie_id`` and ``quantity`` (a purchase): both or neither, whole numbers (``quantity`` 1 to 1,000);
+  ``number_of_items`` may then be left out and, given, must equal ``quantity``.
 """
 
 from __future__ import annotations

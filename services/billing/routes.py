@@ -1,4 +1,5 @@
-"""Billing's order-status endpoints, for the gateway only: ``GET /orders/<id>`` and ``GET /orders``.
+"""Billing's order-status endpoints, for the gateway only: ``GET /orders/<id>``, ``GET /orders`` and
+``GET /orders/<id>/invoice`` (a purchase's invoice: 302 to a presigned S3 GET).
 
 Billing is not reachable from outside (on AWS only the gateway's security group may connect; locally it
 listens on 127.0.0.1), so it trusts the principal headers the gateway sets after verifying the caller and the
@@ -7,8 +8,9 @@ order id; the gateway drops any copy a caller sends. A request without them is r
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, jsonify, redirect, request
 
+from billing import invoice_links
 from billing.order_status import ORDER_READER, InvalidCursor, OrderReader, Reader, decode_cursor
 from common.web import error_response
 from contract.limits import ORDER_RETRY_AFTER_SECONDS, ORDERS_PAGE_DEFAULT, ORDERS_PAGE_MAX
@@ -48,7 +50,32 @@ def order_status(order_id: str):
         response = jsonify(found)
         response.headers["Retry-After"] = str(ORDER_RETRY_AFTER_SECONDS)
         return response, 202
-    return jsonify(found)
+    response = jsonify(found)
+    if found["status"] == "pending":  # a purchase waiting for inventory: worth asking again soon
+        response.headers["Retry-After"] = str(ORDER_RETRY_AFTER_SECONDS)
+    return response
+
+
+@orders.get("/<order_id>/invoice")
+def order_invoice(order_id: str):
+    """302 to a presigned GET of the purchase's invoice; 404 when invoices are not configured, when the reader
+    may not see the order, or until its invoice is ready."""
+    reader = _reader()
+    if reader is None:
+        return _no_principal()
+    if len(order_id) > _ORDER_ID_MAX_LENGTH:
+        return error_response(400, "order id is too long")
+    bucket = invoice_links.bucket()
+    if not bucket:
+        return error_response(404, "invoices are not configured")
+    visible, key = _store().invoice_key(order_id, reader)
+    if not visible:
+        return error_response(404, "no such order")
+    if key is None:
+        return error_response(404, "no invoice for this order yet (only a confirmed purchase gets one)")
+    response = redirect(invoice_links.download_url(bucket, key, order_id), 302)
+    response.headers["Cache-Control"] = "no-store"  # the link expires: never cache it
+    return response
 
 
 @orders.get("")

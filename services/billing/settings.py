@@ -77,6 +77,9 @@ class JobSettings:
     interval: float = float(env.BILLING_JOBS_INTERVAL_SECONDS.default or 0)
     #: Re-drives of one transient dead letter before it stays for a human (BILLING_REDRIVE_MAX_ATTEMPTS).
     redrive_max_attempts: int = int(env.BILLING_REDRIVE_MAX_ATTEMPTS.default or 0)
+    #: A purchase still pending after this many seconds is rejected and its stock released
+    #: (PURCHASE_TIMEOUT_SECONDS; ``billing.saga.reject_timed_out``).
+    purchase_timeout: float = float(env.PURCHASE_TIMEOUT_SECONDS.default or 0)
 
     @classmethod
     def from_env(cls) -> JobSettings:
@@ -85,4 +88,5 @@ class JobSettings:
             leader_check=env_float(env.BILLING_LEADER_CHECK_SECONDS),
             interval=env_float(env.BILLING_JOBS_INTERVAL_SECONDS),
             redrive_max_attempts=env_int(env.BILLING_REDRIVE_MAX_ATTEMPTS, minimum=0),
+            purchase_timeout=env_float(env.PURCHASE_TIMEOUT_SECONDS),
         )

@@ -9,8 +9,14 @@ from dataclasses import dataclass
 from psycopg2.extras import execute_values
 
 from billing.order_status import OrderReader
-from common.db import ConnectionPool, Schema
+from billing.purchases import CONFIRMED, PENDING, REJECTED, placed_event
+from common.db import ConnectionPool, Schema, transaction
+from common.inbox import INBOX
+from common.log import request_id_var
 from common.orders import MAX_ITEMS, USER_ID_MAX_LENGTH, Order
+from common.outbox import OUTBOX, add_event
+from contract import saga
+from contract.saga import MAX_QUANTITY, MAX_TEXT_LENGTH
 
 # Applied once each, in order, by common.db.Schema; never edit a released entry, append a new one.
 MIGRATIONS = [
@@ -61,12 +67,41 @@ MIGRATIONS = [
         written_at  timestamptz   NOT NULL DEFAULT now()
     )
     """,
+    # 5: purchases (issue 15, the saga: docs/patterns/saga.md). A purchase is an order row with a movie and a
+    # quantity (equal to number_of_items) and a saga status; classic orders keep NULL in every new column. The
+    # outbox (events committed with the change they report) and the inbox (events already applied).
+    f"""
+    ALTER TABLE orders
+        ADD COLUMN IF NOT EXISTS movie_id        bigint CHECK (movie_id >= 1),
+        ADD COLUMN IF NOT EXISTS quantity        integer CHECK (quantity BETWEEN 1 AND {MAX_QUANTITY}),
+        ADD COLUMN IF NOT EXISTS unit_price      numeric(12,2) CHECK (unit_price >= 0),
+        ADD COLUMN IF NOT EXISTS purchase_status text
+            CHECK (purchase_status IN ('{PENDING}', '{CONFIRMED}', '{REJECTED}')),
+        ADD COLUMN IF NOT EXISTS purchase_reason text CHECK (char_length(purchase_reason) <= {MAX_TEXT_LENGTH}),
+        ADD COLUMN IF NOT EXISTS invoice_key     text,
+        ADD COLUMN IF NOT EXISTS invoice_sha256  text CHECK (invoice_sha256 ~ '^[0-9a-f]{{64}}$'),
+        ADD COLUMN IF NOT EXISTS updated_at      timestamptz;
+    ALTER TABLE orders ADD CONSTRAINT orders_purchase_shape CHECK (
+        -- a purchase has all three, a classic order none
+        (movie_id IS NULL) = (quantity IS NULL) AND (movie_id IS NULL) = (purchase_status IS NULL)
+        AND (quantity IS NULL OR quantity = number_of_items)
+        AND (purchase_status IS DISTINCT FROM '{CONFIRMED}' OR unit_price IS NOT NULL)
+        AND (purchase_status IS DISTINCT FROM '{REJECTED}' OR purchase_reason IS NOT NULL)
+        AND ((invoice_key IS NULL) = (invoice_sha256 IS NULL))
+        AND (invoice_key IS NULL OR purchase_status = '{CONFIRMED}')
+    );
+    -- The leader's timeout job: the pending purchases, oldest first.
+    CREATE INDEX IF NOT EXISTS orders_pending_purchases ON orders (created_at) WHERE purchase_status = '{PENDING}';
+    {OUTBOX.migration()};
+    {INBOX.migration()}
+    """,
 ]
 
 # ON CONFLICT DO NOTHING also absorbs the same message id twice within one statement.
 _INSERT = (
     "INSERT INTO orders (user_id, number_of_items, total_amount, message_id, request_id, owner_sub, owner_name,"
-    " priority) VALUES %s ON CONFLICT (message_id) DO NOTHING RETURNING message_id"
+    " priority, movie_id, quantity, purchase_status) VALUES %s ON CONFLICT (message_id) DO NOTHING"
+    " RETURNING message_id"
 )
 # The first reason recorded for an id stands (a redelivered rejection is the same rejection).
 _REJECT = (
@@ -110,6 +145,11 @@ class OrderStore:
     def insert(self, records: Sequence[OrderRecord]) -> list[bool]:
         """Write ``records`` with one multi-row INSERT, which commits atomically (autocommit connection).
 
+        A batch holding purchases (stored ``pending``) commits the INSERT and the ``order.placed`` event of
+        every purchase it newly stored in one transaction (the transactional outbox): a redelivered purchase
+        is no new row and so adds no second event. A purchase needs a message id (its saga order id); one
+        without is a ``ValueError``, as is an id longer than an event may carry.
+
         Returns, per record, True when it became a row and False when its message id was already stored
         (a redelivery). Raises ``DatabaseUnavailable`` when the database cannot be reached (nothing was
         written), or a ``psycopg2.Error`` when the database refused the data (nothing was written either).
@@ -121,12 +161,23 @@ class OrderStore:
             (
                 r.order.user_id, r.order.number_of_items, r.order.total_amount, r.message_id, r.request_id,
                 r.owner.sub if r.owner else None, r.owner.name if r.owner else None, r.order.priority,
+                r.order.movie_id, r.order.quantity, PENDING if r.order.is_purchase else None,
             )
             for r in records
         ]
-        with self._pool.connection() as conn, conn.cursor() as cur:
-            # page_size = all rows: one statement, hence one transaction, for the whole batch.
-            returned = execute_values(cur, _INSERT, values, page_size=len(values), fetch=True)
+        purchases = [r for r in records if r.order.is_purchase]
+        if not purchases:
+            with self._pool.connection() as conn, conn.cursor() as cur:
+                # page_size = all rows: one statement, hence one transaction, for the whole batch.
+                returned = execute_values(cur, _INSERT, values, page_size=len(values), fetch=True)
+        else:
+            events = {r.message_id: r for r in reversed(purchases)}  # the first record of an id wins, as below
+            placed = {message_id: placed_event(record) for message_id, record in events.items()}
+            with self._pool.connection() as conn, transaction(conn) as cur:
+                returned = execute_values(cur, _INSERT, values, page_size=len(values), fetch=True)
+                for (message_id,) in returned:
+                    if message_id in placed:
+                        _add_with_request_id(cur, placed.pop(message_id), events[message_id].request_id)
         inserted = Counter(row[0] for row in returned)
         outcome = []
         for record in records:
@@ -168,6 +219,15 @@ class OrderStore:
     def close(self) -> None:
         """Close the pooled connections."""
         self._pool.close()
+
+
+def _add_with_request_id(cur, event: saga.Event, request_id: str | None) -> None:
+    """Add ``event`` to the outbox carrying the request id of the order it reports (its log context)."""
+    token = request_id_var.set(request_id)
+    try:
+        add_event(cur, event)
+    finally:
+        request_id_var.reset(token)
 
 
 def _text(value: str | None) -> str | None:

@@ -5,6 +5,11 @@ An order is the JSON body posted to ``POST /api/billing``, e.g.
 ``{"user_id": "3", "number_of_items": "5", "total_amount": "180"}``; numbers may be JSON numbers or strings.
 An optional ``"priority"`` (``"standard"``, the default, or ``"express"``) chooses the queue the order travels
 on (``contract.messaging.PRIORITY_QUEUES``): express orders are stored ahead of standard ones.
+
+A *purchase* (the saga of docs/patterns/saga.md) names a movie and a quantity as well:
+``{"user_id": "3", "movie_id": 7, "quantity": 2, "total_amount": "25.00"}``. ``movie_id`` is a whole number from
+1 to ``contract.limits.MAX_MOVIE_ID``, ``quantity`` one from 1 to ``contract.saga.MAX_QUANTITY``; the two come
+together or not at all. ``number_of_items`` may then be left out and, when given, must equal ``quantity``.
 """
 
 from __future__ import annotations
@@ -16,7 +21,9 @@ from decimal import Decimal
 from typing import Any
 
 from common.amounts import InvalidAmount, parse_amount
+from contract.limits import MAX_MOVIE_ID
 from contract.messaging import DEFAULT_PRIORITY, PRIORITY_QUEUES
+from contract.saga import MAX_QUANTITY
 
 USER_ID_MAX_LENGTH = 64
 MAX_ITEMS = 1_000_000
@@ -25,6 +32,8 @@ MAX_TOTAL_AMOUNT = Decimal("9999999999.99")
 FIELDS = ("user_id", "number_of_items", "total_amount")
 #: Fields an order may leave out, with the value it then has.
 OPTIONAL_FIELDS = {"priority": DEFAULT_PRIORITY}
+#: The fields that make an order a purchase: both or neither (``number_of_items`` is then optional).
+PURCHASE_FIELDS = ("movie_id", "quantity")
 #: The priorities an order may name, most urgent first.
 PRIORITIES = tuple(PRIORITY_QUEUES)
 _INTEGER = re.compile(r"^[0-9]+$")
@@ -51,6 +60,15 @@ class Order:
     total_amount: Decimal
     priority: str = DEFAULT_PRIORITY
     """``standard`` or ``express`` (``contract.messaging.PRIORITY_QUEUES`` maps it to its queue)."""
+    movie_id: int | None = None
+    """The movie a purchase buys; None for a classic order."""
+    quantity: int | None = None
+    """How many copies a purchase buys (equal to ``number_of_items``); None for a classic order."""
+
+    @property
+    def is_purchase(self) -> bool:
+        """True for a purchase (movie and quantity given): billing stores it pending and starts the saga."""
+        return self.movie_id is not None
 
 
 def _user_id(value: Any) -> str:
@@ -71,20 +89,25 @@ def _user_id(value: Any) -> str:
     return value
 
 
-def _number_of_items(value: Any) -> int:
+def _whole(value: Any, name: str, maximum: int) -> int:
+    """A whole number from 1 to ``maximum``, given as a JSON integer or a string of digits."""
     if isinstance(value, bool):
-        raise InvalidOrder("number_of_items must be a whole number")
+        raise InvalidOrder(f"{name} must be a whole number")
     if isinstance(value, str) and _INTEGER.match(value.strip()):
         digits = value.strip().lstrip("0") or "0"
         # Check the length first: int() refuses strings of more than 4300 digits with a ValueError.
-        if len(digits) > len(str(MAX_ITEMS)):
-            raise InvalidOrder(f"number_of_items must be between 1 and {MAX_ITEMS}")
+        if len(digits) > len(str(maximum)):
+            raise InvalidOrder(f"{name} must be between 1 and {maximum}")
         value = int(digits)
     if not isinstance(value, int):
-        raise InvalidOrder(f"number_of_items must be a whole number, got {value!r}")
-    if not 1 <= value <= MAX_ITEMS:
-        raise InvalidOrder(f"number_of_items must be between 1 and {MAX_ITEMS}, got {value}")
+        raise InvalidOrder(f"{name} must be a whole number, got {value!r}")
+    if not 1 <= value <= maximum:
+        raise InvalidOrder(f"{name} must be between 1 and {maximum}, got {value}")
     return value
+
+
+def _number_of_items(value: Any) -> int:
+    return _whole(value, "number_of_items", MAX_ITEMS)
 
 
 def _total_amount(value: Any) -> Decimal:
@@ -114,19 +137,31 @@ def validate_order(data: Any) -> Order:
     """Check a decoded JSON value against the contract."""
     if not isinstance(data, dict):
         raise InvalidOrder(f"order must be a JSON object, got {type(data).__name__}", kind="not_an_object")
-    missing = [name for name in FIELDS if name not in data]
+    purchase = [name for name in PURCHASE_FIELDS if name in data]
+    # A purchase may leave number_of_items out: its quantity says it.
+    required = [name for name in FIELDS if not (purchase and name == "number_of_items")]
+    missing = [name for name in required if name not in data]
+    if purchase and len(purchase) < len(PURCHASE_FIELDS):
+        missing += [name for name in PURCHASE_FIELDS if name not in data]
     if missing:
-        raise InvalidOrder(f"missing field(s): {', '.join(missing)}", kind="missing_field")
-    unknown = sorted(set(data) - set(FIELDS) - set(OPTIONAL_FIELDS))
+        hint = " (a purchase needs both movie_id and quantity)" if purchase and len(purchase) == 1 else ""
+        raise InvalidOrder(f"missing field(s): {', '.join(missing)}{hint}", kind="missing_field")
+    unknown = sorted(set(data) - set(FIELDS) - set(OPTIONAL_FIELDS) - set(PURCHASE_FIELDS))
     if unknown:
-        allowed = ", ".join((*FIELDS, *OPTIONAL_FIELDS))
+        allowed = ", ".join((*FIELDS, *OPTIONAL_FIELDS, *PURCHASE_FIELDS))
         raise InvalidOrder(f"unknown field(s): {', '.join(unknown)}; allowed: {allowed}", kind="unknown_field")
-    return Order(
-        user_id=_user_id(data["user_id"]),
-        number_of_items=_number_of_items(data["number_of_items"]),
-        total_amount=_total_amount(data["total_amount"]),
-        priority=_priority(data.get("priority", OPTIONAL_FIELDS["priority"])),
-    )
+    common = {
+        "user_id": _user_id(data["user_id"]),
+        "total_amount": _total_amount(data["total_amount"]),
+        "priority": _priority(data.get("priority", OPTIONAL_FIELDS["priority"])),
+    }
+    if not purchase:
+        return Order(number_of_items=_number_of_items(data["number_of_items"]), **common)
+    movie_id = _whole(data["movie_id"], "movie_id", MAX_MOVIE_ID)
+    quantity = _whole(data["quantity"], "quantity", MAX_QUANTITY)
+    if "number_of_items" in data and _number_of_items(data["number_of_items"]) != quantity:
+        raise InvalidOrder(f"number_of_items must equal quantity ({quantity}) in a purchase, or be left out")
+    return Order(number_of_items=quantity, movie_id=movie_id, quantity=quantity, **common)
 
 
 def parse_order(body: bytes) -> Order:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from contract import limits, posters
+from contract import invoices, limits, posters
 from contract.messaging import HTTP_REQUEST_ID
 from gateway import routes
 from gateway.access import requirement_of
@@ -151,6 +151,29 @@ def _paths() -> dict[str, Any]:
                     "202": {
                         **json_content(ref("OrderStatus"), "Queued: the broker still holds it"),
                         "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds"}},
+                    },
+                    "400": ERROR,
+                    "404": ERROR,
+                    "502": ERROR,
+                    "504": ERROR,
+                },
+            },
+        }),
+        "/api/orders/{id}/invoice": _served_by(routes.order_invoice, {
+            "parameters": [_order_id_param()],
+            "get": {
+                "summary": "Download the invoice of a confirmed purchase",
+                "description": "302 to a presigned S3 GET of the invoice PDF, valid "
+                f"{invoices.DOWNLOAD_EXPIRES_SECONDS} s (follow `Location`; ask again for a fresh one). 404 until "
+                "the invoice is ready (the order's `invoice_url` appears then), for a classic order, for someone "
+                "else's order and when invoices are not configured.",
+                "operationId": "getOrderInvoice",
+                "responses": {
+                    "302": {
+                        "description": "Redirect to the invoice",
+                        "headers": {
+                            "Location": {"schema": {"type": "string"}, "description": "Presigned S3 GET URL"}
+                        },
                     },
                     "400": ERROR,
                     "404": ERROR,

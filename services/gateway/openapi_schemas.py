@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from common import orders
-from contract import limits, posters
+from contract import limits, posters, saga
 from contract.permissions import PERMISSIONS
 
 ERROR = {"$ref": "#/components/responses/Error"}
@@ -173,7 +173,10 @@ def components() -> dict[str, Any]:
             "Order": {
                 "type": "object",
                 "additionalProperties": False,
-                "required": list(orders.FIELDS),
+                "required": [name for name in orders.FIELDS if name != "number_of_items"],
+                "description": "A classic order needs `number_of_items`. A purchase names `movie_id` and "
+                "`quantity` (both or neither) and may leave `number_of_items` out (given, it must equal "
+                "`quantity`): billing stores it `pending` and asks inventory to reserve the stock (the saga).",
                 "properties": {
                     "user_id": {
                         "oneOf": [
@@ -195,6 +198,20 @@ def components() -> dict[str, Any]:
                             {"type": "string", "pattern": "^[0-9]+(\\.[0-9]{1,2})?$"},
                         ],
                     },
+                    "movie_id": {
+                        "description": "Purchase: the movie bought, as a JSON number or a string of digits.",
+                        "oneOf": [
+                            {"type": "integer", "minimum": 1, "maximum": limits.MAX_MOVIE_ID},
+                            {"type": "string", "pattern": "^[0-9]+$"},
+                        ],
+                    },
+                    "quantity": {
+                        "description": "Purchase: how many copies, as a JSON number or a string of digits.",
+                        "oneOf": [
+                            {"type": "integer", "minimum": 1, "maximum": saga.MAX_QUANTITY},
+                            {"type": "string", "pattern": "^[0-9]+$"},
+                        ],
+                    },
                     "priority": {
                         "description": "express orders travel on their own queue and are stored ahead of "
                         "standard ones; anything else is a 400.",
@@ -203,7 +220,10 @@ def components() -> dict[str, Any]:
                         "default": orders.OPTIONAL_FIELDS["priority"],
                     },
                 },
-                "example": {"user_id": "3", "number_of_items": "5", "total_amount": "180"},
+                "examples": [
+                    {"user_id": "3", "number_of_items": "5", "total_amount": "180"},
+                    {"user_id": "3", "movie_id": 7, "quantity": 2, "total_amount": "25.00"},
+                ],
             },
             "OrderAccepted": {
                 "type": "object",
@@ -220,9 +240,23 @@ def components() -> dict[str, Any]:
                 "required": ["status", "order_id", "order_url"],
                 "description": "`queued`: the broker holds it (202, ask again after `Retry-After`); `stored`: "
                 "billing stored it (the order's fields and `stored_at`); `rejected`: billing can never store "
-                "it (`reason`, `kind`, `rejected_at`).",
+                "it (`reason`, `kind`, `rejected_at`). A purchase reads `pending` (inventory has not answered "
+                "yet), `confirmed` (with `unit_price`, then `invoice_url` once the invoice is ready) or "
+                "`rejected` (`reason`: no stock, not for sale, price changed, timed out), with `movie_id` and "
+                "`quantity`.",
                 "properties": {
-                    "status": {"type": "string", "enum": ["queued", "stored", "rejected"]},
+                    "status": {"type": "string", "enum": ["queued", "stored", "rejected", "pending", "confirmed"]},
+                    "movie_id": {"type": "integer", "description": "Purchases only"},
+                    "quantity": {"type": "integer", "description": "Purchases only"},
+                    "unit_price": {
+                        "type": ["string", "null"],
+                        "description": "Purchases: the price inventory reserved at (null until known)",
+                    },
+                    "invoice_url": {
+                        "type": "string",
+                        "description": "Purchases: `/api/orders/{id}/invoice`, once the invoice is ready",
+                    },
+                    "updated_at": {"type": "string", "format": "date-time", "description": "Purchases only"},
                     "order_id": {"type": "string", "pattern": _ORDER_ID},
                     "order_url": {"type": "string"},
                     "user_id": {"type": "string"},

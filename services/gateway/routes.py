@@ -137,12 +137,25 @@ def order_status(order_id: str):
     The id must be one the gateway issued to this caller (to anyone, with ``billing.read``); any other
     well-formed id is 404, the same answer as for someone else's order, so neither can be told apart.
     """
+    return _order_to_billing(order_id, "")
+
+
+@api.get("/orders/<order_id>/invoice")
+@requires(WRITE_BILLING)
+def order_invoice(order_id: str):
+    """The invoice of a confirmed purchase: billing answers 302 to a short-lived presigned S3 GET (passed through
+    with its ``Location``), or 404 until the invoice exists. The id is checked exactly as for the order status."""
+    return _order_to_billing(order_id, "/invoice")
+
+
+def _order_to_billing(order_id: str, suffix: str):
+    """Forward ``/orders/<id><suffix>`` to billing once the id is well-formed and issued to this caller."""
     if not ORDER_ID.fullmatch(order_id):
         return error_response(400, "an order id is 64 lowercase hex digits")
     sub, read_all = _reader()
     if not GATEWAY.current().order_ids.verify(order_id, sub, any_owner=read_all):
         return error_response(404, "no such order")
-    return _to_billing(f"/orders/{order_id}", sub, read_all)
+    return _to_billing(f"/orders/{order_id}{suffix}", sub, read_all)
 
 
 @api.get("/orders")

@@ -416,16 +416,22 @@ def test_gunicorn_sigterm_finishes_the_in_flight_batch(queue, billing_env, tmp_p
 
 # -- HTTP -----------------------------------------------------------------------------------------------------
 def test_ready_once_the_consumer_is_attached(billing_env, queue):
-    """/ready answers 200 naming both checks when the database answers and the consumer is attached."""
+    """/ready answers 200 naming every check when the database answers and both the order consumer and the
+    saga consumer are attached; 503 naming ``saga`` while only the order consumer is."""
     app = create_app()
-    consumer = BILLING.of(app).consumer
-    consumer.start()  # create_app starts nothing: gunicorn's post_worker_init does, under the real server
+    parts = BILLING.of(app)
+    parts.consumer.start()  # create_app starts nothing: gunicorn's post_worker_init does, under the real server
     try:
-        wait_until(lambda: consumer.is_consuming, 20, "the consumer to attach")
+        wait_until(lambda: parts.consumer.is_consuming, 20, "the consumer to attach")
         response = app.test_client().get("/ready")
-        assert (response.status_code, response.get_json()["checks"]) == (200, ["broker", "database"])
+        assert (response.status_code, list(response.get_json()["failing"])) == (503, ["saga"])
+        parts.saga.start()
+        wait_until(lambda: parts.saga.consumer.is_consuming, 20, "the saga consumer to attach")
+        response = app.test_client().get("/ready")
+        assert (response.status_code, response.get_json()["checks"]) == (200, ["broker", "database", "saga"])
     finally:
-        consumer.stop()
+        parts.saga.stop()
+        parts.consumer.stop()
 
 
 def test_factory_starts_no_consumer(billing_env):
@@ -449,7 +455,8 @@ def test_not_ready_while_the_broker_is_unreachable(billing_env, monkeypatch):
         assert client.get("/health").status_code == 200
         response = client.get("/ready")
         assert response.status_code == 503
-        assert list(response.get_json()["failing"]) == ["broker"]
+        # The saga consumer (not started here, and it needs the same broker) is not attached either.
+        assert list(response.get_json()["failing"]) == ["broker", "saga"]
     finally:
         consumer.stop()
 

@@ -66,6 +66,7 @@ def test_openapi_operations_carry_the_routes_permissions():
         ("POST", "/api/movies/{id}/poster"): WRITE_MOVIES,
         ("POST", "/api/billing"): WRITE_BILLING,
         ("GET", "/api/orders/{id}"): WRITE_BILLING,
+        ("GET", "/api/orders/{id}/invoice"): WRITE_BILLING,
         ("GET", "/api/orders"): WRITE_BILLING,
     }
     assert found == {key: (permission, [{"cognito": [permission]}]) for key, permission in expected.items()}

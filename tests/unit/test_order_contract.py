@@ -189,3 +189,71 @@ def test_invalid_amounts_are_rejected(raw_amount, reason):
     raw = b'{"user_id": "3", "number_of_items": 1, "total_amount": ' + raw_amount.encode() + b"}"
     error = rejection(raw)
     assert error.kind == "invalid_value" and reason in str(error)
+
+
+# --- purchases (issue 15: the saga) ----------------------------------------------------------------------------
+def purchase(**fields: object) -> bytes:
+    """A purchase body: movie and quantity, no number_of_items (a value of ... drops a field)."""
+    return body(**{"number_of_items": ..., "movie_id": 7, "quantity": 2, "total_amount": "25.00", **fields})
+
+
+def test_a_purchase_carries_movie_and_quantity_and_counts_its_items():
+    """movie_id and quantity make a purchase; number_of_items may be left out and becomes the quantity."""
+    order = parse_order(purchase())
+    assert (order.is_purchase, order.movie_id, order.quantity, order.number_of_items) == (True, 7, 2, 2)
+
+
+def test_a_classic_order_is_not_a_purchase():
+    """Without movie_id and quantity nothing changes: no movie, no quantity."""
+    order = parse_order(body())
+    assert (order.is_purchase, order.movie_id, order.quantity) == (False, None, None)
+
+
+def test_a_purchase_may_repeat_the_quantity_as_number_of_items():
+    """number_of_items equal to quantity is accepted (older clients send it always)."""
+    assert parse_order(purchase(number_of_items=2)).number_of_items == 2
+
+
+def test_a_purchase_whose_number_of_items_differs_from_its_quantity_is_rejected():
+    """Two different counts in one order: which one would be billed? Refused, saying so."""
+    error = rejection(purchase(number_of_items=3))
+    assert "number_of_items must equal quantity (2)" in str(error)
+
+
+@pytest.mark.parametrize("present", ["movie_id", "quantity"])
+def test_half_a_purchase_is_rejected_naming_the_missing_field(present):
+    """movie_id without quantity (or the reverse) is a missing field, with a hint that both are needed."""
+    other = "quantity" if present == "movie_id" else "movie_id"
+    error = rejection(purchase(**{other: ...}))
+    assert error.kind == "missing_field"
+    assert other in str(error) and "needs both movie_id and quantity" in str(error)
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"movie_id": 0}, "movie_id must be between 1 and"),
+        ({"movie_id": 2**63}, "movie_id must be between 1 and"),
+        ({"movie_id": "seven"}, "movie_id must be a whole number"),
+        ({"movie_id": True}, "movie_id must be a whole number"),
+        ({"movie_id": 1.5}, "movie_id must be a whole number"),
+        ({"quantity": 0}, "quantity must be between 1 and 1000"),
+        ({"quantity": 1001}, "quantity must be between 1 and 1000"),
+        ({"quantity": None}, "quantity must be a whole number"),
+    ],
+)
+def test_bad_purchase_values_are_rejected_with_the_rule(fields, message):
+    """Out-of-range or non-integral movie ids and quantities are invalid values, with the rule in the reason."""
+    error = rejection(purchase(**fields))
+    assert error.kind == "invalid_value"
+    assert message in str(error)
+
+
+def test_purchase_numbers_may_be_strings_of_digits_like_number_of_items():
+    """As for number_of_items, "7" and 7 are the same movie id."""
+    assert parse_order(purchase(movie_id="7", quantity=" 2 ")) == parse_order(purchase())
+
+
+def test_the_unknown_field_reason_lists_the_purchase_fields_as_allowed():
+    """A client misspelling a field learns that movie_id and quantity exist."""
+    assert "movie_id, quantity" in str(rejection(body(movie="7")))
