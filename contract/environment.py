@@ -179,7 +179,10 @@ POSTER_RESULTS_QUEUE_URL = _var(
 # services whose SERVICE_VARIABLES list them (billing: both; inventory: CLAIM_CHECK_BUCKET), with S3's endpoint
 # (AWS_ENDPOINT_URL_S3) locally.
 INVOICES_BUCKET = _var(
-    "INVOICES_BUCKET", "", "Bucket of the invoices (invoices/<order id>.pdf) billing presigns downloads of."
+    "INVOICES_BUCKET",
+    "",
+    "Bucket of the invoices (invoices/<order id>.pdf) billing presigns downloads of; empty: "
+    "GET /orders/<id>/invoice answers 404 (invoices are not configured).",
 )
 CLAIM_CHECK_BUCKET = _var(
     "CLAIM_CHECK_BUCKET",
@@ -220,12 +223,6 @@ PURCHASE_TIMEOUT_SECONDS = _var(
     "PURCHASE_TIMEOUT_SECONDS",
     "300",
     "A purchase inventory has not answered within this is rejected and its stock released (order.cancelled).",
-)
-INVOICES_BUCKET = _var(
-    "INVOICES_BUCKET",
-    "",
-    "Bucket of the invoices (invoices/<order id>.pdf) billing presigns downloads of; empty: "
-    "GET /orders/<id>/invoice answers 404 (invoices are not configured).",
 )
 
 # --- traces (OpenTelemetry; docs/tracing.md) ---------------------------------------------------------
@@ -278,7 +275,7 @@ BILLING = (
     BILLING_PREFETCH, BILLING_BATCH_SIZE, BILLING_BATCH_WAIT_MS, BILLING_RECONNECT_INITIAL_MS,
     BILLING_RECONNECT_MAX_SECONDS, BILLING_SHUTDOWN_TIMEOUT_SECONDS, BILLING_CONSUME, BILLING_MAX_ROWS_PER_SECOND,
     BILLING_LEADER_CHECK_SECONDS, BILLING_JOBS_INTERVAL_SECONDS, BILLING_REDRIVE_MAX_ATTEMPTS,
-    PURCHASE_TIMEOUT_SECONDS, INVOICES_BUCKET,
+    PURCHASE_TIMEOUT_SECONDS,
 )
 
 #: The variable that renames each queue of ``contract.messaging.QUEUES`` on one broker (its default is the
@@ -291,7 +288,7 @@ QUEUE_VARIABLES: dict[str, Variable] = {
 #: The variables each service reads, in the order its README lists them.
 SERVICE_VARIABLES: dict[str, tuple[Variable, ...]] = {
     "inventory": PROCESS + DATABASE + AWS_SDK + POSTERS,
-    "billing": PROCESS + DATABASE + BROKER + BILLING + AWS_SDK + (AWS_ENDPOINT_URL_S3,),
+    "billing": PROCESS + DATABASE + BROKER + BILLING + AWS_SDK + SAGA_STORAGE + (AWS_ENDPOINT_URL_S3,),
     "gateway": PROCESS + BROKER + GATEWAY + RATE_LIMIT + AWS_SDK,
 }
 

@@ -258,8 +258,12 @@ class ComputeStack(TransparentIdsStack):
             ",".join([*auth.allowed_client_ids, self.web.spa_client.user_pool_client_id]),
         )
         self._poster_access(config)
+        # The express consumer runs billing's saga threads too (same code), so it relays and consumes claim
+        # checks; it serves no order reads, so no invoices.
         for service, spec, invoices_bucket in (
-            (self.inventory, services.INVENTORY, False), (self.billing, services.BILLING, True)
+            (self.inventory, services.INVENTORY, False),
+            (self.billing, services.BILLING, True),
+            (self.billing_express, services.BILLING, False),
         ):
             settings = saga_storage(self, config, service.task_definition.task_role, invoices_bucket=invoices_bucket)
             for name, value in listed_for(spec.name, settings).items():

@@ -301,7 +301,7 @@ def _acknowledge_poster_findings(stage: MicroservicesStage) -> None:
 def _acknowledge_saga_findings(stage: MicroservicesStage) -> None:
     """The saga (issue 15): the bucket of invoices and claim checks, prefix-scoped grants, the invoicer."""
     claim_checks, invoice_objects = f"/{claim_check.KEY_PREFIX}*", f"/{invoices.KEY_PREFIX}*"
-    for service in (stage.compute.inventory, stage.compute.billing):
+    for service in (stage.compute.inventory, stage.compute.billing, stage.compute.billing_express):
         acknowledge_wildcards(
             service.task_definition.task_role,
             "Claim checks: the service stores the bodies of large saga events it publishes and reads those it "

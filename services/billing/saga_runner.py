@@ -13,6 +13,7 @@ import threading
 
 from billing.saga import handle_event
 from billing.store import OrderStore
+from common import claim_check
 from common.backoff import backoff_delay
 from common.config import RabbitSettings
 from common.outbox_relay import OutboxRelay
@@ -31,8 +32,9 @@ class SagaRunner:
 
     def __init__(self, store: OrderStore, rabbit: RabbitSettings):
         self._store = store
-        self.relay = OutboxRelay(store.pool, rabbit)
-        self.consumer = SagaConsumer(store.pool, rabbit, BILLING_EVENTS, handle_event)
+        store_claim, fetch_claim = claim_check.from_env()  # events over 64 KiB by claim check (CLAIM_CHECK_BUCKET)
+        self.relay = OutboxRelay(store.pool, rabbit, claim_check_store=store_claim)
+        self.consumer = SagaConsumer(store.pool, rabbit, BILLING_EVENTS, handle_event, claim_check_fetch=fetch_claim)
         self._stopping = threading.Event()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None

@@ -23,7 +23,9 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from common.config import env_str
 from contract import claim_check as C
+from contract import environment as env
 
 #: ``store(key, body)`` stores ``body`` under ``key`` and answers the bucket it is in.
 Store = Callable[[str, bytes], str]
@@ -162,3 +164,24 @@ def s3_fetch(*, endpoint_url: str | None = None, region: str | None = None) -> F
             raise StorageUnavailable(f"claim check {bucket}/{key} not read: {exc}") from exc
 
     return fetch
+
+
+def from_env() -> tuple[Store | None, Fetch | None]:
+    """This process's claim check, from ``CLAIM_CHECK_BUCKET`` (and S3's endpoint and region): ``(store,
+    fetch)`` for the outbox relay and the saga consumer, or ``(None, None)`` when the bucket is not set (large
+    events then travel inline, and a claim check that arrives is dead-lettered as unredeemable).
+
+    The fetch redeems references to that bucket only: a message cannot make a service read another bucket.
+    """
+    bucket = env_str(env.CLAIM_CHECK_BUCKET)
+    if not bucket:
+        return None, None
+    endpoint, region = env_str(env.AWS_ENDPOINT_URL_S3) or None, env_str(env.AWS_REGION) or None
+    fetch_any = s3_fetch(endpoint_url=endpoint, region=region)
+
+    def fetch(named_bucket: str, key: str) -> bytes:
+        if named_bucket != bucket:
+            raise ClaimCheckError(f"a claim check names bucket {named_bucket!r}, not this system's", "malformed")
+        return fetch_any(named_bucket, key)
+
+    return s3_store(bucket, endpoint_url=endpoint, region=region), fetch
