@@ -263,7 +263,7 @@ QUEUE_VARIABLES: dict[str, Variable] = {
 
 #: The variables each service reads, in the order its README lists them.
 SERVICE_VARIABLES: dict[str, tuple[Variable, ...]] = {
-    "inventory": PROCESS + DATABASE + AWS_SDK + POSTERS,
+    "inventory": PROCESS + DATABASE + BROKER + AWS_SDK + POSTERS,
     "billing": PROCESS + DATABASE + BROKER + BILLING + AWS_SDK,
     "gateway": PROCESS + BROKER + GATEWAY + RATE_LIMIT + AWS_SDK,
 }

@@ -4,26 +4,38 @@
 connects to nothing. The schema is migrated when the worker starts (a ``common.lifecycle`` start hook) or on
 first use. With POSTER_RESULTS_QUEUE_URL set, each worker also starts the poster results consumer thread
 (``inventory.poster_results``) from a start hook; without it no boto3 is imported at all.
+
+The purchase saga (issue 15): each worker also runs a ``SagaConsumer`` on ``inventory.saga`` (reserving and
+releasing stock, ``inventory.reservations``) and an ``OutboxRelay`` publishing movies_db's outbox, both started
+by start hooks. Several workers are safe: they are competing consumers of one quorum queue (each event goes to
+one of them; the inbox and a per-order lock make a redelivered or concurrent event harmless), and the relays
+share the outbox through ``SELECT ... FOR UPDATE SKIP LOCKED`` (no row published by two at once).
+Inventory keeps serving movies while RabbitMQ is away: ``/ready`` checks the database only (the saga is
+asynchronous: placements wait in the durable queue, emitted events in the outbox) and reports the saga's state
+under ``"saga"`` in its body and in ``/health``'s.
 """
 
 from __future__ import annotations
 
 from flask import Flask
 
-from common.config import DatabaseSettings, env_str
+from common.config import DatabaseSettings, RabbitSettings, env_str
 from common.db import ConnectionPool, Schema
 from common.lifecycle import on_shutdown, on_start
 from common.log import configure_logging
+from common.outbox_relay import OutboxRelay
+from common.saga_consumer import SagaConsumer
 from common.web import init_app
 from contract import environment as env
+from contract import saga
 from contract.limits import MAX_REQUEST_BYTES
 from contract.services import INVENTORY
-from inventory import db, posters
+from inventory import db, posters, reservations
 from inventory.poster_results import PosterResultsConsumer
 from inventory.routes import movies
 
 
-def create_app(database: DatabaseSettings | None = None) -> Flask:
+def create_app(database: DatabaseSettings | None = None, rabbit: RabbitSettings | None = None) -> Flask:
     """Build the inventory app; settings come from the environment unless given (tests pass their own)."""
     configure_logging(INVENTORY.name, env_str(env.LOG_LEVEL))
     app = Flask(__name__)
@@ -49,11 +61,37 @@ def create_app(database: DatabaseSettings | None = None) -> Flask:
         pool.ping()
         schema.ensure()
 
-    init_app(app, INVENTORY.name, readiness={"database": database_ready})
+    rabbit = rabbit or RabbitSettings.from_env()
+    relay = OutboxRelay(pool, rabbit)
+
+    def apply_event(cursor, event: saga.Event) -> None:
+        # The tables must exist before an event is applied: a missing table would dead-letter the event, while
+        # DatabaseUnavailable from a database still down is transient (the event is redelivered).
+        schema.ensure()
+        reservations.apply(cursor, event)
+
+    saga_consumer = SagaConsumer(pool, rabbit, saga.INVENTORY_EVENTS, apply_event)
+
+    def saga_state() -> dict[str, object]:
+        # Attributes only (no I/O): /health calls it too.
+        return {"saga": {
+            "consuming": saga_consumer.is_consuming,
+            "consumer_problem": saga_consumer.last_problem or None,
+            "relay_problem": relay.last_problem or None,
+        }}
+
+    # Readiness is the database only: inventory must keep serving movies while the broker is away (see above).
+    init_app(app, INVENTORY.name, readiness={"database": database_ready}, details=saga_state)
     app.register_blueprint(movies)
     # gunicorn's post_worker_init hook (common.gunicorn_config) runs it: the factory itself connects to nothing.
     on_start(migrate_early)
+    on_start(relay.start)
+    on_start(saga_consumer.start)
     on_shutdown(pool.close)
+    # Shutdown hooks run newest first: the consumer stops (after the event in hand), then the relay (after its
+    # batch), then the pool closes.
+    on_shutdown(relay.stop)
+    on_shutdown(saga_consumer.stop)
     results_queue = env_str(env.POSTER_RESULTS_QUEUE_URL)
     if results_queue:
         consumer = PosterResultsConsumer(store, results_queue)
