@@ -17,10 +17,13 @@ under ``"saga"`` in its body and in ``/health``'s.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from flask import Flask
 
 from common.config import DatabaseSettings, RabbitSettings, env_str
 from common.db import ConnectionPool, Schema
+from common.extensions import Extension
 from common.lifecycle import on_shutdown, on_start
 from common.log import configure_logging
 from common.outbox_relay import OutboxRelay
@@ -33,6 +36,18 @@ from contract.services import INVENTORY
 from inventory import db, posters, reservations
 from inventory.poster_results import PosterResultsConsumer
 from inventory.routes import movies
+
+
+@dataclass(frozen=True)
+class Saga:
+    """The worker's saga threads (started by start hooks; tests start them explicitly)."""
+
+    consumer: SagaConsumer
+    relay: OutboxRelay
+
+
+#: The app's saga threads, installed by ``create_app``: ``SAGA.of(app).consumer``.
+SAGA: Extension[Saga] = Extension("inventory.saga")
 
 
 def create_app(database: DatabaseSettings | None = None, rabbit: RabbitSettings | None = None) -> Flask:
@@ -71,6 +86,7 @@ def create_app(database: DatabaseSettings | None = None, rabbit: RabbitSettings 
         reservations.apply(cursor, event)
 
     saga_consumer = SagaConsumer(pool, rabbit, saga.INVENTORY_EVENTS, apply_event)
+    SAGA.install(app, Saga(saga_consumer, relay))
 
     def saga_state() -> dict[str, object]:
         # Attributes only (no I/O): /health calls it too.
