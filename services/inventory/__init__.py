@@ -50,6 +50,25 @@ class Saga:
 SAGA: Extension[Saga] = Extension("inventory.saga")
 
 
+class _MigratedPool:
+    """The pool as the saga consumer sees it: its ``ping`` (the consumer's "database usable" check before every
+    (re)connect) also migrates the schema. A worker that started while the database was down would otherwise
+    consume before the inbox and reservations tables exist, and dead-letter events for a missing table instead
+    of waiting for the database (DatabaseUnavailable is transient: the consumer backs off and retries)."""
+
+    def __init__(self, pool: ConnectionPool, schema: Schema):
+        self._pool = pool
+        self._schema = schema
+
+    def ping(self) -> None:
+        """Raise DatabaseUnavailable unless the database answers; then bring the schema up to date."""
+        self._pool.ping()
+        self._schema.ensure()
+
+    def __getattr__(self, name: str):
+        return getattr(self._pool, name)
+
+
 def create_app(database: DatabaseSettings | None = None, rabbit: RabbitSettings | None = None) -> Flask:
     """Build the inventory app; settings come from the environment unless given (tests pass their own)."""
     configure_logging(INVENTORY.name, env_str(env.LOG_LEVEL))
@@ -78,14 +97,7 @@ def create_app(database: DatabaseSettings | None = None, rabbit: RabbitSettings 
 
     rabbit = rabbit or RabbitSettings.from_env()
     relay = OutboxRelay(pool, rabbit)
-
-    def apply_event(cursor, event: saga.Event) -> None:
-        # The tables must exist before an event is applied: a missing table would dead-letter the event, while
-        # DatabaseUnavailable from a database still down is transient (the event is redelivered).
-        schema.ensure()
-        reservations.apply(cursor, event)
-
-    saga_consumer = SagaConsumer(pool, rabbit, saga.INVENTORY_EVENTS, apply_event)
+    saga_consumer = SagaConsumer(_MigratedPool(pool, schema), rabbit, saga.INVENTORY_EVENTS, reservations.apply)
     SAGA.install(app, Saga(saga_consumer, relay))
 
     def saga_state() -> dict[str, object]:

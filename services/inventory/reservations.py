@@ -22,7 +22,7 @@ from typing import Any
 
 import psycopg2.extensions
 
-from common.outbox import add_event
+from common.outbox import OUTBOX, OutboxTable, add_event
 from contract import saga
 
 log = logging.getLogger(__name__)
@@ -37,8 +37,9 @@ class UnexpectedEvent(ValueError):
     """An event type inventory does not consume (a dead letter replayed to the wrong queue): dead-lettered."""
 
 
-def apply(cursor: psycopg2.extensions.cursor, event: saga.Event) -> None:
-    """Apply one saga event in the caller's transaction (``SagaConsumer`` already recorded it in the inbox)."""
+def apply(cursor: psycopg2.extensions.cursor, event: saga.Event, *, outbox: OutboxTable = OUTBOX) -> None:
+    """Apply one saga event in the caller's transaction (``SagaConsumer`` already recorded it in the inbox); the
+    events it emits go to ``outbox`` (movies_db's; tests use tables of their own)."""
     # One order's placement and cancel may be handled at the same moment by two workers (competing consumers):
     # the transaction-scoped lock on the order id makes them take turns, so the second one sees the first one's
     # row (a tombstone, a reservation) instead of both inserting one. Different orders never wait on each other
@@ -46,7 +47,7 @@ def apply(cursor: psycopg2.extensions.cursor, event: saga.Event) -> None:
     # handlers, so the two locks are always taken in the same order (no deadlock).
     cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s), hashtext(%s))", (_LOCK_NAMESPACE, event.order_id))
     if event.type == saga.ORDER_PLACED:
-        _place(cursor, event)
+        _place(cursor, event, outbox)
     elif event.type == saga.ORDER_CANCELLED:
         _cancel(cursor, event)
     else:
@@ -59,7 +60,7 @@ def _reservation(cursor: psycopg2.extensions.cursor, order_id: str) -> tuple[str
     return cursor.fetchone()
 
 
-def _place(cursor: psycopg2.extensions.cursor, event: saga.Event) -> None:
+def _place(cursor: psycopg2.extensions.cursor, event: saga.Event, outbox: OutboxTable) -> None:
     movie_id, quantity = event.data["movie_id"], event.data["quantity"]
     existing = _reservation(cursor, event.order_id)
     if existing is not None and existing[0] != TOMBSTONE:
@@ -68,7 +69,7 @@ def _place(cursor: psycopg2.extensions.cursor, event: saga.Event) -> None:
         log.warning("placement of an order already handled; ignored", extra={"order_id": event.order_id})
         return
     if existing is not None:
-        _reject(cursor, event, "the order was cancelled before it was placed", tombstone=True)
+        _reject(cursor, event, outbox, "the order was cancelled before it was placed", tombstone=True)
         return
 
     # SELECT ... FOR UPDATE, then the UPDATE: the row lock is held until the commit, so the stock and price
@@ -81,7 +82,7 @@ def _place(cursor: psycopg2.extensions.cursor, event: saga.Event) -> None:
     movie = cursor.fetchone()
     reason = _refusal(movie, event)
     if reason is not None:
-        _reject(cursor, event, reason)
+        _reject(cursor, event, outbox, reason)
         return
     title, _, price = movie
     cursor.execute(
@@ -94,7 +95,7 @@ def _place(cursor: psycopg2.extensions.cursor, event: saga.Event) -> None:
         (event.order_id, movie_id, quantity, price, RESERVED),
     )
     data = {"movie_id": movie_id, "quantity": quantity, "unit_price": price, "title": title}
-    add_event(cursor, saga.new_event(saga.STOCK_RESERVED, event.order_id, data))
+    add_event(cursor, saga.new_event(saga.STOCK_RESERVED, event.order_id, data), table=outbox)
 
 
 def _refusal(movie: tuple[str, int | None, Decimal | None] | None, event: saga.Event) -> str | None:
@@ -113,7 +114,9 @@ def _refusal(movie: tuple[str, int | None, Decimal | None] | None, event: saga.E
     return None
 
 
-def _reject(cursor: psycopg2.extensions.cursor, event: saga.Event, reason: str, *, tombstone: bool = False) -> None:
+def _reject(
+    cursor: psycopg2.extensions.cursor, event: saga.Event, outbox: OutboxTable, reason: str, *, tombstone: bool = False
+) -> None:
     """Record the rejection (turning a tombstone into ``rejected``) and emit ``stock.rejected``."""
     movie_id, quantity = event.data["movie_id"], event.data["quantity"]
     if tombstone:
@@ -127,7 +130,7 @@ def _reject(cursor: psycopg2.extensions.cursor, event: saga.Event, reason: str, 
             (event.order_id, movie_id, quantity, REJECTED, reason),
         )
     data: dict[str, Any] = {"movie_id": movie_id, "quantity": quantity, "reason": reason}
-    add_event(cursor, saga.new_event(saga.STOCK_REJECTED, event.order_id, data))
+    add_event(cursor, saga.new_event(saga.STOCK_REJECTED, event.order_id, data), table=outbox)
 
 
 def _cancel(cursor: psycopg2.extensions.cursor, event: saga.Event) -> None:

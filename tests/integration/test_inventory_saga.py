@@ -4,13 +4,15 @@ relay.
 
 Events are built with ``contract.saga.new_event`` and published to an exchange and a saga queue of the test's
 own (``inventory_saga_it_<random>``), consumed by ``common.saga_consumer.SagaConsumer`` with inventory's real
-handler (``inventory.reservations.apply``). Own exchange and queue: the services of an e2e system, and queues
-other tests left on ``movies.events``, never see these events. The tables are inventory's own (movies,
-reservations, outbox, processed_events), emptied before each test.
+handler (``inventory.reservations.apply``). Own exchange, queue and outbox table: the services of an e2e system
+(whose inventory relays movies_db's ``outbox``), and queues other tests left on ``movies.events``, never see
+these events. The other tables are inventory's own (movies, reservations, processed_events), emptied before each
+test.
 """
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 import uuid
@@ -24,6 +26,7 @@ import pytest
 from common.config import RabbitSettings
 from common.db import ConnectionPool, Schema, transaction
 from common.inbox import first_time
+from common.outbox import OutboxTable
 from common.outbox_relay import OutboxRelay
 from common.saga_consumer import SagaConsumer
 from contract import saga
@@ -33,7 +36,7 @@ from inventory.db import MIGRATIONS
 
 pytestmark = pytest.mark.integration
 
-TABLES = ("movies", "reservations", "outbox", "processed_events")
+TABLES = ("movies", "reservations", "processed_events")
 PRINCIPAL = {"sub": "alice", "name": "Alice"}
 
 
@@ -70,11 +73,14 @@ class Rig:
         suffix = uuid.uuid4().hex[:10]
         self.exchange = f"inventory_saga_it_{suffix}"
         self.queue = replace(saga.INVENTORY_EVENTS, name=f"inventory_saga_it_{suffix}")
+        self.outbox_table = OutboxTable(f"outbox_it_{suffix}")
+        self.handler = functools.partial(reservations.apply, outbox=self.outbox_table)
         self.postgres, self.rabbitmq = postgres, rabbitmq
         # Room for the concurrency test's 20 transactions at once.
         self.pool = ConnectionPool(replace(settings, pool_size=24), "inventory-saga-tests", acquire_timeout=30)
         Schema(self.pool, INVENTORY.name, MIGRATIONS).ensure()
         postgres.truncate("movies_db", *TABLES)
+        postgres.query("movies_db", self.outbox_table.migration())
         self.consumers: list[SagaConsumer] = []
         self.relays: list[OutboxRelay] = []
 
@@ -101,7 +107,9 @@ class Rig:
 
     def outbox(self) -> list[saga.Event]:
         """The events waiting in inventory's outbox, oldest first."""
-        rows = self.postgres.query("movies_db", "SELECT routing_key, body FROM outbox ORDER BY id")
+        rows = self.postgres.query(
+            "movies_db", f"SELECT routing_key, body FROM {self.outbox_table.name} ORDER BY id"  # noqa: S608
+        )
         return [saga.parse_event(bytes(body), routing_key=key) for key, body in rows]
 
     def processed(self, event: saga.Event) -> bool:
@@ -116,13 +124,13 @@ class Rig:
         """Apply ``event`` the way the consumer does (inbox + handler in one transaction), without the broker."""
         with self.pool.connection() as conn, transaction(conn) as cur:
             if first_time(cur, event.event_id, self.queue.name):
-                reservations.apply(cur, event)
+                self.handler(cur, event)
 
     def start_consumers(self, count: int = 1) -> None:
         """Start ``count`` competing consumers of the test queue with inventory's handler."""
         for _ in range(count):
             consumer = SagaConsumer(
-                self.pool, RabbitSettings.from_env(), self.queue, reservations.apply, exchange=self.exchange
+                self.pool, RabbitSettings.from_env(), self.queue, self.handler, exchange=self.exchange
             )
             consumer.start()
             self.consumers.append(consumer)
@@ -149,6 +157,7 @@ class Rig:
         for worker in [*self.consumers, *self.relays]:
             worker.stop(timeout=20)
         self.pool.close()
+        self.postgres.query("movies_db", f"DROP TABLE IF EXISTS {self.outbox_table.name}")
         self.rabbitmq.delete(self.queue.name, self.queue.dead_letter_queue)
         with self.rabbitmq.channel() as channel:
             channel.exchange_delete(self.exchange)
@@ -346,7 +355,7 @@ def test_an_event_inventory_does_not_consume_is_refused(rig):
     event = saga.new_event(saga.STOCK_RESERVED, order_id(), {"movie_id": 1, "quantity": 1, "unit_price": "1.00"})
     with pytest.raises(reservations.UnexpectedEvent):
         rig.apply(event)
-    assert rig.postgres.query("movies_db", "SELECT count(*) FROM processed_events") == [(0,)]
+    assert not rig.processed(event)
 
 
 # -- relaying ---------------------------------------------------------------------------------------------------
@@ -363,7 +372,9 @@ def test_the_relay_publishes_the_emitted_event_to_the_exchange(rig):
         channel.queue_bind(listener, rig.exchange, routing_key="stock.*")
     try:
         rig.apply(placed(order, movie, 1, "7.00"))
-        relay = OutboxRelay(rig.pool, RabbitSettings.from_env(), exchange=rig.exchange, queues=())
+        relay = OutboxRelay(
+            rig.pool, RabbitSettings.from_env(), table=rig.outbox_table, exchange=rig.exchange, queues=()
+        )
         rig.relays.append(relay)
         relay.start()
         wait_until(lambda: rig.rabbitmq.message_count(listener) == 1, 20, "the relayed event")
