@@ -50,7 +50,7 @@ class Saga:
 SAGA: Extension[Saga] = Extension("inventory.saga")
 
 
-class _MigratedPool:
+class MigratingPool:
     """The pool as the saga consumer sees it: its ``ping`` (the consumer's "database usable" check before every
     (re)connect) also migrates the schema. A worker that started while the database was down would otherwise
     consume before the inbox and reservations tables exist, and dead-letter events for a missing table instead
@@ -97,7 +97,7 @@ def create_app(database: DatabaseSettings | None = None, rabbit: RabbitSettings 
 
     rabbit = rabbit or RabbitSettings.from_env()
     relay = OutboxRelay(pool, rabbit)
-    saga_consumer = SagaConsumer(_MigratedPool(pool, schema), rabbit, saga.INVENTORY_EVENTS, reservations.apply)
+    saga_consumer = SagaConsumer(MigratingPool(pool, schema), rabbit, saga.INVENTORY_EVENTS, reservations.apply)
     SAGA.install(app, Saga(saga_consumer, relay))
 
     def saga_state() -> dict[str, object]:

@@ -10,19 +10,28 @@ own, consumed by ``common.saga_consumer.SagaConsumer`` with inventory's real han
 from __future__ import annotations
 
 import threading
+import uuid
 from collections.abc import Iterator
 from dataclasses import replace
 from decimal import Decimal
 
+import pika
 import pytest
 
 from common.config import RabbitSettings
+from common.db import ConnectionPool, Schema
 from common.outbox_relay import OutboxRelay
+from common.saga_consumer import SagaConsumer
 from contract import saga
-from inventory import SAGA, create_app, reservations
+from contract.services import INVENTORY
+from inventory import SAGA, MigratingPool, create_app, reservations
+from inventory.db import MIGRATIONS
 from tests.integration.inventory_saga_support import Rig, cancelled, order_id, placed, wait_until
 
 pytestmark = pytest.mark.integration
+
+#: A schema of its own in movies_db for the migration test (an empty database), never the shared tables.
+SCRATCH_SCHEMA = "inventory_saga_migration_check"
 
 
 @pytest.fixture
@@ -268,3 +277,42 @@ def test_inventory_stays_ready_without_the_broker_and_says_the_saga_is_not_consu
     finally:
         consumer.stop(timeout=20)
 
+
+
+def test_a_consumer_on_an_unmigrated_database_migrates_before_it_applies_anything(
+    inventory_settings, postgres, rabbitmq, monkeypatch
+):
+    """A worker whose database had no saga tables yet (it was down when the worker started): the consumer
+    inventory builds (``MigratingPool``) migrates before it consumes, so the first event is applied (a rejected
+    reservation for a movie of the empty catalogue), not dead-lettered for a missing table."""
+    postgres.query("movies_db", f"DROP SCHEMA IF EXISTS {SCRATCH_SCHEMA} CASCADE")
+    postgres.query("movies_db", f"CREATE SCHEMA {SCRATCH_SCHEMA}")
+    # libpq applies PGOPTIONS to every new connection: this test's pool sees only the empty scratch schema.
+    monkeypatch.setenv("PGOPTIONS", f"-c search_path={SCRATCH_SCHEMA}")
+    suffix = uuid.uuid4().hex[:10]
+    exchange, queue = f"inventory_saga_it_{suffix}", replace(saga.INVENTORY_EVENTS, name=f"inventory_saga_it_{suffix}")
+    pool = ConnectionPool(inventory_settings, "saga-migration-check")
+    consumer = SagaConsumer(
+        MigratingPool(pool, Schema(pool, INVENTORY.name, MIGRATIONS)), RabbitSettings.from_env(), queue,
+        reservations.apply, exchange=exchange,
+    )
+    order = order_id()
+    try:
+        consumer.start()
+        wait_until(lambda: consumer.is_consuming, 30, "the consumer to attach")
+        event = placed(order, 1, 1, "1.00")
+        with rabbitmq.channel() as channel:
+            channel.confirm_delivery()
+            properties = pika.BasicProperties(message_id=event.event_id, delivery_mode=pika.DeliveryMode.Persistent)
+            channel.basic_publish(exchange, event.routing_key, event.body(), properties, mandatory=True)
+        status = f"SELECT status FROM {SCRATCH_SCHEMA}.reservations WHERE order_id = %s"  # noqa: S608
+        wait_until(lambda: postgres.query("movies_db", status, (order,)) == [("rejected",)], 20, "the rejection")
+        assert rabbitmq.message_count(queue.dead_letter_queue) == 0
+    finally:
+        consumer.stop(timeout=20)
+        pool.close()
+        rabbitmq.delete(queue.name, queue.dead_letter_queue)
+        with rabbitmq.channel() as channel:
+            channel.exchange_delete(exchange)
+        monkeypatch.delenv("PGOPTIONS")
+        postgres.query("movies_db", f"DROP SCHEMA IF EXISTS {SCRATCH_SCHEMA} CASCADE")
