@@ -24,6 +24,7 @@ import psycopg2.extensions
 
 from common.outbox import OUTBOX, OutboxTable, add_event
 from contract import saga
+from inventory import metrics
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +97,7 @@ def _place(cursor: psycopg2.extensions.cursor, event: saga.Event, outbox: Outbox
     )
     data = {"movie_id": movie_id, "quantity": quantity, "unit_price": price, "title": title}
     add_event(cursor, saga.new_event(saga.STOCK_RESERVED, event.order_id, data), table=outbox)
+    metrics.RESERVATIONS.labels(RESERVED).inc()
 
 
 def _refusal(movie: tuple[str, int | None, Decimal | None] | None, event: saga.Event) -> str | None:
@@ -131,6 +133,7 @@ def _reject(
         )
     data: dict[str, Any] = {"movie_id": movie_id, "quantity": quantity, "reason": reason}
     add_event(cursor, saga.new_event(saga.STOCK_REJECTED, event.order_id, data), table=outbox)
+    metrics.RESERVATIONS.labels(REJECTED).inc()
 
 
 def _cancel(cursor: psycopg2.extensions.cursor, event: saga.Event) -> None:
@@ -141,6 +144,7 @@ def _cancel(cursor: psycopg2.extensions.cursor, event: saga.Event) -> None:
             "INSERT INTO reservations (order_id, movie_id, quantity, status, reason) VALUES (%s, %s, %s, %s, %s)",
             (event.order_id, event.data["movie_id"], event.data["quantity"], TOMBSTONE, event.data["reason"]),
         )
+        metrics.RESERVATIONS.labels("tombstone").inc()
         return
     status, movie_id, quantity = existing
     if status != RESERVED:
@@ -152,3 +156,4 @@ def _cancel(cursor: psycopg2.extensions.cursor, event: saga.Event) -> None:
         "UPDATE reservations SET status = %s, reason = %s, updated_at = now() WHERE order_id = %s",
         (RELEASED, event.data["reason"], event.order_id),
     )
+    metrics.RESERVATIONS.labels(RELEASED).inc()

@@ -17,6 +17,7 @@ from decimal import Decimal
 
 import pika
 import pytest
+from prometheus_client import REGISTRY
 
 from common.config import RabbitSettings
 from common.db import ConnectionPool, Schema
@@ -227,6 +228,25 @@ def test_an_event_inventory_does_not_consume_is_refused(rig):
     with pytest.raises(reservations.UnexpectedEvent):
         rig.apply(event)
     assert not rig.processed(event)
+
+
+def test_each_decision_is_counted_by_outcome(rig):
+    """inventory_reservations_total counts one reserved, one rejected, one released and one tombstone for
+    those four decisions."""
+    outcomes = ("reserved", "rejected", "released", "tombstone")
+
+    def counts() -> dict[str, float]:
+        return {o: REGISTRY.get_sample_value("inventory_reservations_total", {"outcome": o}) or 0.0 for o in outcomes}
+
+    before = counts()
+    movie = rig.movie(stock=1, price="1.00")
+    order = order_id()
+    rig.apply(placed(order, movie, 1, "1.00"))
+    rig.apply(placed(order_id(), movie, 1, "1.00"))
+    rig.apply(cancelled(order, movie, 1))
+    rig.apply(cancelled(order_id(), movie, 1))
+    after = counts()
+    assert {o: after[o] - before[o] for o in outcomes} == dict.fromkeys(outcomes, 1.0)
 
 
 # -- relaying ---------------------------------------------------------------------------------------------------
