@@ -287,7 +287,7 @@ QUEUE_VARIABLES: dict[str, Variable] = {
 
 #: The variables each service reads, in the order its README lists them.
 SERVICE_VARIABLES: dict[str, tuple[Variable, ...]] = {
-    "inventory": PROCESS + DATABASE + AWS_SDK + POSTERS,
+    "inventory": PROCESS + DATABASE + BROKER + AWS_SDK + POSTERS + (CLAIM_CHECK_BUCKET,),
     "billing": PROCESS + DATABASE + BROKER + BILLING + AWS_SDK + SAGA_STORAGE + (AWS_ENDPOINT_URL_S3,),
     "gateway": PROCESS + BROKER + GATEWAY + RATE_LIMIT + AWS_SDK,
 }

@@ -236,10 +236,10 @@ def local_system(full_test_system: LocalSystem) -> LocalSystem:
 
 @pytest.fixture
 def inventory_settings(postgres: PostgresHelper, monkeypatch: pytest.MonkeyPatch) -> DatabaseSettings:
-    """DatabaseSettings for movies_db exactly as the local system gives them to inventory (its database and AWS
-    variables set in this process's environment, for an app built in the test)."""
+    """DatabaseSettings for movies_db exactly as the local system gives them to inventory (its database, broker
+    and AWS variables set in this process's environment, for an app built in the test)."""
     for key, value in postgres.system.service_env("inventory").items():
-        if key.startswith(("DATABASE_", "AWS_")):
+        if key.startswith(("DATABASE_", "RABBITMQ_", "AWS_")):
             monkeypatch.setenv(key, value)
     return DatabaseSettings.from_env(default_name="movies_db")
 

@@ -4,26 +4,73 @@
 connects to nothing. The schema is migrated when the worker starts (a ``common.lifecycle`` start hook) or on
 first use. With POSTER_RESULTS_QUEUE_URL set, each worker also starts the poster results consumer thread
 (``inventory.poster_results``) from a start hook; without it no boto3 is imported at all.
+
+The purchase saga (issue 15): each worker also runs a ``SagaConsumer`` on ``inventory.saga`` (reserving and
+releasing stock, ``inventory.reservations``) and an ``OutboxRelay`` publishing movies_db's outbox, both started
+by start hooks. Several workers are safe: they are competing consumers of one quorum queue (each event goes to
+one of them; the inbox and a per-order lock make a redelivered or concurrent event harmless), and the relays
+share the outbox through ``SELECT ... FOR UPDATE SKIP LOCKED`` (no row published by two at once).
+Inventory keeps serving movies while RabbitMQ is away: ``/ready`` checks the database only (the saga is
+asynchronous: placements wait in the durable queue, emitted events in the outbox) and reports the saga's state
+under ``"saga"`` in its body and in ``/health``'s.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from flask import Flask
 
-from common.config import DatabaseSettings, env_str
+from common import claim_check
+from common.config import DatabaseSettings, RabbitSettings, env_str
 from common.db import ConnectionPool, Schema
+from common.extensions import Extension
 from common.lifecycle import on_shutdown, on_start
 from common.log import configure_logging
+from common.outbox_relay import OutboxRelay
+from common.saga_consumer import SagaConsumer
 from common.web import init_app
 from contract import environment as env
+from contract import saga
 from contract.limits import MAX_REQUEST_BYTES
 from contract.services import INVENTORY
-from inventory import db, posters
+from inventory import db, posters, reservations
 from inventory.poster_results import PosterResultsConsumer
 from inventory.routes import movies
 
 
-def create_app(database: DatabaseSettings | None = None) -> Flask:
+@dataclass(frozen=True)
+class Saga:
+    """The worker's saga threads (started by start hooks; tests start them explicitly)."""
+
+    consumer: SagaConsumer
+    relay: OutboxRelay
+
+
+#: The app's saga threads, installed by ``create_app``: ``SAGA.of(app).consumer``.
+SAGA: Extension[Saga] = Extension("inventory.saga")
+
+
+class MigratingPool:
+    """The pool as the saga consumer sees it: its ``ping`` (the consumer's "database usable" check before every
+    (re)connect) also migrates the schema. A worker that started while the database was down would otherwise
+    consume before the inbox and reservations tables exist, and dead-letter events for a missing table instead
+    of waiting for the database (DatabaseUnavailable is transient: the consumer backs off and retries)."""
+
+    def __init__(self, pool: ConnectionPool, schema: Schema):
+        self._pool = pool
+        self._schema = schema
+
+    def ping(self) -> None:
+        """Raise DatabaseUnavailable unless the database answers; then bring the schema up to date."""
+        self._pool.ping()
+        self._schema.ensure()
+
+    def __getattr__(self, name: str):
+        return getattr(self._pool, name)
+
+
+def create_app(database: DatabaseSettings | None = None, rabbit: RabbitSettings | None = None) -> Flask:
     """Build the inventory app; settings come from the environment unless given (tests pass their own)."""
     configure_logging(INVENTORY.name, env_str(env.LOG_LEVEL))
     app = Flask(__name__)
@@ -49,11 +96,34 @@ def create_app(database: DatabaseSettings | None = None) -> Flask:
         pool.ping()
         schema.ensure()
 
-    init_app(app, INVENTORY.name, readiness={"database": database_ready})
+    rabbit = rabbit or RabbitSettings.from_env()
+    store_claim, fetch_claim = claim_check.from_env()  # events over 64 KiB by claim check (CLAIM_CHECK_BUCKET)
+    relay = OutboxRelay(pool, rabbit, claim_check_store=store_claim)
+    saga_consumer = SagaConsumer(
+        MigratingPool(pool, schema), rabbit, saga.INVENTORY_EVENTS, reservations.apply, claim_check_fetch=fetch_claim
+    )
+    SAGA.install(app, Saga(saga_consumer, relay))
+
+    def saga_state() -> dict[str, object]:
+        # Attributes only (no I/O): /health calls it too.
+        return {"saga": {
+            "consuming": saga_consumer.is_consuming,
+            "consumer_problem": saga_consumer.last_problem or None,
+            "relay_problem": relay.last_problem or None,
+        }}
+
+    # Readiness is the database only: inventory must keep serving movies while the broker is away (see above).
+    init_app(app, INVENTORY.name, readiness={"database": database_ready}, details=saga_state)
     app.register_blueprint(movies)
     # gunicorn's post_worker_init hook (common.gunicorn_config) runs it: the factory itself connects to nothing.
     on_start(migrate_early)
+    on_start(relay.start)
+    on_start(saga_consumer.start)
     on_shutdown(pool.close)
+    # Shutdown hooks run newest first: the consumer stops (after the event in hand), then the relay (after its
+    # batch), then the pool closes.
+    on_shutdown(relay.stop)
+    on_shutdown(saga_consumer.stop)
     results_queue = env_str(env.POSTER_RESULTS_QUEUE_URL)
     if results_queue:
         consumer = PosterResultsConsumer(store, results_queue)

@@ -10,6 +10,8 @@ from common import tracing
 from common.amounts import render_amount
 from common.db import ConnectionPool, DatabaseUnavailable, Schema
 from common.extensions import Extension
+from common.inbox import INBOX
+from common.outbox import OUTBOX
 
 MIGRATIONS = [
     """
@@ -36,6 +38,27 @@ MIGRATIONS = [
     ALTER TABLE movies
         ADD COLUMN stock bigint CONSTRAINT movies_stock_not_negative CHECK (stock >= 0),
         ADD COLUMN price numeric(9, 2) CONSTRAINT movies_price_not_negative CHECK (price >= 0)
+    """,
+    # The purchase saga (issue 15, docs/patterns/saga.md): the outbox of the events inventory emits, the inbox of
+    # the events it applied, and one reservation row per order (inventory.reservations). No foreign key to
+    # movies: deleting a movie must not be blocked by (or erase) the record of what was reserved of it. A row
+    # that is 'cancelled-before-placed' is a tombstone: the cancel came first, the placement is then refused.
+    OUTBOX.migration(),
+    INBOX.migration(),
+    """
+    CREATE TABLE IF NOT EXISTS reservations (
+        order_id    text PRIMARY KEY,
+        movie_id    bigint        NOT NULL,
+        quantity    integer       NOT NULL CHECK (quantity > 0),
+        unit_price  numeric(9, 2),
+        status      text          NOT NULL
+                    CHECK (status IN ('reserved', 'released', 'rejected', 'cancelled-before-placed')),
+        reason      text,
+        created_at  timestamptz   NOT NULL DEFAULT now(),
+        updated_at  timestamptz   NOT NULL DEFAULT now(),
+        CONSTRAINT reservations_reserved_with_price
+            CHECK (status NOT IN ('reserved', 'released') OR unit_price IS NOT NULL)
+    )
     """,
 ]
 

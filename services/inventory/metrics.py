@@ -1,4 +1,4 @@
-"""Prometheus metrics of inventory's poster results consumer (on ``/metrics`` next to the HTTP ones)."""
+"""Prometheus metrics of inventory's poster results consumer and saga handler (on ``/metrics`` with the HTTP ones)."""
 
 from __future__ import annotations
 
@@ -27,4 +27,13 @@ CONSUMER_UP = Gauge(
     "posters_results_consumer_up",
     "1 while this worker's poster results consumer reaches its queue, else 0.",
     multiprocess_mode="livemax",
+)
+
+# The purchase saga (inventory.reservations). Counted when the handler decides, inside the event's
+# transaction: an event whose commit then fails is counted again when it is redelivered (rare).
+RESERVATIONS = Counter(
+    "inventory_reservations_total",
+    "Saga decisions on reservations, by outcome: reserved, rejected (with stock.rejected), released (the "
+    "compensation gave the stock back) and tombstone (a cancel before its placement).",
+    ["outcome"],
 )

@@ -79,7 +79,16 @@ def test_queue_is_the_contract_queue_for_its_consumer_and_publishers(compose: di
         assert env["BILLING_QUEUE"] == BILLING_QUEUE.name
         assert env["BILLING_EXPRESS_QUEUE"] == EXPRESS_QUEUE.name
     else:
-        assert "BILLING_QUEUE" not in env and "RABBITMQ_URL" not in env
+        assert "BILLING_QUEUE" not in env
+
+
+@pytest.mark.parametrize("spec", SERVICES, ids=SERVICE_NAMES)
+def test_broker_settings_go_to_exactly_the_services_that_read_them(compose: dict, spec: Service):
+    """RABBITMQ_URL (the compose broker) is set for each service the contract says reads it (inventory too, for
+    the purchase saga) and for no other."""
+    env = _environment(compose, spec.name)
+    reads_broker = "RABBITMQ_URL" in names_of(spec.name)
+    assert env.get("RABBITMQ_URL") == ("amqp://rabbitmq:5672/" if reads_broker else None)
 
 
 def test_gateway_group_map_is_the_contract_map(compose: dict):

@@ -72,7 +72,10 @@ def test_malformed_results_are_refused(body):
 
 def _imports_boto3_after_create_app(extra_env: dict[str, str]) -> bool:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("POSTER_", "AWS_", "DATABASE_"))}
-    env.update(DATABASE_USER="unit", PYTHONPATH=os.pathsep.join([str(REPO), str(REPO / "services")]), **extra_env)
+    env.update(
+        DATABASE_USER="unit", RABBITMQ_USER="unit", PYTHONPATH=os.pathsep.join([str(REPO), str(REPO / "services")]),
+        **extra_env,
+    )
     code = "import sys, inventory; inventory.create_app(); print('boto3' in sys.modules or 'botocore' in sys.modules)"
     output = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     return output.stdout.strip().splitlines()[-1] == "True"

@@ -61,8 +61,9 @@ def test_profile_comes_from_environment(monkeypatch):
         get_profile("prod")
 
 
-def test_inventory_env_points_at_movies_db_only():
-    """inventory gets movies_db over TCP 127.0.0.1 and no broker settings."""
+def test_inventory_env_points_at_movies_db_and_the_broker():
+    """inventory gets movies_db over TCP 127.0.0.1 and, for the purchase saga, the broker like billing: the URL
+    without credentials and the broker's secret, no password."""
     env = service_env("inventory")
     assert (env["DATABASE_HOST"], env["DATABASE_PORT"], env["DATABASE_NAME"]) == ("127.0.0.1", "56432", "movies_db")
     # Its login comes from its own secret in the local Secrets Manager, never from the environment.
@@ -70,7 +71,9 @@ def test_inventory_env_points_at_movies_db_only():
     assert "DATABASE_USER" not in env and "DATABASE_PASSWORD" not in env
     assert (env["AWS_ENDPOINT_URL_SECRETS_MANAGER"], env["AWS_REGION"]) == ("http://127.0.0.1:56600", "eu-west-1")
     assert (env["PORT"], env["BIND_HOST"]) == ("18080", "127.0.0.1")
-    assert "RABBITMQ_URL" not in env
+    assert env["RABBITMQ_URL"] == "amqp://127.0.0.1:56672/"
+    assert env["RABBITMQ_SECRET_ID"] == "local-test/rabbitmq"
+    assert not any(key.endswith("PASSWORD") for key in env)
 
 
 def test_billing_env_has_database_and_broker():
