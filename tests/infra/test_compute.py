@@ -249,10 +249,14 @@ def test_no_credential_is_a_plain_environment_variable(any_env, name):
         assert not var.endswith(("_USER", "_PASSWORD", "_SECRET", "_TOKEN", "_KEY")), var
 
 
-def test_inventory_has_no_broker_access(any_env):
-    """Inventory gets no broker settings or credentials (least privilege)."""
+def test_inventory_gets_the_broker_login_only_as_a_secret_id(any_env):
+    """Inventory takes part in the saga: it gets the broker's URL and the id of its login's secret (read at
+    run time), never a queue name of billing's or a credential in its environment."""
     container = container_of(any_env, "inventory")
-    assert not {n for n in secret_names(container) | set(env_vars(container)) if n.startswith("RABBITMQ")}
+    assert {n for n in set(env_vars(container)) if n.startswith(("RABBITMQ", "BILLING"))} == {
+        "RABBITMQ_URL", "RABBITMQ_SECRET_ID"
+    }
+    assert not {n for n in secret_names(container) if n.startswith("RABBITMQ")}
 
 
 def test_gateway_reaches_inventory_through_service_connect(any_env):

@@ -8,13 +8,12 @@ import json
 from pathlib import Path
 
 import pytest
-from aws_cdk.assertions import Match, Template
+from aws_cdk.assertions import Match
 
 from contract import claim_check, environment, invoices, saga
 from stacks.alarm_table import OUTBOX_AGE_METRIC
 from stacks.invoicer import HANDLER, NETWORK_INTERFACE_ACTIONS, REQUIREMENTS, SOURCES
 from tests.infra.helpers import (
-    cdk_context,
     container_of,
     dumps,
     env_vars,
@@ -234,57 +233,22 @@ def test_inventory_may_store_and_read_claim_checks_only(any_env):
     }
 
 
-def test_containers_carry_only_the_saga_settings_their_contract_lists(any_env):
-    """Every saga setting a service's contract lists is set on its container, with the saga bucket's name or the
-    broker's settings (the others wait for the change that makes the service read them)."""
-    expected = {
-        "billing": {environment.INVOICES_BUCKET.name: _bucket_name(any_env),
-                    environment.CLAIM_CHECK_BUCKET.name: _bucket_name(any_env)},
-        "inventory": {environment.CLAIM_CHECK_BUCKET.name: _bucket_name(any_env)},
-    }
-    for service, settings in expected.items():
-        variables = env_vars(container_of(any_env, service))
-        listed = {name: value for name, value in settings.items() if name in environment.names_of(service)}
-        assert {name: render(variables.get(name, "")) for name in listed} == listed
-    inventory = env_vars(container_of(any_env, "inventory"))
-    if environment.RABBITMQ_SECRET_ID.name in environment.names_of("inventory"):
-        assert "BrokerCredentials" in dumps(inventory[environment.RABBITMQ_SECRET_ID.name])
-
-
-@pytest.fixture(scope="module")
-def listed_compute() -> Template:
-    """The dev compute stack synthesized with the saga's variables listed for billing and inventory (as the
-    services' changes list them), to see what the containers then get."""
-    from stacks.application import build_app
-
-    listed = {
-        "billing": (environment.INVOICES_BUCKET, environment.CLAIM_CHECK_BUCKET),
-        "inventory": (environment.RABBITMQ_URL, environment.RABBITMQ_SECRET_ID, environment.CLAIM_CHECK_BUCKET),
-    }
-    variables = dict(environment.SERVICE_VARIABLES)
-    for service, extra in listed.items():
-        variables[service] = variables[service] + tuple(v for v in extra if v not in variables[service])
-    with pytest.MonkeyPatch.context() as patch:  # only while synthesizing: the other tests see the real lists
-        patch.setattr(environment, "SERVICE_VARIABLES", variables)
-        _, stage = build_app(context={**cdk_context(), "env": "dev"}, nag=False, validation=False)
-        return Template.from_stack(stage.compute)
-
-
-def test_listed_settings_reach_billing_and_inventory(listed_compute):
-    """Once listed: billing gets INVOICES_BUCKET and CLAIM_CHECK_BUCKET, inventory CLAIM_CHECK_BUCKET and the
-    broker's URL and secret, all naming the saga bucket or the broker."""
-    definitions = listed_compute.find_resources("AWS::ECS::TaskDefinition")
-    containers = {
-        container["Name"]: env_vars(container)
-        for definition in definitions.values()
-        for container in definition["Properties"]["ContainerDefinitions"]
-    }
-    bucket = "movies-dev-invoices-<AWS::AccountId>-eu-west-1"
-    billing, inventory = containers["billing"], containers["inventory"]
-    assert render(billing["INVOICES_BUCKET"]) == render(billing["CLAIM_CHECK_BUCKET"]) == bucket
-    assert render(inventory["CLAIM_CHECK_BUCKET"]) == bucket
-    assert "BrokerAmqpEndpoints" in dumps(inventory["RABBITMQ_URL"])
-    assert "BrokerCredentials" in dumps(inventory["RABBITMQ_SECRET_ID"])
+def test_services_get_the_saga_bucket_and_inventory_the_broker(any_env):
+    """Billing gets INVOICES_BUCKET and CLAIM_CHECK_BUCKET, its express consumer CLAIM_CHECK_BUCKET only (it
+    serves no downloads), inventory CLAIM_CHECK_BUCKET and the broker's URL and secret; all name the saga
+    bucket or the broker."""
+    bucket = _bucket_name(any_env)
+    billing, express, inventory = (
+        env_vars(container_of(any_env, name)) for name in ("billing", "billing-express", "inventory")
+    )
+    assert render(billing[environment.INVOICES_BUCKET.name]) == bucket
+    assert render(billing[environment.CLAIM_CHECK_BUCKET.name]) == bucket
+    assert render(express[environment.CLAIM_CHECK_BUCKET.name]) == bucket
+    assert environment.INVOICES_BUCKET.name not in express
+    assert render(inventory[environment.CLAIM_CHECK_BUCKET.name]) == bucket
+    assert environment.INVOICES_BUCKET.name not in inventory
+    assert "BrokerAmqpEndpoints" in dumps(inventory[environment.RABBITMQ_URL.name])
+    assert "BrokerCredentials" in dumps(inventory[environment.RABBITMQ_SECRET_ID.name])
 
 
 # --- alarms ---------------------------------------------------------------------------------------------------
