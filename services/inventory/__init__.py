@@ -17,6 +17,7 @@ under ``"saga"`` in its body and in ``/health``'s.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from flask import Flask
@@ -34,7 +35,7 @@ from contract import environment as env
 from contract import saga
 from contract.limits import MAX_REQUEST_BYTES
 from contract.services import INVENTORY
-from inventory import db, posters, reservations
+from inventory import db, poster_results, posters, reservations
 from inventory.poster_results import PosterResultsConsumer
 from inventory.routes import movies
 
@@ -128,5 +129,8 @@ def create_app(database: DatabaseSettings | None = None, rabbit: RabbitSettings 
     if results_queue:
         consumer = PosterResultsConsumer(store, results_queue)
         on_start(consumer.start)
-        on_shutdown(consumer.stop)  # shutdown hooks run newest first: the consumer stops before the pool closes
+        # Shutdown hooks run newest first: the consumer stops before the pool closes. It waits for the long poll
+        # in flight (up to its wait time): a worker that exited in the middle of one would leave the receive
+        # pending in SQS, which then hands the next result to nobody until its visibility timeout has passed.
+        on_shutdown(functools.partial(consumer.stop, timeout=poster_results.WAIT_SECONDS + 2))
     return app
