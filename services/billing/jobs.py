@@ -20,7 +20,6 @@ Jobs:
 - ``purchase_timeouts``: purchases pending longer than ``PURCHASE_TIMEOUT_SECONDS`` become ``rejected`` and
   emit ``order.cancelled`` (inventory releases what it may have reserved), in one transaction
   (:func:`billing.saga.reject_timed_out`).
-- ``inbox``: forgets the saga inbox's records older than ``INBOX_RETENTION_DAYS`` (``common.inbox``).
 """
 
 from __future__ import annotations
@@ -41,14 +40,10 @@ from billing.saga import TIMEOUT_BATCH, reject_timed_out
 from billing.store import OrderStore
 from common.config import RabbitSettings
 from common.db import DatabaseUnavailable, transaction
-from common.inbox import forget_before
 from contract import environment as env
 from contract.messaging import PRIORITY_QUEUES
 
 log = logging.getLogger(__name__)
-
-#: Days the saga inbox remembers an applied event: far longer than any redelivery or dead-letter replay takes.
-INBOX_RETENTION_DAYS = 30
 
 #: Dead letters one re-drive run looks at per queue: each one looked at but left is handed back, which
 #: counts towards the dead-letter queue's (practically unreachable) delivery limit.
@@ -123,13 +118,6 @@ def reject_timed_out_purchases(store: OrderStore, timeout_seconds: float) -> int
             return total
 
 
-def forget_old_inbox_records(store: OrderStore, days: int = INBOX_RETENTION_DAYS) -> int:
-    """Delete the saga inbox's records older than ``days`` days; returns how many."""
-    store.check()
-    with store.pool.connection() as conn, transaction(conn) as cur:
-        return forget_before(cur, days)
-
-
 class JobRunner:
     """Runs the jobs on a daemon thread while ``election`` says this process leads."""
 
@@ -153,7 +141,6 @@ class JobRunner:
             "redrive": lambda: redrive_transient(rabbit, redrive_max_attempts, keep_going, store),
             "aggregates": lambda: aggregate_minutes(store),
             "purchase_timeouts": lambda: reject_timed_out_purchases(store, purchase_timeout),
-            "inbox": lambda: forget_old_inbox_records(store),
         }
 
     def _may_run(self) -> bool:

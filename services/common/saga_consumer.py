@@ -9,6 +9,8 @@ the events it emits with ``common.outbox.add_event``, all in that transaction); 
 - A malformed message, or one whose handler raises, goes to the queue's dead-letter queue with the reason in
   its headers (as billing's dead letters, ``contract.messaging`` header names), confirmed before the ack; never
   requeued forever.
+- The inbox forgets records older than ``inbox_retention_days`` (30), checked hourly by the consumer itself, so
+  the table stays bounded in every service (no leader needed).
 - When PostgreSQL or RabbitMQ is away the connection is dropped (unacknowledged deliveries go back to the
   queue) and the consumer reconnects with backoff.
 """
@@ -18,6 +20,7 @@ from __future__ import annotations
 import functools
 import logging
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -30,7 +33,7 @@ from common.amqp import declare_saga, open_connection
 from common.backoff import backoff_delay
 from common.config import RabbitSettings
 from common.db import CONNECTION_ERRORS, ConnectionPool, DatabaseUnavailable, transaction
-from common.inbox import INBOX, InboxTable, first_time
+from common.inbox import INBOX, InboxTable, first_time, forget_before
 from common.secrets import SecretUnavailable
 from contract import messaging, saga
 
@@ -38,6 +41,9 @@ log = logging.getLogger(__name__)
 
 #: Applies one event: state change and emitted events through the cursor, inside the consumer's transaction.
 Handler = Callable[[psycopg2.extensions.cursor, saga.Event], None]
+
+#: How often a consumer forgets old inbox records.
+PRUNE_INTERVAL_SECONDS = 3600.0
 
 _TRANSIENT = (DatabaseUnavailable, SecretUnavailable, pika.exceptions.AMQPError, OSError, *CONNECTION_ERRORS)
 _MAX_REASON = 500
@@ -59,8 +65,15 @@ class SagaConsumer:
         reconnect_initial: float = 0.1,
         reconnect_max: float = 10.0,
         claim_check_fetch: claim_check.Fetch | None = None,
+        database_check: Callable[[], None] | None = None,
+        inbox_retention_days: int = 30,
     ):
         self._pool = pool
+        # Raises while the database cannot take events: unreachable, or (the services pass their migration
+        # check) without the inbox and the handler's tables yet.
+        self._database_check = database_check or pool.ping
+        self._retention_days = inbox_retention_days
+        self._next_prune = 0.0
         self._fetch = claim_check_fetch
         self._rabbit = rabbit
         self._queue = queue
@@ -99,7 +112,7 @@ class SagaConsumer:
         attempt = 0
         while not self._stopping.is_set():
             try:
-                self._pool.ping()  # database first: taking events that cannot be applied would only bounce them
+                self._database_check()  # database first: taking events that cannot be applied would only bounce them
                 self._connection = open_connection(self._rabbit)
                 channel = self._connection.channel()
                 declare_saga(channel, self._exchange, (self._queue,))
@@ -113,6 +126,7 @@ class SagaConsumer:
                 self.is_consuming, self.last_problem, attempt = True, "", 0
                 while not self._stopping.is_set():
                     self._connection.process_data_events(time_limit=1)
+                    self._prune_when_due()
             except _TRANSIENT as exc:
                 self.last_problem = f"{type(exc).__name__}: {str(exc).strip() or repr(exc)}"
             except Exception as exc:  # a bug must not end the thread: logged, then retried
@@ -145,6 +159,18 @@ class SagaConsumer:
             if failure is not None:
                 self._dead_letter(dead_letters, properties, body, *failure)
         channel.basic_ack(method.delivery_tag)
+
+    def _prune_when_due(self) -> None:
+        """Forget inbox records older than the retention, once an hour (every consumer of the database may: the
+        DELETE is idempotent). Keep the retention far longer than any redelivery or dead-letter replay takes."""
+        now = time.monotonic()
+        if now < self._next_prune:
+            return
+        self._next_prune = now + PRUNE_INTERVAL_SECONDS
+        with self._pool.connection() as conn, transaction(conn) as cur:
+            forgotten = forget_before(cur, self._retention_days, table=self._inbox)
+        if forgotten:
+            log.info("inbox records forgotten", extra={"queue": self._queue.name, "records": forgotten})
 
     def _redeem(self, body: bytes, headers) -> bytes:
         """The event's body: ``body``, or the S3 object a claim check names (size and sha256 checked). S3 away

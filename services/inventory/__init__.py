@@ -52,23 +52,28 @@ class Saga:
 SAGA: Extension[Saga] = Extension("inventory.saga")
 
 
-class MigratingPool:
-    """The pool as the saga consumer sees it: its ``ping`` (the consumer's "database usable" check before every
-    (re)connect) also migrates the schema. A worker that started while the database was down would otherwise
-    consume before the inbox and reservations tables exist, and dead-letter events for a missing table instead
-    of waiting for the database (DatabaseUnavailable is transient: the consumer backs off and retries)."""
+def saga_consumer_of(
+    pool: ConnectionPool,
+    schema: Schema,
+    rabbit: RabbitSettings,
+    *,
+    queue: saga.SagaQueue = saga.INVENTORY_EVENTS,
+    exchange: str = saga.EXCHANGE,
+    claim_check_fetch: claim_check.Fetch | None = None,
+) -> SagaConsumer:
+    """Inventory's consumer of ``inventory.saga`` (tests name a queue and exchange of their own).
 
-    def __init__(self, pool: ConnectionPool, schema: Schema):
-        self._pool = pool
-        self._schema = schema
+    Its database check migrates too: a worker started while the database was down must not take events before
+    the inbox and reservations tables exist (it would dead-letter them for a missing table)."""
 
-    def ping(self) -> None:
-        """Raise DatabaseUnavailable unless the database answers; then bring the schema up to date."""
-        self._pool.ping()
-        self._schema.ensure()
+    def migrated() -> None:
+        pool.ping()
+        schema.ensure()
 
-    def __getattr__(self, name: str):
-        return getattr(self._pool, name)
+    return SagaConsumer(
+        pool, rabbit, queue, reservations.apply, exchange=exchange,
+        claim_check_fetch=claim_check_fetch, database_check=migrated,
+    )
 
 
 def create_app(database: DatabaseSettings | None = None, rabbit: RabbitSettings | None = None) -> Flask:
@@ -100,9 +105,7 @@ def create_app(database: DatabaseSettings | None = None, rabbit: RabbitSettings 
     rabbit = rabbit or RabbitSettings.from_env()
     store_claim, fetch_claim = claim_check.from_env()  # events over 64 KiB by claim check (CLAIM_CHECK_BUCKET)
     relay = OutboxRelay(pool, rabbit, claim_check_store=store_claim)
-    saga_consumer = SagaConsumer(
-        MigratingPool(pool, schema), rabbit, saga.INVENTORY_EVENTS, reservations.apply, claim_check_fetch=fetch_claim
-    )
+    saga_consumer = saga_consumer_of(pool, schema, rabbit, claim_check_fetch=fetch_claim)
     SAGA.install(app, Saga(saga_consumer, relay))
 
     def saga_state() -> dict[str, object]:

@@ -11,7 +11,7 @@ from decimal import Decimal
 
 import pytest
 
-from billing.jobs import forget_old_inbox_records, reject_timed_out_purchases
+from billing.jobs import reject_timed_out_purchases
 from billing.saga import UnknownOrder, handle_event
 from billing.store import OrderRecord, OrderStore
 from common.config import DatabaseSettings
@@ -243,17 +243,3 @@ def test_stock_rejected_after_a_timeout_keeps_the_timeout_reason(store, postgres
     assert purchase_row(postgres, order_id)[1].startswith("timed out")
 
 
-def test_the_inbox_job_forgets_only_old_records(store, postgres):
-    """Records older than the retention go; a recent one stays (it still guards against a redelivery)."""
-    old, recent = f"it-old-{secrets.token_hex(4)}", f"it-new-{secrets.token_hex(4)}"
-    postgres.query(
-        "billing_db",
-        "INSERT INTO processed_events (consumer, event_id, processed_at) VALUES"
-        " ('it', %s, now() - interval '40 days'), ('it', %s, now())",
-        (old, recent),
-    )
-    assert forget_old_inbox_records(store, days=30) >= 1
-    left = postgres.query(
-        "billing_db", "SELECT event_id FROM processed_events WHERE event_id IN (%s, %s)", (old, recent)
-    )
-    assert left == [(recent,)]

@@ -22,10 +22,9 @@ from prometheus_client import REGISTRY
 from common.config import RabbitSettings
 from common.db import ConnectionPool, Schema
 from common.outbox_relay import OutboxRelay
-from common.saga_consumer import SagaConsumer
 from contract import saga
 from contract.services import INVENTORY
-from inventory import SAGA, MigratingPool, create_app, reservations
+from inventory import SAGA, create_app, reservations, saga_consumer_of
 from inventory.db import MIGRATIONS
 from tests.integration.inventory_saga_support import Rig, cancelled, order_id, placed, wait_until
 
@@ -303,7 +302,7 @@ def test_a_consumer_on_an_unmigrated_database_migrates_before_it_applies_anythin
     inventory_settings, postgres, rabbitmq, monkeypatch
 ):
     """A worker whose database had no saga tables yet (it was down when the worker started): the consumer
-    inventory builds (``MigratingPool``) migrates before it consumes, so the first event is applied (a rejected
+    inventory builds (``saga_consumer_of``) migrates before it consumes, so the first event is applied (a rejected
     reservation for a movie of the empty catalogue), not dead-lettered for a missing table."""
     postgres.query("movies_db", f"DROP SCHEMA IF EXISTS {SCRATCH_SCHEMA} CASCADE")
     postgres.query("movies_db", f"CREATE SCHEMA {SCRATCH_SCHEMA}")
@@ -312,9 +311,8 @@ def test_a_consumer_on_an_unmigrated_database_migrates_before_it_applies_anythin
     suffix = uuid.uuid4().hex[:10]
     exchange, queue = f"inventory_saga_it_{suffix}", replace(saga.INVENTORY_EVENTS, name=f"inventory_saga_it_{suffix}")
     pool = ConnectionPool(inventory_settings, "saga-migration-check")
-    consumer = SagaConsumer(
-        MigratingPool(pool, Schema(pool, INVENTORY.name, MIGRATIONS)), RabbitSettings.from_env(), queue,
-        reservations.apply, exchange=exchange,
+    consumer = saga_consumer_of(
+        pool, Schema(pool, INVENTORY.name, MIGRATIONS), RabbitSettings.from_env(), queue=queue, exchange=exchange
     )
     order = order_id()
     try:

@@ -14,8 +14,9 @@ import pika
 import pytest
 
 from common import claim_check
+from common.amqp import declare_saga
 from common.config import DatabaseSettings, RabbitSettings
-from common.db import ConnectionPool
+from common.db import ConnectionPool, DatabaseUnavailable
 from common.inbox import InboxTable
 from common.saga_consumer import SagaConsumer
 from contract import saga
@@ -47,7 +48,7 @@ class Setup:
         self.pool = ConnectionPool(DatabaseSettings.from_env("billing_db"), "saga-consumer-tests")
         self.consumer: SagaConsumer | None = None
 
-    def start(self, **options) -> SagaConsumer:
+    def start(self, wait: bool = True, **options) -> SagaConsumer:
         """Start the consumer (``options`` go to SagaConsumer); the handler records each event it applies, and
         refuses order ids "refuse-*"."""
 
@@ -61,7 +62,8 @@ class Setup:
             **options,
         )
         self.consumer.start()
-        wait_until(lambda: self.consumer.is_consuming, 20, "the consumer to attach")
+        if wait:
+            wait_until(lambda: self.consumer.is_consuming, 20, "the consumer to attach")
         return self.consumer
 
     def publish(self, body: bytes, routing_key: str, message_id: str | None) -> None:
@@ -219,3 +221,37 @@ def test_a_claim_check_without_a_bucket_is_dead_lettered(setup, claims):
     [(properties, _)] = setup.dead_letters()
     assert properties.headers["x-dead-letter-kind"] == "claim_check_unconfigured"
     assert setup.rows() == []
+
+
+def test_the_consumer_forgets_inbox_records_past_the_retention(setup):
+    """Inbox records older than the retention are deleted by the consumer itself; a recent one stays (it still
+    guards against a redelivery)."""
+    setup.postgres.query(
+        "billing_db",
+        f"INSERT INTO {setup.inbox.name} (consumer, event_id, processed_at) VALUES"  # noqa: S608
+        " ('it', 'old', now() - interval '40 days'), ('it', 'recent', now() - interval '1 day')",
+    )
+    setup.start(inbox_retention_days=30)
+    remaining = f"SELECT event_id FROM {setup.inbox.name} ORDER BY 1"  # noqa: S608
+    wait_until(lambda: setup.postgres.query("billing_db", remaining) == [("recent",)], 20, "the old record to go")
+
+
+def test_no_event_is_taken_while_the_database_check_fails(setup):
+    """A consumer whose database check fails (a service's schema not migrated yet) does not attach, so events
+    wait in the queue instead of being dead-lettered; once the check passes they are applied."""
+    ready = False
+
+    def check() -> None:
+        if not ready:
+            raise DatabaseUnavailable("not migrated yet")
+
+    consumer = setup.start(database_check=check, wait=False)
+    with setup.rabbitmq.channel() as channel:  # the consumer declares them only once it attaches
+        declare_saga(channel, setup.exchange, (setup.queue,))
+    event = placed("later-1")
+    setup.publish(event.body(), event.routing_key, event.event_id)
+    time.sleep(1.5)
+    assert not consumer.is_consuming and setup.rows() == [] and "not migrated yet" in consumer.last_problem
+    ready = True
+    wait_until(lambda: setup.rows() == [(event.event_id, "later-1")], 30, "the event applied")
+    assert setup.dead_letters() == []
