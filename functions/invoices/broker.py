@@ -65,16 +65,19 @@ class BrokerSettings:
 
 
 @functools.cache
-def _secret_login(secret_id: str) -> tuple[str, str]:
-    """username and password of a Secrets Manager secret (cached; cleared when the broker refuses them)."""
-    value = json.loads(boto3.client("secretsmanager").get_secret_value(SecretId=secret_id)["SecretString"])
+def _secret_login(secret_id: str, stage: str = "AWSCURRENT") -> tuple[str, str]:
+    """username and password of a version of a Secrets Manager secret (cached; cleared when the broker refuses
+    them)."""
+    secrets = boto3.client("secretsmanager")
+    value = json.loads(secrets.get_secret_value(SecretId=secret_id, VersionStage=stage)["SecretString"])
     return value["username"], value["password"]
 
 
-def login(settings: BrokerSettings) -> tuple[str, str]:
-    """The broker login: the secret's, else the user/password settings; RuntimeError without either."""
+def login(settings: BrokerSettings, stage: str = "AWSCURRENT") -> tuple[str, str]:
+    """The broker login: the secret's (``stage``), else the user/password settings; RuntimeError without
+    either."""
     if settings.secret_id:
-        return _secret_login(settings.secret_id)
+        return _secret_login(settings.secret_id, stage)
     if not settings.user:
         raise RuntimeError(f"neither {C.BROKER_SECRET_SETTING} nor {C.BROKER_USER_SETTING} is set")
     return settings.user, settings.password
@@ -100,14 +103,26 @@ def connection_parameters(settings: BrokerSettings, user: str, password: str) ->
 
 
 def connect(settings: BrokerSettings) -> BlockingConnection:
-    """A connection with the current login; a refused login is tried once more with the secret read again."""
+    """A connection with the current login. A refused login is tried again with the secret read afresh, then
+    with its ``AWSPENDING`` version: during a rotation the broker has the new password (setSecret) before
+    Secrets Manager makes it current (finishSecret)."""
+    refused = (pika.exceptions.ProbableAuthenticationError, pika.exceptions.AuthenticationError)
     try:
         return pika.BlockingConnection(connection_parameters(settings, *login(settings)))
-    except (pika.exceptions.ProbableAuthenticationError, pika.exceptions.AuthenticationError):
+    except refused:
         if not settings.secret_id:
             raise
-        _secret_login.cache_clear()
+    _secret_login.cache_clear()
+    try:
         return pika.BlockingConnection(connection_parameters(settings, *login(settings)))
+    except refused as refusal:
+        try:
+            pending = login(settings, "AWSPENDING")
+        except Exception:  # noqa: BLE001 - no rotation under way: the current login's refusal stands
+            raise refusal from None
+        finally:
+            _secret_login.cache_clear()  # the next connection reads AWSCURRENT again
+        return pika.BlockingConnection(connection_parameters(settings, *pending))
 
 
 def declare_saga(channel: BlockingChannel, exchange: str = saga.EXCHANGE,

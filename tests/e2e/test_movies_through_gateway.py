@@ -114,7 +114,8 @@ def test_openapi_document_and_docs_page(gateway, http):
     spec = http.get(f"{gateway}/openapi.json").json()
     assert spec["openapi"].startswith("3.")
     assert set(spec["paths"]) == {
-        "/api/movies", "/api/movies/{id}", "/api/movies/{id}/poster", "/api/billing", "/api/orders", "/api/orders/{id}"
+        "/api/movies", "/api/movies/{id}", "/api/movies/{id}/poster", "/api/billing", "/api/orders", "/api/orders/{id}",
+        "/api/orders/{id}/invoice",
     }
     assert spec["components"]["schemas"]["NewMovie"]["properties"]["title"]["maxLength"] == 200
     page = http.get(f"{gateway}/docs")

@@ -95,7 +95,9 @@ def drop_outbox_after(postgres, mark: int) -> None:
 def no_billing_service(test_infrastructure) -> None:
     """Stop the test system's billing processes (an e2e test of this session may have started them): their outbox
     relay would publish and delete the rows these tests read, and their saga consumer would compete for
-    ``billing.saga``. The ``local_system`` fixture starts billing again before the next e2e test."""
+    ``billing.saga``. Inventory too: it would answer the ``order.placed`` these tests relay before they look at
+    the pending order. The ``local_system`` fixture starts both again before the next e2e test."""
     for copy in test_infrastructure.replicas("billing")[1:]:
         copy.stop()
     test_infrastructure.stop_service("billing")
+    test_infrastructure.stop_service("inventory")
