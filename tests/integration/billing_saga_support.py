@@ -95,9 +95,14 @@ def drop_outbox_after(postgres, mark: int) -> None:
 def no_billing_service(test_infrastructure) -> None:
     """Stop the test system's billing processes (an e2e test of this session may have started them): their outbox
     relay would publish and delete the rows these tests read, and their saga consumer would compete for
-    ``billing.saga``. Inventory too: it would answer the ``order.placed`` these tests relay before they look at
-    the pending order. The ``local_system`` fixture starts both again before the next e2e test."""
+    ``billing.saga``. The ``local_system`` fixture starts billing again before the next e2e test."""
     for copy in test_infrastructure.replicas("billing")[1:]:
         copy.stop()
     test_infrastructure.stop_service("billing")
+
+
+@pytest.fixture(scope="module")
+def no_inventory_service(test_infrastructure) -> None:
+    """Stop the test system's inventory: it would answer the ``order.placed`` a test relays to ``movies.events``
+    before the test looks at the pending order. The ``local_system`` fixture starts it again when needed."""
     test_infrastructure.stop_service("inventory")

@@ -24,11 +24,12 @@ from common.config import DatabaseSettings, RabbitSettings
 from common.db import ConnectionPool
 from contract import saga
 from contract.messaging import DEAD_LETTER_KIND, DEAD_LETTER_REASON
-from tests.integration.billing_saga_support import (  # noqa: F401 - no_billing_service is a fixture
+from tests.integration.billing_saga_support import (  # noqa: F401 - no_*_service are fixtures
     MOVIE,
     drop_outbox_after,
     new_owner,
     no_billing_service,
+    no_inventory_service,
     outbox_mark,
     purchase_body,
     purchase_row,
@@ -42,8 +43,9 @@ from tests.integration.test_billing_consumer import (  # noqa: F401 - fixtures
     wait_until,
 )
 
-# A running billing (left by an e2e test) would relay the outbox rows these tests read: stopped first.
-pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("no_billing_service")]
+# A running billing (left by an e2e test) would relay the outbox rows these tests read, a running inventory
+# answer the order.placed they relay: both stopped first.
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("no_billing_service", "no_inventory_service")]
 
 
 @pytest.fixture
