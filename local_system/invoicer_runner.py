@@ -14,11 +14,8 @@ with the counters while the consumer thread runs.
 from __future__ import annotations
 
 import argparse
-import json
 import signal
 import threading
-import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pika.exceptions
@@ -28,6 +25,7 @@ from functions.invoices.broker import BrokerSettings, Publisher, connect, declar
 from functions.invoices.events import Malformed
 from functions.invoices.handler import handle
 from functions.invoices.store import log
+from local_system.runner_health import health_server
 
 #: The Lambda mapping's batch size: one message at a time.
 PREFETCH = 1
@@ -96,29 +94,12 @@ class InvoicerLoop(threading.Thread):
         channel.basic_ack(method.delivery_tag)
 
 
-def _health_server(port: int, loop: InvoicerLoop) -> ThreadingHTTPServer:
-    started = time.time()
+def _report(loop: InvoicerLoop):
+    def report() -> tuple[bool, dict[str, Any]]:
+        details = {"queue": loop.queue.name, "consuming": loop.consuming, **loop.counts, "last_error": loop.last_error}
+        return loop.is_alive(), details
 
-    class Health(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            if self.path != "/health":
-                self.send_error(404)
-                return
-            alive = loop.is_alive()
-            body = json.dumps({
-                "status": "ok" if alive else "degraded", "uptime_seconds": round(time.time() - started),
-                "queue": loop.queue.name, "consuming": loop.consuming, **loop.counts, "last_error": loop.last_error,
-            }).encode()
-            self.send_response(200 if alive else 503)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass  # status polls would fill the log
-
-    return ThreadingHTTPServer(("127.0.0.1", port), Health)
+    return report
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -128,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     stopping = threading.Event()
     loop = InvoicerLoop(BrokerSettings.from_env(), stopping)
-    server = _health_server(args.port, loop)
+    server = health_server(args.port, _report(loop))
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
     signal.signal(signal.SIGINT, lambda *_: stopping.set())
     loop.start()

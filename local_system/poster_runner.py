@@ -14,12 +14,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
 import signal
 import threading
-import time
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -29,6 +26,7 @@ from functions.posters import common
 from local_system.emulator_api import REGION
 from local_system.poster_resources import ACCOUNT, filter_settings, queue_url
 from local_system.profiles import get_profile
+from local_system.runner_health import health_server
 
 #: Long-poll wait: short, so `make down` (SIGTERM) stops a filter within this many seconds.
 POLL_SECONDS = 1
@@ -103,29 +101,12 @@ def lambda_event(messages: list[dict], queue: str) -> dict:
     ]}
 
 
-def _health_server(port: int, loops: list[FilterLoop]) -> ThreadingHTTPServer:
-    started = time.time()
+def _report(loops: list[FilterLoop]):
+    def report() -> tuple[bool, dict[str, Any]]:
+        filters = {loop.filter: {**loop.counts, "last_error": loop.last_error} for loop in loops}
+        return all(loop.is_alive() for loop in loops), {"filters": filters}
 
-    class Health(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            if self.path != "/health":
-                self.send_error(404)
-                return
-            body = json.dumps({
-                "status": "ok" if all(loop.is_alive() for loop in loops) else "degraded",
-                "uptime_seconds": round(time.time() - started),
-                "filters": {loop.filter: {**loop.counts, "last_error": loop.last_error} for loop in loops},
-            }).encode()
-            self.send_response(200 if all(loop.is_alive() for loop in loops) else 503)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass  # status polls would fill the log
-
-    return ThreadingHTTPServer(("127.0.0.1", port), Health)
+    return report
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -141,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
                    settings[name], stopping)
         for name, pipe in C.FILTERS.items()
     ]
-    server = _health_server(args.port, loops)
+    server = health_server(args.port, _report(loops))
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
     signal.signal(signal.SIGINT, lambda *_: stopping.set())
     for loop in loops:

@@ -17,6 +17,7 @@ import requests
 
 from contract.messaging import BILLING_QUEUE
 from local_system.processes import process_tree
+from tests.waiting import wait_until
 
 #: The issue's budget from a leader's death to a new leader.
 FAILOVER_BUDGET = 15.0
@@ -33,18 +34,6 @@ def leading(copies) -> list:
         if body.get("leader") is True:
             found.append(copy)
     return found
-
-
-def wait_for(condition, timeout: float, what: str):
-    """Poll ``condition()`` every 100 ms until truthy; return its value or fail naming ``what``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.1)
 
 
 @pytest.fixture
@@ -82,21 +71,21 @@ def test_one_leader_fails_over_within_budget_and_each_minute_is_written_once(two
     insert_orders(postgres, base + timedelta(minutes=1), ["1.25"])
 
     copies = system.scale("billing", 2)
-    [leader] = wait_for(lambda: leading(copies), FAILOVER_BUDGET, "a leader")
+    [leader] = wait_until(lambda: leading(copies), FAILOVER_BUDGET, "a leader")
     time.sleep(1)  # a second leader would have shown up by now (the election retries every 2 s)
     assert leading(copies) == [leader]
-    wait_for(lambda: len(minutes(postgres)) == 2, 10, "the first leader's aggregates")
+    wait_until(lambda: len(minutes(postgres)) == 2, 10, "the first leader's aggregates")
 
     for pid in reversed(process_tree(leader.pid())):  # the worker, then the master
         os.kill(pid, signal.SIGKILL)
     killed_at = time.monotonic()
     [survivor] = [copy for copy in copies if copy is not leader]
-    wait_for(lambda: leading([survivor]), FAILOVER_BUDGET, "the surviving copy to lead")
+    wait_until(lambda: leading([survivor]), FAILOVER_BUDGET, "the surviving copy to lead")
     print(f"\nfailover after {time.monotonic() - killed_at:.1f} s")
 
     # A minute after the newest written one: only the new leader can write it.
     insert_orders(postgres, base + timedelta(minutes=2), ["2", "3", "4"])
-    wait_for(lambda: len(minutes(postgres)) == 3, 10, "the new leader's aggregates")
+    wait_until(lambda: len(minutes(postgres)) == 3, 10, "the new leader's aggregates")
     time.sleep(3)  # at least one more job run of the new leader
     assert minutes(postgres) == [
         (base, 2, Decimal("15.00"), 0),
@@ -108,7 +97,7 @@ def test_one_leader_fails_over_within_budget_and_each_minute_is_written_once(two
 def test_leader_redrives_a_transient_dead_letter_and_keeps_a_permanent_one(local_system, rabbitmq, postgres):
     """A dead letter the broker moved past the delivery limit is re-driven by billing's leader and stored
     once; one billing judged invalid stays in the dead-letter queue."""
-    wait_for(lambda: leading(local_system.replicas("billing")), FAILOVER_BUDGET, "a leader")
+    wait_until(lambda: leading(local_system.replicas("billing")), FAILOVER_BUDGET, "a leader")
     marker = f"e2e-{uuid.uuid4().hex[:12]}"
     body = json.dumps({"user_id": marker, "number_of_items": "1", "total_amount": "7"}).encode()
     transient, permanent = f"{marker}-transient", f"{marker}-permanent"
@@ -125,7 +114,7 @@ def test_leader_redrives_a_transient_dead_letter_and_keeps_a_permanent_one(local
     def stored() -> list[tuple]:
         return postgres.query("billing_db", "SELECT message_id FROM orders WHERE user_id = %s", (marker,))
 
-    wait_for(stored, 20, "the re-driven order")
+    wait_until(stored, 20, "the re-driven order")
     time.sleep(3)  # more job runs: nothing else may arrive
     assert stored() == [(transient,)]
     with rabbitmq.channel() as channel:

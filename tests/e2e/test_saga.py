@@ -27,24 +27,13 @@ from contract import claim_check as CC
 from contract import saga
 from contract.services import BILLING, INVENTORY
 from local_system.processes import process_tree
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
 
 FINAL = ("confirmed", "rejected")
 #: How long a purchase may take to settle on a quiet test system (seconds; generous for 2 loaded cores).
 SETTLE = 60.0
-
-
-def wait_for(condition, timeout: float, what: str):
-    """Poll ``condition()`` every 100 ms until truthy; return its value or fail naming ``what``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.1)
 
 
 def new_movie(gateway: str, http, stock: int | None, price: str | None = "4.50") -> int:
@@ -89,7 +78,7 @@ def status(http, order_url: str) -> dict:
 
 def settled(http, order_url: str, timeout: float = SETTLE) -> dict:
     """The order once it is confirmed or rejected."""
-    return wait_for(lambda: (found := status(http, order_url)).get("status") in FINAL and found, timeout,
+    return wait_until(lambda: (found := status(http, order_url)).get("status") in FINAL and found, timeout,
                     f"{order_url} to be confirmed or rejected")
 
 
@@ -100,7 +89,7 @@ def kill_9(local_system, name: str) -> None:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
-    wait_for(lambda: local_system.service(name).pid() is None, 10, f"{name} to be gone")
+    wait_until(lambda: local_system.service(name).pid() is None, 10, f"{name} to be gone")
 
 
 # -- the happy and the unhappy path --------------------------------------------------------------------------
@@ -212,7 +201,7 @@ def test_replayed_events_change_nothing(gateway, http, rabbitmq, tap):
     url = purchase(gateway, http, movie, 2)
     before = settled(http, url)
     assert before["status"] == "confirmed"
-    events = wait_for(lambda: tap.messages() or None, 10, "the purchase's events on the tap")
+    events = wait_until(lambda: tap.messages() or None, 10, "the purchase's events on the tap")
     dead_before = {q.dead_letter_queue: rabbitmq.message_count(q.dead_letter_queue) for q in saga.SAGA_QUEUES}
     with rabbitmq.channel() as channel:
         channel.confirm_delivery()
@@ -220,7 +209,7 @@ def test_replayed_events_change_nothing(gateway, http, rabbitmq, tap):
             channel.basic_publish(saga.EXCHANGE, properties.type, body, properties, mandatory=True)
     # A later purchase passes through the same queues after the replays: once it settles, they were handled.
     settled(http, purchase(gateway, http, new_movie(gateway, http, stock=1), 1))
-    wait_for(lambda: all(rabbitmq.message_count(q.name) == 0 for q in saga.SAGA_QUEUES), 20, "empty saga queues")
+    wait_until(lambda: all(rabbitmq.message_count(q.name) == 0 for q in saga.SAGA_QUEUES), 20, "empty saga queues")
     time.sleep(1)
     assert stock_of(gateway, http, movie) == 1
     after = status(http, url)
@@ -236,7 +225,7 @@ def test_the_invoice_of_a_confirmed_order_downloads_as_a_pdf_naming_the_order(ga
     url = purchase(gateway, http, movie, 1, unit_price="12.25")
     assert settled(http, url)["status"] == "confirmed"
     order_id = url.rsplit("/", 1)[1]
-    found = wait_for(lambda: status(http, url).get("invoice_url"), SETTLE, "the invoice")
+    found = wait_until(lambda: status(http, url).get("invoice_url"), SETTLE, "the invoice")
     assert found == f"/api/orders/{order_id}/invoice"
     answer = http.get(f"{gateway}{found}", allow_redirects=False)
     assert answer.status_code == 302, answer.text
@@ -261,11 +250,11 @@ def test_a_100_kib_event_travels_by_claim_check(postgres, local_system, tap):
                            {"movie_id": 1, "quantity": 1, "reason": "e2e", "note": "c" * 100 * 1024})
     with postgres.connect(BILLING.database, autocommit=False) as conn, transaction(conn) as cur:
         add_event(cur, event)
-    [(properties, wire)] = wait_for(
+    [(properties, wire)] = wait_until(
         lambda: [m for m in tap.messages() if m[0].message_id == event.event_id] or None, 20, "the claim check")
     assert properties.headers[CC.HEADER] == CC.HEADER_VALUE and len(wire) < 1024
     assert json.loads(wire)["claim_check"]["size"] == len(event.body())
-    wait_for(
+    wait_until(
         lambda: postgres.query(INVENTORY.database, "SELECT 1 FROM processed_events WHERE event_id = %s",
                                (event.event_id,)),
         20, "inventory to apply the large event",

@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections.abc import Iterator
 from decimal import Decimal
 
 import pytest
 
 from billing.store import OrderRecord, OrderStore, Owner
-from common.db import transaction
+from common.config import DatabaseSettings
+from common.db import ConnectionPool, transaction
 from common.orders import parse_order
 from contract import invoices, saga
+from contract.services import BILLING
 
 #: The movie of the tests' purchases: an id no movie of any test system has, so an event that does reach an
 #: inventory (another system's relay) reserves nothing real.
@@ -106,3 +109,22 @@ def no_inventory_service(test_infrastructure) -> None:
     """Stop the test system's inventory: it would answer the ``order.placed`` a test relays to ``movies.events``
     before the test looks at the pending order. The ``local_system`` fixture starts it again when needed."""
     test_infrastructure.stop_service("inventory")
+
+
+@pytest.fixture
+def billing_env(test_infrastructure, monkeypatch) -> None:
+    """The billing service's settings from the test profile (database, broker, the emulator's keys)."""
+    for key, value in test_infrastructure.service_env("billing").items():
+        if key.startswith(("DATABASE_", "RABBITMQ_", "AWS_")):
+            monkeypatch.setenv(key, value)
+
+
+@pytest.fixture
+def store(billing_env, postgres) -> Iterator[OrderStore]:
+    """Billing's store on billing_db; the outbox rows a test adds are dropped afterwards."""
+    store = OrderStore(ConnectionPool(DatabaseSettings.from_env(default_name=BILLING.database), "it-purchases"))
+    store.check()
+    mark = outbox_mark(postgres)
+    yield store
+    drop_outbox_after(postgres, mark)
+    store.close()

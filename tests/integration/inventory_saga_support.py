@@ -9,13 +9,10 @@ inventory's own (movies, reservations, processed_events), emptied when a rig is 
 from __future__ import annotations
 
 import functools
-import time
 import uuid
-from collections.abc import Callable
 from dataclasses import replace
 
 import pika
-import pytest
 
 from common.config import RabbitSettings
 from common.db import ConnectionPool, Schema, transaction
@@ -27,18 +24,10 @@ from contract import saga
 from contract.services import INVENTORY
 from inventory import reservations
 from inventory.db import MIGRATIONS
+from tests.waiting import wait_until
 
 TABLES = ("movies", "reservations", "processed_events")
 PRINCIPAL = {"sub": "alice", "name": "Alice"}
-
-
-def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    """Poll ``condition`` every 50 ms; fail the test with ``what`` if it is not true within ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.05)
 
 
 def placed(order_id: str, movie_id: int, quantity: int, total: str) -> saga.Event:

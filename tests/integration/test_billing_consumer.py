@@ -33,6 +33,7 @@ from common.config import DatabaseSettings, RabbitSettings
 from common.db import ConnectionPool
 from contract.messaging import BILLING_QUEUE
 from tests.moto_process import free_port
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -42,15 +43,6 @@ VALID = {"user_id": "3", "number_of_items": "5", "total_amount": "180"}
 
 
 # -- helpers ------------------------------------------------------------------------------------------------
-def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    """Poll ``condition`` every 50 ms; fail the test with ``what`` if it is not true within ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.05)
-
-
 class Queue:
     """The test's own billing queue: publish to it, count it, read its dead letters and its stored rows."""
 

@@ -1,3 +1,4 @@
+# ruff: noqa: F811 - the fixtures of billing_saga_support are imported, then named as test arguments
 """Reading purchases back: billing's ``/orders/<id>`` and ``/orders`` with the saga status, billing's
 ``/orders/<id>/invoice`` (302 to a presigned GET, checked by downloading it from the moto S3 server), and the
 gateway's ``GET /api/orders/<id>/invoice`` passing that 302 through from a real billing app on a real port."""
@@ -15,16 +16,14 @@ from werkzeug.serving import make_server
 
 from billing import create_app
 from billing.saga import handle_event
-from billing.store import OrderRecord, OrderStore
-from common.config import DatabaseSettings
-from common.db import ConnectionPool
+from billing.store import OrderRecord
 from common.orders import parse_order
 from contract import invoices
 from contract.messaging import HTTP_PRINCIPAL_SUB, HTTP_READ_ALL
-from contract.services import BILLING
-from tests.integration.billing_saga_support import (  # noqa: F401 - no_billing_service is a fixture
+from tests.integration.billing_saga_support import (  # noqa: F401 - billing_env, store, no_billing_service: fixtures
     MOVIE,
     apply,
+    billing_env,
     drop_outbox_after,
     invoice_ready,
     new_owner,
@@ -33,33 +32,20 @@ from tests.integration.billing_saga_support import (  # noqa: F401 - no_billing_
     purchase_body,
     rejected,
     reserved,
+    store,
     store_purchase,
 )
 
 # A running billing (left by an e2e test) would relay the outbox rows these tests read: stopped first.
-pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("no_billing_service")]
-
-PDF = b"%PDF-1.7 an invoice"
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("no_billing_service", "invoices_off")]
 
 
 @pytest.fixture
-def billing_env(test_infrastructure, monkeypatch) -> None:
-    """The billing service's settings from the test profile, with invoices off unless a test turns them on."""
-    for key, value in test_infrastructure.service_env("billing").items():
-        if key.startswith(("DATABASE_", "RABBITMQ_", "AWS_")):
-            monkeypatch.setenv(key, value)
+def invoices_off(monkeypatch) -> None:
+    """Invoices off unless a test turns them on (INVOICES_BUCKET)."""
     monkeypatch.setenv("INVOICES_BUCKET", "")
 
-
-@pytest.fixture
-def store(billing_env, postgres) -> Iterator[OrderStore]:
-    """Billing's store on billing_db."""
-    store = OrderStore(ConnectionPool(DatabaseSettings.from_env(default_name=BILLING.database), "it-purchase-reads"))
-    store.check()
-    mark = outbox_mark(postgres)
-    yield store
-    drop_outbox_after(postgres, mark)
-    store.close()
+PDF = b"%PDF-1.7 an invoice"
 
 
 @pytest.fixture

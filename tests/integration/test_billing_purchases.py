@@ -1,3 +1,4 @@
+# ruff: noqa: F811 - the fixtures of billing_saga_support are imported, then named as test arguments
 """Billing's side of the purchase saga against the real test PostgreSQL: a purchase is stored pending with its
 ``order.placed`` in the same transaction, the ``billing.saga`` handler confirms, rejects, compensates and records
 invoices, and the leader's timeout rejects purchases inventory never answered. Events of inventory and the
@@ -6,22 +7,19 @@ invoicer are hand-built with ``contract.saga.new_event``; each test uses orders 
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
 from decimal import Decimal
 
 import pytest
 
 from billing.jobs import reject_timed_out_purchases
 from billing.saga import UnknownOrder, handle_event
-from billing.store import OrderRecord, OrderStore
-from common.config import DatabaseSettings
-from common.db import ConnectionPool
+from billing.store import OrderRecord
 from common.orders import parse_order
 from contract import invoices, saga
-from contract.services import BILLING
-from tests.integration.billing_saga_support import (  # noqa: F401 - no_billing_service is a fixture
+from tests.integration.billing_saga_support import (  # noqa: F401 - billing_env, store, no_billing_service: fixtures
     MOVIE,
     apply,
+    billing_env,
     drop_outbox_after,
     invoice_ready,
     new_owner,
@@ -32,6 +30,7 @@ from tests.integration.billing_saga_support import (  # noqa: F401 - no_billing_
     purchase_row,
     rejected,
     reserved,
+    store,
     store_purchase,
 )
 
@@ -39,26 +38,6 @@ from tests.integration.billing_saga_support import (  # noqa: F401 - no_billing_
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("no_billing_service")]
 
 
-@pytest.fixture
-def billing_env(test_infrastructure, monkeypatch) -> None:
-    """The billing service's database settings from the test profile."""
-    for key, value in test_infrastructure.service_env("billing").items():
-        if key.startswith(("DATABASE_", "RABBITMQ_", "AWS_")):
-            monkeypatch.setenv(key, value)
-
-
-@pytest.fixture
-def store(billing_env, postgres) -> Iterator[OrderStore]:
-    """Billing's store on billing_db."""
-    store = OrderStore(ConnectionPool(DatabaseSettings.from_env(default_name=BILLING.database), "it-purchases"))
-    store.check()
-    mark = outbox_mark(postgres)
-    yield store
-    drop_outbox_after(postgres, mark)
-    store.close()
-
-
-# -- storing ---------------------------------------------------------------------------------------------------
 def test_a_purchase_is_stored_pending_with_its_order_placed_event(store, postgres):
     """The row is pending and the outbox holds exactly one order.placed with movie, quantity, amount and owner."""
     owner = new_owner()

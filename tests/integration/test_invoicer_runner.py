@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import time
 import uuid
 from collections.abc import Callable, Iterator
 
@@ -24,20 +23,9 @@ import pytest
 from contract import messaging, saga
 from local_system.saga_resources import INVOICES_BUCKET
 from tests.functions.invoice_samples import confirmed
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
-
-
-def wait_for(find: Callable[[], object], timeout: float, what: str) -> object:
-    """Poll ``find`` every 100 ms until it returns something; fail the test with ``what`` otherwise."""
-    deadline = time.monotonic() + timeout
-    while True:
-        found = find()
-        if found:
-            return found
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.1)
 
 
 @pytest.fixture
@@ -85,7 +73,7 @@ def test_order_confirmed_becomes_a_stored_invoice_and_an_invoice_ready(test_infr
     event["event_id"] = uuid.uuid4().hex
     try:
         publish(rabbitmq, json.dumps(event).encode(), event["event_id"])
-        ((properties, body),) = wait_for(lambda: take(rabbitmq, watch, lambda p, b: True), 30, "invoice.ready")
+        ((properties, body),) = wait_until(lambda: take(rabbitmq, watch, lambda p, b: True), 30, "invoice.ready")
         ready = saga.parse_event(body, message_id=properties.message_id, routing_key=properties.type)
         assert (ready.type, ready.order_id) == (saga.INVOICE_READY, order_id)
         s3 = boto3.client("s3", endpoint_url=test_infrastructure.identity.url, region_name="eu-west-1",
@@ -106,7 +94,7 @@ def test_malformed_order_confirmed_is_dead_lettered_with_its_reason(test_infrast
     event["event_id"] = uuid.uuid4().hex
     publish(rabbitmq, json.dumps(event).encode(), event["event_id"])
     mine = lambda properties, body: properties.message_id == event["event_id"]  # noqa: E731
-    ((properties, body),) = wait_for(lambda: take(rabbitmq, saga.INVOICER_EVENTS.dead_letter_queue, mine), 30,
+    ((properties, body),) = wait_until(lambda: take(rabbitmq, saga.INVOICER_EVENTS.dead_letter_queue, mine), 30,
                                      "the dead letter")
     assert json.loads(body) == event
     assert "is not unit_price 12.50 x quantity 3" in properties.headers[messaging.DEAD_LETTER_REASON]
