@@ -222,6 +222,18 @@ def summary_lines(result: dict) -> str:
         f"({'none lost or doubled' if not (runs['orders']['lost'] or runs['orders']['doubled']) else 'MISMATCH'}); "
         f"the Python services use {result['python_rss_mib']:.0f} MiB RSS. Details: "
         f"[docs/performance.md](docs/performance.md)."
+        + _purchases_summary(runs.get("purchases"))
+    )
+
+
+def _purchases_summary(purchases: dict | None) -> str:
+    """The README line of the saga's run ("" without one)."""
+    if not purchases or not purchases["complete"]:
+        return ""
+    return (
+        f"\n- {purchases['rows']:,} purchases through the saga (billing, inventory, billing) settled in "
+        f"{purchases['landed_s']:.2f} s ({purchases['rows'] / purchases['landed_s']:,.0f} purchases/s end to end, "
+        f"{purchases.get('confirmed') or 0:,} confirmed)."
     )
 
 
