@@ -13,6 +13,7 @@ from flask import Blueprint, jsonify, redirect, request
 from billing import invoice_links
 from billing.order_status import ORDER_READER, InvalidCursor, OrderReader, Reader, decode_cursor
 from common.web import error_response
+from contract import invoices
 from contract.limits import ORDER_RETRY_AFTER_SECONDS, ORDERS_PAGE_DEFAULT, ORDERS_PAGE_MAX
 from contract.messaging import HTTP_PRINCIPAL_SUB, HTTP_READ_ALL
 
@@ -58,8 +59,10 @@ def order_status(order_id: str):
 
 @orders.get("/<order_id>/invoice")
 def order_invoice(order_id: str):
-    """302 to a presigned GET of the purchase's invoice; 404 when invoices are not configured, when the reader
-    may not see the order, or until its invoice is ready."""
+    """302 to a presigned GET of the purchase's invoice (a caller that accepts JSON rather than a PDF, like the
+    web front end's fetch, which cannot follow a redirect to another origin without CORS, gets 200 ``{"url",
+    "expires_in"}`` instead); 404 when invoices are not configured, when the reader may not see the order, or
+    until its invoice is ready."""
     reader = _reader()
     if reader is None:
         return _no_principal()
@@ -73,8 +76,14 @@ def order_invoice(order_id: str):
         return error_response(404, "no such order")
     if key is None:
         return error_response(404, "no invoice for this order yet (only a confirmed purchase gets one)")
-    response = redirect(invoice_links.download_url(bucket, key, order_id), 302)
+    url = invoice_links.download_url(bucket, key, order_id)
+    accepted = request.accept_mimetypes
+    if accepted["application/json"] > accepted[invoices.CONTENT_TYPE]:
+        response = jsonify(url=url, expires_in=invoices.DOWNLOAD_EXPIRES_SECONDS)
+    else:
+        response = redirect(url, 302)
     response.headers["Cache-Control"] = "no-store"  # the link expires: never cache it
+    response.headers["Vary"] = "Accept"
     return response
 
 

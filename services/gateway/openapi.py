@@ -166,7 +166,9 @@ def _paths() -> dict[str, Any]:
                 "description": "302 to a presigned S3 GET of the invoice PDF, valid "
                 f"{invoices.DOWNLOAD_EXPIRES_SECONDS} s (follow `Location`; ask again for a fresh one). 404 until "
                 "the invoice is ready (the order's `invoice_url` appears then), for a classic order, for someone "
-                "else's order and when invoices are not configured.",
+                "else's order and when invoices are not configured. A caller that accepts `application/json` "
+                "rather than a PDF (a browser's fetch cannot follow a redirect to another origin) gets 200 with "
+                "the URL instead.",
                 "operationId": "getOrderInvoice",
                 "responses": {
                     "302": {
@@ -174,6 +176,13 @@ def _paths() -> dict[str, Any]:
                         "headers": {
                             "Location": {"schema": {"type": "string"}, "description": "Presigned S3 GET URL"}
                         },
+                    },
+                    "200": {
+                        "description": "The presigned URL, for a caller that asked for JSON",
+                        "content": {"application/json": {"schema": {
+                            "type": "object", "required": ["url", "expires_in"],
+                            "properties": {"url": {"type": "string"}, "expires_in": {"type": "integer"}},
+                        }}},
                     },
                     "400": ERROR,
                     "404": ERROR,

@@ -37,8 +37,8 @@ def _upload_poster(page, title: str, data: bytes, mime: str = "image/png") -> No
 
 def test_journey_sign_in_create_movie_poster_and_order(page, site, demo_login):
     """A person signs in, creates a movie with a price and stock (both shown), uploads its poster (thumbnail
-    shown), places an order and sees it stored, buys one copy and sees it confirmed with the stock one lower;
-    every step leaves a screenshot, and no step breaks the Content-Security-Policy."""
+    shown), places an order and sees it stored, buys one copy and sees it confirmed with the stock one lower,
+    downloads its invoice; every step leaves a screenshot, and no step breaks the Content-Security-Policy."""
     username, password = demo_login
     page.goto(site)
     expect(page.get_by_role("heading", name="Welcome")).to_be_visible()
@@ -76,6 +76,19 @@ def test_journey_sign_in_create_movie_poster_and_order(page, site, demo_login):
     expect(page.locator("#order-result")).to_contain_text("confirmed (1 \u00d7 19.90 = 19.90)", timeout=STEP_TIMEOUT_MS)
     expect(_movie(page, title)).to_contain_text("Price 19.90 · 2 in stock")
     screenshot(page, "web-5b-purchase-confirmed")
+
+    # Its invoice: once the invoicer announced it, My orders offers a link (a presigned S3 GET, no token).
+    invoice_button = page.locator("#orders-body").get_by_role("button", name=re.compile("^Invoice link")).first
+    for _ in range(50):
+        if invoice_button.count():
+            break
+        page.get_by_role("button", name="Refresh my orders").click()
+        page.wait_for_timeout(200)
+    invoice_button.click()
+    link = page.locator("#orders-body").get_by_role("link", name=re.compile("^Invoice PDF")).first
+    expect(link).to_be_visible(timeout=STEP_TIMEOUT_MS)
+    document = page.request.get(link.get_attribute("href"))
+    assert document.status == 200 and document.body().startswith(b"%PDF-")
     # The picture for the docs: the journey's movie alone (the test database holds other tests' movies too).
     page.get_by_label("Search by title").fill(title)
     page.get_by_role("button", name="Search").click()

@@ -141,6 +141,20 @@ def test_invoice_download_redirects_to_a_presigned_get_of_the_pdf(store, s3_emul
         assert (download.read(), download.headers["Content-Type"]) == (PDF, invoices.CONTENT_TYPE)
 
 
+def test_a_caller_that_accepts_json_gets_the_presigned_url_as_json(store, s3_emulator, invoices_bucket):
+    """Accept: application/json (the web front end's fetch, which cannot follow a cross-origin redirect): 200 with
+    the same kind of presigned URL and its lifetime, which downloads the PDF."""
+    owner = new_owner()
+    order_id = _confirmed_with_invoice(store, owner, s3_emulator, invoices_bucket)
+    headers = {HTTP_PRINCIPAL_SUB: owner.sub, HTTP_READ_ALL: "false", "Accept": "application/json"}
+    response = create_app().test_client().get(f"/orders/{order_id}/invoice", headers=headers)
+    assert response.status_code == 200 and response.headers["Cache-Control"] == "no-store"
+    body = response.get_json()
+    assert body["expires_in"] == invoices.DOWNLOAD_EXPIRES_SECONDS and "X-Amz-Signature=" in body["url"]
+    with urllib.request.urlopen(body["url"], timeout=10) as download:  # noqa: S310 - the moto server's URL
+        assert download.read() == PDF
+
+
 def test_invoice_is_404_until_it_is_ready(store, invoices_bucket):
     """A confirmed purchase without invoice.ready yet (and a pending one): 404 saying so."""
     owner = new_owner()

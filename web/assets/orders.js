@@ -79,7 +79,22 @@ function orderRow(order) {
     h("td", {}, order.total_amount ?? ""),
     h("td", {}, order.user_id ?? ""),
     h("td", {}, order.status),
+    h("td", {}, order.invoice_url ? invoiceButton(order) : ""),
   );
+}
+
+/** "Invoice link": asks the API for a presigned download (valid a few minutes) and puts a link in its place.
+ * The API is asked for JSON: a fetch cannot follow its redirect to the bucket (another origin, no CORS). */
+function invoiceButton(order) {
+  const button = h("button", { type: "button" }, "Invoice link",
+    h("span", { class: "visually-hidden" }, ` for order ${order.order_id}`));
+  button.addEventListener("click", () => api(order.invoice_url).then(({ body }) => {
+    const minutes = Math.round(body.expires_in / 60);
+    button.replaceWith(h("a", { href: body.url, target: "_blank", rel: "noopener" },
+      `Invoice PDF (link valid ${minutes} min)`));
+    say(`Invoice link for order ${order.order_id} ready.`);
+  }).catch(fail));
+  return button;
 }
 
 /** First page of the caller's orders (or the next one, with `more`). */
