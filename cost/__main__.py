@@ -13,7 +13,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from cost.model import price, render, resource_types, unclassified
+from cost.lines import render
+from cost.model import price, resource_types, unclassified
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

@@ -7,54 +7,19 @@ the resources of one type into line items; the unit prices come from ``cost.pric
 
 from __future__ import annotations
 
-import re
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable, Iterable
 
 from cost import prices as p
-
-Resource = Mapping[str, Any]
-Templates = Mapping[str, Mapping[str, Any]]
-"""Templates by stack name (the ``Resources`` section is what is read)."""
-
-
-@dataclass(frozen=True)
-class LineItem:
-    """One priced row: what, how many (as shown), the unit price (as shown), the monthly cost at min/max."""
-
-    what: str
-    count: str
-    unit_price: str
-    monthly_min: float
-    monthly_max: float
-
-
-def _resources(templates: Templates) -> list[tuple[str, Resource]]:
-    """(logical id, resource) of every stack, in stack order."""
-    return [(lid, res) for template in templates.values() for lid, res in template.get("Resources", {}).items()]
-
-
-def _of_type(templates: Templates, resource_type: str) -> list[tuple[str, Resource]]:
-    return [(lid, res) for lid, res in _resources(templates) if res["Type"] == resource_type]
-
-
-def _name(logical_id: str, suffix: str) -> str:
-    """A readable name from a CDK logical id: without its 8-hex-digit hash and the construct's kind."""
-    return re.sub(r"[0-9A-F]{8}$", "", logical_id).removesuffix(suffix)
-
-
-def _hourly(price: float) -> float:
-    return price * p.HOURS_PER_MONTH
+from cost.lines import LineItem, Templates, monthly, of_type, readable_name, resources
 
 
 def _fargate(templates: Templates) -> list[LineItem]:
     """One row per ECS service: task size from its task definition, task counts from its scalable target."""
-    tasks = dict(_of_type(templates, "AWS::ECS::TaskDefinition"))
-    targets = [res["Properties"] for _, res in _of_type(templates, "AWS::ApplicationAutoScaling::ScalableTarget")]
+    tasks = dict(of_type(templates, "AWS::ECS::TaskDefinition"))
+    targets = [res["Properties"] for _, res in of_type(templates, "AWS::ApplicationAutoScaling::ScalableTarget")]
     items = []
-    for lid, service in _of_type(templates, "AWS::ECS::Service"):
+    for lid, service in of_type(templates, "AWS::ECS::Service"):
         props = service["Properties"]
         task = tasks[props["TaskDefinition"]["Ref"]]["Properties"]
         vcpu, gb = int(task["Cpu"]) / 1024, int(task["Memory"]) / 1024
@@ -67,8 +32,8 @@ def _fargate(templates: Templates) -> list[LineItem]:
             if f'"{lid}"' in repr(target.get("ResourceId")).replace("'", '"'):
                 low, high = int(target["MinCapacity"]), int(target["MaxCapacity"])
         per_vcpu, per_gb = p.FARGATE_PER_HOUR[(arch, provider)]
-        per_task = _hourly(vcpu * per_vcpu + gb * per_gb)
-        what = f"Fargate {_name(lid, 'Service')}"
+        per_task = monthly(vcpu * per_vcpu + gb * per_gb)
+        what = f"Fargate {readable_name(lid, 'Service')}"
         items.append(
             LineItem(
                 f"{what} ({vcpu:g} vCPU / {gb:g} GB, {arch}, {provider})",
@@ -83,8 +48,8 @@ def _fargate(templates: Templates) -> list[LineItem]:
 
 def _container_insights(templates: Templates) -> list[LineItem]:
     items = []
-    services = len(_of_type(templates, "AWS::ECS::Service"))
-    for _, cluster in _of_type(templates, "AWS::ECS::Cluster"):
+    services = len(of_type(templates, "AWS::ECS::Service"))
+    for _, cluster in of_type(templates, "AWS::ECS::Cluster"):
         settings = cluster.get("Properties", {}).get("ClusterSettings", [])
         if {"Name": "containerInsights", "Value": "enabled"} in settings:
             per_cluster, per_service = p.CONTAINER_INSIGHTS_METRICS
@@ -96,15 +61,15 @@ def _container_insights(templates: Templates) -> list[LineItem]:
 
 def _rds(templates: Templates) -> list[LineItem]:
     items = []
-    for lid, db in _of_type(templates, "AWS::RDS::DBInstance"):
+    for lid, db in of_type(templates, "AWS::RDS::DBInstance"):
         props = db["Properties"]
         klass, copies = props["DBInstanceClass"], 2 if props.get("MultiAZ") else 1
-        instance = _hourly(p.RDS_POSTGRES_PER_HOUR[klass]) * copies
+        instance = monthly(p.RDS_POSTGRES_PER_HOUR[klass]) * copies
         storage_price = p.RDS_STORAGE_PER_GB_MONTH[props.get("StorageType", "gp2")] * copies
         low_gb = int(props["AllocatedStorage"])
         high_gb = int(props.get("MaxAllocatedStorage", low_gb))
         az = "Multi-AZ" if copies == 2 else "single-AZ"
-        name = _name(lid, "Instance")
+        name = readable_name(lid, "Instance")
         items.append(LineItem(f"RDS {name} {klass} {az}", "1", f"${instance:.2f}/month", instance, instance))
         items.append(
             LineItem(
@@ -120,11 +85,11 @@ def _rds(templates: Templates) -> list[LineItem]:
 
 def _mq(templates: Templates) -> list[LineItem]:
     items = []
-    for _, broker in _of_type(templates, "AWS::AmazonMQ::Broker"):
+    for _, broker in of_type(templates, "AWS::AmazonMQ::Broker"):
         props = broker["Properties"]
         klass = props["HostInstanceType"]
         nodes = 3 if props.get("DeploymentMode") == "CLUSTER_MULTI_AZ" else 1
-        per_node = _hourly(p.MQ_RABBITMQ_PER_HOUR[klass])
+        per_node = monthly(p.MQ_RABBITMQ_PER_HOUR[klass])
         gb = p.MQ_STORAGE_GB_PER_NODE.get(klass, p.MQ_STORAGE_GB_PER_NODE["default"]) * nodes
         storage = gb * p.MQ_STORAGE_PER_GB_MONTH
         items.append(
@@ -142,14 +107,14 @@ def _mq(templates: Templates) -> list[LineItem]:
 
 def _cache(templates: Templates) -> list[LineItem]:
     items = []
-    for _, cache in _of_type(templates, "AWS::ElastiCache::ServerlessCache"):
+    for _, cache in of_type(templates, "AWS::ElastiCache::ServerlessCache"):
         props = cache["Properties"]
         per_gb_hour, per_million_ecpu, min_gb = p.ELASTICACHE_SERVERLESS[props["Engine"]]
         limits = props.get("CacheUsageLimits", {})
         max_gb = float(limits.get("DataStorage", {}).get("Maximum", min_gb))
         max_ecpu = float(limits.get("ECPUPerSecond", {}).get("Maximum", 0))
-        low = _hourly(min_gb * per_gb_hour)
-        high = _hourly(max_gb * per_gb_hour) + max_ecpu * 3600 * p.HOURS_PER_MONTH / 1e6 * per_million_ecpu
+        low = monthly(min_gb * per_gb_hour)
+        high = monthly(max_gb * per_gb_hour) + max_ecpu * 3600 * p.HOURS_PER_MONTH / 1e6 * per_million_ecpu
         items.append(
             LineItem(
                 f"ElastiCache Serverless {props['Engine']} (min metered → ceilings)",
@@ -164,11 +129,11 @@ def _cache(templates: Templates) -> list[LineItem]:
 
 def _alb(templates: Templates) -> list[LineItem]:
     items = []
-    for _, alb in _of_type(templates, "AWS::ElasticLoadBalancingV2::LoadBalancer"):
+    for _, alb in of_type(templates, "AWS::ElasticLoadBalancingV2::LoadBalancer"):
         props = alb["Properties"]
-        fixed = _hourly(p.ALB_PER_HOUR)
+        fixed = monthly(p.ALB_PER_HOUR)
         low_lcu, high_lcu = p.ALB_LCUS
-        lcu = _hourly(p.ALB_LCU_PER_HOUR)
+        lcu = monthly(p.ALB_LCU_PER_HOUR)
         items.append(LineItem("Application Load Balancer", "1", f"${fixed:.2f}/month", fixed, fixed))
         items.append(
             LineItem(
@@ -182,7 +147,7 @@ def _alb(templates: Templates) -> list[LineItem]:
 
 
 def _ipv4(what: str, count: int) -> LineItem:
-    each = _hourly(p.PUBLIC_IPV4_PER_HOUR)
+    each = monthly(p.PUBLIC_IPV4_PER_HOUR)
     return LineItem(what, str(count), f"${each:.2f}/address-month", count * each, count * each)
 
 
@@ -190,9 +155,9 @@ def _fixed(what: str, unit: float, per_hour: bool = False) -> Callable[[Template
     """A handler for a type priced per resource at a fixed monthly (or hourly) price."""
 
     def handler(templates: Templates, resource_type: str) -> list[LineItem]:
-        count = len(_of_type(templates, resource_type))
-        monthly = _hourly(unit) if per_hour else unit
-        return [LineItem(what, str(count), f"${monthly:.2f}/month", count * monthly, count * monthly)] if count else []
+        count = len(of_type(templates, resource_type))
+        each = monthly(unit) if per_hour else unit
+        return [LineItem(what, str(count), f"${each:.2f}/month", count * each, count * each)] if count else []
 
     return handler
 
@@ -200,10 +165,10 @@ def _fixed(what: str, unit: float, per_hour: bool = False) -> Callable[[Template
 def _endpoints(templates: Templates) -> list[LineItem]:
     az_count = sum(
         len(res["Properties"].get("SubnetIds", []))
-        for _, res in _of_type(templates, "AWS::EC2::VPCEndpoint")
+        for _, res in of_type(templates, "AWS::EC2::VPCEndpoint")
         if res["Properties"].get("VpcEndpointType") == "Interface"
     )
-    each = _hourly(p.INTERFACE_ENDPOINT_PER_AZ_HOUR)
+    each = monthly(p.INTERFACE_ENDPOINT_PER_AZ_HOUR)
     return (
         [
             LineItem(
@@ -221,7 +186,7 @@ def _endpoints(templates: Templates) -> list[LineItem]:
 
 def _waf(templates: Templates) -> list[LineItem]:
     items = []
-    for _, acl in _of_type(templates, "AWS::WAFv2::WebACL"):
+    for _, acl in of_type(templates, "AWS::WAFv2::WebACL"):
         rules = len(acl["Properties"].get("Rules", []))
         cost = p.WAF_WEB_ACL_PER_MONTH + rules * p.WAF_RULE_PER_MONTH
         items.append(LineItem("WAF web ACL + rules", f"1 + {rules} rules", "$5 + $1/rule", cost, cost))
@@ -237,7 +202,7 @@ HANDLERS: dict[str, Callable[[Templates, str], list[LineItem]]] = {
     "AWS::ElastiCache::ServerlessCache": lambda t, _: _cache(t),
     "AWS::ElasticLoadBalancingV2::LoadBalancer": lambda t, _: _alb(t),
     "AWS::EC2::NatGateway": _fixed("NAT gateways (+ data processed)", p.NAT_GATEWAY_PER_HOUR, per_hour=True),
-    "AWS::EC2::EIP": lambda t, ty: [_ipv4("Elastic IPs (NAT gateways)", len(_of_type(t, ty)))],
+    "AWS::EC2::EIP": lambda t, ty: [_ipv4("Elastic IPs (NAT gateways)", len(of_type(t, ty)))],
     "AWS::EC2::VPCEndpoint": lambda t, _: _endpoints(t),
     "AWS::WAFv2::WebACL": lambda t, _: _waf(t),
     "AWS::CloudWatch::Alarm": _fixed("CloudWatch alarms", p.ALARM_PER_MONTH),
@@ -250,7 +215,7 @@ HANDLERS: dict[str, Callable[[Templates, str], list[LineItem]]] = {
 
 def resource_types(templates: Templates) -> set[str]:
     """Every resource type in the templates."""
-    return {res["Type"] for _, res in _resources(templates)}
+    return {res["Type"] for _, res in resources(templates)}
 
 
 def unclassified(types: Iterable[str]) -> list[str]:
@@ -261,7 +226,7 @@ def unclassified(types: Iterable[str]) -> list[str]:
 
 def price(templates: Templates) -> list[LineItem]:
     """The priced line items of one environment (usage-based types as $0 rows with their note)."""
-    present = Counter(res["Type"] for _, res in _resources(templates))
+    present = Counter(res["Type"] for _, res in resources(templates))
     items = [
         item
         for resource_type in HANDLERS
@@ -274,25 +239,3 @@ def price(templates: Templates) -> list[LineItem]:
         if resource_type in present
     ]
     return items
-
-
-def totals(items: Iterable[LineItem]) -> tuple[float, float]:
-    """Monthly (minimum, maximum) of the items."""
-    items = list(items)
-    return sum(item.monthly_min for item in items), sum(item.monthly_max for item in items)
-
-
-def render(env: str, items: list[LineItem]) -> str:
-    """A Markdown table of the items, ending with the one total line of the environment."""
-    lines = [
-        f"### {env} ({p.REGION}, on-demand list prices of {p.PRICE_DATE}, {p.HOURS_PER_MONTH} h/month)",
-        "",
-        "| what | how many | unit price | monthly min | monthly max |",
-        "|---|---|---|---:|---:|",
-    ]
-    lines += [
-        f"| {i.what} | {i.count} | {i.unit_price} | ${i.monthly_min:,.2f} | ${i.monthly_max:,.2f} |" for i in items
-    ]
-    low, high = totals(items)
-    lines += ["", f"{env} total: ${low:,.2f} per month at minimum scale, ${high:,.2f} at maximum scale"]
-    return "\n".join(lines)

@@ -9,7 +9,8 @@ import pytest
 
 import cost.__main__ as cost_main
 from cost import prices
-from cost.model import HANDLERS, price, render, resource_types, totals, unclassified
+from cost.lines import render, totals
+from cost.model import HANDLERS, price, resource_types, unclassified
 
 pytestmark = pytest.mark.infra
 
