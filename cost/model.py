@@ -7,6 +7,7 @@ the resources of one type into line items; the unit prices come from ``cost.pric
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Callable, Iterable
 
@@ -29,7 +30,7 @@ def _fargate(templates: Templates) -> list[LineItem]:
         low = high = int(props.get("DesiredCount", 1))
         for target in targets:
             # The scalable target names its service by GetAtt <service>.Name inside its ResourceId.
-            if f'"{lid}"' in repr(target.get("ResourceId")).replace("'", '"'):
+            if f'"{lid}"' in json.dumps(target.get("ResourceId")):
                 low, high = int(target["MinCapacity"]), int(target["MaxCapacity"])
         per_vcpu, per_gb = p.FARGATE_PER_HOUR[(arch, provider)]
         per_task = monthly(vcpu * per_vcpu + gb * per_gb)
