@@ -1,0 +1,1 @@
+"""Monthly cost of each environment, computed from its synthesized CloudFormation templates (``make cost``)."""

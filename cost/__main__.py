@@ -1,0 +1,62 @@
+"""``python -m cost`` (``make cost``): synthesize every environment and print its monthly cost.
+
+Synthesis runs without AWS credentials (no account: no look-ups), without asset bundling and without
+cdk-nag, so it needs no network; only the templates matter here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from cost.lines import render
+from cost.model import price, resource_types, unclassified
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def synthesize(env: str, outdir: str) -> dict[str, dict[str, Any]]:
+    """The templates of environment ``env`` by stack name, synthesized into ``outdir``."""
+    from stacks.application import build_app
+
+    context = json.loads((REPO_ROOT / "cdk.json").read_text())["context"]
+    # No stack's assets are bundled: bundling would run pip/docker, and the cost does not depend on them.
+    context.update({"env": env, "aws:cdk:bundling-stacks": []})
+    app, stage = build_app(context=context, outdir=outdir, nag=False, validation=False)
+    assembly = app.synth()
+    return {stack.node.id: assembly.get_stack_artifact(stack.artifact_id).template for stack in stage.stacks}
+
+
+def environment_templates() -> dict[str, dict[str, dict[str, Any]]]:
+    """Templates of every environment of stacks/config.py, synthesized without an account."""
+    from stacks.config import ENVIRONMENTS
+
+    os.environ.pop("CDK_DEFAULT_ACCOUNT", None)  # account-agnostic synthesis: no AZ or context look-ups
+    os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
+    with tempfile.TemporaryDirectory(prefix="cost-") as outdir:
+        return {env: synthesize(env, str(Path(outdir) / env)) for env in ENVIRONMENTS}
+
+
+def main() -> int:
+    """Print one table per environment; exit 1 if a resource type is missing from the price table."""
+    missing = []
+    for env, templates in environment_templates().items():
+        print(render(env, price(templates)), end="\n\n")
+        missing += [f"{env}: {resource_type}" for resource_type in unclassified(resource_types(templates))]
+    if missing:
+        print(
+            "resource types neither priced nor listed as free (extend cost/prices.py):",
+            *missing,
+            sep="\n  ",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

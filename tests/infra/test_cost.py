@@ -1,0 +1,118 @@
+"""cost (``make cost``): the synthesized templates priced at minimum and at maximum scale."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+
+import cost.__main__ as cost_main
+from cost import prices
+from cost.lines import render, totals
+from cost.model import HANDLERS, price, resource_types, unclassified
+
+pytestmark = pytest.mark.infra
+
+TOTAL_LINE = re.compile(r"^(\w+) total: \$[\d,]+\.\d\d per month at minimum scale, \$[\d,]+\.\d\d at maximum scale$")
+
+
+def _fargate_template(min_tasks: int, max_tasks: int, *, multi_az: bool = False) -> dict[str, Any]:
+    """A hand-made template: one Fargate service (0.5 vCPU / 1 GB, ARM64) with its scalable target."""
+    return {
+        "Compute": {
+            "Resources": {
+                "TaskDef1234ABCD": {
+                    "Type": "AWS::ECS::TaskDefinition",
+                    "Properties": {"Cpu": "512", "Memory": "1024", "RuntimePlatform": {"CpuArchitecture": "ARM64"}},
+                },
+                "ApiServiceDEADBEEF": {
+                    "Type": "AWS::ECS::Service",
+                    "Properties": {"TaskDefinition": {"Ref": "TaskDef1234ABCD"}, "DesiredCount": min_tasks},
+                },
+                "ApiTarget": {
+                    "Type": "AWS::ApplicationAutoScaling::ScalableTarget",
+                    "Properties": {
+                        "MinCapacity": min_tasks,
+                        "MaxCapacity": max_tasks,
+                        "ResourceId": {
+                            "Fn::Join": ["", ["service/c/", {"Fn::GetAtt": ["ApiServiceDEADBEEF", "Name"]}]]
+                        },
+                    },
+                },
+                "Db": {
+                    "Type": "AWS::RDS::DBInstance",
+                    "Properties": {"DBInstanceClass": "db.t4g.micro", "AllocatedStorage": "20", "MultiAZ": multi_az},
+                },
+            }
+        }
+    }
+
+
+def test_every_synthesized_resource_type_is_priced_or_listed(any_env):
+    """Each resource type in the templates is priced, usage-based or free: a new type must be added to the table."""
+    missing = unclassified(resource_types(any_env.templates))
+    assert not missing, f"{any_env.name}: add to cost/prices.py (priced, USAGE_BASED or FREE_TYPES): {missing}"
+
+
+def test_an_unknown_resource_type_is_reported():
+    """A type the price table does not know is named, so the completeness check above can fail."""
+    assert unclassified(["AWS::IAM::Role", "AWS::Made::Up"]) == ["AWS::Made::Up"]
+
+
+def test_a_type_is_in_only_one_list():
+    """No type is both priced and free (or usage-based): its charge would be counted or hidden inconsistently."""
+    assert not set(HANDLERS) & (prices.FREE_TYPES | set(prices.USAGE_BASED))
+    assert not prices.FREE_TYPES & set(prices.USAGE_BASED)
+
+
+def test_minimum_does_not_exceed_maximum(any_env):
+    """The cost at minimum scale is at most the cost at maximum scale, per item and in total."""
+    items = price(any_env.templates)
+    assert all(item.monthly_min <= item.monthly_max for item in items)
+    low, high = totals(items)
+    assert 0 < low <= high
+
+
+def test_prod_costs_more_than_dev(dev, prod):
+    """prod (bigger, Multi-AZ, more tasks) costs more than dev at both ends of the scale."""
+    dev_low, dev_high = totals(price(dev.templates))
+    prod_low, prod_high = totals(price(prod.templates))
+    assert prod_low > dev_low and prod_high > dev_high
+
+
+def test_output_ends_each_environment_with_its_total_line(monkeypatch, capsys, synthesized):
+    """``python -m cost`` prints a table per environment, each ending with the one exact total line."""
+    monkeypatch.setattr(cost_main, "environment_templates", lambda: {n: e.templates for n, e in synthesized.items()})
+    assert cost_main.main() == 0
+    blocks = capsys.readouterr().out.strip().split("\n\n### ")
+    assert len(blocks) == len(synthesized)
+    for block, env in zip(blocks, synthesized, strict=True):
+        last = block.splitlines()[-1]
+        assert TOTAL_LINE.match(last) and last.startswith(f"{env} total: "), last
+        assert sum(bool(TOTAL_LINE.match(line)) for line in block.splitlines()) == 1
+
+
+def test_more_tasks_cost_more():
+    """Four tasks at maximum scale cost twice as much Fargate as two; the minimum is unchanged."""
+    two = price(_fargate_template(1, 2))
+    four = price(_fargate_template(1, 4))
+    fargate_two = next(item for item in two if item.what.startswith("Fargate Api"))
+    fargate_four = next(item for item in four if item.what.startswith("Fargate Api"))
+    assert fargate_four.monthly_max == pytest.approx(2 * fargate_two.monthly_max)
+    assert fargate_four.monthly_min == pytest.approx(fargate_two.monthly_min)
+    assert totals(four)[1] > totals(two)[1]
+
+
+def test_multi_az_doubles_the_database():
+    """A Multi-AZ instance (and its storage) costs twice the single-AZ one."""
+    single = totals(item for item in price(_fargate_template(1, 1)) if item.what.startswith("RDS"))
+    multi = totals(item for item in price(_fargate_template(1, 1, multi_az=True)) if item.what.startswith("RDS"))
+    assert multi[0] == pytest.approx(2 * single[0])
+
+
+def test_render_ends_with_the_total_of_the_items():
+    """The total line adds up the rows printed above it."""
+    text = render("test", price(_fargate_template(2, 4)))
+    low, high = totals(price(_fargate_template(2, 4)))
+    assert text.splitlines()[-1] == f"test total: ${low:,.2f} per month at minimum scale, ${high:,.2f} at maximum scale"
