@@ -16,7 +16,7 @@ LOCAL := $(PYTHON) -m local_system
 REQUIREMENTS := $(wildcard requirements.txt requirements-dev.txt services/requirements.txt functions/posters/requirements.txt functions/invoices/requirements.txt)
 PYTEST_ARGS ?=
 
-.PHONY: help venv up down status logs start stop scale psql token web-login env trace rotate-credentials test lint bench bench-floors bench-docs cost clean
+.PHONY: help venv up down status logs start stop scale psql token web-login env trace rotate-credentials test lint bench bench-floors bench-docs cost cost-budgets clean
 
 help: ## Show this list
 	@grep -E '^[a-z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -114,6 +114,9 @@ bench-docs: ## Rewrite the figures in docs/performance.md and README.md from a r
 # Synthesizes every environment (no credentials, no network, no bundling) and prices the templates (cost/prices.py).
 cost: venv ## Monthly cost per environment at minimum and maximum autoscaling, from the synthesized templates
 	@JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION=1 $(VENV_PY) -m cost
+
+cost-budgets: venv ## Rewrite stacks/budgets.json: each environment's AWS Budget = its maximum-scale cost + 20 %
+	@JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION=1 $(VENV_PY) -m cost --write-budgets
 
 clean: ## Stop both local systems and delete their state (.run), caches and cdk.out
 	$(LOCAL) --profile dev clean

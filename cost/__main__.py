@@ -13,7 +13,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from cost.lines import render
+from cost import budgets
+from cost.lines import render, totals
 from cost.model import price, resource_types, unclassified
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -41,12 +42,22 @@ def environment_templates() -> dict[str, dict[str, dict[str, Any]]]:
         return {env: synthesize(env, str(Path(outdir) / env)) for env in ENVIRONMENTS}
 
 
-def main() -> int:
-    """Print one table per environment; exit 1 if a resource type is missing from the price table."""
-    missing = []
+def main(argv: list[str] | None = None) -> int:
+    """Print one table per environment (``--write-budgets``: also write each environment's budget to
+    stacks/budgets.json); exit 1 if a resource type is missing from the price table."""
+    write_budgets = "--write-budgets" in (sys.argv[1:] if argv is None else argv)
+    missing, derived = [], {}
     for env, templates in environment_templates().items():
-        print(render(env, price(templates)), end="\n\n")
+        items = price(templates)
+        print(render(env, items), end="\n\n")
+        derived[env] = budgets.budget_of(totals(items)[1])
         missing += [f"{env}: {resource_type}" for resource_type in unclassified(resource_types(templates))]
+    # On stderr: stdout is the tables, each ending with its total line.
+    listed = ", ".join(f"{env} ${amount:,}" for env, amount in derived.items())
+    print(f"budgets (maximum-scale cost + {budgets.MARGIN:.0%}, cost/budgets.py): {listed}", file=sys.stderr)
+    if write_budgets and not missing:
+        budgets.write(derived)
+        print(f"wrote {budgets.BUDGETS_FILE.relative_to(REPO_ROOT)}", file=sys.stderr)
     if missing:
         print(
             "resource types neither priced nor listed as free (extend cost/prices.py):",

@@ -13,13 +13,18 @@ this file; see ``OVERRIDABLE_KEYS``. The delivery pipeline's own settings are in
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from aws_cdk.aws_logs import RetentionDays
 
 DEFAULT_ENV = "dev"
+#: Each environment's monthly AWS Budget in USD: its maximum-scale cost from ``make cost`` plus a margin, written
+#: by ``make cost-budgets`` (cost/budgets.py), never typed by hand; ``-c monthly_budget_usd=N`` still overrides.
+DERIVED_BUDGETS: dict[str, int] = json.loads(Path(__file__).with_name("budgets.json").read_text())
 
 
 @dataclass(frozen=True)
@@ -149,6 +154,7 @@ class EnvironmentConfig:
     # --- monitoring ----------------------------------------------------------------------------------
     alarm_email: str | None
     monthly_budget_usd: int
+    """The AWS Budget's monthly amount (DERIVED_BUDGETS for the environments here)."""
     alarm_https_endpoint: str | None = None
     """PagerDuty / Opsgenie (or any) HTTPS URL subscribed to the alarm topic; None: e-mail only."""
     latency_p99_threshold_seconds: float = 2.0
@@ -268,7 +274,7 @@ DEV = EnvironmentConfig(
     waf_rate_limit_per_5min=1000,
     access_log_expiry_days=30,
     alarm_email="alerts@example.com",
-    monthly_budget_usd=200,
+    monthly_budget_usd=DERIVED_BUDGETS["dev"],
     # Little traffic: every request traced (X-Ray's free tier is 100,000 traces a month).
     trace_sampling_ratio=1.0,
     tags={"Project": "movies", "Environment": "dev"},
@@ -320,7 +326,7 @@ PROD = EnvironmentConfig(
     waf_rate_limit_per_5min=2000,
     access_log_expiry_days=365,
     alarm_email="alerts@example.com",
-    monthly_budget_usd=2000,
+    monthly_budget_usd=DERIVED_BUDGETS["prod"],
     latency_p99_threshold_seconds=1.0,
     express_age_alarm_seconds=60,
     db_freeable_memory_alarm_mib=1024,  # db.m7g.large: 8 GiB

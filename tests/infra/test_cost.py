@@ -8,9 +8,10 @@ from typing import Any
 import pytest
 
 import cost.__main__ as cost_main
-from cost import prices
+from cost import budgets, prices
 from cost.lines import render, totals
 from cost.model import HANDLERS, price, resource_types, unclassified
+from stacks.config import DERIVED_BUDGETS
 
 pytestmark = pytest.mark.infra
 
@@ -116,3 +117,17 @@ def test_render_ends_with_the_total_of_the_items():
     text = render("test", price(_fargate_template(2, 4)))
     low, high = totals(price(_fargate_template(2, 4)))
     assert text.splitlines()[-1] == f"test total: ${low:,.2f} per month at minimum scale, ${high:,.2f} at maximum scale"
+
+
+def test_each_budget_is_the_maximum_cost_plus_the_margin(synthesized):
+    """stacks/budgets.json (what the stacks' AWS Budgets use) holds each environment's maximum-scale cost plus
+    the margin: a stack change that moves the cost fails here until `make cost-budgets` is run."""
+    derived = {env: budgets.budget_of(totals(price(found.templates))[1]) for env, found in synthesized.items()}
+    assert DERIVED_BUDGETS == derived
+
+
+def test_the_budget_covers_the_maximum_with_headroom():
+    """A budget is at least the maximum cost plus the margin, rounded up to tens: never below what may be spent."""
+    assert budgets.budget_of(340.49) == 410
+    assert budgets.budget_of(400.0) == 480
+    assert budgets.budget_of(0.01) == 10

@@ -7,7 +7,7 @@ import pytest
 from billing.aggregates import LOG_MESSAGE
 from contract.messaging import BILLING_QUEUE
 from stacks.alarm_table import alarm_specs
-from stacks.config import ENVIRONMENTS
+from stacks.config import DERIVED_BUDGETS, ENVIRONMENTS
 from tests.infra.helpers import dumps
 
 pytestmark = pytest.mark.infra
@@ -168,10 +168,11 @@ def test_dashboard_shows_queue_and_dead_letter_queue(any_env):
 
 
 def test_budget_alerts_at_80_and_100_percent(any_env):
-    """Monthly cost budget with e-mail notifications at 80 % and 100 % of actual spend."""
+    """Monthly cost budget (the amount derived from `make cost`, stacks/budgets.json) with e-mail notifications
+    at 80 % and 100 % of actual spend."""
     budget = any_env.only("Monitoring", "AWS::Budgets::Budget")["Properties"]
     assert budget["Budget"]["TimeUnit"] == "MONTHLY"
-    assert budget["Budget"]["BudgetLimit"]["Amount"] == {"dev": 200, "prod": 2000}[any_env.name]
+    assert budget["Budget"]["BudgetLimit"]["Amount"] == DERIVED_BUDGETS[any_env.name]
     thresholds = sorted(n["Notification"]["Threshold"] for n in budget["NotificationsWithSubscribers"])
     assert thresholds == [80, 100]
 
