@@ -131,3 +131,12 @@ def test_the_budget_covers_the_maximum_with_headroom():
     assert budgets.budget_of(340.49) == 410
     assert budgets.budget_of(400.0) == 480
     assert budgets.budget_of(0.01) == 10
+
+
+def test_the_readme_cost_table_is_the_models(synthesized):
+    """README's cost table shows what the model computes now (minimum, maximum, budget per environment)."""
+    readme = (cost_main.REPO_ROOT / "README.md").read_text()
+    for env, found in synthesized.items():
+        minimum, maximum = totals(price(found.templates))
+        row = f"| {env} | ${minimum:,.2f} / month | ${maximum:,.2f} / month | ${DERIVED_BUDGETS[env]:,} |"
+        assert row in readme, f"README's cost row of {env} should read: {row}"
