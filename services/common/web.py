@@ -158,16 +158,24 @@ def _operations_blueprint(
 
     @ops.get("/ready")
     def ready():
-        """Readiness: every dependency this service needs answers right now."""
+        """Readiness: every dependency this service needs answers right now. ``dependencies`` lists each one
+        with whether it answered and how long its check took (a slow dependency shows before it fails)."""
         failures: dict[str, str] = {}
+        dependencies: dict[str, dict[str, object]] = {}
         for name, check in readiness.items():
+            started = time.perf_counter()
             try:
                 check()
             except Exception as exc:  # noqa: BLE001 - any failure means not ready; the reason is reported
                 failures[name] = str(exc) or type(exc).__name__
+            latency_ms = round((time.perf_counter() - started) * 1000, 2)
+            dependencies[name] = {"ok": name not in failures, "latency_ms": latency_ms}
         if failures:
-            return jsonify(status="unavailable", service=service, failing=failures, **details()), 503
-        return jsonify(status="ready", service=service, checks=sorted(readiness), **details())
+            body = jsonify(status="unavailable", service=service, failing=failures, dependencies=dependencies,
+                           **details())
+            return body, 503
+        return jsonify(status="ready", service=service, checks=sorted(readiness), dependencies=dependencies,
+                       **details())
 
     @ops.get("/metrics")
     def prometheus_metrics():

@@ -115,8 +115,12 @@ def test_database_down_gives_503_json_and_not_ready(client, postgres):
         ready = client.get("/ready")
         assert ready.status_code == 503
         assert "database" in ready.get_json()["failing"]
+        assert ready.get_json()["dependencies"]["database"]["ok"] is False
         assert client.get("/health").status_code == 200
     finally:
         system.start_service("postgres")
     assert client.get("/api/movies").status_code == 200
-    assert client.get("/ready").status_code == 200
+    back = client.get("/ready")
+    assert back.status_code == 200
+    database = back.get_json()["dependencies"]["database"]
+    assert database["ok"] is True and isinstance(database["latency_ms"], float) and database["latency_ms"] >= 0
