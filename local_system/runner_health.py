@@ -3,12 +3,15 @@ would show about a function, for ``make status`` and the tests. Standard library
 
 from __future__ import annotations
 
+import errno
 import json
 import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+#: How long a start waits for its port to be free (see health_server).
+BIND_RETRY_SECONDS = 15.0
 #: ``(alive, details)``: whether every loop of the runner still runs, and what to show about them.
 Report = Callable[[], tuple[bool, dict[str, Any]]]
 
@@ -36,4 +39,13 @@ def health_server(port: int, report: Report) -> ThreadingHTTPServer:
         def log_message(self, format: str, *args: Any) -> None:
             pass  # status polls would fill the log
 
-    return ThreadingHTTPServer(("127.0.0.1", port), Health)
+    # The profiles' ports lie in Linux's ephemeral range (32768-60999): an outgoing connection of another
+    # process may hold this one as its local port for a moment. Retry briefly rather than fail the start.
+    deadline = time.monotonic() + BIND_RETRY_SECONDS
+    while True:
+        try:
+            return ThreadingHTTPServer(("127.0.0.1", port), Health)
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE or time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
