@@ -145,10 +145,13 @@ def http_status(url: str, timeout: float = 2.0) -> int | None:
 def spawn(argv: list[str], log_file: Path, env: dict[str, str], cwd: Path, pid_file: Path) -> int:
     """Start ``argv`` in the background in its own session, output appended to ``log_file``; return its pid.
 
-    Its own session means it outlives the ``make up`` that started it and can be stopped as a group.
+    Its own session means it outlives the ``make up`` that started it and can be stopped as a group. The pid
+    file also records where this process's output starts in ``log_file`` (:func:`log_offset`), so a start-up
+    failure shows this process's lines, not its predecessor's.
     """
     log_file.parent.mkdir(parents=True, exist_ok=True)
     with open(log_file, "ab") as log:
+        offset = log.tell()
         process = subprocess.Popen(
             argv,
             stdin=subprocess.DEVNULL,
@@ -158,17 +161,41 @@ def spawn(argv: list[str], log_file: Path, env: dict[str, str], cwd: Path, pid_f
             cwd=cwd,
             start_new_session=True,
         )
-    pid_file.write_text(f"{process.pid}\n")
+    pid_file.write_text(f"{process.pid} {offset}\n")
     return process.pid
 
 
-def tail(path: Path, lines: int = 40) -> str:
-    """Return the last ``lines`` lines of a text file ('' when it does not exist)."""
+def log_offset(pid_file: Path) -> int:
+    """Where the recorded process's output starts in its log (0 when the pid file does not say)."""
+    try:
+        return int(pid_file.read_text().split()[1])
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def exit_status(pid: int | None) -> str:
+    """How ``pid`` ended when it was a child of this process ("exit status 3", "killed by signal 9"); '' when
+    it still runs, was not ours, or was already reaped."""
+    if not pid:
+        return ""
+    try:
+        waited, status = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return ""
+    if waited == 0:
+        return ""
+    if os.WIFSIGNALED(status):
+        return f"killed by signal {os.WTERMSIG(status)}"
+    return f"exit status {os.WEXITSTATUS(status)}"
+
+
+def tail(path: Path, lines: int = 40, start: int = 0) -> str:
+    """Return the last ``lines`` lines of a text file after byte ``start`` ('' when it does not exist)."""
     try:
         with open(path, "rb") as handle:
             handle.seek(0, os.SEEK_END)
             size = handle.tell()
-            handle.seek(max(0, size - 64 * 1024))
+            handle.seek(max(start, size - 64 * 1024))
             data = handle.read().decode(errors="replace")
     except OSError:
         return ""

@@ -21,8 +21,10 @@ from local_system.identity.emulator import IdentityEmulator
 from local_system.poster_resources import poster_settings
 from local_system.processes import (
     LocalSystemError,
+    exit_status,
     http_status,
     is_alive,
+    log_offset,
     port_released,
     read_pid,
     spawn,
@@ -216,17 +218,20 @@ class ServiceProcess:
     def wait_ready(self, timeout: float = READY_TIMEOUT) -> None:
         """Wait until ``/ready`` answers 200; fail fast, with the log tail, if the process dies."""
         deadline = time.monotonic() + timeout
+        started = read_pid(self.pid_file)
         while time.monotonic() < deadline:
             if self.pid() is None:
+                how = exit_status(started)
                 raise LocalSystemError(
-                    f"{self.label} exited during start-up; see {self.log_file}:\n{tail(self.log_file, 25)}"
+                    f"{self.label} (pid {started}) exited during start-up{f' ({how})' if how else ''}; "
+                    f"see {self.log_file}; its output:\n{tail(self.log_file, 25, log_offset(self.pid_file))}"
                 )
             if self.is_ready():
                 return
             time.sleep(0.2)
         raise LocalSystemError(
             f"{self.label} did not answer 200 on {self.url}/ready within {timeout:.0f} s; "
-            f"see {self.log_file}:\n{tail(self.log_file, 25)}"
+            f"see {self.log_file}:\n{tail(self.log_file, 25, log_offset(self.pid_file))}"
         )
 
     def stop(self, timeout: float = STOP_TIMEOUT) -> bool:
