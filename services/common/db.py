@@ -185,6 +185,12 @@ class Schema:
         self._done = False
         self._lock = threading.Lock()
 
+    def check(self) -> None:
+        """Raise ``DatabaseUnavailable`` unless the database answers now and the schema is migrated (a
+        readiness check: ``ensure`` alone stops asking the database after its first success)."""
+        self._pool.ping()
+        self.ensure()
+
     def ensure(self) -> None:
         """Bring the schema up to date (a no-op after the first success in this process)."""
         if self._done:

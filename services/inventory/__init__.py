@@ -66,13 +66,9 @@ def saga_consumer_of(
     Its database check migrates too: a worker started while the database was down must not take events before
     the inbox and reservations tables exist (it would dead-letter them for a missing table)."""
 
-    def migrated() -> None:
-        pool.ping()
-        schema.ensure()
-
     return SagaConsumer(
         pool, rabbit, queue, reservations.apply, exchange=exchange,
-        claim_check_fetch=claim_check_fetch, database_check=migrated,
+        claim_check_fetch=claim_check_fetch, database_check=schema.check,
     )
 
 
@@ -98,10 +94,6 @@ def create_app(database: DatabaseSettings | None = None, rabbit: RabbitSettings 
         except Exception:  # noqa: BLE001
             app.logger.warning("database not reachable at start-up; schema will be migrated on first use")
 
-    def database_ready() -> None:
-        pool.ping()
-        schema.ensure()
-
     rabbit = rabbit or RabbitSettings.from_env()
     store_claim, fetch_claim = claim_check.from_env()  # events over 64 KiB by claim check (CLAIM_CHECK_BUCKET)
     relay = OutboxRelay(pool, rabbit, claim_check_store=store_claim)
@@ -117,7 +109,7 @@ def create_app(database: DatabaseSettings | None = None, rabbit: RabbitSettings 
         }}
 
     # Readiness is the database only: inventory must keep serving movies while the broker is away (see above).
-    init_app(app, INVENTORY.name, readiness={"database": database_ready}, details=saga_state)
+    init_app(app, INVENTORY.name, readiness={"database": store.check}, details=saga_state)
     app.register_blueprint(movies)
     # gunicorn's post_worker_init hook (common.gunicorn_config) runs it: the factory itself connects to nothing.
     on_start(migrate_early)

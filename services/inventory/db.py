@@ -100,8 +100,7 @@ class MovieStore:
 
     def check(self) -> None:
         """Raise DatabaseUnavailable unless the database answers and the schema is migrated."""
-        self._pool.ping()
-        self._schema.ensure()
+        self._schema.check()
 
     def _fetch(self, sql: str, params: tuple[Any, ...] | dict[str, Any] = ()) -> list[tuple[Any, ...]]:
         self._schema.ensure()
