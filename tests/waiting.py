@@ -23,3 +23,14 @@ def wait_until(condition: Callable[[], T], timeout: float, what: str, interval: 
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout} s waiting for {what}")
         time.sleep(interval)
+
+
+def poll(condition: Callable[[], T], timeout: float, interval: float = 0.2) -> T:
+    """``condition()``'s first truthy value within ``timeout`` seconds, else its last value: for a caller that
+    asserts with a message of its own (``assert poll(...), details``)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(interval)

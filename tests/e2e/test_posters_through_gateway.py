@@ -13,7 +13,8 @@ from PIL import Image
 
 from contract import posters
 from local_system.poster_resources import UPLOAD_BUCKET, WEB_BUCKET
-from tests.integration.posters_support import client, wait_until
+from tests.integration.posters_support import client
+from tests.waiting import poll
 
 pytestmark = pytest.mark.e2e
 
@@ -75,7 +76,7 @@ def test_a_poster_uploaded_with_the_presigned_form_is_published_by_the_pipeline(
     assert s3.head_object(Bucket=UPLOAD_BUCKET, Key=upload["key"])["ContentType"] == "image/jpeg"
     began = time.monotonic()
     read = lambda: http.get(f"{gateway}/api/movies/{movie['id']}").json()  # noqa: E731
-    assert wait_until(lambda: read()["poster_status"]["state"] == posters.PUBLISHED, timeout=60), read()
+    assert poll(lambda: read()["poster_status"]["state"] == posters.PUBLISHED, timeout=60), read()
     print(f"\nposter upload -> published: {time.monotonic() - began:.2f} s")
     poster = read()["poster"]
     assert set(poster) == set(posters.SIZES)
@@ -92,7 +93,7 @@ def test_a_file_that_is_not_the_declared_image_is_rejected_and_the_movie_keeps_n
     movie = http.post(f"{gateway}/api/movies", json={"title": "with a broken poster"}).json()
     upload = _request_and_upload(gateway, http, movie["id"], b"\xff\xd8\xff" + b"0" * 99)
     read = lambda: http.get(f"{gateway}/api/movies/{movie['id']}").json()  # noqa: E731
-    assert wait_until(lambda: read()["poster_status"]["state"] == posters.REJECTED, timeout=60), read()
+    assert poll(lambda: read()["poster_status"]["state"] == posters.REJECTED, timeout=60), read()
     status = read()["poster_status"]
     assert status["upload_id"] == upload["upload_id"] and status["reason"]
     assert read()["poster"] is None

@@ -6,7 +6,6 @@ the thresholds are the CloudWatch alarms' (monitoring/prometheus/rules.yml, gene
 
 from __future__ import annotations
 
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import yaml
 
 from contract.messaging import BILLING_QUEUE
 from tests.e2e.e2e_support import new_marker, order
+from tests.waiting import poll
 
 RULES = Path(__file__).resolve().parents[2] / "monitoring" / "prometheus" / "rules.yml"
 #: Every scrape job of the local Prometheus (the services come from targets/services.json).
@@ -28,16 +28,6 @@ def _api(local_system, path: str, **params) -> dict:
     response = requests.get(f"{local_system.prometheus.url}/api/v1/{path}", params=params, timeout=5)
     response.raise_for_status()
     return response.json()["data"]
-
-
-def _poll(condition, timeout: float):
-    """``condition()``'s first truthy value within ``timeout`` seconds, else its last value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value or time.monotonic() >= deadline:
-            return value
-        time.sleep(0.5)
 
 
 def _threshold(alert: str) -> int:
@@ -55,7 +45,7 @@ def test_prometheus_scrapes_every_part(local_system):
         samples = _api(local_system, "query", query="up == 1")["result"]
         return {sample["metric"]["job"] for sample in samples}
 
-    assert _poll(lambda: JOBS <= up_jobs(), 20), f"up == 1 only for {sorted(up_jobs())}"
+    assert poll(lambda: JOBS <= up_jobs(), 20), f"up == 1 only for {sorted(up_jobs())}"
     down = _api(local_system, "query", query="up == 0")["result"]
     assert down == [], f"targets down: {[sample['metric'] for sample in down]}"
 
@@ -76,11 +66,11 @@ def test_backlog_alert_fires_when_billing_stops_while_orders_arrive(local_system
             alerts = _api(local_system, "alerts")["alerts"]
             return any(a["labels"]["alertname"] == "QueueBacklog" and a["state"] == "firing" for a in alerts)
 
-        assert _poll(backlog_firing, 30), f"QueueBacklog not firing: {_api(local_system, 'alerts')['alerts']}"
+        assert poll(backlog_firing, 30), f"QueueBacklog not firing: {_api(local_system, 'alerts')['alerts']}"
     finally:
         local_system.start_service("billing")
     # Leave an empty queue behind for the next tests (billing stores the orders in batches).
-    assert _poll(lambda: rabbitmq.message_count(BILLING_QUEUE.name) == 0, 60)
+    assert poll(lambda: rabbitmq.message_count(BILLING_QUEUE.name) == 0, 60)
 
 
 @pytest.fixture
@@ -101,4 +91,4 @@ def test_prometheus_follows_make_scale(scaled_billing):
         samples = _api(scaled_billing, "query", query='up{job="billing"} == 1')["result"]
         return f"127.0.0.1:{copy.port}" in {sample["metric"]["instance"] for sample in samples}
 
-    assert _poll(copy_up, 20)
+    assert poll(copy_up, 20)

@@ -20,6 +20,8 @@ import pytest
 import requests
 from e2e_support import new_marker, order, rows_for
 
+from tests.waiting import wait_until
+
 pytestmark = pytest.mark.e2e
 
 LOAD_THREADS = 4  # two read movies, two place orders
@@ -79,14 +81,6 @@ def _workers(master: int) -> set[int]:
     return {int(pid) for pid in result.stdout.split()}
 
 
-def _wait(condition, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.1)
-
-
 def _ready(system, name: str) -> bool:
     try:
         return requests.get(f"{system.profile.url(name)}/ready", timeout=2).status_code == 200
@@ -100,8 +94,8 @@ def _reload(system, name: str) -> None:
     master = system.service(name).pid()
     old = _workers(master)
     os.kill(master, signal.SIGHUP)
-    _wait(lambda: (workers := _workers(master)) and not workers & old, 30, f"{name}'s new workers")
-    _wait(lambda: _ready(system, name), 30, f"{name} to be ready with new connections")
+    wait_until(lambda: (workers := _workers(master)) and not workers & old, 30, f"{name}'s new workers")
+    wait_until(lambda: _ready(system, name), 30, f"{name} to be ready with new connections")
 
 
 def test_rotating_every_password_under_load_fails_no_request_and_loses_no_order(local_system, access_token, billing_db):
@@ -118,7 +112,7 @@ def test_rotating_every_password_under_load_fails_no_request_and_loses_no_order(
                 # reconnect while only the pending password works.
                 local_system.rabbitmq.ctl("close_all_connections", "credential rotation test")
                 time.sleep(1)
-                _wait(lambda: _ready(local_system, "billing"), 30, "billing's consumer to reconnect")
+                wait_until(lambda: _ready(local_system, "billing"), 30, "billing's consumer to reconnect")
             else:
                 _reload(local_system, name)
             time.sleep(0.5)  # some load inside the window, on the new connections

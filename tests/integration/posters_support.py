@@ -7,7 +7,6 @@ The local system provisions the uploads bucket and the pipeline's queues at ever
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from typing import Any
 
@@ -46,16 +45,6 @@ def messages_in(sqs: Any, url: str) -> int:
         QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
     )["Attributes"]
     return int(attributes["ApproximateNumberOfMessages"]) + int(attributes["ApproximateNumberOfMessagesNotVisible"])
-
-
-def wait_until(condition, timeout: float = 30.0, interval: float = 0.2) -> bool:
-    """Poll ``condition`` until it is truthy or ``timeout`` passes; its last value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(interval)
 
 
 def published(movie_id: int, upload_id: str) -> dict[str, Any]:

@@ -23,8 +23,8 @@ from tests.integration.posters_support import (
     own_queue,
     published,
     rejected,
-    wait_until,
 )
+from tests.waiting import poll
 
 pytestmark = pytest.mark.integration
 
@@ -303,7 +303,7 @@ def test_a_malformed_result_stays_and_moves_to_the_dead_letter_queue(app_client,
         consumer.poll_once()  # each receive that brings it logs and leaves it; 1 s later it is visible again
         return sqs.receive_message(QueueUrl=dlq_url, WaitTimeSeconds=0).get("Messages", [])
 
-    moved = wait_until(in_dead_letter_queue, timeout=30, interval=0.5)
+    moved = poll(in_dead_letter_queue, timeout=30, interval=0.5)
     assert [message["Body"] for message in moved] == [body]
     assert messages_in(sqs, queue_url) == 0
     failed = inventory_metrics.RESULTS_FAILED.labels("malformed")._value.get() - failed_before
@@ -332,7 +332,7 @@ def test_the_consumer_thread_applies_results_until_stopped(app_client, sqs, resu
     consumer.start()
     _send(sqs, queue_url, published(movie_id, upload_id))
     state = lambda: app_client.get(f"/api/movies/{movie_id}").get_json()["poster_status"]["state"]  # noqa: E731
-    assert wait_until(lambda: state() == "published", timeout=20)
+    assert poll(lambda: state() == "published", timeout=20)
     assert consumer.stop(timeout=5)
 
 
@@ -354,20 +354,20 @@ def test_two_consumers_compete_and_apply_every_result_once(app_client, sqs, resu
                 for movie_id in movies
             )
 
-        assert wait_until(all_published, timeout=30)
+        assert poll(all_published, timeout=30)
     finally:
         assert other.stop(timeout=5)
-    assert wait_until(lambda: messages_in(sqs, queue_url) == 0, timeout=10)
+    assert poll(lambda: messages_in(sqs, queue_url) == 0, timeout=10)
 
 
 def test_sqs_unreachable_never_ends_the_consumer_nor_the_api(app_client, store):
     """A queue the emulator does not have (or SQS away): the thread keeps retrying with backoff, counts the
     failures, stops on request; the movies API answers meanwhile."""
     errors_before = inventory_metrics.RECEIVE_ERRORS._value.get()
-    consumer = PosterResultsConsumer(store, "http://127.0.0.1:56600/123456789012/no-such-queue", wait_seconds=1)
+    consumer = PosterResultsConsumer(store, "http://127.0.0.1:26600/123456789012/no-such-queue", wait_seconds=1)
     consumer.start()
     try:
-        assert wait_until(lambda: inventory_metrics.RECEIVE_ERRORS._value.get() - errors_before >= 2, timeout=20)
+        assert poll(lambda: inventory_metrics.RECEIVE_ERRORS._value.get() - errors_before >= 2, timeout=20)
         assert consumer._thread is not None and consumer._thread.is_alive()
         assert app_client.get("/api/movies").status_code == 200
     finally:
