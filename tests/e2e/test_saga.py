@@ -25,6 +25,7 @@ from common.db import transaction
 from common.outbox import add_event
 from contract import claim_check as CC
 from contract import saga
+from contract.messaging import BILLING_QUEUE
 from contract.services import BILLING, INVENTORY
 from local_system.processes import process_tree
 from tests.waiting import wait_until
@@ -127,15 +128,18 @@ def test_twenty_concurrent_purchases_on_stock_ten_confirm_exactly_ten(gateway, h
 
 
 # -- crashes in the middle of a stream ----------------------------------------------------------------------
-def stream_with_a_crash(gateway, http, local_system, victim: str) -> None:
+def stream_with_a_crash(gateway, http, local_system, victim: str, held_back) -> None:
     """30 purchases of 1 on stock 20, posted one after another; ``victim`` is killed -9 after the 10th and
-    started again after the 20th. Afterwards every order is confirmed or rejected and stock + confirmed = 20."""
+    started again after the 20th. ``held_back(urls)`` checks, just before the restart, that the purchases posted
+    during the outage are waiting (the crash really fell mid-stream). Afterwards every order is confirmed or
+    rejected and stock + confirmed = 20."""
     movie = new_movie(gateway, http, stock=20)
     urls: list[str] = []
     for number in range(30):
         if number == 10:
             kill_9(local_system, victim)
         if number == 20:
+            held_back(urls[10:])
             local_system.start_service(victim)
         urls.append(purchase(gateway, http, movie, 1))
     outcomes = [settled(http, url, timeout=2 * SETTLE) for url in urls]
@@ -145,17 +149,27 @@ def stream_with_a_crash(gateway, http, local_system, victim: str) -> None:
 
 
 def test_inventory_killed_mid_stream_ends_consistent(gateway, http, local_system):
-    """kill -9 of inventory while purchases flow: after its restart nothing is pending or sold twice."""
+    """kill -9 of inventory while purchases flow: those placed meanwhile stay pending (nothing can reserve them);
+    after its restart nothing is pending or sold twice."""
+
+    def pending(urls: list[str]) -> None:
+        assert [status(http, url).get("status") for url in urls] == ["pending"] * len(urls)
+
     try:
-        stream_with_a_crash(gateway, http, local_system, INVENTORY.name)
+        stream_with_a_crash(gateway, http, local_system, INVENTORY.name, pending)
     finally:
         local_system.start_service(INVENTORY.name)
 
 
-def test_billing_killed_mid_stream_ends_consistent(gateway, http, local_system):
-    """kill -9 of billing while purchases flow: after its restart nothing is pending or sold twice."""
+def test_billing_killed_mid_stream_ends_consistent(gateway, http, local_system, rabbitmq):
+    """kill -9 of billing while purchases flow: those placed meanwhile wait in the billing queue; after its
+    restart nothing is pending or sold twice."""
+
+    def queued(urls: list[str]) -> None:
+        assert rabbitmq.message_count(BILLING_QUEUE.name) >= len(urls)
+
     try:
-        stream_with_a_crash(gateway, http, local_system, BILLING.name)
+        stream_with_a_crash(gateway, http, local_system, BILLING.name, queued)
     finally:
         local_system.start_service(BILLING.name)
 
