@@ -4,7 +4,7 @@ On AWS the invoicer is a Lambda function fed by Amazon MQ's event source on ``in
 background process (the virtualenv's Python: the handler needs fpdf2, boto3 and pika) consumes that queue from
 the local RabbitMQ and runs the same handler, storing invoices in the emulator's bucket
 (``local_system/saga_resources.py``). It starts after the broker and the emulator and answers ``GET /health`` on
-127.0.0.1 (dev 55620, test 56620), which is what ``make status`` checks. Its JSON log lines (one per invoice and
+127.0.0.1 (dev 55620, test 26620), which is what ``make status`` checks. Its JSON log lines (one per invoice and
 per dead letter) are in ``.run/<profile>/invoicer/invoicer.log``: ``make logs SERVICE=invoicer``.
 """
 

@@ -3,7 +3,7 @@
 On AWS each filter is a Lambda function fed by its SQS queue; here one background process (the virtualenv's
 Python: the filters need boto3 and Pillow) runs the same handler functions against the emulator's queues and
 buckets (``local_system/poster_resources.py``). It starts after the emulator and answers ``GET /health`` on
-127.0.0.1 (dev 55610, test 56610), which is what ``make status`` checks. Its JSON log lines (one per image
+127.0.0.1 (dev 55610, test 26610), which is what ``make status`` checks. Its JSON log lines (one per image
 and per failure) are in ``.run/<profile>/posters/posters.log``: ``make logs SERVICE=posters``.
 """
 

@@ -57,8 +57,8 @@ class Profile:
     redis_port: int = 0
     """redis-server: the gateway's shared rate-limit counters (ElastiCache on AWS)."""
     redis_cluster_port: int = 0
-    """redis-server's cluster bus (it runs in cluster mode, like ElastiCache Serverless; the default, client
-    port + 10000, does not exist for the test profile's 56379)."""
+    """redis-server's cluster bus (it runs in cluster mode, like ElastiCache Serverless; set beside the client
+    port rather than redis' default of client port + 10000)."""
 
     rabbitmq_prometheus_port: int = 0
     """RabbitMQ's Prometheus plugin (``/metrics`` and ``/metrics/per-object``)."""
@@ -135,12 +135,14 @@ def get_profile(name: str | None = None) -> Profile:
             replica_ports={"billing": 8082}, web_port=8000, web_login_port=8001,
         )
     if name == "test":
-        # Fixed ports: the test run must never be steered onto the dev system by a stray variable.
+        # Fixed ports: the test run must never be steered onto the dev system by a stray variable. All below
+        # Linux's ephemeral range (32768-60999): tests stop and restart parts, and a port in that range can be
+        # taken in between as the source port of some outgoing connection, so the restart could not bind it.
         return Profile(
-            "test", 56432, 56672, 56673, 56369, {"inventory": 18080, "billing": 18081, "gateway": 13000},
-            cognito_port=56600, rabbitmq_management_port=56690, redis_port=56379, redis_cluster_port=56380,
-            rabbitmq_prometheus_port=56692, postgres_exporter_port=59287, prometheus_port=59190, posters_port=56610,
-            invoicer_port=56620,
+            "test", 26432, 26672, 26673, 26369, {"inventory": 18080, "billing": 18081, "gateway": 13000},
+            cognito_port=26600, rabbitmq_management_port=26690, redis_port=26379, redis_cluster_port=26380,
+            rabbitmq_prometheus_port=26692, postgres_exporter_port=29287, prometheus_port=29190, posters_port=26610,
+            invoicer_port=26620,
             prometheus_interval="1s", alert_for="2s",
             replica_ports={"billing": 18082}, web_port=18000, web_login_port=18001,
             settings={"BILLING_JOBS_INTERVAL_SECONDS": "2"},

@@ -1,8 +1,8 @@
 """Shared fixtures: the real servers of the ``test`` local-system profile, started only when needed.
 
-* ``postgres``      -> PostgreSQL (movies_db, billing_db) on 127.0.0.1:56432       (marks the test integration)
-* ``rabbitmq``      -> RabbitMQ on 127.0.0.1:56672                                 (marks the test integration)
-* ``redis_store``   -> redis-server (the gateway's rate-limit counters) on 56379   (marks the test integration)
+* ``postgres``      -> PostgreSQL (movies_db, billing_db) on 127.0.0.1:26432       (marks the test integration)
+* ``rabbitmq``      -> RabbitMQ on 127.0.0.1:26672                                 (marks the test integration)
+* ``redis_store``   -> redis-server (the gateway's rate-limit counters) on 26379   (marks the test integration)
 * ``local_system``  -> both, plus inventory/billing/gateway on 18080/18081/13000   (marks the test e2e)
 * ``filter_emulator`` -> a moto server of the poster filters' tests on a free port (tests/functions) (integration)
 * ``s3_emulator``     -> a moto server of the invoicer's and the claim check's tests on a free port (integration)

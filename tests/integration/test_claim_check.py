@@ -1,4 +1,4 @@
-"""The shared claim check (services/common/claim_check.py) against S3 (the ``s3_emulator`` moto server, 56630).
+"""The shared claim check (services/common/claim_check.py) against S3 (the ``s3_emulator`` moto server, 26630).
 
 Bodies up to 64 KiB travel inline, larger ones by reference to ``claim-checks/<sha256>``; the consumer gets the
 same bytes back, or a ClaimCheckError it dead-letters when the object is gone or changed. Run under

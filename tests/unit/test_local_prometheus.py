@@ -21,7 +21,7 @@ def test_monitoring_ports_are_distinct_across_both_profiles():
     ports = _ports(get_profile("dev")) + _ports(get_profile("test"))
     assert len(ports) == len(set(ports))
     test = get_profile("test")
-    assert (test.prometheus_port, test.postgres_exporter_port, test.rabbitmq_prometheus_port) == (59190, 59287, 56692)
+    assert (test.prometheus_port, test.postgres_exporter_port, test.rabbitmq_prometheus_port) == (29190, 29287, 26692)
 
 
 @pytest.mark.parametrize("profile_name", ["dev", "test"])

@@ -29,13 +29,23 @@ def test_test_profile_ports_match_conventions():
     """The test profile uses the ports docs/local-system.md reserves for test runs."""
     profile = get_profile("test")
     assert (profile.postgres_port, profile.amqp_port, profile.rabbitmq_dist_port, profile.epmd_port) == (
-        56432,
-        56672,
-        56673,
-        56369,
+        26432,
+        26672,
+        26673,
+        26369,
     )
     assert profile.service_ports == {"inventory": 18080, "billing": 18081, "gateway": 13000}
-    assert (profile.redis_port, profile.redis_cluster_port) == (56379, 56380)
+    assert (profile.redis_port, profile.redis_cluster_port) == (26379, 26380)
+
+
+def test_test_profile_ports_lie_below_the_ephemeral_range():
+    """Every port of the test profile is below 32768: a part the tests restart never finds its port taken as the
+    source port of an outgoing connection (Linux hands those out from 32768 up)."""
+    profile = get_profile("test")
+    ports = [value for value in vars(profile).values() if isinstance(value, int)]
+    ports += list(profile.service_ports.values()) + list(profile.replica_ports.values())
+    assert len(ports) > 15
+    assert [port for port in ports if port >= 32768] == []
 
 
 def test_dev_profile_ports_match_conventions(monkeypatch):
@@ -65,13 +75,13 @@ def test_inventory_env_points_at_movies_db_and_the_broker():
     """inventory gets movies_db over TCP 127.0.0.1 and, for the purchase saga, the broker like billing: the URL
     without credentials and the broker's secret, no password."""
     env = service_env("inventory")
-    assert (env["DATABASE_HOST"], env["DATABASE_PORT"], env["DATABASE_NAME"]) == ("127.0.0.1", "56432", "movies_db")
+    assert (env["DATABASE_HOST"], env["DATABASE_PORT"], env["DATABASE_NAME"]) == ("127.0.0.1", "26432", "movies_db")
     # Its login comes from its own secret in the local Secrets Manager, never from the environment.
     assert env["DATABASE_SECRET_ID"] == "local-test/inventory"
     assert "DATABASE_USER" not in env and "DATABASE_PASSWORD" not in env
-    assert (env["AWS_ENDPOINT_URL_SECRETS_MANAGER"], env["AWS_REGION"]) == ("http://127.0.0.1:56600", "eu-west-1")
+    assert (env["AWS_ENDPOINT_URL_SECRETS_MANAGER"], env["AWS_REGION"]) == ("http://127.0.0.1:26600", "eu-west-1")
     assert (env["PORT"], env["BIND_HOST"]) == ("18080", "127.0.0.1")
-    assert env["RABBITMQ_URL"] == "amqp://127.0.0.1:56672/"
+    assert env["RABBITMQ_URL"] == "amqp://127.0.0.1:26672/"
     assert env["RABBITMQ_SECRET_ID"] == "local-test/rabbitmq"
     assert not any(key.endswith("PASSWORD") for key in env)
 
@@ -80,7 +90,7 @@ def test_billing_env_has_database_and_broker():
     """billing gets billing_db, the broker URL without credentials, the secrets of both logins, and the queue."""
     env = service_env("billing")
     assert env["DATABASE_NAME"] == "billing_db"
-    assert env["RABBITMQ_URL"] == "amqp://127.0.0.1:56672/"
+    assert env["RABBITMQ_URL"] == "amqp://127.0.0.1:26672/"
     assert (env["DATABASE_SECRET_ID"], env["RABBITMQ_SECRET_ID"]) == ("local-test/billing", "local-test/rabbitmq")
     assert not any(key.endswith("PASSWORD") for key in env)
     assert env["BILLING_QUEUE"] == BILLING_QUEUE.name

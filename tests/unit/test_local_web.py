@@ -38,7 +38,7 @@ def test_web_client_is_public_code_flow_with_the_site_as_only_callback():
 def test_site_csp_allows_fetch_to_the_login_and_the_emulator_only():
     """connect-src of the site: itself, the managed login (token endpoint) and the emulator (S3 upload)."""
     settings = EdgeSettings(get_profile("test"), "client")
-    assert "connect-src 'self' http://127.0.0.1:18001 http://127.0.0.1:56600;" in settings.csp
+    assert "connect-src 'self' http://127.0.0.1:18001 http://127.0.0.1:26600;" in settings.csp
     assert json.loads(settings.config)["auth"]["client_id"] == "client"
 
 

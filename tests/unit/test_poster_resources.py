@@ -12,7 +12,7 @@ def test_each_filter_sends_to_the_queue_the_next_one_reads():
     """validate -> VALIDATED -> resize -> RESIZED -> publish; the last sends only to RESULTS, all report there."""
     settings = filter_settings(get_profile("test"))
     assert list(settings) == list(C.FILTERS)
-    queue = "http://127.0.0.1:56600/123456789012/{}".format
+    queue = "http://127.0.0.1:26600/123456789012/{}".format
     assert settings["validate"]["NEXT_QUEUE_URL"] == queue(C.FILTERS["resize"].name)
     assert settings["resize"]["NEXT_QUEUE_URL"] == queue(C.FILTERS["publish"].name)
     assert "NEXT_QUEUE_URL" not in settings["publish"]
@@ -35,9 +35,9 @@ def test_runner_never_gets_the_callers_aws_credentials(monkeypatch):
     monkeypatch.setenv("AWS_PROFILE", "prod")
     env = PosterPipeline(get_profile("test")).env()
     assert env["AWS_SECRET_ACCESS_KEY"] == "local" and "AWS_PROFILE" not in env
-    assert env["AWS_ENDPOINT_URL_SQS"] == env["AWS_ENDPOINT_URL_S3"] == "http://127.0.0.1:56600"
+    assert env["AWS_ENDPOINT_URL_SQS"] == env["AWS_ENDPOINT_URL_S3"] == "http://127.0.0.1:26600"
 
 
 def test_posters_part_has_its_own_ports():
-    """dev 55610, test 56610: the runner's health endpoint, next to the emulator's port."""
-    assert (get_profile("dev").posters_port, get_profile("test").posters_port) == (55610, 56610)
+    """dev 55610, test 26610: the runner's health endpoint, next to the emulator's port."""
+    assert (get_profile("dev").posters_port, get_profile("test").posters_port) == (55610, 26610)
