@@ -4,8 +4,6 @@ after ``kill -9`` within 15 s, and the leader's jobs' effects each exactly once.
 from __future__ import annotations
 
 import json
-import os
-import signal
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -16,7 +14,7 @@ import pytest
 import requests
 
 from contract.messaging import BILLING_QUEUE
-from local_system.processes import process_tree
+from tests.e2e.e2e_support import kill_9
 from tests.waiting import wait_until
 
 #: The issue's budget from a leader's death to a new leader.
@@ -76,8 +74,7 @@ def test_one_leader_fails_over_within_budget_and_each_minute_is_written_once(two
     assert leading(copies) == [leader]
     wait_until(lambda: len(minutes(postgres)) == 2, 10, "the first leader's aggregates")
 
-    for pid in reversed(process_tree(leader.pid())):  # the worker, then the master
-        os.kill(pid, signal.SIGKILL)
+    kill_9(leader)
     killed_at = time.monotonic()
     [survivor] = [copy for copy in copies if copy is not leader]
     wait_until(lambda: leading([survivor]), FAILOVER_BUDGET, "the surviving copy to lead")

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import signal
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -27,7 +25,7 @@ from contract import claim_check as CC
 from contract import saga
 from contract.messaging import BILLING_QUEUE
 from contract.services import BILLING, INVENTORY
-from local_system.processes import process_tree
+from tests.e2e.e2e_support import kill_9
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
@@ -83,16 +81,6 @@ def settled(http, order_url: str, timeout: float = SETTLE) -> dict:
                     f"{order_url} to be confirmed or rejected")
 
 
-def kill_9(local_system, name: str) -> None:
-    """SIGKILL a service's gunicorn workers and master at once: no graceful anything."""
-    for pid in reversed(process_tree(local_system.service(name).pid())):
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    wait_until(lambda: local_system.service(name).pid() is None, 10, f"{name} to be gone")
-
-
 # -- the happy and the unhappy path --------------------------------------------------------------------------
 def test_a_purchase_beyond_the_stock_is_rejected_and_one_within_it_confirmed(gateway, http):
     """Stock 2: buying 3 is rejected with a reason and leaves the stock at 2; buying 2 is confirmed, stock 0."""
@@ -137,7 +125,7 @@ def stream_with_a_crash(gateway, http, local_system, victim: str, held_back) -> 
     urls: list[str] = []
     for number in range(30):
         if number == 10:
-            kill_9(local_system, victim)
+            kill_9(local_system.service(victim))
         if number == 20:
             held_back(urls[10:])
             local_system.start_service(victim)
