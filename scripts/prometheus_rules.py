@@ -2,9 +2,10 @@
 """Write ``monitoring/prometheus/rules.yml``, the local Prometheus's rules, from the CloudWatch alarm table.
 
 One source for both: every alert rule is a row of ``stacks.alarm_table.alarm_specs`` (the ``dev`` environment's
-config, which the local system mirrors) whose metric has a local equivalent in ``MIRRORS`` below: same name,
-same threshold, same comparison; ``for:`` is the CloudWatch datapoints times the metric's period. Changing a
-threshold in the CDK code and not running this fails ``tests/infra/test_prometheus_rules.py``::
+config, which the local system mirrors, with the local system's billing shards) whose metric has a local
+equivalent in ``MIRRORS`` below: same name, same threshold, same comparison; ``for:`` is the CloudWatch
+datapoints times the metric's period. Changing a threshold in the CDK code and not running this fails
+``tests/infra/test_prometheus_rules.py``::
 
     .venv/bin/python scripts/prometheus_rules.py           # rewrite the file
     .venv/bin/python scripts/prometheus_rules.py --check   # exit 1 when the file is stale
