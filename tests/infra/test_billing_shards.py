@@ -246,3 +246,20 @@ def test_adding_a_shard_leaves_the_existing_ones_untouched(prod):
     kept = {lid: resource for lid, resource in two.items() if existing.match(lid)}
     assert kept and {lid: three.get(lid) for lid in kept} == kept
     assert any(lid.startswith("BillingShard2Instance") for lid in three)
+
+
+
+def test_make_cost_prices_every_shard_instance_and_its_storage(any_env):
+    """The cost model has, per billing shard k >= 1, the rows billing_db has (its instance and its storage) as
+    ``RDS BillingShard<k> ...`` at the same prices: the extra databases show in `make cost` and in the budget."""
+    from cost.model import price
+
+    rows = {item.what: (item.count, item.monthly_min, item.monthly_max) for item in price(any_env.templates)}
+
+    def rows_of(prefix: str) -> dict:
+        return {what.removeprefix(prefix): row for what, row in rows.items() if what.startswith(prefix)}
+
+    billing_db = rows_of("RDS BillingDb ")
+    assert len(billing_db) == 2
+    for shard in range(1, _shards(any_env) + 1):
+        assert rows_of(f"RDS BillingShard{shard} ") == (billing_db if shard < _shards(any_env) else {})
