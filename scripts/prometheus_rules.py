@@ -2,9 +2,10 @@
 """Write ``monitoring/prometheus/rules.yml``, the local Prometheus's rules, from the CloudWatch alarm table.
 
 One source for both: every alert rule is a row of ``stacks.alarm_table.alarm_specs`` (the ``dev`` environment's
-config, which the local system mirrors) whose metric has a local equivalent in ``MIRRORS`` below: same name,
-same threshold, same comparison; ``for:`` is the CloudWatch datapoints times the metric's period. Changing a
-threshold in the CDK code and not running this fails ``tests/infra/test_prometheus_rules.py``::
+config, which the local system mirrors, with the local system's billing shards) whose metric has a local
+equivalent in ``MIRRORS`` below: same name, same threshold, same comparison; ``for:`` is the CloudWatch
+datapoints times the metric's period. Changing a threshold in the CDK code and not running this fails
+``tests/infra/test_prometheus_rules.py``::
 
     .venv/bin/python scripts/prometheus_rules.py           # rewrite the file
     .venv/bin/python scripts/prometheus_rules.py --check   # exit 1 when the file is stale
@@ -26,7 +27,9 @@ os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")  # js
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))  # run as a script: stacks/ and contract/ live in the repository root
 
+from contract import services  # noqa: E402
 from contract.messaging import BILLING_QUEUE, EXPRESS, EXPRESS_QUEUE  # noqa: E402
+from contract.shards import MAX_SHARDS  # noqa: E402
 
 RULES_FILE = REPO_ROOT / "monitoring" / "prometheus" / "rules.yml"
 #: Requests Prometheus itself and the health checks make; the ALB's and the access logs' counts exclude them.
@@ -89,6 +92,19 @@ MIRRORS: dict[str, Mirror] = {
     "BillingDbConnections": Mirror('sum(pg_stat_database_numbackends{datname="billing_db"})'),
 }
 
+#: Billing shards of the local system (issue 16: ``make up`` runs two), each a database of the one local
+#: PostgreSQL named ``billing_db_shard_<k>`` for k >= 1: the rules mirror the dev alarm table with this many
+#: shards, so each local shard database has the connections alert AWS gives each shard's instance.
+LOCAL_BILLING_SHARDS = 2
+MIRRORS.update(
+    {
+        f"BillingShard{k}DbConnections": Mirror(
+            f'sum(pg_stat_database_numbackends{{datname="{services.BILLING.database}_shard_{k}"}})'
+        )
+        for k in range(1, MAX_SHARDS)
+    }
+)
+
 #: Recording rules: what the graphs and a person at the console want, precomputed.
 RECORDING = {
     "job_status:http_requests:rate1m": f"sum by (job, status) (rate(http_requests_total{{{PROBES}}}[1m]))",
@@ -132,13 +148,21 @@ class AlertRule:
     description: str
 
 
-def alert_rules() -> list[AlertRule]:
-    """An alert per mirrored row of the dev alarm table, in the table's order."""
-    from stacks.alarm_table import alarm_specs
+def local_config():
+    """The config the local rules mirror: dev's, with the local system's billing shards."""
+    import dataclasses
+
     from stacks.config import DEV
 
+    return dataclasses.replace(DEV, billing_shards=LOCAL_BILLING_SHARDS)
+
+
+def alert_rules() -> list[AlertRule]:
+    """An alert per mirrored row of the dev alarm table (with the local shards), in the table's order."""
+    from stacks.alarm_table import alarm_specs
+
     rules = []
-    for spec in alarm_specs(DEV):
+    for spec in alarm_specs(local_config()):
         mirror = MIRRORS.get(spec.metric)
         if mirror is None:
             continue

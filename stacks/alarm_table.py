@@ -8,6 +8,7 @@ change (the cost comparison is in docs/aws-deployment.md, "Cost").
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from aws_cdk import Duration
@@ -19,6 +20,7 @@ from contract import services as contract_services
 from contract.limits import RATE_LIMIT_STORE_DOWN_MESSAGE
 from contract.messaging import BILLING_QUEUE, EXPRESS_QUEUE
 from stacks.components.log_metrics import log_metric_filter
+from stacks.components.postgres_database import PostgresDatabase
 from stacks.compute import ComputeStack
 from stacks.config import EnvironmentConfig
 from stacks.data import DataStack, queue_metric
@@ -29,8 +31,6 @@ AT_LEAST = cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD
 BELOW = cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD
 MISSING_IS_OK = cloudwatch.TreatMissingData.NOT_BREACHING
 MISSING_IS_BAD = cloudwatch.TreatMissingData.BREACHING
-#: The databases, by the label their alarms and dashboard lines carry.
-DATABASES = ("Inventory", "Billing")
 #: Services whose access logs are turned into metrics (label, attribute of the compute stack).
 LOGGED_SERVICES = ("Gateway", "Inventory", "Billing")
 #: Services with a saga outbox (services/common/outbox.py), their outbox table, and how old its oldest pending
@@ -40,6 +40,23 @@ OUTBOX_TABLE = "outbox"
 OUTBOX_STUCK_SECONDS = 120
 #: The outbox gauge as the ADOT sidecar exports it (components/telemetry.py: namespace Movies/<service>).
 OUTBOX_AGE_METRIC = "outbox_oldest_pending_age_seconds"
+
+
+def billing_shard_label(shard: int) -> str:
+    """The label of billing shard ``shard``'s alarms and dashboard row: ``Billing`` for shard 0 (billing_db, whose
+    alarms keep their names), ``BillingShard<k>`` for k >= 1."""
+    return "Billing" if shard == 0 else f"BillingShard{shard}"
+
+
+def database_labels(config: EnvironmentConfig) -> tuple[str, ...]:
+    """The databases, by the label their alarms and dashboard lines carry: inventory, then each billing shard."""
+    return ("Inventory", *(billing_shard_label(shard) for shard in range(config.billing_shards)))
+
+
+def databases_of(data: DataStack) -> dict[str, PostgresDatabase]:
+    """The database constructs by the labels of ``database_labels`` (same order)."""
+    shards = {billing_shard_label(shard): db for shard, db in enumerate(data.billing_shards)}
+    return {"Inventory": data.inventory_db, **shards}
 
 
 @dataclass(frozen=True)
@@ -136,16 +153,17 @@ def alarm_specs(config: EnvironmentConfig) -> tuple[AlarmSpec, ...]:
                   "The invoicer failed (S3 or the broker away, a timeout); the broker redelivers the order",
                   comparison=ABOVE, missing_data=MISSING_IS_OK)
     )  # fmt: skip
-    for label in DATABASES:
+    for label in database_labels(config):
+        what = re.sub(r"Shard(\d+)$", r" shard \1", label)  # BillingShard1 -> "Billing shard 1"
         table += [
-            AlarmSpec(f"{label}DbCpu", f"{label}DbCpu", 80, 3, f"{label} database CPU above 80 %"),
+            AlarmSpec(f"{label}DbCpu", f"{label}DbCpu", 80, 3, f"{what} database CPU above 80 %"),
             AlarmSpec(f"{label}DbStorage", f"{label}DbStorage", 2 * 1024**3, 1,
-                      f"{label} database has less than 2 GiB free storage", comparison=BELOW),
+                      f"{what} database has less than 2 GiB free storage", comparison=BELOW),
             AlarmSpec(f"{label}DbMemory", f"{label}DbMemory", config.db_freeable_memory_alarm_mib * 1024**2, 3,
-                      f"{label} database freeable memory below {config.db_freeable_memory_alarm_mib} MiB",
+                      f"{what} database freeable memory below {config.db_freeable_memory_alarm_mib} MiB",
                       comparison=BELOW),
             AlarmSpec(f"{label}DbConnections", f"{label}DbConnections", config.db_connections_alarm, 3,
-                      f"{label} database connections above {config.db_connections_alarm}", comparison=ABOVE),
+                      f"{what} database connections above {config.db_connections_alarm}", comparison=ABOVE),
         ]  # fmt: skip
     return tuple(table)
 
@@ -317,8 +335,8 @@ def system_metrics(scope: Construct, data: DataStack, compute: ComputeStack) -> 
     metrics["express_order_age"] = compute.express_order_age
     metrics.update(poster_metrics(compute.config))
     metrics.update(saga_metrics(compute.config, data.broker_name))
-    for label in DATABASES:
-        instance = getattr(data, f"{label.lower()}_db").instance
+    for label, db in databases_of(data).items():
+        instance = db.instance
         metrics[f"{label}DbCpu"] = instance.metric_cpu_utilization(period=FIVE_MINUTES)
         metrics[f"{label}DbStorage"] = instance.metric_free_storage_space(period=FIVE_MINUTES)
         metrics[f"{label}DbMemory"] = instance.metric_freeable_memory(period=FIVE_MINUTES, statistic="Minimum")

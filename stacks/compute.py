@@ -19,6 +19,7 @@ from contract import claim_check, invoices, posters, services
 from contract import environment as var
 from contract.messaging import BILLING_QUEUE, EXPRESS_QUEUE
 from contract.permissions import SCOPE_PREFIX
+from contract.shards import shard_variable
 from stacks.auth import AuthStack
 from stacks.components import scaling
 from stacks.components.fargate_microservice import FargateMicroservice
@@ -42,8 +43,14 @@ Settings = tuple[dict[str, str], list[secretsmanager.ISecret]]
 """Plain environment variables of a container, by name, and the secrets its task role may read."""
 
 
-def database_settings(db: PostgresDatabase) -> Settings:
-    """Where a service's own database is (TLS required) and the secret it logs in with.
+#: The variables each billing shard k >= 1 has of its own (contract.shards.shard_variable); the others (sslmode,
+#: pool size, timeouts) are shard 0's for every shard.
+SHARD_DATABASE_VARIABLES = (var.DATABASE_HOST, var.DATABASE_PORT, var.DATABASE_NAME, var.DATABASE_SECRET_ID)
+
+
+def database_settings(db: PostgresDatabase, shard: int = 0) -> Settings:
+    """Where a service's own database is (TLS required) and the secret it logs in with; for billing shard
+    ``shard`` >= 1, the same four settings under that shard's names (``BILLING_SHARD_<k>_DATABASE_HOST``...).
 
     The service reads the secret itself (DATABASE_SECRET_ID) and again when a login is refused, so it
     survives rotation; an ECS-injected password would be fixed at task start.
@@ -55,7 +62,20 @@ def database_settings(db: PostgresDatabase) -> Settings:
         var.DATABASE_SSLMODE.name: "require",
         var.DATABASE_SECRET_ID.name: db.secret.secret_arn,
     }
+    if shard:
+        plain = {shard_variable(shard, v.name): plain[v.name] for v in SHARD_DATABASE_VARIABLES}
     return plain, [db.secret]
+
+
+def billing_database_settings(data: DataStack) -> Settings:
+    """Billing's databases: how many shards (BILLING_SHARDS), shard 0 as ``DATABASE_*`` (billing_db, as before
+    sharding) and each shard k >= 1 by its own variables; the secrets are exactly the shards' secrets."""
+    plain, secrets = {var.BILLING_SHARDS.name: str(len(data.billing_shards))}, []
+    for shard, db in enumerate(data.billing_shards):
+        shard_env, shard_secrets = database_settings(db, shard)
+        plain.update(shard_env)
+        secrets += shard_secrets
+    return plain, secrets
 
 
 def broker_settings(data: DataStack) -> Settings:
@@ -181,7 +201,8 @@ class ComputeStack(TransparentIdsStack):
             service_connect="server",
             **common,
         )
-        billing_env, billing_secrets = database_settings(data.billing_db)
+        # Billing and its express consumer both store orders: each gets every shard and reads exactly their secrets.
+        billing_env, billing_secrets = billing_database_settings(data)
         self.billing = FargateMicroservice(
             self,
             "Billing",

@@ -21,6 +21,8 @@ from typing import Any
 
 from aws_cdk.aws_logs import RetentionDays
 
+from contract.shards import MAX_SHARDS
+
 DEFAULT_ENV = "dev"
 #: Each environment's monthly AWS Budget in USD: its maximum-scale cost from ``make cost`` plus a margin, written
 #: by ``make cost-budgets`` (cost/budgets.py), never typed by hand; ``-c monthly_budget_usd=N`` still overrides.
@@ -174,6 +176,10 @@ class EnvironmentConfig:
 
     rate_limit: RateLimitConfig = field(default_factory=RateLimitConfig)
 
+    billing_shards: int = 1
+    """Billing databases the orders are spread over (contract.shards, BILLING_SHARDS): shard 0 is ``billing_db``,
+    each shard k >= 1 its own RDS instance sized like it, with its own secret, alarms and dashboard row."""
+
     tags: Mapping[str, str] = field(default_factory=dict)
 
     # --- delivery pipeline ---------------------------------------------------------------------------
@@ -181,6 +187,11 @@ class EnvironmentConfig:
     """Account of the CDK Pipelines pipeline that deploys this environment. When set, the auth stack creates
     a role that account may assume to read the machine client's secret for the post-deploy smoke test
     (``scripts/smoke_test.py``). None (developer ``cdk deploy``): no such role."""
+
+    def __post_init__(self) -> None:
+        shards = self.billing_shards
+        if not 1 <= shards <= MAX_SHARDS:
+            raise ValueError(f"{self.name}: billing_shards must be between 1 and {MAX_SHARDS}, got {shards}")
 
     @property
     def prefix(self) -> str:
@@ -277,6 +288,7 @@ DEV = EnvironmentConfig(
     monthly_budget_usd=DERIVED_BUDGETS["dev"],
     # Little traffic: every request traced (X-Ray's free tier is 100,000 traces a month).
     trace_sampling_ratio=1.0,
+    billing_shards=1,
     tags={"Project": "movies", "Environment": "dev"},
 )
 
@@ -335,6 +347,7 @@ PROD = EnvironmentConfig(
         reads_per_second=50, writes_per_second=10, burst=100, cache_max_data_gb=5, cache_max_ecpu_per_second=50000,
         billing_max_rows_per_second=2000,
     ),
+    billing_shards=2,
     tags={"Project": "movies", "Environment": "prod"},
 )
 

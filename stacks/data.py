@@ -1,6 +1,6 @@
-"""DataStack: one RDS PostgreSQL instance per service, an Amazon MQ for RabbitMQ broker (its user rotated by
-our own Lambda), the gateway's rate-limit store (ElastiCache Serverless), the AWS Backup plan of the
-databases, and the saga's bucket of invoices and claim checks."""
+"""DataStack: one RDS PostgreSQL instance per service (billing: one per shard), an Amazon MQ for RabbitMQ broker
+(its user rotated by our own Lambda), the gateway's rate-limit store (ElastiCache Serverless), the AWS Backup plan
+of the databases, and the saga's bucket of invoices and claim checks."""
 
 from __future__ import annotations
 
@@ -30,6 +30,12 @@ INVOICES_TO_INFREQUENT_ACCESS = Duration.days(30)
 INVOICES_TO_GLACIER_INSTANT = Duration.days(180)
 CLAIM_CHECK_EXPIRY = Duration.days(14)
 NONCURRENT_VERSION_EXPIRY = Duration.days(30)
+
+
+def billing_shard_id(shard: int) -> str:
+    """Construct id of billing shard ``shard`` (its logical ids derive from it): ``BillingDb`` for shard 0 (the
+    original database, never renamed), ``BillingShard<k>`` for k >= 1."""
+    return "BillingDb" if shard == 0 else f"BillingShard{shard}"
 
 
 def queue_metric(broker_name: str, queue: str, metric_name: str, statistic: str) -> cloudwatch.Metric:
@@ -74,12 +80,30 @@ class DataStack(Stack):
         )
         self.billing_db = PostgresDatabase(
             self,
-            "BillingDb",
+            billing_shard_id(0),
             config=config,
             vpc=vpc,
             service_name=services.BILLING.name,
             database_name=services.BILLING.database,
             client_security_group=billing_security_group,
+        )
+        # Sharded billing (contract.shards): shard 0 IS billing_db above, untouched; shard k >= 1 is its own
+        # instance, built like it and reachable from the same tasks (billing and its express consumer share
+        # billing_security_group). Construct ids by shard number, so adding a shard never renames another.
+        self.billing_shards: tuple[PostgresDatabase, ...] = (
+            self.billing_db,
+            *(
+                PostgresDatabase(
+                    self,
+                    billing_shard_id(shard),
+                    config=config,
+                    vpc=vpc,
+                    service_name=f"{services.BILLING.name}-shard-{shard}",
+                    database_name=services.BILLING.database,
+                    client_security_group=billing_security_group,
+                )
+                for shard in range(1, config.billing_shards)
+            ),
         )
 
         # --- Amazon MQ for RabbitMQ --------------------------------------------------------------------
@@ -179,9 +203,12 @@ class DataStack(Stack):
 
         self.saga_bucket = self._saga_bucket(config)
 
-        self.backup = DatabaseBackup(
-            self, "Backup", config=config, instances=[self.inventory_db.instance, self.billing_db.instance]
-        )
+        self.backup = DatabaseBackup(self, "Backup", config=config, instances=[db.instance for db in self.databases])
+
+    @property
+    def databases(self) -> tuple[PostgresDatabase, ...]:
+        """Every PostgreSQL instance: inventory's, then the billing shards (shard 0 = billing_db) in order."""
+        return (self.inventory_db, *self.billing_shards)
 
     def _saga_bucket(self, config: EnvironmentConfig) -> s3.Bucket:
         """The one bucket of invoices (``invoices/``: the invoicer writes, billing presigns downloads) and claim

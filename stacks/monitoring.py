@@ -21,7 +21,7 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
 
 from contract.messaging import BILLING_QUEUE, EXPRESS_QUEUE
-from stacks.alarm_table import DATABASES, alarm_specs, services_of, system_metrics
+from stacks.alarm_table import alarm_specs, billing_shard_label, services_of, system_metrics
 from stacks.components.log_metrics import log_metric_filter
 from stacks.compute import ComputeStack
 from stacks.config import EnvironmentConfig
@@ -115,7 +115,8 @@ class MonitoringStack(Stack):
         self, config: EnvironmentConfig, data: DataStack, compute: ComputeStack, m: dict[str, cloudwatch.IMetric]
     ) -> None:
         services = services_of(compute)
-        databases = {label.lower(): getattr(data, f"{label.lower()}_db").instance for label in DATABASES}
+        # The overview graphs compare inventory's database with billing's first one; each shard has its row below.
+        databases = {"inventory": data.inventory_db.instance, "billing": data.billing_db.instance}
         queue, dlq = BILLING_QUEUE.name, BILLING_QUEUE.dead_letter_queue
         dashboard = cloudwatch.Dashboard(self, "Dashboard", dashboard_name=f"{config.prefix}-overview")
         dashboard.add_widgets(
@@ -165,7 +166,7 @@ class MonitoringStack(Stack):
         dashboard.add_widgets(
             cloudwatch.GraphWidget(
                 title="RDS freeable memory (bytes)",
-                left=[m[f"{label}DbMemory"].with_(label=label.lower()) for label in DATABASES],
+                left=[m[f"{label}DbMemory"].with_(label=label.lower()) for label in ("Inventory", "Billing")],
                 width=8,
             ),
             cloudwatch.GraphWidget(
@@ -180,6 +181,7 @@ class MonitoringStack(Stack):
                 width=8,
             ),
         )
+        self._billing_shard_rows(config, data, dashboard, m)
         dashboard.add_widgets(
             cloudwatch.GraphWidget(title="Broker memory (% of watermark)", left=[m["broker_memory_percent"]], width=8),
             cloudwatch.GraphWidget(title="Broker free disk / limit", left=[m["broker_disk_headroom"]], width=8),
@@ -218,6 +220,31 @@ class MonitoringStack(Stack):
                 width=24,
             ),
         )
+
+    @staticmethod
+    def _billing_shard_rows(
+        config: EnvironmentConfig, data: DataStack, dashboard: cloudwatch.Dashboard, m: dict[str, cloudwatch.IMetric]
+    ) -> None:
+        """One row per billing shard: its instance's CPU, connections, free storage and freeable memory, each with
+        its alarm's threshold, so a hot or failing shard shows up next to the others."""
+        specs = {spec.id: spec for spec in alarm_specs(config)}
+        graphs = (("CPU (%)", "DbCpu"), ("connections", "DbConnections"), ("free storage (bytes)", "DbStorage"),
+                  ("freeable memory (bytes)", "DbMemory"))  # fmt: skip
+        for shard in range(len(data.billing_shards)):
+            label = billing_shard_label(shard)
+            dashboard.add_widgets(
+                *(
+                    cloudwatch.GraphWidget(
+                        title=f"Billing shard {shard}: {what}",
+                        left=[m[f"{label}{metric}"]],
+                        left_annotations=[
+                            cloudwatch.HorizontalAnnotation(value=specs[f"{label}{metric}"].threshold, label="alarm")
+                        ],
+                        width=6,
+                    )
+                    for what, metric in graphs
+                )
+            )
 
     def _order_aggregates(self, compute: ComputeStack) -> dict[str, cloudwatch.IMetric]:
         """Orders and revenue per minute, from the one JSON line billing's leader logs per closed minute

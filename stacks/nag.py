@@ -82,7 +82,7 @@ def acknowledge_findings(stage: MicroservicesStage) -> None:
         "(managed rule groups, a per-viewer rate limit) filters them, and with HTTPS the ALB validates tokens.",
     )
 
-    for db in (data.inventory_db, data.billing_db):
+    for db in data.databases:
         acknowledge(
             db.instance,
             "AwsSolutions-RDS11",
@@ -148,10 +148,10 @@ def acknowledge_findings(stage: MicroservicesStage) -> None:
         data.backup.plan,
         "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSBackupServiceRolePolicyForBackup]",
         "The AWS-managed service policy AWS Backup documents for its backup role; the plan's selection limits "
-        "what it backs up to the two database instances.",
+        "what it backs up to the database instances.",
     )
     if config.db_enhanced_monitoring_seconds:
-        for db in (data.inventory_db, data.billing_db):
+        for db in data.databases:
             acknowledge(
                 db.instance,
                 "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonRDSEnhancedMonitoringRole]",

@@ -15,6 +15,8 @@ from typing import Any, TypeVar
 
 from aws_cdk.assertions import Match
 
+from contract import environment
+from contract.shards import MAX_SHARDS, shard_variable
 from stacks.config import ENVIRONMENTS as ENVIRONMENT_CONFIGS
 from stacks.stage import STACK_IDS
 
@@ -85,6 +87,19 @@ def synth_with_nag(
 def env_vars(container: dict[str, Any]) -> dict[str, Any]:
     """Plain environment variables of a container definition, by name."""
     return {item["Name"]: item["Value"] for item in container.get("Environment", [])}
+
+
+def contract_names_of(service: str) -> frozenset[str]:
+    """The variables ``service`` reads by the contract: ``contract.environment``'s list and, for a service that
+    reads BILLING_SHARDS, each shard's own database variables (``BILLING_SHARD_<k>_DATABASE_HOST``...,
+    contract.shards), whose names depend on the shard count."""
+    from stacks.compute import SHARD_DATABASE_VARIABLES
+
+    names = environment.names_of(service)
+    if environment.BILLING_SHARDS.name not in names:
+        return names
+    shards = {shard_variable(k, v.name) for k in range(1, MAX_SHARDS) for v in SHARD_DATABASE_VARIABLES}
+    return names | shards
 
 
 def secret_names(container: dict[str, Any]) -> set[str]:

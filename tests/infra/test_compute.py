@@ -9,7 +9,16 @@ import pytest
 from contract import environment
 from contract.messaging import BILLING_QUEUE
 from contract.services import service as contract_service
-from tests.infra.helpers import container_of, dumps, env_vars, secret_names, service_of, task_definition_of
+from stacks.config import ENVIRONMENTS
+from tests.infra.helpers import (
+    container_of,
+    contract_names_of,
+    dumps,
+    env_vars,
+    secret_names,
+    service_of,
+    task_definition_of,
+)
 
 pytestmark = pytest.mark.infra
 
@@ -110,7 +119,7 @@ def test_logs_go_to_a_log_group_with_retention(any_env, name):
 def test_container_sets_only_variables_the_contract_lists_for_the_service(any_env, name):
     """Every environment variable and secret of the container is one contract.environment lists for it."""
     container = container_of(any_env, name)
-    assert set(env_vars(container)) | secret_names(container) <= environment.names_of(name)
+    assert set(env_vars(container)) | secret_names(container) <= contract_names_of(name)
 
 
 @pytest.mark.parametrize("name", SERVICES)
@@ -223,9 +232,11 @@ def _actions(statements: list[dict]) -> list[str]:
     ],
 )
 def test_task_role_may_read_exactly_its_own_secrets(any_env, name, secrets):
-    """The TASK role gets secretsmanager:GetSecretValue on exactly the service's secrets (no KMS: AWS-managed key);
-    the execution role has no Secrets Manager access (nothing is injected at start), the gateway's excepted
-    (its order-id key; tested below)."""
+    """The TASK role gets secretsmanager:GetSecretValue on exactly the service's secrets (no KMS: AWS-managed key;
+    billing: every shard's, issue 16); the execution role has no Secrets Manager access (nothing is injected at
+    start), the gateway's excepted (its order-id key; tested below)."""
+    if name == "billing":
+        secrets = secrets | {f"BillingShard{k}" for k in range(1, ENVIRONMENTS[any_env.name].billing_shards)}
     properties = task_definition_of(any_env, name)["Properties"]
     task_role = properties["TaskRoleArn"]["Fn::GetAtt"][0]
     execution_role = properties["ExecutionRoleArn"]["Fn::GetAtt"][0]

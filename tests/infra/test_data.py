@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from stacks.config import ENVIRONMENTS
 from tests.infra.helpers import dumps, logical_id_of
 
 pytestmark = pytest.mark.infra
@@ -15,14 +16,21 @@ def _db_instances(env):
     return env.resources("Data", "AWS::RDS::DBInstance")
 
 
+def _database_count(env) -> int:
+    """Inventory's database plus one per billing shard (issue 16: shard 0 is billing_db)."""
+    return 1 + ENVIRONMENTS[env.name].billing_shards
+
+
 def _ingress_rules(env, stack: str):
     return list(env.resources(stack, "AWS::EC2::SecurityGroupIngress").values())
 
 
-def test_two_postgres_instances_with_pinned_minor_version(any_env):
-    """One instance per service, engine version pinned to a full minor version (no major-only pin)."""
+def test_postgres_instances_per_service_and_billing_shard_with_pinned_minor_version(any_env):
+    """One instance per service (billing: one per shard, each with database billing_db), engine version pinned to
+    a full minor version (no major-only pin)."""
     instances = _db_instances(any_env).values()
-    assert sorted(i["Properties"]["DBName"] for i in instances) == ["billing_db", "movies_db"]
+    shards = ENVIRONMENTS[any_env.name].billing_shards
+    assert sorted(i["Properties"]["DBName"] for i in instances) == ["billing_db"] * shards + ["movies_db"]
     for instance in instances:
         assert instance["Properties"]["Engine"] == "postgres"
         assert instance["Properties"]["EngineVersion"].count(".") == 1
@@ -56,7 +64,7 @@ def test_deletion_protection_and_snapshot_on_removal_follow_config(synthesized, 
 def test_tls_is_forced_by_the_parameter_group(any_env):
     """rds.force_ssl=1 on the parameter group of every instance."""
     groups = any_env.resources("Data", "AWS::RDS::DBParameterGroup")
-    assert len(groups) == 2
+    assert len(groups) == _database_count(any_env)
     for group in groups.values():
         assert group["Properties"]["Parameters"]["rds.force_ssl"] == "1"
     for instance in _db_instances(any_env).values():
@@ -90,7 +98,7 @@ def test_credentials_are_generated_secrets_with_rotation(any_env):
     for instance in _db_instances(any_env).values():
         assert "{{resolve:secretsmanager:" in dumps(instance["Properties"]["MasterUserPassword"])
     schedules = any_env.resources("Data", "AWS::SecretsManager::RotationSchedule").values()
-    assert len(schedules) == 3
+    assert len(schedules) == _database_count(any_env) + 1  # and the broker's
     for schedule in schedules:
         assert schedule["Properties"]["RotationRules"]["ScheduleExpression"] == "rate(30 days)"
 
@@ -189,7 +197,7 @@ def test_broker_admits_amqps_only_from_the_saga_services_and_its_event_source(an
 def test_rotation_functions_run_where_they_can_reach_secrets_manager(any_env):
     """Rotation Lambdas sit in the private-with-egress subnets (NAT / endpoint), not the isolated ones."""
     applications = any_env.resources("Data", "AWS::Serverless::Application").values()
-    assert len(applications) == 2
+    assert len(applications) == _database_count(any_env)
     for application in applications:
         subnets = dumps(application["Properties"]["Parameters"]["vpcSubnetIds"])
         assert "appSubnet" in subnets
@@ -212,10 +220,10 @@ def test_performance_insights_and_enhanced_monitoring_in_prod_only(synthesized, 
 
 
 def test_database_secrets_keep_their_single_user_rotation(any_env):
-    """The two RDS secrets still rotate with the hosted single-user rotation."""
+    """Every RDS secret (inventory's, each billing shard's) rotates with the hosted single-user rotation."""
     schedules = any_env.resources("Data", "AWS::SecretsManager::RotationSchedule")
     hosted = [s for s in schedules.values() if "RotationSingleUser" in dumps(s["Properties"]["RotationLambdaARN"])]
-    assert len(hosted) == 2
+    assert len(hosted) == _database_count(any_env)
 
 
 def test_broker_secret_rotates_with_our_lambda(any_env):
@@ -244,8 +252,9 @@ def test_rotation_lambda_may_rotate_only_the_broker_secret(any_env):
             assert "secretsmanager:PutSecretValue" in statement["Action"]
 
 
-def test_daily_backup_plan_covers_both_databases(any_env):
-    """AWS Backup: one daily rule, retention by environment, selecting exactly the two instances."""
+def test_daily_backup_plan_covers_every_database(any_env):
+    """AWS Backup: one daily rule, retention by environment, selecting exactly the instances (inventory's and
+    every billing shard's)."""
     plan = any_env.only("Data", "AWS::Backup::BackupPlan")["Properties"]["BackupPlan"]
     (rule,) = plan["BackupPlanRule"]
     assert rule["ScheduleExpression"].startswith("cron(0 2 ")
@@ -253,7 +262,9 @@ def test_daily_backup_plan_covers_both_databases(any_env):
     selection = any_env.only("Data", "AWS::Backup::BackupSelection")["Properties"]["BackupSelection"]
     resources = dumps(selection["Resources"])
     assert "InventoryDbInstance" in resources and "BillingDbInstance" in resources
-    assert len(selection["Resources"]) == 2
+    for shard in range(1, ENVIRONMENTS[any_env.name].billing_shards):
+        assert f"BillingShard{shard}Instance" in resources
+    assert len(selection["Resources"]) == _database_count(any_env)
 
 
 @pytest.mark.parametrize(("env_name", "copies"), [("dev", False), ("prod", True)])

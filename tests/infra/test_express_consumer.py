@@ -11,7 +11,7 @@ from stacks.components.log_metrics import LOG_METRICS_NAMESPACE
 from stacks.components.order_age import EXPRESS_AGE_METRIC
 from stacks.compute import EXPRESS_CONSUMER
 from stacks.config import ENVIRONMENTS
-from tests.infra.helpers import container_of, dumps, env_vars, service_of
+from tests.infra.helpers import container_of, contract_names_of, dumps, env_vars, service_of
 
 pytestmark = pytest.mark.infra
 
@@ -41,7 +41,7 @@ def test_the_express_consumer_runs_billings_image_on_the_express_queue_only(any_
 def test_the_express_consumer_reads_only_billings_variables(any_env):
     """It is billing with one setting changed: every variable is one billing reads, no credential is plain."""
     container = container_of(any_env, EXPRESS_CONSUMER)
-    assert set(env_vars(container)) <= environment.names_of("billing")
+    assert set(env_vars(container)) <= contract_names_of("billing")
     assert "Secrets" not in container
     assert not {v.name for v in environment.variables_of("billing") if v.secret} & set(env_vars(container))
 

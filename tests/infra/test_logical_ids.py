@@ -77,10 +77,25 @@ _DB_SECRETS = {
         "MoviesprodDataBillingDbInstanceSecret635502853fdaad7efa858a3daf9490cf0a702aeb",
     },
 }
+#: issue 16: billing shards k >= 1 (prod: 2 shards), each its own instance and secret; shard 0 is BillingDb above.
+#: Named by shard number: adding shard 2 adds ids and renames none of these.
+_SHARDS = {
+    "dev": {},
+    "prod": {
+        "BillingShard1InstanceB18F42F1": "AWS::RDS::DBInstance",
+        "MoviesprodDataBillingShard1InstanceSecret1C55624C3fdaad7efa858a3daf9490cf0a702aeb": (
+            "AWS::SecretsManager::Secret"
+        ),
+    },
+}
 KEPT: dict[str, dict[str, dict[str, str]]] = {
     env: {
         **_COMMON,
-        "Data": {**_COMMON["Data"], **dict.fromkeys(_DB_SECRETS[env], "AWS::SecretsManager::Secret")},
+        "Data": {
+            **_COMMON["Data"],
+            **dict.fromkeys(_DB_SECRETS[env], "AWS::SecretsManager::Secret"),
+            **_SHARDS[env],
+        },
     }
     for env in ("dev", "prod")
 }

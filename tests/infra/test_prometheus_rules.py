@@ -38,7 +38,7 @@ def test_rules_file_is_generated_from_the_alarm_table():
 
 def test_every_alert_has_the_name_and_threshold_of_a_cloudwatch_alarm():
     """Each alert rule is named after a CloudWatch alarm and compares against that alarm's threshold."""
-    specs = {spec.id: spec for spec in alarm_specs(DEV)}
+    specs = {spec.id: spec for spec in alarm_specs(prometheus_rules.local_config())}
     rules = _alert_rules()
     assert rules, "no alert rules"
     for name, rule in rules.items():
@@ -56,6 +56,17 @@ def test_backlog_and_dead_letter_alarms_are_mirrored():
     """The alarms the local system can reproduce (queues, billing down, 5xx, express age) have a rule."""
     expected = {"QueueBacklog", "DeadLetters", "BillingNotRunning", "Alb5xxRate", "ExpressOrderAge", "ExpressBacklog"}
     assert expected <= set(_alert_rules())
+
+
+def test_every_local_billing_shard_database_has_the_connections_alert():
+    """Locally each billing shard is a database of the one PostgreSQL (billing_db_shard_<k>): each has the
+    connections alert of its AWS instance's alarm, on that database's backends, with the dev threshold."""
+    rules = _alert_rules()
+    threshold = next(spec.threshold for spec in alarm_specs(DEV) if spec.id == "BillingDbConnections")
+    for k in range(1, prometheus_rules.LOCAL_BILLING_SHARDS):
+        rule = rules[f"BillingShard{k}DbConnections"]
+        assert f'pg_stat_database_numbackends{{datname="billing_db_shard_{k}"}}' in rule["expr"]
+        assert float(rule["annotations"]["threshold"]) == threshold
 
 
 def _promtool_check(path) -> None:
