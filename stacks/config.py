@@ -14,12 +14,15 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from aws_cdk.aws_logs import RetentionDays
+
+from contract.permissions import READ_MOVIES
 
 DEFAULT_ENV = "dev"
 #: Each environment's monthly AWS Budget in USD: its maximum-scale cost from ``make cost`` plus a margin, written
@@ -57,6 +60,64 @@ class RateLimitConfig:
     """ElastiCache Serverless ECPU/s ceiling (about one per request): a cost cap; above it requests pass."""
     billing_max_rows_per_second: float = 500
     """BILLING_MAX_ROWS_PER_SECOND per billing task: the pace at which a backlog drains."""
+
+
+# --- deployment stamps and the geode edge (issue 16) ----------------------------------------------------------
+@dataclass(frozen=True)
+class Stamp:
+    """One deployment stamp: a complete, independent copy of an environment's regional stacks (own VPC,
+    databases, broker, services, edge, monitoring) in one region, serving a share of the users.
+
+    The FIRST stamp of an environment is the environment as it always was: its stacks are ``Movies-<env>-<Stack>``
+    with unchanged logical ids, its region is the environment's ``region``. Every other stamp's stacks are
+    ``Movies-<env>-<stamp>-<Stack>`` and its physical names ``movies-<env>-<stamp>-...`` (docs/stamps-and-geode.md).
+    """
+
+    name: str
+    """Short name (lower-case letters and digits): part of the additional stamps' stack and resource names and of
+    the registry's SSM paths (``/movies/<env>/stamps/<name>/...``)."""
+    region: str
+    share_percent: int
+    """Share of the users this stamp is meant to serve; the shares of an environment sum to 100. Route 53 routes
+    by latency, not by share: the share sizes a stamp (and is what the registry tells tooling), it is not a
+    weight."""
+    account: str | None = None
+    """None: the account that deploys the environment (``CDK_DEFAULT_ACCOUNT``, or the pipeline target's)."""
+    domain_name: str | None = None
+    """This stamp's own name for its ALB (HTTPS variant); None for the first stamp, which uses the
+    environment's ``domain_name``. Required for every other stamp when the environment has a domain."""
+    backup_copy_region: str | None = None
+    """Where this stamp's recovery points are copied (another region than its own); None for the first stamp:
+    the environment's ``backup_copy_region``."""
+
+
+@dataclass(frozen=True)
+class GeodeConfig:
+    """The geode edge: one DNS name, latency-routed to the nearest healthy stamp (Route 53)."""
+
+    api_domain_name: str
+    """The one name every stamp answers for the API (e.g. ``api.example.com``), in ``hosted_zone_name``."""
+    region: str = "us-east-1"
+    """Region of the geode stack: Route 53 is global, but its health-check metrics exist only in us-east-1, so
+    the health checks' alarms (and the geode's alarm topic and dashboard) must live there."""
+    health_check_interval_seconds: int = 30
+    """10 (fast, paid extra) or 30."""
+    health_check_failure_threshold: int = 3
+    """Consecutive failed checks before Route 53 takes a stamp out of the answers."""
+    record_ttl_seconds: int = 60
+    """TTL of the latency records: how long resolvers may keep sending users to a stamp that just failed."""
+
+
+@dataclass(frozen=True)
+class OutsideChecksConfig:
+    """The authenticated API call made from outside every stamp (a CloudWatch Synthetics canary)."""
+
+    canary_every_minutes: int = 15
+    """Run interval; each run is billed (cost/prices.py)."""
+    path: str = "/api/movies"
+    """A read every caller with the ``movies:read`` scope may make."""
+    permission: str = READ_MOVIES
+    """The permission (contract.permissions) the canary's token asks for: the least the call needs."""
 
 
 @dataclass(frozen=True)
@@ -182,6 +243,42 @@ class EnvironmentConfig:
     a role that account may assume to read the machine client's secret for the post-deploy smoke test
     (``scripts/smoke_test.py``). None (developer ``cdk deploy``): no such role."""
 
+    # --- deployment stamps and the geode edge (issue 16) --------------------------------------------------------
+    stamps: tuple[Stamp, ...] = ()
+    """The environment's stamps, first one first; () means a single stamp ``DEFAULT_STAMP`` in ``region``. The
+    first stamp's region is ``region``, the names are unique and the shares sum to 100 (checked on creation)."""
+    stamp: str | None = None
+    """Set on the config of an ADDITIONAL stamp (stacks/stamps.py): its name. None: the first stamp."""
+    environment: str | None = None
+    """The environment an additional stamp's config belongs to (its ``name`` is ``<environment>-<stamp>``)."""
+    geode: GeodeConfig | None = None
+    """The geode edge (needs the HTTPS variant: a hosted zone); None: no global name, no Route 53 checks."""
+    outside_checks: OutsideChecksConfig | None = None
+    """The Synthetics canary per stamp; None: none."""
+
+    def __post_init__(self) -> None:
+        validate_stamps(self)
+
+    @property
+    def all_stamps(self) -> tuple[Stamp, ...]:
+        """The stamps of the environment, first one first (a single implicit one when ``stamps`` is empty)."""
+        return self.stamps or (Stamp(DEFAULT_STAMP, self.region, 100),)
+
+    @property
+    def current_stamp(self) -> Stamp:
+        """The stamp this config deploys (the first, unless ``stamp`` names another)."""
+        return next(stamp for stamp in self.all_stamps if self.stamp in (None, stamp.name))
+
+    @property
+    def environment_name(self) -> str:
+        """The environment this config deploys (``prod`` for every stamp of prod)."""
+        return self.environment or self.name
+
+    @property
+    def registry_path(self) -> str:
+        """Root of the environment's SSM parameters (the stamp registry and the shared user pool's ids)."""
+        return f"/movies/{self.environment_name}"
+
     @property
     def prefix(self) -> str:
         """Prefix for the few physical names AWS requires (broker, Cognito domain)."""
@@ -228,6 +325,28 @@ class EnvironmentConfig:
     def https_enabled(self) -> bool:
         """Whether the ALB gets an HTTPS listener with JWT / Cognito authentication."""
         return bool(self.domain_name and self.hosted_zone_id and self.hosted_zone_name)
+
+#: The name of an environment's only stamp when its config lists none.
+DEFAULT_STAMP = "main"
+STAMP_NAME = re.compile(r"^[a-z][a-z0-9]{0,11}$")
+
+
+def validate_stamps(config: EnvironmentConfig) -> None:
+    """Reject stamps that cannot deploy: bad or repeated names, shares not summing to 100, a first stamp outside
+    the environment's region, an additional HTTPS stamp without its own domain name, a geode without HTTPS."""
+    stamps = config.all_stamps
+    names = [stamp.name for stamp in stamps]
+    if len(set(names)) != len(names) or not all(STAMP_NAME.match(name) for name in names):
+        raise ValueError(f"{config.name}: stamp names must be unique, lower-case letters and digits: {names}")
+    if any(stamp.share_percent <= 0 for stamp in stamps) or sum(stamp.share_percent for stamp in stamps) != 100:
+        raise ValueError(f"{config.name}: stamp shares must be positive and sum to 100: {names}")
+    if config.stamp is None and stamps[0].region != config.region:
+        raise ValueError(f"{config.name}: the first stamp ({stamps[0].name}) must be in the region {config.region}")
+    for stamp in stamps[1:]:
+        if config.https_enabled and not stamp.domain_name:
+            raise ValueError(f"{config.name}: stamp {stamp.name} needs its own domain_name (HTTPS variant)")
+    if config.geode and not config.https_enabled:
+        raise ValueError(f"{config.name}: the geode edge needs the HTTPS variant (domain and hosted zone)")
 
 
 DEV = EnvironmentConfig(
@@ -278,6 +397,10 @@ DEV = EnvironmentConfig(
     # Little traffic: every request traced (X-Ray's free tier is 100,000 traces a month).
     trace_sampling_ratio=1.0,
     tags={"Project": "movies", "Environment": "dev"},
+    # One stamp: a second would double dev's cost (about $200 a month more) to show what prod's templates and
+    # the infra tests already show; no geode (dev has no hosted zone). The canary runs: dev is where it is tried.
+    stamps=(Stamp("eu", "eu-west-1", 100),),
+    outside_checks=OutsideChecksConfig(),
 )
 
 PROD = EnvironmentConfig(
@@ -336,6 +459,13 @@ PROD = EnvironmentConfig(
         billing_max_rows_per_second=2000,
     ),
     tags={"Project": "movies", "Environment": "prod"},
+    # Two stamps, Europe first (today's stacks, unchanged) and North America; each a full copy of the stacks.
+    stamps=(
+        Stamp("eu", "eu-west-1", 60),
+        Stamp("us", "us-east-1", 40, domain_name="movies-us.example.com", backup_copy_region="us-west-2"),
+    ),
+    geode=GeodeConfig(api_domain_name="api.example.com"),
+    outside_checks=OutsideChecksConfig(),
 )
 
 ENVIRONMENTS: dict[str, EnvironmentConfig] = {"dev": DEV, "prod": PROD}
@@ -367,6 +497,9 @@ def load_config(env_name: str | None, overrides: Mapping[str, Any] | None = None
             changes[key] = int(value)
         elif key == "region":
             changes[key] = str(value) or config.region  # a region is never "none"
+            # The first stamp is the environment's region: it moves with it.
+            first, *others = config.all_stamps
+            changes["stamps"] = (dataclasses.replace(first, region=changes[key]), *others)
         else:
             changes[key] = str(value) or None
     return dataclasses.replace(config, **changes) if changes else config
