@@ -357,11 +357,11 @@ def _acknowledge_stamp_findings(stage: MicroservicesStage) -> None:
         for resource in (
             "*",
             f"<{bucket}.Arn>/canary/*",
-            f"arn:aws:logs:{monitoring.region}:<AWS::AccountId>:log-group:/aws/lambda/cwsyn-*",
+            f"arn:aws:logs:{monitoring.region}:{monitoring.account}:log-group:/aws/lambda/cwsyn-*",
         ):
             acknowledge(
                 check.canary.role,
-                f"AwsSolutions-IAM5[Resource::{monitoring.resolve(resource)}]",
+                f"AwsSolutions-IAM5[Resource::{nag_text(monitoring.resolve(resource))}]",
                 "The role CDK gives a Synthetics canary: s3:ListAllMyBuckets and cloudwatch:PutMetricData (limited "
                 "to the CloudWatchSynthetics namespace by a condition) have no resource-level permissions; it "
                 "writes only under canary/ of its own bucket and to the cwsyn-* log groups named after the canary.",
