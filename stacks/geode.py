@@ -33,7 +33,7 @@ def geode_stack_name(config: EnvironmentConfig) -> str:
     return f"Movies-{config.name}-{GEODE_STACK_ID}"
 
 
-def health_check_metric(health_check: route53.IHealthCheck, label: str) -> cloudwatch.Metric:
+def health_check_metric(health_check: route53.IHealthCheck, label: str | None = None) -> cloudwatch.Metric:
     """1 while Route 53's checkers see the stamp healthy, 0 when not (minimum over the minute)."""
     return cloudwatch.Metric(
         namespace="AWS/Route53",
@@ -91,7 +91,7 @@ class GeodeStack(Stack):
             alarm = cloudwatch.Alarm(
                 self,
                 f"{label}Unhealthy",
-                metric=health_check_metric(check, stamp.name),
+                metric=health_check_metric(check),
                 threshold=1,
                 comparison_operator=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
                 evaluation_periods=2,

@@ -125,7 +125,7 @@ class MonitoringStack(Stack):
         self.dashboard.add_widgets(
             cloudwatch.GraphWidget(
                 title="Outside check: canary runs passed (%): /health and an authenticated API call",
-                left=[self.outside_check.success_percent],
+                left=[self.outside_check.success_percent.with_(label="runs passed")],
                 left_y_axis=cloudwatch.YAxisProps(min=0, max=100),
                 width=12,
             ),

@@ -135,5 +135,5 @@ class OutsideCheck(Construct):
         )
 
         self.success_percent = self.canary.metric_success_percent(
-            period=Duration.minutes(checks.canary_every_minutes), label="canary runs passed (%)"
+            period=Duration.minutes(checks.canary_every_minutes)
         )
