@@ -204,3 +204,19 @@ def test_one_budget_per_environment_in_the_first_stamp(prod):
     """The account's monthly budget is created once, by the first stamp."""
     prod.template("Monitoring").resource_count_is("AWS::Budgets::Budget", 1)
     prod.part_template(US, "Monitoring").resource_count_is("AWS::Budgets::Budget", 0)
+
+
+def test_the_canary_code_compiles_and_never_prints(tmp_path):
+    """The inline canary script is valid Python with the ``handler`` the canary names, and writes nothing to its
+    log (no print, no logger: the token and the secret can never end up there). Running it needs the Synthetics
+    runtime, a deployed pool and stamp: not testable here (docs/stamps-and-geode.md)."""
+    import importlib.util
+
+    from stacks.components.outside_check import CANARY_CODE
+
+    (tmp_path / "index.py").write_text(CANARY_CODE)
+    spec = importlib.util.spec_from_file_location("canary_index", tmp_path / "index.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # imports boto3 and the standard library only
+    assert callable(module.handler)
+    assert "print(" not in CANARY_CODE and "logger" not in CANARY_CODE and "logging" not in CANARY_CODE
