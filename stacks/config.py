@@ -347,6 +347,8 @@ def validate_stamps(config: EnvironmentConfig) -> None:
             raise ValueError(f"{config.name}: stamp {stamp.name} needs its own domain_name (HTTPS variant)")
     if config.geode and not config.https_enabled:
         raise ValueError(f"{config.name}: the geode edge needs the HTTPS variant (domain and hosted zone)")
+    if config.geode and config.geode.health_check_interval_seconds not in (10, 30):
+        raise ValueError(f"{config.name}: Route 53 checks every 10 or 30 seconds")
 
 
 DEV = EnvironmentConfig(
@@ -502,4 +504,8 @@ def load_config(env_name: str | None, overrides: Mapping[str, Any] | None = None
             changes["stamps"] = (dataclasses.replace(first, region=changes[key]), *others)
         else:
             changes[key] = str(value) or None
+    # Overrides that turn the HTTPS variant off (no domain or zone) turn the geode off too: it needs the zone.
+    zone = [changes.get(key, getattr(config, key)) for key in ("domain_name", "hosted_zone_id", "hosted_zone_name")]
+    if config.geode and not all(zone):
+        changes["geode"] = None
     return dataclasses.replace(config, **changes) if changes else config

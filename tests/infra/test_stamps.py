@@ -56,6 +56,12 @@ def test_an_additional_https_stamp_needs_its_own_domain():
         dataclasses.replace(PROD, stamps=(PROD.stamps[0], Stamp("us", "us-east-1", 40)))
 
 
+def test_turning_https_off_by_context_turns_the_geode_off():
+    """``-c domain_name=`` (the HTTP-only trial of prod) still synthesizes: the geode, which needs the zone, goes."""
+    assert load_config("prod", {"domain_name": ""}).geode is None
+    assert load_config("prod", {}).geode == PROD.geode
+
+
 def test_prod_has_two_stamps_in_two_regions_and_dev_one():
     """prod: eu-west-1 (first) and us-east-1; dev: one stamp (a second would double dev's cost)."""
     assert [(s.name, s.region) for s in PROD.all_stamps] == [("eu", "eu-west-1"), ("us", "us-east-1")]
