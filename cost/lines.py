@@ -51,17 +51,35 @@ def totals(items: Iterable[LineItem]) -> tuple[float, float]:
     return sum(item.monthly_min for item in items), sum(item.monthly_max for item in items)
 
 
-def render(env: str, items: list[LineItem]) -> str:
-    """A Markdown table of the items, ending with the one total line of the environment."""
-    lines = [
-        f"### {env} ({p.REGION}, on-demand list prices of {p.PRICE_DATE}, {p.HOURS_PER_MONTH} h/month)",
-        "",
+def _table(items: list[LineItem]) -> list[str]:
+    return [
         "| what | how many | unit price | monthly min | monthly max |",
         "|---|---|---|---:|---:|",
+        *(f"| {i.what} | {i.count} | {i.unit_price} | ${i.monthly_min:,.2f} | ${i.monthly_max:,.2f} |" for i in items),
     ]
-    lines += [
-        f"| {i.what} | {i.count} | {i.unit_price} | ${i.monthly_min:,.2f} | ${i.monthly_max:,.2f} |" for i in items
-    ]
-    low, high = totals(items)
-    lines += ["", f"{env} total: ${low:,.2f} per month at minimum scale, ${high:,.2f} at maximum scale"]
+
+
+def total_line(label: str, low: float, high: float) -> str:
+    """``<label> total: $<min> per month at minimum scale, $<max> at maximum scale``."""
+    return f"{label} total: ${low:,.2f} per month at minimum scale, ${high:,.2f} at maximum scale"
+
+
+def render(env: str, items: list[LineItem], region: str = p.REGION) -> str:
+    """A Markdown table of the items (one region), ending with the one total line of the environment."""
+    lines = [f"### {env} ({region}, on-demand list prices of {p.PRICE_DATE}, {p.HOURS_PER_MONTH} h/month)", ""]
+    lines += _table(items)
+    lines += ["", total_line(env, *totals(items))]
+    return "\n".join(lines)
+
+
+def render_environment(env: str, sections: list) -> str:
+    """One environment: a table per stamp (and the geode) with its subtotal, ending with the environment's one
+    total line. ``sections`` are ``cost.model.Section`` (title, region, items)."""
+    lines = [f"### {env} (on-demand list prices of {p.PRICE_DATE}, {p.HOURS_PER_MONTH} h/month)"]
+    for section in sections:
+        low, high = totals(section.items)
+        lines += ["", f"#### {env}: {section.title} ({section.region})", "", *_table(section.items), ""]
+        lines.append(f"{section.title} subtotal: ${low:,.2f} per month at minimum scale, ${high:,.2f} at maximum scale")
+    everything = [item for section in sections for item in section.items]
+    lines += ["", total_line(env, *totals(everything))]
     return "\n".join(lines)

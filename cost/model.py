@@ -8,14 +8,21 @@ the resources of one type into line items; the unit prices come from ``cost.pric
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from types import SimpleNamespace
 
 from cost import prices as p
 from cost.lines import LineItem, Templates, monthly, of_type, readable_name, resources
 
+Prices = SimpleNamespace
+"""One region's price table (``cost.prices.for_region``)."""
+Handler = Callable[[Templates, str, Prices], list[LineItem]]
 
-def _fargate(templates: Templates) -> list[LineItem]:
+
+def _fargate(templates: Templates, p: Prices) -> list[LineItem]:
     """One row per ECS service: task size from its task definition, task counts from its scalable target."""
     tasks = dict(of_type(templates, "AWS::ECS::TaskDefinition"))
     targets = [res["Properties"] for _, res in of_type(templates, "AWS::ApplicationAutoScaling::ScalableTarget")]
@@ -47,7 +54,7 @@ def _fargate(templates: Templates) -> list[LineItem]:
     return items
 
 
-def _container_insights(templates: Templates) -> list[LineItem]:
+def _container_insights(templates: Templates, p: Prices) -> list[LineItem]:
     items = []
     services = len(of_type(templates, "AWS::ECS::Service"))
     for _, cluster in of_type(templates, "AWS::ECS::Cluster"):
@@ -60,7 +67,7 @@ def _container_insights(templates: Templates) -> list[LineItem]:
     return items
 
 
-def _rds(templates: Templates) -> list[LineItem]:
+def _rds(templates: Templates, p: Prices) -> list[LineItem]:
     items = []
     for lid, db in of_type(templates, "AWS::RDS::DBInstance"):
         props = db["Properties"]
@@ -84,7 +91,7 @@ def _rds(templates: Templates) -> list[LineItem]:
     return items
 
 
-def _mq(templates: Templates) -> list[LineItem]:
+def _mq(templates: Templates, p: Prices) -> list[LineItem]:
     items = []
     for _, broker in of_type(templates, "AWS::AmazonMQ::Broker"):
         props = broker["Properties"]
@@ -106,7 +113,7 @@ def _mq(templates: Templates) -> list[LineItem]:
     return items
 
 
-def _cache(templates: Templates) -> list[LineItem]:
+def _cache(templates: Templates, p: Prices) -> list[LineItem]:
     items = []
     for _, cache in of_type(templates, "AWS::ElastiCache::ServerlessCache"):
         props = cache["Properties"]
@@ -128,7 +135,7 @@ def _cache(templates: Templates) -> list[LineItem]:
     return items
 
 
-def _alb(templates: Templates) -> list[LineItem]:
+def _alb(templates: Templates, p: Prices) -> list[LineItem]:
     items = []
     for _, alb in of_type(templates, "AWS::ElasticLoadBalancingV2::LoadBalancer"):
         props = alb["Properties"]
@@ -143,27 +150,74 @@ def _alb(templates: Templates) -> list[LineItem]:
         )
         if props.get("Scheme", "internet-facing") == "internet-facing":
             addresses = len(props.get("Subnets", [])) or 2  # one public IPv4 per AZ it is in
-            items.append(_ipv4("ALB public IPv4 addresses", addresses))
+            items.append(_ipv4("ALB public IPv4 addresses", addresses, p))
     return items
 
 
-def _ipv4(what: str, count: int) -> LineItem:
+def _ipv4(what: str, count: int, p: Prices) -> LineItem:
     each = monthly(p.PUBLIC_IPV4_PER_HOUR)
     return LineItem(what, str(count), f"${each:.2f}/address-month", count * each, count * each)
 
 
-def _fixed(what: str, unit: float, per_hour: bool = False) -> Callable[[Templates, str], list[LineItem]]:
-    """A handler for a type priced per resource at a fixed monthly (or hourly) price."""
+def _fixed(what: str, unit: str, per_hour: bool = False) -> Handler:
+    """A handler for a type priced per resource at the fixed monthly (or hourly) price named ``unit``."""
 
-    def handler(templates: Templates, resource_type: str) -> list[LineItem]:
+    def handler(templates: Templates, resource_type: str, p: Prices) -> list[LineItem]:
         count = len(of_type(templates, resource_type))
-        each = monthly(unit) if per_hour else unit
+        price = getattr(p, unit)
+        each = monthly(price) if per_hour else price
         return [LineItem(what, str(count), f"${each:.2f}/month", count * each, count * each)] if count else []
 
     return handler
 
 
-def _endpoints(templates: Templates) -> list[LineItem]:
+def _health_checks(templates: Templates, p: Prices) -> list[LineItem]:
+    """Route 53 health checks: the base price plus each optional feature the check's config turns on."""
+    items = []
+    for lid, check in of_type(templates, "AWS::Route53::HealthCheck"):
+        config = check["Properties"]["HealthCheckConfig"]
+        features = [
+            name
+            for name, on in (
+                ("HTTPS", config.get("Type", "").startswith("HTTPS")),
+                ("string matching", "STR_MATCH" in config.get("Type", "")),
+                ("fast interval", int(config.get("RequestInterval", 30)) < 30),
+                ("latency measurement", bool(config.get("MeasureLatency"))),
+            )
+            if on
+        ]
+        cost = p.ROUTE53_HEALTH_CHECK_PER_MONTH + len(features) * p.ROUTE53_HEALTH_CHECK_FEATURE_PER_MONTH
+        what = f"Route 53 health check {readable_name(lid, 'Health')} ({', '.join(features) or 'basic'})"
+        unit = f"${p.ROUTE53_HEALTH_CHECK_PER_MONTH:.2f} + ${p.ROUTE53_HEALTH_CHECK_FEATURE_PER_MONTH:.2f}/feature"
+        items.append(LineItem(what, "1", unit, cost, cost))
+    return items
+
+
+def _canaries(templates: Templates, p: Prices) -> list[LineItem]:
+    """Synthetics canaries: runs per month from the schedule's ``rate(N minutes|hours)``."""
+    items = []
+    for _, canary in of_type(templates, "AWS::Synthetics::Canary"):
+        props = canary["Properties"]
+        expression = props["Schedule"]["Expression"]
+        match = re.fullmatch(r"rate\((\d+) (minute|minutes|hour|hours)\)", expression)
+        if not match:
+            raise ValueError(f"canary {props.get('Name')}: cannot price the schedule {expression!r}")
+        minutes = int(match.group(1)) * (60 if match.group(2).startswith("hour") else 1)
+        runs = p.HOURS_PER_MONTH * 60 // minutes
+        cost = runs * p.SYNTHETICS_CANARY_RUN
+        items.append(
+            LineItem(
+                f"Synthetics canary {props.get('Name')} (every {minutes} min)",
+                f"{runs:,} runs",
+                f"${p.SYNTHETICS_CANARY_RUN}/run",
+                cost,
+                cost,
+            )
+        )
+    return items
+
+
+def _endpoints(templates: Templates, p: Prices) -> list[LineItem]:
     az_count = sum(
         len(res["Properties"].get("SubnetIds", []))
         for _, res in of_type(templates, "AWS::EC2::VPCEndpoint")
@@ -185,7 +239,7 @@ def _endpoints(templates: Templates) -> list[LineItem]:
     )
 
 
-def _waf(templates: Templates) -> list[LineItem]:
+def _waf(templates: Templates, p: Prices) -> list[LineItem]:
     items = []
     for _, acl in of_type(templates, "AWS::WAFv2::WebACL"):
         rules = len(acl["Properties"].get("Rules", []))
@@ -196,21 +250,23 @@ def _waf(templates: Templates) -> list[LineItem]:
 
 #: Handlers of the priced types, by resource type. Types whose charge is computed inside another type's
 #: handler (task definitions, scalable targets, the cluster) are in ``FREE_TYPES`` instead.
-HANDLERS: dict[str, Callable[[Templates, str], list[LineItem]]] = {
-    "AWS::ECS::Service": lambda t, _: _fargate(t) + _container_insights(t),
-    "AWS::RDS::DBInstance": lambda t, _: _rds(t),
-    "AWS::AmazonMQ::Broker": lambda t, _: _mq(t),
-    "AWS::ElastiCache::ServerlessCache": lambda t, _: _cache(t),
-    "AWS::ElasticLoadBalancingV2::LoadBalancer": lambda t, _: _alb(t),
-    "AWS::EC2::NatGateway": _fixed("NAT gateways (+ data processed)", p.NAT_GATEWAY_PER_HOUR, per_hour=True),
-    "AWS::EC2::EIP": lambda t, ty: [_ipv4("Elastic IPs (NAT gateways)", len(of_type(t, ty)))],
-    "AWS::EC2::VPCEndpoint": lambda t, _: _endpoints(t),
-    "AWS::WAFv2::WebACL": lambda t, _: _waf(t),
-    "AWS::CloudWatch::Alarm": _fixed("CloudWatch alarms", p.ALARM_PER_MONTH),
-    "AWS::CloudWatch::Dashboard": _fixed("CloudWatch dashboards", p.DASHBOARD_PER_MONTH),
-    "AWS::Logs::MetricFilter": _fixed("Custom metrics from log metric filters", p.CUSTOM_METRIC_PER_MONTH),
-    "AWS::SecretsManager::Secret": _fixed("Secrets Manager secrets", p.SECRET_PER_MONTH),
-    "AWS::KMS::Key": _fixed("KMS customer managed keys", p.KMS_KEY_PER_MONTH),
+HANDLERS: dict[str, Handler] = {
+    "AWS::ECS::Service": lambda t, _, p: _fargate(t, p) + _container_insights(t, p),
+    "AWS::RDS::DBInstance": lambda t, _, p: _rds(t, p),
+    "AWS::AmazonMQ::Broker": lambda t, _, p: _mq(t, p),
+    "AWS::ElastiCache::ServerlessCache": lambda t, _, p: _cache(t, p),
+    "AWS::ElasticLoadBalancingV2::LoadBalancer": lambda t, _, p: _alb(t, p),
+    "AWS::EC2::NatGateway": _fixed("NAT gateways (+ data processed)", "NAT_GATEWAY_PER_HOUR", per_hour=True),
+    "AWS::EC2::EIP": lambda t, ty, p: [_ipv4("Elastic IPs (NAT gateways)", len(of_type(t, ty)), p)],
+    "AWS::EC2::VPCEndpoint": lambda t, _, p: _endpoints(t, p),
+    "AWS::WAFv2::WebACL": lambda t, _, p: _waf(t, p),
+    "AWS::CloudWatch::Alarm": _fixed("CloudWatch alarms", "ALARM_PER_MONTH"),
+    "AWS::CloudWatch::Dashboard": _fixed("CloudWatch dashboards", "DASHBOARD_PER_MONTH"),
+    "AWS::Logs::MetricFilter": _fixed("Custom metrics from log metric filters", "CUSTOM_METRIC_PER_MONTH"),
+    "AWS::SecretsManager::Secret": _fixed("Secrets Manager secrets", "SECRET_PER_MONTH"),
+    "AWS::KMS::Key": _fixed("KMS customer managed keys", "KMS_KEY_PER_MONTH"),
+    "AWS::Route53::HealthCheck": lambda t, _, p: _health_checks(t, p),
+    "AWS::Synthetics::Canary": lambda t, _, p: _canaries(t, p),
 }
 
 
@@ -225,14 +281,16 @@ def unclassified(types: Iterable[str]) -> list[str]:
     return sorted(set(types) - known)
 
 
-def price(templates: Templates) -> list[LineItem]:
-    """The priced line items of one environment (usage-based types as $0 rows with their note)."""
+def price(templates: Templates, region: str = p.REGION) -> list[LineItem]:
+    """The priced line items of one stamp (or the geode) in ``region`` (usage-based types as $0 rows with their
+    note)."""
+    regional = p.for_region(region)
     present = Counter(res["Type"] for _, res in resources(templates))
     items = [
         item
         for resource_type in HANDLERS
         if resource_type in present
-        for item in HANDLERS[resource_type](templates, resource_type)
+        for item in HANDLERS[resource_type](templates, resource_type, regional)
     ]
     items += [
         LineItem(f"{resource_type} (usage-based, not priced)", str(present[resource_type]), note, 0.0, 0.0)
@@ -240,3 +298,17 @@ def price(templates: Templates) -> list[LineItem]:
         if resource_type in present
     ]
     return items
+
+
+@dataclass(frozen=True)
+class Section:
+    """The priced items of one stamp (or of the geode) of an environment."""
+
+    title: str
+    region: str
+    items: list[LineItem]
+
+
+def price_environment(parts: Mapping[str, tuple[str, Templates]]) -> list[Section]:
+    """Price every part of an environment: ``{title: (region, templates)}`` (each stamp, then the geode)."""
+    return [Section(title, region, price(templates, region)) for title, (region, templates) in parts.items()]

@@ -1,9 +1,13 @@
-"""Dated on-demand list prices (USD, eu-west-1) for every resource type the stacks synthesize.
+"""Dated on-demand list prices (USD) for every resource type the stacks synthesize, per region used.
 
 Date: 2026-11-29. Source: the AWS public pricing pages (aws.amazon.com/<service>/pricing) for eu-west-1
-(Ireland), on-demand, as known to the author; they were NOT re-checked online when this file was written (the
-machine that wrote it has no internet access). Check them with the AWS Pricing Calculator before relying on a
-figure. Free tiers are ignored (a long-lived account has used them up); taxes are excluded.
+(Ireland) and us-east-1 (N. Virginia, prod's second stamp and the geode), on-demand, as known to the author; they
+were NOT re-checked online when this file was written (the machine that wrote it has no internet access). Check
+them with the AWS Pricing Calculator before relying on a figure. Free tiers are ignored (a long-lived account has
+used them up); taxes are excluded.
+
+The module-level constants are eu-west-1's; ``REGION_PRICES`` holds what differs in each other region used, and
+``for_region`` gives one region's full table (a region not listed here is refused: add its prices first).
 
 Every resource type that can appear in a template is in exactly one of three places: priced by ``cost.model``
 (its handlers), ``USAGE_BASED`` (costs depend on traffic; priced at $0 with the note saying why), or
@@ -11,6 +15,8 @@ Every resource type that can appear in a template is in exactly one of three pla
 """
 
 from __future__ import annotations
+
+from types import SimpleNamespace
 
 PRICE_DATE = "2026-11-29"
 REGION = "eu-west-1"
@@ -68,6 +74,14 @@ WAF_WEB_ACL_PER_MONTH = 5.00
 WAF_RULE_PER_MONTH = 1.00
 """Per rule or managed rule group in the web ACL; requests ($0.60 per million) are traffic."""
 
+# --- outside health monitoring (issue 16) ---------------------------------------------------------------------
+ROUTE53_HEALTH_CHECK_PER_MONTH = 0.50
+"""A health check of an AWS endpoint (the stamps' ALBs, in the same account); Route 53 is global."""
+ROUTE53_HEALTH_CHECK_FEATURE_PER_MONTH = 1.00
+"""Each optional feature of such a check: HTTPS, string matching, fast interval (10 s), latency measurement."""
+SYNTHETICS_CANARY_RUN = 0.0012
+"""Per canary run (its Lambda, logs and artifacts are billed on top: a few cents a month at these intervals)."""
+
 # --- usage-based: $0 here, with why -------------------------------------------------------------------------
 USAGE_BASED = {
     "AWS::Lambda::Function": "per request and GB-second (a few invocations per poster/invoice/rotation)",
@@ -84,6 +98,9 @@ USAGE_BASED = {
     "AWS::Lambda::EventSourceMapping": "the polled queue's requests (see SQS)",
     "AWS::WAFv2::LoggingConfiguration": "log ingestion of WAF records (see log groups)",
     "Custom::CDKBucketDeployment": "a Lambda run at deployment time only",
+    "Custom::AWS": "a Lambda run at deployment time only (the other stamps' shared-pool reads and web client)",
+    "AWS::Route53::RecordSet": "alias queries to AWS resources are free; the geode's latency records "
+    "$0.60 per million queries (the hosted zone pre-exists)",
 }
 
 FREE_TYPES = frozenset(
@@ -118,6 +135,7 @@ FREE_TYPES = frozenset(
         "AWS::ElastiCache::User",
         "AWS::ElastiCache::UserGroup",
         "AWS::ElasticLoadBalancingV2::Listener",
+        "AWS::ElasticLoadBalancingV2::ListenerCertificate",
         "AWS::ElasticLoadBalancingV2::ListenerRule",
         "AWS::ElasticLoadBalancingV2::TargetGroup",
         "AWS::IAM::Policy",
@@ -126,9 +144,9 @@ FREE_TYPES = frozenset(
         "AWS::Lambda::Permission",
         "AWS::RDS::DBParameterGroup",
         "AWS::RDS::DBSubnetGroup",
-        "AWS::Route53::RecordSet",  # queries of alias records to AWS resources are free; the zone pre-exists
         "AWS::S3::BucketPolicy",
         "AWS::SNS::Subscription",
+        "AWS::SSM::Parameter",  # standard tier: the stamp registry and the shared pool's ids
         "AWS::SNS::TopicPolicy",
         "AWS::SQS::QueuePolicy",
         "AWS::SecretsManager::ResourcePolicy",
@@ -139,3 +157,29 @@ FREE_TYPES = frozenset(
     }
 )
 """Resource types with no charge of their own (the charge, if any, belongs to another listed type)."""
+
+
+#: What differs from the eu-west-1 constants above in each other region a stamp or the geode uses (us-east-1 is
+#: a little cheaper for most regional services; KMS, Secrets Manager, CloudWatch, WAF and IPv4 cost the same).
+REGION_PRICES: dict[str, dict[str, object]] = {
+    REGION: {},
+    "us-east-1": {
+        "RDS_POSTGRES_PER_HOUR": {
+            "db.t4g.micro": 0.016, "db.t4g.small": 0.032, "db.m7g.large": 0.168, "db.m7g.xlarge": 0.336,
+        },
+        "RDS_STORAGE_PER_GB_MONTH": {"gp3": 0.115, "gp2": 0.115},
+        "MQ_RABBITMQ_PER_HOUR": {"mq.t3.micro": 0.03, "mq.m5.large": 0.288, "mq.m7g.large": 0.2712},
+        "ELASTICACHE_SERVERLESS": {"valkey": (0.084, 0.0023, 0.1), "redis": (0.125, 0.0034, 1.0)},
+        "NAT_GATEWAY_PER_HOUR": 0.045,
+        "ALB_PER_HOUR": 0.0225,
+        "INTERFACE_ENDPOINT_PER_AZ_HOUR": 0.01,
+    },
+}  # fmt: skip
+
+
+def for_region(region: str) -> SimpleNamespace:
+    """Every price of this module as it applies in ``region`` (attributes named like the constants)."""
+    if region not in REGION_PRICES:
+        raise KeyError(f"no prices for {region}: add them to cost/prices.py (REGION_PRICES) first")
+    table = {name: value for name, value in globals().items() if name.isupper()}
+    return SimpleNamespace(**{**table, **REGION_PRICES[region], "REGION": region})

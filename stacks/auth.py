@@ -6,15 +6,23 @@ from __future__ import annotations
 from aws_cdk import Aws, CfnOutput, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_cognito as cognito
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
 from contract.permissions import API_IDENTIFIER, GROUP_PERMISSIONS, PERMISSIONS, group_permissions_setting
 from stacks.config import EnvironmentConfig
+from stacks.shared_auth import DOMAIN_URL, MACHINE_CLIENT_ID, USER_POOL_ID, auth_parameter
 
 
 class AuthStack(Stack):
     """Identity for people (Cognito managed login, through the web front end's client) and for machines (client
-    credentials)."""
+    credentials).
+
+    Only the environment's first stamp has one: every other stamp accepts this pool's tokens
+    (stacks/shared_auth.py), which finds its ids in the SSM parameters written here."""
+
+    remote = False
+    """The pool is in this stamp's region (``SharedAuthStack`` says True)."""
 
     def __init__(self, scope: Construct, construct_id: str, *, config: EnvironmentConfig, **kwargs) -> None:
         super().__init__(scope, construct_id, **kwargs)
@@ -108,6 +116,11 @@ class AuthStack(Stack):
 
         self.issuer = f"https://cognito-idp.{Aws.REGION}.amazonaws.com/{self.user_pool.user_pool_id}"
         self.jwks_url = f"{self.issuer}/.well-known/jwks.json"
+        self.pool_region = self.region
+        self.domain_url = self.domain.base_url()
+        self.machine_client_id = self.machine_client.user_pool_client_id
+        self.user_pool_id = self.user_pool.user_pool_id
+        self._share_with_other_stamps(config)
 
         # Identifiers for operators (docs/aws-deployment.md, "Verify with the AWS CLI") and for the pipeline's
         # smoke test (stacks/pipeline.py reads them with env_from_cfn_outputs); never secrets.
@@ -121,6 +134,22 @@ class AuthStack(Stack):
         self.smoke_test_role_output: CfnOutput | None = None
         if config.smoke_test_trusted_account:
             self._create_smoke_test_role(config.smoke_test_trusted_account)
+
+    def _share_with_other_stamps(self, config: EnvironmentConfig) -> None:
+        """The pool's ids as SSM parameters (``/movies/<env>/auth/...``), which the other stamps read
+        (stacks/shared_auth.py) and operators' tooling may too. Identifiers only, never a secret."""
+        for construct_id, name, value in (
+            ("UserPoolIdParameter", USER_POOL_ID, self.user_pool.user_pool_id),
+            ("MachineClientIdParameter", MACHINE_CLIENT_ID, self.machine_client_id),
+            ("DomainUrlParameter", DOMAIN_URL, self.domain_url),
+        ):
+            ssm.StringParameter(
+                self,
+                construct_id,
+                parameter_name=auth_parameter(config, name),
+                string_value=value,
+                description=f"movies {config.name}: the shared user pool's {name} (read by the other stamps)",
+            )
 
     def _create_smoke_test_role(self, pipeline_account: str) -> None:
         """A role the pipeline account assumes to read the machine client's secret, and nothing else.

@@ -27,6 +27,7 @@ from stacks.components.logical_ids import TransparentIdsStack
 from stacks.components.order_age import express_order_age
 from stacks.components.postgres_database import PostgresDatabase
 from stacks.components.public_edge import PublicEdge
+from stacks.components.stamp_registry import StampRegistry
 from stacks.components.web_front_end import WebFrontEnd
 from stacks.config import EnvironmentConfig
 from stacks.data import DataStack
@@ -131,8 +132,9 @@ def rate_limit_settings(data: DataStack, config: EnvironmentConfig) -> Settings:
 
 
 def gateway_auth_settings(auth: AuthStack, region: str) -> dict[str, str]:
-    """How the gateway reaches inventory and billing and validates tokens of this environment's user pool (the
-    accepted client ids are set once the web front end's client exists: ``ComputeStack``)."""
+    """How the gateway reaches inventory and billing and validates tokens of this environment's user pool, in
+    ``region`` (the first stamp's, for every stamp; the accepted client ids are set once the web front end's
+    client exists: ``ComputeStack``)."""
     return {
         # Service Connect aliases, never the public ALB: traffic stays inside the VPC.
         var.INVENTORY_URL.name: f"http://{services.INVENTORY.name}:{services.INVENTORY.port}",
@@ -242,7 +244,7 @@ class ComputeStack(TransparentIdsStack):
             service=services.GATEWAY,
             sizing=config.gateway,
             security_group=network.gateway_security_group,
-            environment={**broker_env, **gateway_auth_settings(auth, self.region), **rate_limit_env},
+            environment={**broker_env, **gateway_auth_settings(auth, auth.pool_region), **rate_limit_env},
             readable_secrets=[*broker_secrets, *rate_limit_secrets],
             injected_secrets={var.ORDER_ID_KEY.name: ecs.Secret.from_secrets_manager(data.order_id_key)},
             service_connect="client",
@@ -276,7 +278,7 @@ class ComputeStack(TransparentIdsStack):
         self.web = WebFrontEnd(self, "Web", config=config, edge=self.edge, auth=auth)
         self.gateway.container.add_environment(
             var.AUTH_ALLOWED_CLIENT_IDS.name,
-            ",".join([*auth.allowed_client_ids, self.web.spa_client.user_pool_client_id]),
+            ",".join([*auth.allowed_client_ids, self.web.spa_client_id]),
         )
         self._poster_access(config)
         # The express consumer runs billing's saga threads too (same code), so it relays and consumes claim
@@ -310,6 +312,7 @@ class ComputeStack(TransparentIdsStack):
         CfnOutput(self, "AlbDnsName", value=self.alb.load_balancer_dns_name)
         CfnOutput(self, "ClusterName", value=self.cluster.cluster_name)
         CfnOutput(self, "GatewayTargetGroupArn", value=self.target_group.target_group_arn)
+        self.registry = StampRegistry(self, "Registry", config=config, url=self.web.url)
 
     def _poster_access(self, config: EnvironmentConfig) -> None:
         """Inventory signs presigned POSTs for ``incoming/`` of the uploads bucket (a presigned request carries

@@ -22,6 +22,7 @@ from typing import Any
 from aws_cdk.aws_logs import RetentionDays
 
 from contract.shards import MAX_SHARDS
+from stacks.stamp_config import DEFAULT_STAMP, GeodeConfig, OutsideChecksConfig, Stamp, validate_stamps
 
 DEFAULT_ENV = "dev"
 #: Each environment's monthly AWS Budget in USD: its maximum-scale cost from ``make cost`` plus a margin, written
@@ -188,10 +189,44 @@ class EnvironmentConfig:
     a role that account may assume to read the machine client's secret for the post-deploy smoke test
     (``scripts/smoke_test.py``). None (developer ``cdk deploy``): no such role."""
 
+    # --- deployment stamps and the geode edge (issue 16) --------------------------------------------------------
+    stamps: tuple[Stamp, ...] = ()
+    """The environment's stamps, first one first; () means a single stamp ``DEFAULT_STAMP`` in ``region``. The
+    first stamp's region is ``region``, the names are unique and the shares sum to 100 (checked on creation)."""
+    stamp: str | None = None
+    """Set on the config of an ADDITIONAL stamp (stacks/stamps.py): its name. None: the first stamp."""
+    environment: str | None = None
+    """The environment an additional stamp's config belongs to (its ``name`` is ``<environment>-<stamp>``)."""
+    geode: GeodeConfig | None = None
+    """The geode edge (needs the HTTPS variant: a hosted zone); None: no global name, no Route 53 checks."""
+    outside_checks: OutsideChecksConfig | None = None
+    """The Synthetics canary per stamp; None: none."""
+
     def __post_init__(self) -> None:
         shards = self.billing_shards
         if not 1 <= shards <= MAX_SHARDS:
             raise ValueError(f"{self.name}: billing_shards must be between 1 and {MAX_SHARDS}, got {shards}")
+        validate_stamps(self)
+
+    @property
+    def all_stamps(self) -> tuple[Stamp, ...]:
+        """The stamps of the environment, first one first (a single implicit one when ``stamps`` is empty)."""
+        return self.stamps or (Stamp(DEFAULT_STAMP, self.region, 100),)
+
+    @property
+    def current_stamp(self) -> Stamp:
+        """The stamp this config deploys (the first, unless ``stamp`` names another)."""
+        return next(stamp for stamp in self.all_stamps if self.stamp in (None, stamp.name))
+
+    @property
+    def environment_name(self) -> str:
+        """The environment this config deploys (``prod`` for every stamp of prod)."""
+        return self.environment or self.name
+
+    @property
+    def registry_path(self) -> str:
+        """Root of the environment's SSM parameters (the stamp registry and the shared user pool's ids)."""
+        return f"/movies/{self.environment_name}"
 
     @property
     def prefix(self) -> str:
@@ -239,7 +274,6 @@ class EnvironmentConfig:
     def https_enabled(self) -> bool:
         """Whether the ALB gets an HTTPS listener with JWT / Cognito authentication."""
         return bool(self.domain_name and self.hosted_zone_id and self.hosted_zone_name)
-
 
 DEV = EnvironmentConfig(
     name="dev",
@@ -290,6 +324,10 @@ DEV = EnvironmentConfig(
     trace_sampling_ratio=1.0,
     billing_shards=1,
     tags={"Project": "movies", "Environment": "dev"},
+    # One stamp: a second would double dev's cost (about $200 a month more) to show what prod's templates and
+    # the infra tests already show; no geode (dev has no hosted zone). The canary runs: dev is where it is tried.
+    stamps=(Stamp("eu", "eu-west-1", 100),),
+    outside_checks=OutsideChecksConfig(),
 )
 
 PROD = EnvironmentConfig(
@@ -349,6 +387,13 @@ PROD = EnvironmentConfig(
     ),
     billing_shards=2,
     tags={"Project": "movies", "Environment": "prod"},
+    # Two stamps, Europe first (today's stacks, unchanged) and North America; each a full copy of the stacks.
+    stamps=(
+        Stamp("eu", "eu-west-1", 60),
+        Stamp("us", "us-east-1", 40, domain_name="movies-us.example.com", backup_copy_region="us-west-2"),
+    ),
+    geode=GeodeConfig(api_domain_name="api.example.com"),
+    outside_checks=OutsideChecksConfig(),
 )
 
 ENVIRONMENTS: dict[str, EnvironmentConfig] = {"dev": DEV, "prod": PROD}
@@ -380,6 +425,13 @@ def load_config(env_name: str | None, overrides: Mapping[str, Any] | None = None
             changes[key] = int(value)
         elif key == "region":
             changes[key] = str(value) or config.region  # a region is never "none"
+            # The first stamp is the environment's region: it moves with it.
+            first, *others = config.all_stamps
+            changes["stamps"] = (dataclasses.replace(first, region=changes[key]), *others)
         else:
             changes[key] = str(value) or None
+    # Overrides that turn the HTTPS variant off (no domain or zone) turn the geode off too: it needs the zone.
+    zone = [changes.get(key, getattr(config, key)) for key in ("domain_name", "hosted_zone_id", "hosted_zone_name")]
+    if config.geode and not all(zone):
+        changes["geode"] = None
     return dataclasses.replace(config, **changes) if changes else config

@@ -23,12 +23,34 @@ from constructs import Construct
 from contract.messaging import BILLING_QUEUE, EXPRESS_QUEUE
 from stacks.alarm_table import alarm_specs, billing_shard_label, services_of, system_metrics
 from stacks.components.log_metrics import log_metric_filter
+from stacks.components.outside_check import OutsideCheck
 from stacks.compute import ComputeStack
 from stacks.config import EnvironmentConfig
 from stacks.data import DataStack
 
 #: The ECS event of a deployment the circuit breaker stopped (and rolled back: rollback is on everywhere).
 DEPLOYMENT_FAILED = "SERVICE_DEPLOYMENT_FAILED"
+
+
+def alarm_topic(scope: Construct, config: EnvironmentConfig) -> sns.Topic:
+    """The encrypted SNS topic alarms (and EventBridge rules) of ``scope`` notify, subscribed to the config's
+    alarm e-mail and HTTPS endpoint. One per region that has alarms: a CloudWatch alarm notifies a topic of its
+    own region only (the geode's, in us-east-1, has its own)."""
+    # CloudWatch alarms cannot publish to a topic encrypted with the AWS-managed SNS key, hence a
+    # customer-managed key whose policy lets CloudWatch use it.
+    key = kms.Key(scope, "AlarmTopicKey", enable_key_rotation=True, description="Alarm topic encryption")
+    key.grant(iam.ServicePrincipal("cloudwatch.amazonaws.com"), "kms:Decrypt", "kms:GenerateDataKey*")
+    # EventBridge publishes the ECS deployment failures to the same encrypted topic.
+    key.grant(iam.ServicePrincipal("events.amazonaws.com"), "kms:Decrypt", "kms:GenerateDataKey*")
+    topic = sns.Topic(scope, "AlarmTopic", master_key=key, enforce_ssl=True)
+    if config.alarm_email:
+        topic.add_subscription(subscriptions.EmailSubscription(config.alarm_email))
+    if config.alarm_https_endpoint:
+        # PagerDuty / Opsgenie integration URL; the service confirms the subscription itself.
+        topic.add_subscription(
+            subscriptions.UrlSubscription(config.alarm_https_endpoint, protocol=sns.SubscriptionProtocol.HTTPS)
+        )
+    return topic
 
 
 class MonitoringStack(Stack):
@@ -42,24 +64,12 @@ class MonitoringStack(Stack):
         config: EnvironmentConfig,
         data: DataStack,
         compute: ComputeStack,
+        auth=None,
         **kwargs,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
 
-        # CloudWatch alarms cannot publish to a topic encrypted with the AWS-managed SNS key, hence a
-        # customer-managed key whose policy lets CloudWatch use it.
-        key = kms.Key(self, "AlarmTopicKey", enable_key_rotation=True, description="Alarm topic encryption")
-        key.grant(iam.ServicePrincipal("cloudwatch.amazonaws.com"), "kms:Decrypt", "kms:GenerateDataKey*")
-        # EventBridge publishes the ECS deployment failures to the same encrypted topic.
-        key.grant(iam.ServicePrincipal("events.amazonaws.com"), "kms:Decrypt", "kms:GenerateDataKey*")
-        self.topic = sns.Topic(self, "AlarmTopic", master_key=key, enforce_ssl=True)
-        if config.alarm_email:
-            self.topic.add_subscription(subscriptions.EmailSubscription(config.alarm_email))
-        if config.alarm_https_endpoint:
-            # PagerDuty / Opsgenie integration URL; the service confirms the subscription itself.
-            self.topic.add_subscription(
-                subscriptions.UrlSubscription(config.alarm_https_endpoint, protocol=sns.SubscriptionProtocol.HTTPS)
-            )
+        self.topic = alarm_topic(self, config)
         action = cloudwatch_actions.SnsAction(self.topic)
 
         metrics = system_metrics(self, data, compute)
@@ -83,7 +93,48 @@ class MonitoringStack(Stack):
 
         self._deployment_failures(compute)
         self._dashboard(config, data, compute, metrics)
-        self._budget(config)
+        self.outside_check: OutsideCheck | None = None
+        if config.outside_checks and auth is not None:
+            self._outside_check(config, compute, auth, action)
+        # One budget per environment (the account's spend): in the first stamp only.
+        if config.stamp is None:
+            self._budget(config)
+
+    def _outside_check(self, config: EnvironmentConfig, compute: ComputeStack, auth, action) -> None:
+        """The stamp's canary (stacks/components/outside_check.py), its alarm and its dashboard row."""
+        self.outside_check = OutsideCheck(self, "OutsideCheck", config=config, url=compute.web.url, auth=auth)
+        runs = 2
+        alarm = cloudwatch.Alarm(
+            self,
+            "OutsideCheckFailing",
+            metric=self.outside_check.success_percent,
+            threshold=100,
+            comparison_operator=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+            evaluation_periods=runs,
+            alarm_description=(
+                f"The outside check (canary {self.outside_check.canary.canary_name}) failed {runs} runs in a row: "
+                "/health or an authenticated GET /api/movies through the public URL does not answer 200 "
+                "(docs/operations.md, 'Outside check failing')."
+            ),
+            # A canary that stopped running is no longer watching: page.
+            treat_missing_data=cloudwatch.TreatMissingData.BREACHING,
+        )
+        alarm.add_alarm_action(action)
+        alarm.add_ok_action(action)
+        self.alarms["OutsideCheckFailing"] = alarm
+        self.dashboard.add_widgets(
+            cloudwatch.GraphWidget(
+                title="Outside check: canary runs passed (%): /health and an authenticated API call",
+                left=[self.outside_check.success_percent.with_(label="runs passed")],
+                left_y_axis=cloudwatch.YAxisProps(min=0, max=100),
+                width=12,
+            ),
+            cloudwatch.GraphWidget(
+                title="Outside check: canary run duration (ms)",
+                left=[self.outside_check.canary.metric_duration(label="duration")],
+                width=12,
+            ),
+        )
 
     def _deployment_failures(self, compute: ComputeStack) -> None:
         """A failed (circuit breaker: rolled back) deployment of any of this cluster's services notifies the topic."""
@@ -119,6 +170,7 @@ class MonitoringStack(Stack):
         databases = {"inventory": data.inventory_db.instance, "billing": data.billing_db.instance}
         queue, dlq = BILLING_QUEUE.name, BILLING_QUEUE.dead_letter_queue
         dashboard = cloudwatch.Dashboard(self, "Dashboard", dashboard_name=f"{config.prefix}-overview")
+        self.dashboard = dashboard
         dashboard.add_widgets(
             cloudwatch.GraphWidget(title="ALB requests", left=[m["requests"]], width=8),
             cloudwatch.GraphWidget(

@@ -18,6 +18,7 @@ from aws_cdk import aws_iam as iam
 from constructs import IConstruct
 
 from contract import claim_check, invoices, posters
+from stacks.shared_auth import AWS_CUSTOM_RESOURCE_PROVIDER
 
 if TYPE_CHECKING:
     from stacks.pipeline import PipelineStack
@@ -159,13 +160,13 @@ def acknowledge_findings(stage: MicroservicesStage) -> None:
                 "RDSOSMetrics log group only).",
             )
 
-    if not config.cognito_mfa_required:
+    if not config.cognito_mfa_required and not auth.remote:
         acknowledge(
             auth.user_pool,
             "AwsSolutions-COG2",
             f"{config.name}: MFA is optional (users may enrol TOTP) to keep trials simple; prod requires MFA.",
         )
-    if not config.cognito_threat_protection:
+    if not config.cognito_threat_protection and not auth.remote:
         acknowledge(
             auth.user_pool,
             "AwsSolutions-COG8",
@@ -199,6 +200,7 @@ def acknowledge_findings(stage: MicroservicesStage) -> None:
     _acknowledge_web_findings(stage)
     _acknowledge_poster_findings(stage)
     _acknowledge_saga_findings(stage)
+    _acknowledge_stamp_findings(stage)
 
     acknowledge(
         compute.access_logs_bucket,
@@ -336,6 +338,45 @@ def _acknowledge_saga_findings(stage: MicroservicesStage) -> None:
         "be audited with CloudTrail data events. Server access logs would need another bucket with the same "
         "finding.",
     )
+
+
+def _acknowledge_stamp_findings(stage: MicroservicesStage) -> None:
+    """The outside check's canary (its artifacts bucket and the role CDK gives every canary); and, in an
+    additional stamp, CDK's ``AwsCustomResource`` Lambda that reads the shared user pool's ids and creates the
+    web client in the first stamp's region (stacks/shared_auth.py), whose role has the managed logging policy."""
+    check = stage.monitoring.outside_check
+    if check is not None:
+        acknowledge(
+            check.bucket,
+            "AwsSolutions-S1",
+            "The canary's artifacts bucket holds only its run reports (screenshots none, logs of two HTTP calls) "
+            "for 30 days; logging the accesses to it would need another log bucket with the same finding.",
+        )
+        monitoring = stage.monitoring
+        bucket = monitoring.get_logical_id(check.bucket.node.default_child)
+        for resource in (
+            "*",
+            f"<{bucket}.Arn>/canary/*",
+            f"arn:aws:logs:{monitoring.region}:{monitoring.account}:log-group:/aws/lambda/cwsyn-*",
+        ):
+            acknowledge(
+                check.canary.role,
+                f"AwsSolutions-IAM5[Resource::{nag_text(monitoring.resolve(resource))}]",
+                "The role CDK gives a Synthetics canary: s3:ListAllMyBuckets and cloudwatch:PutMetricData (limited "
+                "to the CloudWatchSynthetics namespace by a condition) have no resource-level permissions; it "
+                "writes only under canary/ of its own bucket and to the cwsyn-* log groups named after the canary.",
+            )
+    if not stage.auth.remote:
+        return
+    for stack in (stage.auth, stage.compute):
+        provider = stack.node.try_find_child(AWS_CUSTOM_RESOURCE_PROVIDER)
+        if provider is not None:
+            acknowledge(
+                provider,
+                "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]",
+                "CDK's AwsCustomResource provider logs with the AWS-managed Lambda logging policy; its own actions "
+                "are the few SSM reads and Cognito client calls of this stack, on the named parameters and pool.",
+            )
 
 
 def acknowledge_pipeline_findings(stack: PipelineStack) -> None:

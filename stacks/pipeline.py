@@ -2,9 +2,10 @@
 
 Source (a CodeConnections/CodeStar connection to the repository) → Build (install, unit and infra tests,
 ``cdk synth``) → UpdatePipeline (self-mutation) → Assets (files and the Docker images, built in CodeBuild) →
-one stage per ``DeploymentTarget`` of ``PipelineConfig``, in order (dev deploys at once; prod after a manual
-approval), each followed by the smoke test ``scripts/smoke_test.py`` against the stage's gateway. A failed
-execution (and an approval waiting) notifies the pipeline's SNS topic.
+per ``DeploymentTarget`` of ``PipelineConfig``, in order (dev deploys at once; prod after a manual approval),
+its environment's stamps in waves: the first stamp, then the others together in one wave, each stamp followed
+by the smoke test ``scripts/smoke_test.py`` against its gateway, then the geode (Route 53) once every stamp is
+up. A failed execution (and an approval waiting) notifies the pipeline's SNS topic.
 
 The stages are ``MicroservicesStage``, the very class a developer deploys with ``cdk deploy``.
 
@@ -29,9 +30,11 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
 
 from stacks.auth import smoke_test_role_name
+from stacks.geode import GeodeStage, geode_stack_name
 from stacks.nag import acknowledge_pipeline_findings
 from stacks.pipeline_config import DeploymentTarget, PipelineConfig
 from stacks.stage import MicroservicesStage, stage_id
+from stacks.stamps import stamp_configs
 
 PIPELINE_STACK_ID = "Movies-Pipeline"
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -112,25 +115,9 @@ class PipelineStack(Stack):
 
         self.topic = self._notification_topic()
         self.stages: dict[str, MicroservicesStage] = {}
+        self.geodes: dict[str, GeodeStage] = {}
         for target in config.targets:
-            stage = MicroservicesStage(
-                self,
-                stage_id(target.name),
-                config=self.target_configs[target.name],
-                env=Environment(account=target.account, region=target.region),
-            )
-            self.stages[target.name] = stage
-            pre: list[pipelines.Step] = []
-            if target.requires_approval:
-                pre.append(
-                    pipelines.ManualApprovalStep(
-                        "Approve",
-                        comment=f"Deploy to {target.name} ({target.account}, {target.region})? The previous "
-                        "stage passed its smoke test.",
-                        notification_topic=self.topic,
-                    )
-                )
-            self.pipeline.add_stage(stage, pre=pre, post=[self._smoke_test_step(target, stage)])
+            self._deploy_target(target)
 
         # Build now (instead of at synth) so the underlying CodePipeline can get notifications and nag
         # acknowledgements.
@@ -138,6 +125,45 @@ class PipelineStack(Stack):
         self._tidy_template()
         self._notify_on_failure()
         acknowledge_pipeline_findings(self)
+
+    def _deploy_target(self, target: DeploymentTarget) -> None:
+        """A target's stamps in waves: the first stamp (after the approval, if any) and its smoke test; then
+        every other stamp in one wave (in parallel, each with its smoke test); then the geode, once every stamp
+        it routes to is there (docs/stamps-and-geode.md, "Deploying stamps in waves")."""
+        config = self.target_configs[target.name]
+        first, *others = stamp_configs(config)
+        stage = MicroservicesStage(
+            self, stage_id(first.name), config=first, env=Environment(account=target.account, region=target.region)
+        )
+        self.stages[first.name] = stage
+        pre: list[pipelines.Step] = []
+        if target.requires_approval:
+            pre.append(
+                pipelines.ManualApprovalStep(
+                    "Approve",
+                    comment=f"Deploy to {target.name} ({target.account}, {target.region}) and its other stamps? "
+                    "The previous stage passed its smoke test.",
+                    notification_topic=self.topic,
+                )
+            )
+        self.pipeline.add_stage(stage, pre=pre, post=[self._smoke_test_step(target, stage, stage)])
+        if others:
+            wave = self.pipeline.add_wave(f"{stage_id(target.name)}-stamps")
+            for stamp_config in others:
+                account = stamp_config.current_stamp.account or target.account
+                other = MicroservicesStage(
+                    self,
+                    stage_id(stamp_config.name),
+                    config=stamp_config,
+                    env=Environment(account=account, region=stamp_config.region),
+                )
+                self.stages[stamp_config.name] = other
+                # Same smoke test; the token comes from the first stamp's pool, which every stamp accepts.
+                wave.add_stage(other, post=[self._smoke_test_step(target, other, stage)])
+        if config.geode:
+            geode = GeodeStage(self, geode_stack_name(config), config=config, account=target.account)
+            self.geodes[target.name] = geode
+            self.pipeline.add_stage(geode)
 
     # --- steps -----------------------------------------------------------------------------------------
     def _synth_step(self) -> pipelines.CodeBuildStep:
@@ -155,30 +181,34 @@ class PipelineStack(Stack):
             timeout=Duration.minutes(30),
         )
 
-    def _smoke_test_step(self, target: DeploymentTarget, stage: MicroservicesStage) -> pipelines.CodeBuildStep:
-        """``scripts/smoke_test.py`` against the freshly deployed stage, with a client-credentials token.
+    def _smoke_test_step(
+        self, target: DeploymentTarget, stage: MicroservicesStage, first: MicroservicesStage
+    ) -> pipelines.CodeBuildStep:
+        """``scripts/smoke_test.py`` against the freshly deployed ``stage``, with a client-credentials token of the
+        environment's user pool (in ``first``, the first stamp's stage, deployed before).
 
         The client secret is read from Cognito at run time through the target account's smoke-test role
         (``AuthStack``), which may do exactly that; this project's role may assume exactly that role.
         """
+        auth = first.auth
         role_arn = self.format_arn(
             service="iam",
             region="",
             account=target.account,
             resource="role",
-            resource_name=smoke_test_role_name(stage.auth.stack_name, target.region),
+            resource_name=smoke_test_role_name(auth.stack_name, target.region),
         )
-        if stage.auth.smoke_test_role_output is None:
-            raise ValueError(f"stage {stage.stage_name} does not trust the pipeline account for its smoke test")
+        if auth.smoke_test_role_output is None:
+            raise ValueError(f"stage {first.stage_name} does not trust the pipeline account for its smoke test")
         return pipelines.CodeBuildStep(
             "SmokeTest",
             input=self.source,
             env_from_cfn_outputs={
                 "API_URL": stage.compute.api_url_output,
-                "TOKEN_URL": stage.auth.token_endpoint_output,
-                "MACHINE_CLIENT_ID": stage.auth.machine_client_id_output,
-                "USER_POOL_ID": stage.auth.user_pool_id_output,
-                "SMOKE_TEST_ROLE_ARN": stage.auth.smoke_test_role_output,
+                "TOKEN_URL": auth.token_endpoint_output,
+                "MACHINE_CLIENT_ID": auth.machine_client_id_output,
+                "USER_POOL_ID": auth.user_pool_id_output,
+                "SMOKE_TEST_ROLE_ARN": auth.smoke_test_role_output,
             },
             commands=[
                 # A CLI profile that assumes the target's role from the CodeBuild container credentials; the

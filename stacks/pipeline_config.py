@@ -20,10 +20,10 @@ from stacks.config import ENVIRONMENTS, EnvironmentConfig, load_config
 class DeploymentTarget:
     """One deployment of the system by the pipeline: an environment config in one account and region.
 
-    More "deployment stamps" (another region or tenant) are one more ``DeploymentTarget`` in
-    ``PipelineConfig.targets``. A stamp whose ``name`` differs from its ``environment`` gets that name as its
-    config name, so its stacks (``Movies-<name>-…``) and physical names (``movies-<name>-…``) never clash
-    with another stamp in the same account and region.
+    The target deploys every deployment stamp of its environment (``stamps`` in stacks/config.py) in waves:
+    the first in ``region``, the others in their own regions. A target whose ``name`` differs from its
+    ``environment`` (another copy of a whole environment, e.g. a tenant) gets that name as its config name, so
+    its stacks (``Movies-<name>-…``) and physical names (``movies-<name>-…``) never clash with another target's.
     """
 
     name: str
@@ -39,7 +39,8 @@ class DeploymentTarget:
 
     def environment_config(self, pipeline_account: str) -> EnvironmentConfig:
         """The environment config this target deploys, trusting ``pipeline_account`` for the smoke test."""
-        config = load_config(self.environment, self.overrides)
+        # The target's region is the first stamp's (the environment's other stamps keep their own regions).
+        config = load_config(self.environment, {**self.overrides, "region": self.region})
         changes: dict[str, Any] = {"smoke_test_trusted_account": pipeline_account}
         if self.name != config.name:
             changes.update(name=self.name, tags={**config.tags, "Stamp": self.name})
@@ -88,9 +89,7 @@ PIPELINE = PipelineConfig(
     targets=(
         DeploymentTarget("dev", "dev", account="222222222222", region="eu-west-1"),
         DeploymentTarget("prod", "prod", account="333333333333", region="eu-west-1", requires_approval=True),
-        # A deployment stamp is one line, e.g. prod in a second region with its own domain:
-        # DeploymentTarget("prod-us", "prod", account="333333333333", region="us-east-1", requires_approval=True,
-        #                  overrides={"domain_name": "us.movies.example.com"}),
+        # prod's deployment stamps (eu-west-1 first, then us-east-1) and its geode come from stacks/config.py.
     ),
     notification_email="alerts@example.com",
 )
@@ -124,4 +123,12 @@ def validate_pipeline_config(config: PipelineConfig) -> PipelineConfig:
     for target in config.targets:
         if target.environment not in ENVIRONMENTS:
             raise ValueError(f"pipeline target {target.name!r}: unknown environment {target.environment!r}")
+    # Every stamp of every target is a stage named after its config: two of one name would be one stage.
+    from stacks.stamps import stamp_configs
+
+    stages = [
+        stamp.name for target in config.targets for stamp in stamp_configs(target.environment_config(config.account))
+    ]
+    if len(set(stages)) != len(stages):
+        raise ValueError(f"pipeline: the targets' stamps need unique names, got {stages}")
     return config

@@ -14,6 +14,8 @@ from stacks.monitoring import MonitoringStack
 from stacks.nag import acknowledge_findings
 from stacks.network import NetworkStack
 from stacks.posters import PosterPipelineStack
+from stacks.shared_auth import SharedAuthStack
+from stacks.stamps import is_first_stamp
 
 #: Construct ids of the stacks, in deployment order; each stack is deployed as ``<stage>-<id>``.
 STACK_IDS = ("Network", "Data", "Auth", "Compute", "Posters", "Invoicer", "Monitoring")
@@ -65,13 +67,24 @@ class MicroservicesStage(Stage):
             description=f"movies {config.name}: PostgreSQL databases and the RabbitMQ broker",
             termination_protection=protect,
         )
-        self.auth = AuthStack(
-            self,
-            auth_id,
-            config=config,
-            description=f"movies {config.name}: Cognito user pool and clients",
-            termination_protection=protect,
-        )
+        # One user pool per environment, in the first stamp; the other stamps accept its tokens.
+        self.auth: AuthStack | SharedAuthStack
+        if is_first_stamp(config):
+            self.auth = AuthStack(
+                self,
+                auth_id,
+                config=config,
+                description=f"movies {config.name}: Cognito user pool and clients",
+                termination_protection=protect,
+            )
+        else:
+            self.auth = SharedAuthStack(
+                self,
+                auth_id,
+                config=config,
+                description=f"movies {config.name}: the first stamp's user pool, read from the stamp registry",
+                termination_protection=protect,
+            )
         self.compute = ComputeStack(
             self,
             compute_id,
@@ -106,6 +119,7 @@ class MicroservicesStage(Stage):
             config=config,
             data=self.data,
             compute=self.compute,
+            auth=self.auth,
             description=f"movies {config.name}: dashboard, alarms and budget",
             termination_protection=protect,
         )

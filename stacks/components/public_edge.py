@@ -37,6 +37,9 @@ from stacks.config import EnvironmentConfig
 API_PATH_PATTERN = web.API_PATH_PATTERN
 HEALTH_PATH = web.HEALTH_PATH  # the one path forwarded without authentication (smoke tests, uptime checks)
 HEALTH_RULE_PRIORITY, API_RULE_PRIORITY = 5, 10  # lower is evaluated first; the default (403) comes last
+#: With the geode edge: /health from anywhere (Route 53's checkers send no CloudFront header), and /api/* for the
+#: geode's name, straight from clients (the ALB still verifies the token; WAF still filters).
+PUBLIC_HEALTH_RULE_PRIORITY, GEODE_API_RULE_PRIORITY = 4, 20
 CLOUDFRONT_RULE_PRIORITY = 10  # the trial's only rule: anything from CloudFront
 #: What the ALB answers a request that did not come through CloudFront (or matches no rule).
 REFUSED = elbv2.ListenerAction.fixed_response(
@@ -197,6 +200,8 @@ class PublicEdge(TransparentConstruct):
             conditions=[elbv2.ListenerCondition.path_patterns([API_PATH_PATTERN]), self.from_cloudfront],
             action=elbv2.ListenerAction.authenticate_jwt(issuer=auth.issuer, jwks_endpoint=auth.jwks_url, next=forward),
         )
+        if config.geode:
+            self._geode_rules(config, zone, auth, forward)
         self.http_listener = self.alb.add_listener(
             "HttpRedirect",
             port=80,
@@ -210,6 +215,42 @@ class PublicEdge(TransparentConstruct):
             zone=zone,
             record_name=config.domain_name,
             target=route53.RecordTarget.from_alias(route53_targets.LoadBalancerTarget(self.alb)),
+        )
+
+    def _geode_rules(
+        self, config: EnvironmentConfig, zone: route53.IHostedZone, auth: AuthStack, forward: elbv2.ListenerAction
+    ) -> None:
+        """What the geode edge (stacks/geode.py) needs of this stamp's ALB: its certificate for the geode's name,
+        ``/health`` reachable without CloudFront's header (Route 53's checkers cannot send one; /health carries no
+        data and needs no token), and ``/api/*`` for the geode's name, token-checked by the ALB as from CloudFront.
+        """
+        assert config.geode and self.https_listener
+        name = config.geode.api_domain_name
+        # A certificate of its own (added to the listener by SNI): the stamp's certificate stays as it is.
+        certificate = acm.Certificate(
+            self,
+            "GeodeCertificate",
+            domain_name=name,
+            certificate_name=f"{Stack.of(self).node.path}/GeodeCertificate"[:255],
+            validation=acm.CertificateValidation.from_dns(zone),
+        )
+        self.https_listener.add_certificates(
+            "GeodeCertificate", [elbv2.ListenerCertificate.from_certificate_manager(certificate)]
+        )
+        self.https_listener.add_action(
+            "PublicHealth",
+            priority=PUBLIC_HEALTH_RULE_PRIORITY,
+            conditions=[elbv2.ListenerCondition.path_patterns([HEALTH_PATH])],
+            action=forward,
+        )
+        self.https_listener.add_action(
+            "GeodeApi",
+            priority=GEODE_API_RULE_PRIORITY,
+            conditions=[
+                elbv2.ListenerCondition.host_headers([name]),
+                elbv2.ListenerCondition.path_patterns([API_PATH_PATTERN]),
+            ],
+            action=elbv2.ListenerAction.authenticate_jwt(issuer=auth.issuer, jwks_endpoint=auth.jwks_url, next=forward),
         )
 
     def _create_waf(self, config: EnvironmentConfig) -> None:

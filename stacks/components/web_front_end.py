@@ -55,6 +55,26 @@ REFERRER_POLICIES = {
 }
 
 
+def _spa_client_settings(config: EnvironmentConfig, url: str) -> dict:
+    """The SPA client's settings as Cognito's CreateUserPoolClient takes them: the same client the first stamp
+    declares with ``cognito.UserPoolClient`` (an additional stamp creates it in the first stamp's region)."""
+    return {
+        "ClientName": f"{config.prefix}-web",
+        "GenerateSecret": False,
+        "AllowedOAuthFlowsUserPoolClient": True,
+        "AllowedOAuthFlows": ["code"],
+        "AllowedOAuthScopes": list(SPA_SCOPES),
+        "CallbackURLs": [f"{url}/"],
+        "LogoutURLs": [f"{url}/"],
+        "SupportedIdentityProviders": ["COGNITO"],
+        "AccessTokenValidity": 60,
+        "IdTokenValidity": 60,
+        "TokenValidityUnits": {"AccessToken": "minutes", "IdToken": "minutes"},
+        "PreventUserExistenceErrors": "ENABLED",
+        "EnableTokenRevocation": True,
+    }
+
+
 def uploads_origins(bucket_name: str, region: str) -> list[str]:
     """Origins a presigned POST to the uploads bucket may use: boto3 signs for the regional virtual-hosted
     endpoint, older SDK defaults use the global one; both belong in the CSP's connect-src."""
@@ -110,7 +130,7 @@ class WebFrontEnd(Construct):
         )
 
         uploads = config.poster_uploads_bucket_name(stack.account, stack.region)
-        connect = [auth.domain.base_url(), *uploads_origins(uploads, stack.region)]
+        connect = [auth.domain_url, *uploads_origins(uploads, stack.region)]
         self.content_security_policy = web.content_security_policy(connect)
         headers = self._security_headers(self.content_security_policy)
         bucket_origin = origins.S3BucketOrigin.with_origin_access_control(self.bucket)
@@ -188,34 +208,40 @@ class WebFrontEnd(Construct):
         )
         self.url = f"https://{self.distribution.distribution_domain_name}"
 
-        self.spa_client = cognito.UserPoolClient(
-            self,
-            "SpaClient",
-            user_pool=auth.user_pool,
-            user_pool_client_name=f"{config.prefix}-web",
-            # A public client: the browser cannot keep a secret. Cognito requires PKCE (S256) from a public
-            # client's code exchange when the authorization request carries a code_challenge, which the app sends.
-            generate_secret=False,
-            o_auth=cognito.OAuthSettings(
-                flows=cognito.OAuthFlows(authorization_code_grant=True),
-                scopes=[cognito.OAuthScope.custom(scope) for scope in SPA_SCOPES],
-                callback_urls=[f"{self.url}/"],
-                logout_urls=[f"{self.url}/"],
-            ),
-            supported_identity_providers=[cognito.UserPoolClientIdentityProvider.COGNITO],
-            access_token_validity=Duration.hours(1),
-            id_token_validity=Duration.hours(1),
-            prevent_user_existence_errors=True,
-            enable_token_revocation=True,
-        )
+        if auth.remote:
+            # An additional stamp: its client is created in the first stamp's pool, in that region.
+            self.spa_client_id = auth.create_client(self, "SpaClient", _spa_client_settings(config, self.url))
+        else:
+            self.spa_client = cognito.UserPoolClient(
+                self,
+                "SpaClient",
+                user_pool=auth.user_pool,
+                user_pool_client_name=f"{config.prefix}-web",
+                # A public client: the browser cannot keep a secret. Cognito requires PKCE (S256) from a public
+                # client's code exchange when the authorization request carries a code_challenge, which the app
+                # sends.
+                generate_secret=False,
+                o_auth=cognito.OAuthSettings(
+                    flows=cognito.OAuthFlows(authorization_code_grant=True),
+                    scopes=[cognito.OAuthScope.custom(scope) for scope in SPA_SCOPES],
+                    callback_urls=[f"{self.url}/"],
+                    logout_urls=[f"{self.url}/"],
+                ),
+                supported_identity_providers=[cognito.UserPoolClientIdentityProvider.COGNITO],
+                access_token_validity=Duration.hours(1),
+                id_token_validity=Duration.hours(1),
+                prevent_user_existence_errors=True,
+                enable_token_revocation=True,
+            )
+            self.spa_client_id = self.spa_client.user_pool_client_id
         # The custom scopes exist once the resource server does (it is in the auth stack, deployed before).
-        base = auth.domain.base_url()
+        base = auth.domain_url
         settings = {
             "auth": {
                 "authorize_url": f"{base}/oauth2/authorize",
                 "token_url": f"{base}/oauth2/token",
                 "logout_url": f"{base}/logout",
-                "client_id": self.spa_client.user_pool_client_id,
+                "client_id": self.spa_client_id,
                 "scopes": list(SPA_SCOPES),
             },
             "api": "/api",

@@ -36,6 +36,12 @@ class SynthesizedEnv:
     metadata: dict[str, dict[str, Any]]
     nag_findings: list[dict[str, Any]] = field(default_factory=list)
     annotations: list[dict[str, Any]] = field(default_factory=list)
+    deployment: Any = None
+    """The ``EnvironmentDeployment``: every stamp's stage and the geode's (``stage`` is the first stamp's)."""
+    parts: dict[str, tuple[str, dict[str, dict[str, Any]]]] = field(default_factory=dict)
+    """Every stamp's (and the geode's) region and templates, as ``make cost`` prices them (cost.__main__.Parts)."""
+    other_template_paths: list[Path] = field(default_factory=list)
+    """The templates of the other stamps and of the geode (cfn-lint reads them too)."""
     _assertions: dict[str, Template] = field(default_factory=dict, repr=False)
 
     def template(self, stack: str) -> Template:
@@ -43,6 +49,14 @@ class SynthesizedEnv:
         if stack not in self._assertions:
             self._assertions[stack] = Template.from_json(self.templates[stack])
         return self._assertions[stack]
+
+    def part_template(self, part: str, stack: str) -> Template:
+        """The template of ``stack`` (e.g. ``Compute``) of another stamp (``stamp us``) or of the geode
+        (``part`` as in ``parts``), as an ``aws_cdk.assertions.Template``."""
+        key = f"{part}/{stack}"
+        if key not in self._assertions:
+            self._assertions[key] = Template.from_json(self.parts[part][1][stack])
+        return self._assertions[key]
 
     def resources(self, stack: str, resource_type: str, props: Any = None) -> dict[str, dict[str, Any]]:
         """Resources of ``resource_type`` in ``stack`` by logical id, optionally matching ``props``
@@ -56,12 +70,14 @@ class SynthesizedEnv:
 
 
 def _synthesize(env_name: str, outdir: Path) -> SynthesizedEnv:
-    from stacks.application import build_app
+    from cost.__main__ import parts_of
+    from stacks.application import build_environment_app
 
     context = {**cdk_context(), "env": env_name}
-    assembly, stage, outdir, findings = synth_with_nag(
-        lambda out, nag: build_app(context=context, outdir=out, nag=nag, validation=False), outdir
+    assembly, deployment, outdir, findings = synth_with_nag(
+        lambda out, nag: build_environment_app(context=context, outdir=out, nag=nag, validation=False), outdir
     )
+    stage = deployment.stamps[0]
 
     templates, paths, metadata = {}, {}, {}
     for stack in stage.stacks:
@@ -78,7 +94,15 @@ def _synthesize(env_name: str, outdir: Path) -> SynthesizedEnv:
         for entry in entries
         if entry["type"] in ("aws:cdk:warning", "aws:cdk:error")
     ]
-    return SynthesizedEnv(env_name, outdir, stage, templates, paths, metadata, findings, annotations)
+    def template_path(stack) -> Path:
+        return Path(assembly.get_stack_artifact(stack.artifact_id).template_full_path)
+
+    parts = parts_of(deployment, lambda stack: json.loads(template_path(stack).read_text()))
+    others = [template_path(stack) for stacks in deployment.stacks_by_stamp.values() for stack in stacks]
+    others = [path for path in others if path not in paths.values()]
+    return SynthesizedEnv(
+        env_name, outdir, stage, templates, paths, metadata, findings, annotations, deployment, parts, others
+    )
 
 
 @pytest.fixture(scope="session")

@@ -40,7 +40,9 @@ def test_https_needs_domain_and_hosted_zone():
     """HTTPS (and so ALB authentication) is enabled only with a domain and its hosted zone."""
     assert PROD.https_enabled
     assert not DEV.https_enabled
-    assert not dataclasses.replace(PROD, hosted_zone_id=None).https_enabled
+    assert not dataclasses.replace(PROD, hosted_zone_id=None, geode=None).https_enabled
+    with pytest.raises(ValueError, match="geode"):  # the geode edge needs the hosted zone
+        dataclasses.replace(PROD, hosted_zone_id=None)
 
 
 def test_region_is_the_config_s_and_overridable():

@@ -10,7 +10,7 @@ import pytest
 import cost.__main__ as cost_main
 from cost import budgets, prices
 from cost.lines import render, totals
-from cost.model import HANDLERS, price, resource_types, unclassified
+from cost.model import HANDLERS, price, price_environment, resource_types, unclassified
 from stacks.config import DERIVED_BUDGETS
 
 pytestmark = pytest.mark.infra
@@ -51,8 +51,9 @@ def _fargate_template(min_tasks: int, max_tasks: int, *, multi_az: bool = False)
 
 
 def test_every_synthesized_resource_type_is_priced_or_listed(any_env):
-    """Each resource type in the templates is priced, usage-based or free: a new type must be added to the table."""
-    missing = unclassified(resource_types(any_env.templates))
+    """Each resource type in the templates (every stamp, the geode) is priced, usage-based or free: a new type must
+    be added to the table."""
+    missing = unclassified(set().union(*(resource_types(templates) for _, templates in any_env.parts.values())))
     assert not missing, f"{any_env.name}: add to cost/prices.py (priced, USAGE_BASED or FREE_TYPES): {missing}"
 
 
@@ -82,9 +83,14 @@ def test_prod_costs_more_than_dev(dev, prod):
     assert prod_low > dev_low and prod_high > dev_high
 
 
+def _environment_total(env) -> tuple[float, float]:
+    """(minimum, maximum) of every stamp and the geode of a synthesized environment."""
+    return totals(item for section in price_environment(env.parts) for item in section.items)
+
+
 def test_output_ends_each_environment_with_its_total_line(monkeypatch, capsys, synthesized):
     """``python -m cost`` prints a table per environment, each ending with the one exact total line."""
-    monkeypatch.setattr(cost_main, "environment_templates", lambda: {n: e.templates for n, e in synthesized.items()})
+    monkeypatch.setattr(cost_main, "environment_templates", lambda: {n: e.parts for n, e in synthesized.items()})
     assert cost_main.main() == 0
     blocks = capsys.readouterr().out.strip().split("\n\n### ")
     assert len(blocks) == len(synthesized)
@@ -122,7 +128,7 @@ def test_render_ends_with_the_total_of_the_items():
 def test_each_budget_is_the_maximum_cost_plus_the_margin(synthesized):
     """stacks/budgets.json (what the stacks' AWS Budgets use) holds each environment's maximum-scale cost plus
     the margin: a stack change that moves the cost fails here until `make cost-budgets` is run."""
-    derived = {env: budgets.budget_of(totals(price(found.templates))[1]) for env, found in synthesized.items()}
+    derived = {env: budgets.budget_of(_environment_total(found)[1]) for env, found in synthesized.items()}
     assert DERIVED_BUDGETS == derived
 
 
@@ -137,6 +143,49 @@ def test_the_readme_cost_table_is_the_models(synthesized):
     """README's cost table shows what the model computes now (minimum, maximum, budget per environment)."""
     readme = (cost_main.REPO_ROOT / "README.md").read_text()
     for env, found in synthesized.items():
-        minimum, maximum = totals(price(found.templates))
+        minimum, maximum = _environment_total(found)
         row = f"| {env} | ${minimum:,.2f} / month | ${maximum:,.2f} / month | ${DERIVED_BUDGETS[env]:,} |"
         assert row in readme, f"README's cost row of {env} should read: {row}"
+
+
+# --- per stamp and per region (issue 16) -----------------------------------------------------------------------
+def test_every_region_a_stamp_uses_has_prices(any_env):
+    """Each stamp's (and the geode's) region is in the price table; the regions differ in what they charge."""
+    for region, _ in any_env.parts.values():
+        assert prices.for_region(region).REGION == region
+    assert prices.for_region("us-east-1").NAT_GATEWAY_PER_HOUR != prices.for_region("eu-west-1").NAT_GATEWAY_PER_HOUR
+
+
+def test_a_region_without_prices_is_refused():
+    """A stamp in a region the table does not cover fails loudly instead of being priced with another's prices."""
+    with pytest.raises(KeyError, match="ap-southeast-2"):
+        prices.for_region("ap-southeast-2")
+
+
+def test_prod_is_printed_per_stamp_with_subtotals_that_add_up(monkeypatch, capsys, prod):
+    """prod's block has a table and a subtotal per stamp and for the geode; the total line adds them up."""
+    monkeypatch.setattr(cost_main, "environment_templates", lambda: {"prod": prod.parts})
+    assert cost_main.main() == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    subtotals = [line for line in lines if " subtotal: $" in line]
+    assert [line.split(" subtotal")[0] for line in subtotals] == [
+        "stamp eu", "stamp us", "geode (global DNS, health checks)",
+    ]  # fmt: skip
+    low = sum(float(re.search(r"subtotal: \$([\d,.]+) per", line).group(1).replace(",", "")) for line in subtotals)
+    assert lines[-1].startswith(f"prod total: ${low:,.2f} per month")
+
+
+def test_route53_health_checks_are_priced_with_their_https_feature(prod):
+    """A Route 53 HTTPS health check costs the base price plus one optional feature (HTTPS)."""
+    region, templates = prod.parts["geode (global DNS, health checks)"]
+    checks = [item for item in price(templates, region) if item.what.startswith("Route 53 health check")]
+    assert len(checks) == 2
+    each = prices.ROUTE53_HEALTH_CHECK_PER_MONTH + prices.ROUTE53_HEALTH_CHECK_FEATURE_PER_MONTH
+    assert all(item.monthly_min == item.monthly_max == pytest.approx(each) and "HTTPS" in item.what for item in checks)
+
+
+def test_a_canary_is_priced_per_run_of_its_schedule(dev):
+    """A canary every 15 minutes runs 730 h x 4 times a month, each run at the table's price."""
+    (item,) = [item for item in price(dev.templates) if item.what.startswith("Synthetics canary")]
+    assert item.count == "2,920 runs"
+    assert item.monthly_max == pytest.approx(2920 * prices.SYNTHETICS_CANARY_RUN)

@@ -65,6 +65,8 @@ _COMMON = {
     },
     # issue 14: the poster uploads bucket (named: inventory's task role and the CSP refer to it by name).
     "Posters": {"Uploads4F6EB0FD": "AWS::S3::Bucket"},
+    # issue 16: the outside check canary's run reports (a replaced bucket would orphan the canary's history).
+    "Monitoring": {"OutsideCheckArtifacts0A15DBF5": "AWS::S3::Bucket"},
 }
 #: The database secrets' ids embed the stage name (CDK derives them from the full path).
 _DB_SECRETS = {

@@ -39,6 +39,9 @@ EXPECTED_ACKNOWLEDGEMENTS = {
         "AwsSolutions-IAM5[Resource::<Uploads4F6EB0FD.Arn>/incoming/*]",
         "AwsSolutions-IAM5[Resource::<Uploads4F6EB0FD.Arn>/validated/*]",
         "AwsSolutions-IAM5[Resource::<Uploads4F6EB0FD.Arn>/resized/*]",
+        # issue 16: the outside check canary's role (CDK's): its artifacts prefix and the cwsyn-* log groups
+        "AwsSolutions-IAM5[Resource::<OutsideCheckArtifacts0A15DBF5.Arn>/canary/*]",
+        "AwsSolutions-IAM5[Resource::arn:aws:logs:eu-west-1:<AWS::AccountId>:log-group:/aws/lambda/cwsyn-*]",
     },
     "dev": {
         "AwsSolutions-RDS3",

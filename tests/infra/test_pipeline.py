@@ -137,10 +137,43 @@ def test_stages_target_their_accounts(pipeline):
 
 # --- structure -----------------------------------------------------------------------------------------------
 def test_stage_order(pipeline):
-    """Source, Build (synth), UpdatePipeline (self-mutation), Assets, then the targets in configured order."""
+    """Source, Build (synth), UpdatePipeline (self-mutation), Assets, then the targets in configured order, each
+    as its waves: the first stamp, the other stamps (prod's), the geode."""
     names = [stage["Name"] for stage in pipeline.stages]
-    assert names == ["Source", "Build", "UpdatePipeline", "Assets", *_target_stage_names()]
+    assert names == [
+        "Source", "Build", "UpdatePipeline", "Assets",
+        # CDK Pipelines names a wave of one stage after that stage (with more stamps: Movies-prod-stamps).
+        "Movies-dev", "Movies-prod", "Movies-prod-us", "Movies-prod-Geode",
+    ]  # fmt: skip
     assert names.index("Movies-dev") < names.index("Movies-prod")  # prod only after dev passed its smoke test
+
+
+def test_other_stamps_deploy_in_a_wave_after_the_first_stamps_smoke_test(pipeline):
+    """prod's second stamp (us-east-1) deploys in the wave stage after Movies-prod (whose last action is its smoke
+    test), under its own stack names, and is smoke-tested itself with a token of the first stamp's pool."""
+    first = pipeline.stage("Movies-prod")["Actions"]
+    assert first[-1]["Name"] == "SmokeTest"
+    wave = pipeline.stage("Movies-prod-us")["Actions"]
+    deployed = {a["Configuration"].get("StackName") for a in wave if a["Name"].endswith(".Deploy")}
+    assert {f"Movies-prod-us-{stack}" for stack in STACKS} == deployed
+    (smoke,) = [a for a in wave if a["Name"].endswith("SmokeTest")]
+    assert smoke["RunOrder"] > max(a["RunOrder"] for a in wave if a is not smoke)
+    variables = {v["name"]: v["value"] for v in json.loads(smoke["Configuration"]["EnvironmentVariables"])}
+    assert "Movies-prod-us-Compute" in dumps(wave) and variables["API_URL"].endswith(".ApiUrl}")
+    assert variables["USER_POOL_ID"] == next(
+        v["value"]
+        for v in json.loads(first[-1]["Configuration"]["EnvironmentVariables"])
+        if v["name"] == "USER_POOL_ID"
+    )
+
+
+def test_the_geode_deploys_last_in_us_east_1(pipeline):
+    """The geode stack (Route 53 records and health checks) deploys after every stamp, in us-east-1."""
+    actions = pipeline.stage("Movies-prod-Geode")["Actions"]
+    assert {a["Configuration"].get("StackName") for a in actions if a["Name"].endswith("Deploy")} == {
+        "Movies-prod-Geode"
+    }
+    assert {a.get("Region") for a in actions} == {"us-east-1"}
 
 
 def test_source_is_the_configured_connection(pipeline):
@@ -189,8 +222,8 @@ def test_images_are_built_with_docker_in_codebuild(pipeline):
     """Every image asset is published by a privileged (Docker) CodeBuild project; QEMU for ARM64 images.
     (The file assets have their own unprivileged projects: the broker rotation Lambda's code, the web front end's
     files (Web), the BucketDeployment provider (Custom), the poster filters' bundle, named after Validate, and the
-    invoicer's, named after its Function.)"""
-    file_assets = ("BrokerRotation", "Web", "Custom", "Validate", "Function")
+    invoicer's, named after its Function, and CDK's AwsCustomResource Lambda of the other stamps.)"""
+    file_assets = ("BrokerRotation", "Web", "Custom", "Validate", "Function", "AWS679f53fac002430cb0da5b7982bd2287")
     actions = [a for a in pipeline.stage("Assets")["Actions"] if not a["Name"].startswith(file_assets)]
     assert {a["Name"].split("_")[0] for a in actions} == {"Inventory", "Billing", "Gateway"}
     for action in actions:
@@ -350,27 +383,38 @@ def test_artifacts_are_encrypted_for_cross_account_deployments(pipeline):
     """Targets in other accounts: the artifact bucket uses a rotated customer-managed KMS key."""
     assert PIPELINE.needs_cross_account_keys
     (cfn_pipeline,) = pipeline.resources("AWS::CodePipeline::Pipeline").values()
-    store = cfn_pipeline["Properties"]["ArtifactStore"]
-    assert store["EncryptionKey"]["Type"] == "KMS"
+    stores = {store["Region"]: store["ArtifactStore"] for store in cfn_pipeline["Properties"]["ArtifactStores"]}
+    assert set(stores) == {PIPELINE.region, "us-east-1"}  # a replication bucket in the other stamp's region
+    assert all(store["EncryptionKey"]["Type"] == "KMS" for store in stores.values())
+    store = stores[PIPELINE.region]
     key = pipeline.template["Resources"][store["EncryptionKey"]["Id"]["Fn::GetAtt"][0]]
     assert key["Properties"]["EnableKeyRotation"] is True
 
 
 # --- deployment stamps and config ------------------------------------------------------------------------------
-def test_a_deployment_stamp_is_one_more_target():
-    """A second prod region is one DeploymentTarget: its own config name (so physical names never clash with
-    the other prod), the smoke-test trust, and the usual overrides."""
-    stamp = DeploymentTarget("prod-us", "prod", "333333333333", "us-east-1", requires_approval=True,
-                             overrides={"domain_name": "us.movies.example.com"})  # fmt: skip
-    config = stamp.environment_config("111111111111")
-    assert config.name == "prod-us"
-    assert config.prefix == "movies-prod-us"
-    assert config.domain_name == "us.movies.example.com"
+def test_another_copy_of_an_environment_is_one_more_target():
+    """A second copy of prod (another account, e.g. a tenant) is one DeploymentTarget: its own config name (so
+    physical names never clash with the other prod), the smoke-test trust, and the usual overrides; its stamps
+    keep their regions, its first stamp is in the target's region."""
+    copy = DeploymentTarget("prod-b", "prod", "444444444444", "eu-central-1", requires_approval=True,
+                            overrides={"domain_name": "b.movies.example.com"})  # fmt: skip
+    config = copy.environment_config("111111111111")
+    assert config.name == "prod-b"
+    assert config.prefix == "movies-prod-b"
+    assert config.domain_name == "b.movies.example.com"
     assert config.db_multi_az is True  # still the prod settings
     assert config.smoke_test_trusted_account == "111111111111"
-    assert config.tags["Environment"] == "prod" and config.tags["Stamp"] == "prod-us"
-    with_stamp = dataclasses.replace(PIPELINE, targets=(*PIPELINE.targets, stamp))
-    validate_pipeline_config(with_stamp)  # accepted next to dev and prod: raises on a clash or an unknown environment
+    assert config.tags["Environment"] == "prod" and config.tags["Stamp"] == "prod-b"
+    assert [stamp.region for stamp in config.all_stamps] == ["eu-central-1", "us-east-1"]
+    with_copy = dataclasses.replace(PIPELINE, targets=(*PIPELINE.targets, copy))
+    validate_pipeline_config(with_copy)  # accepted next to dev and prod: raises on a clash or an unknown environment
+
+
+def test_a_target_named_like_another_targets_stamp_is_rejected():
+    """``prod-us`` as a target would deploy stacks named like prod's second stamp: refused before synthesis."""
+    clash = DeploymentTarget("prod-us", "prod", "333333333333", "us-east-1", requires_approval=True)
+    with pytest.raises(ValueError, match="unique"):
+        validate_pipeline_config(dataclasses.replace(PIPELINE, targets=(*PIPELINE.targets, clash)))
 
 
 def test_invalid_pipeline_configs_are_rejected():
@@ -412,6 +456,8 @@ EXPECTED_PIPELINE_ACKNOWLEDGEMENTS = {
     "AwsSolutions-IAM5[Resource::arn:aws:codebuild:<region>:<account>:report-group/*]",
     "AwsSolutions-IAM5[Resource::arn:*:iam::<account>:role/*]",
     "AwsSolutions-IAM5[Resource::*]",
+    # issue 16: prod's second stamp (us-east-1): the cross-region replication bucket CodePipeline adds there
+    "AwsSolutions-IAM5[Resource::arn:aws:s3:::movies-pipeline-support-ueplicationbucket5b0745764e7811ca970f/*]",
 }
 
 
@@ -469,26 +515,16 @@ def test_matches_snapshot(pipeline):
     assert_matches_snapshot(actual, SNAPSHOT_DIR / "pipeline" / f"{STACK}.json", f"pipeline/{STACK}")
 
 
-def test_a_stamp_in_another_region_synthesizes_clean(tmp_path):
-    """One more target line (prod in us-east-1, Docker Hub login configured) gives one more approved, smoke-tested
-    stage; the cross-region support stack CodePipeline adds passes cdk-nag (acknowledged with reasons)."""
+def test_docker_hub_login_synthesizes_clean(tmp_path):
+    """With a Docker Hub login configured, the pipeline (with prod's cross-region stamp and the support stack
+    CodePipeline adds for it) still passes cdk-nag, and the image builds log in."""
     from stacks.application import attach_nag, new_app
     from stacks.pipeline import PipelineStack
 
-    stamp = DeploymentTarget("prod-us", "prod", "333333333333", "us-east-1", requires_approval=True)
-    config = dataclasses.replace(PIPELINE, targets=(*PIPELINE.targets, stamp), docker_hub_secret_name="dockerhub")
+    config = dataclasses.replace(PIPELINE, docker_hub_secret_name="dockerhub")
     app = new_app(context=cdk_context(with_lookups=True), outdir=str(tmp_path), validation=False)
     PipelineStack(app, STACK, config=config)
     attach_nag(app, nag=True)
     app.synth()  # raises on any unacknowledged cdk-nag finding
-
-    template = json.loads((tmp_path / f"{STACK}.template.json").read_text())
-    (cfn_pipeline,) = [r for r in template["Resources"].values() if r["Type"] == "AWS::CodePipeline::Pipeline"]
-    stages = {stage["Name"]: stage["Actions"] for stage in cfn_pipeline["Properties"]["Stages"]}
-    assert list(stages)[-1] == "Movies-prod-us"
-    actions = stages["Movies-prod-us"]
-    assert actions[0]["ActionTypeId"]["Category"] == "Approval"
-    assert actions[-1]["Name"] == "SmokeTest"
-    assert "Movies-prod-us-Compute" in dumps(actions)
-    regions = {store["Region"] for store in cfn_pipeline["Properties"]["ArtifactStores"]}
-    assert regions == {PIPELINE.region, "us-east-1"}  # a replication bucket in the stamp's region
+    template = (tmp_path / f"{STACK}.template.json").read_text()
+    assert "dockerhub" in template

@@ -61,3 +61,15 @@ def test_template_matches_snapshot(synthesized, env_name, stack):
     """The synthesized template equals the reviewed snapshot (UPDATE_SNAPSHOTS=1 rewrites it)."""
     actual = normalise(synthesized[env_name].templates[stack])
     assert_matches_snapshot(actual, SNAPSHOT_DIR / env_name / f"{stack}.json", f"{env_name}/{stack}")
+
+
+#: Templates of prod's other parts with a snapshot of their own: the geode, and the second stamp's Auth stack
+#: (the one stack that differs from the first stamp's in kind; its other stacks are the same code).
+OTHER_PARTS = [("geode (global DNS, health checks)", "Geode", "Geode"), ("stamp us", "Auth", "us-Auth")]
+
+
+@pytest.mark.parametrize(("part", "stack", "name"), OTHER_PARTS)
+def test_other_parts_match_their_snapshots(prod, part, stack, name):
+    """prod's geode and second stamp's Auth stack equal their reviewed snapshots (UPDATE_SNAPSHOTS=1 rewrites)."""
+    actual = normalise(prod.parts[part][1][stack])
+    assert_matches_snapshot(actual, SNAPSHOT_DIR / "prod" / f"{name}.json", f"prod/{name}")

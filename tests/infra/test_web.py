@@ -13,6 +13,7 @@ import pytest
 
 from contract import web
 from contract.permissions import PERMISSIONS, SCOPE_PREFIX
+from stacks.components.public_edge import GEODE_API_RULE_PRIORITY, PUBLIC_HEALTH_RULE_PRIORITY
 from tests.infra.helpers import container_of, dumps, env_vars, render
 
 pytestmark = pytest.mark.infra
@@ -381,10 +382,19 @@ def test_gateway_accepts_the_spa_client_and_the_machine_client(any_env):
 
 # --- the ALB answers CloudFront only ----------------------------------------------------------------------------
 def test_every_forwarding_rule_requires_the_origin_header(any_env):
-    """Each listener rule that forwards to the gateway requires X-Origin-Verify equal to the secret."""
-    rules = any_env.resources("Compute", "AWS::ElasticLoadBalancingV2::ListenerRule").values()
+    """Each listener rule that forwards to the gateway requires X-Origin-Verify equal to the secret, except, with
+    the geode edge (prod), its two rules: exactly /health (Route 53's checkers) and /api/* for the geode's name
+    behind the ALB's JWT validation (tests/infra/test_geode.py)."""
+    rules = list(any_env.resources("Compute", "AWS::ElasticLoadBalancingV2::ListenerRule").values())
     assert rules
-    for rule in rules:
+    geode_priorities = {PUBLIC_HEALTH_RULE_PRIORITY, GEODE_API_RULE_PRIORITY}
+    geode_rules = [rule for rule in rules if rule["Properties"]["Priority"] in geode_priorities]
+    assert len(geode_rules) == (2 if any_env.stage.config.geode else 0)
+    for rule in geode_rules:
+        actions = [action["Type"] for action in rule["Properties"]["Actions"]]
+        paths = dumps(rule["Properties"]["Conditions"])
+        assert actions == ["jwt-validation", "forward"] or (actions == ["forward"] and '["/health"]' in paths)
+    for rule in (rule for rule in rules if rule not in geode_rules):
         (header,) = [c for c in rule["Properties"]["Conditions"] if c["Field"] == "http-header"]
         config = header["HttpHeaderConfig"]
         assert config["HttpHeaderName"] == web.ORIGIN_VERIFY_HEADER
