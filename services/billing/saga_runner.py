@@ -32,6 +32,16 @@ from contract.saga import BILLING_EVENTS
 log = logging.getLogger(__name__)
 
 
+def event_shard(shards: Shards, event: saga.Event) -> int | None:
+    """The shard of the order ``event`` is about, from the principal it carries in ``data.principal.sub``
+    (``anonymous``: an order placed without one); None when it carries none."""
+    principal = event.data.get("principal")
+    sub = principal.get("sub") if isinstance(principal, dict) else None
+    if not isinstance(sub, str) or not sub:
+        return None
+    return shards.index_for(None if sub == ANONYMOUS else sub)
+
+
 class SagaNotReady(RuntimeError):
     """The saga consumer is not attached to its queue."""
 
@@ -56,12 +66,8 @@ class SagaRunner:
         )
 
     def shard_of(self, event: saga.Event) -> int | None:
-        """The shard of the order ``event`` is about, from the principal it carries (None: it carries none)."""
-        principal = event.data.get("principal")
-        sub = principal.get("sub") if isinstance(principal, dict) else None
-        if not isinstance(sub, str) or not sub:
-            return None
-        return self._shards.index_for(None if sub == ANONYMOUS else sub)
+        """The shard of the order ``event`` is about (:func:`event_shard`)."""
+        return event_shard(self._shards, event)
 
     def route(self, event: saga.Event) -> ConnectionPool:
         """The pool of the shard holding the event's order."""

@@ -11,6 +11,7 @@ orders without paying a connection timeout per batch (``billing.batches``).
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -104,9 +105,20 @@ class Shards:
         """True when a shard other than ``shard`` answers (so ``shard`` alone is away, not the whole system)."""
         return any(not self.is_down(other) and self.answers(other) for other in range(self.count) if other != shard)
 
+    def check_shard(self, shard: int) -> None:
+        """Raise ``DatabaseUnavailable`` unless ``shard`` is migrated and answers; a shard that failed moments
+        ago fails at once (a probe must not wait for the connect timeout of a host that is gone)."""
+        if self.is_down(shard):
+            raise DatabaseUnavailable(f"billing shard {shard} failed less than {DOWN_SECONDS:g} s ago")
+        try:
+            self.stores[shard].check()
+        except DatabaseUnavailable as exc:
+            self.mark_down(shard, str(exc))
+            raise
+
     def readiness(self) -> dict[str, Callable[[], None]]:
         """One ``/ready`` check per shard (``shard-<k>``): migrated and answering."""
-        return {shard_name(k): store.check for k, store in enumerate(self.stores)}
+        return {shard_name(k): functools.partial(self.check_shard, k) for k in range(self.count)}
 
     def close(self) -> None:
         """Close every shard's pooled connections."""
