@@ -13,7 +13,7 @@ from local_system import images, prereqs
 from local_system.credentials import BILLING_SHARD_DATABASES, CREDENTIAL_NAMES
 from local_system.processes import LocalSystemError, tail
 from local_system.profiles import DATABASES, PROFILE_ENV, SERVICES
-from local_system.services import traces_dir
+from local_system.services import gunicorn_executable, traces_dir
 from local_system.system import PARTS, LocalSystem
 from local_system.traces import trace_report
 
@@ -120,7 +120,8 @@ def cmd_psql(system: LocalSystem, args: argparse.Namespace) -> int:
 def cmd_rebalance_billing(system: LocalSystem, args: argparse.Namespace) -> int:
     """Move billing rows between the local shards after a shard-count change (python -m billing.rebalance)."""
     env = system.service_env("billing")
-    argv = [sys.executable, "-m", "billing.rebalance", "--from", str(args.old), "--to", str(args.new)]
+    python = gunicorn_executable().with_name("python")  # the services' virtualenv (psycopg2), as billing runs
+    argv = [str(python), "-m", "billing.rebalance", "--from", str(args.old), "--to", str(args.new)]
     return subprocess.run(argv, env=env, check=False).returncode
 
 
