@@ -74,12 +74,15 @@ class SagaRunner:
         shard = self.shard_of(event)
         if shard is None:
             shard = self._find(event.order_id)
+        # Migrated before first use: a shard away when the process started has no inbox table until now.
+        self._shards.stores[shard].check()
         return self._shards.stores[shard].pool
 
     def _find(self, order_id: str) -> int:
         """The shard holding ``order_id``, asked shard by shard (events from publishers that send no principal);
         shard 0 when none has it (the handler then refuses the event as an unknown order)."""
         for shard, store in enumerate(self._shards.stores):
+            store.check()
             with store.pool.connection() as conn, conn.cursor() as cur:
                 cur.execute("SELECT 1 FROM orders WHERE message_id = %s", (order_id,))
                 if cur.fetchone() is not None:

@@ -16,10 +16,12 @@ from decimal import Decimal
 
 import pytest
 
+from billing.aggregates import aggregate_minutes
 from billing.consumer import OrderConsumer
-from billing.jobs import redrive_transient
+from billing.jobs import each_shard, redrive_transient, reject_timed_out_purchases
 from billing.order_status import Reader
 from billing.rebalance import rebalance
+from billing.saga_runner import SagaRunner
 from billing.settings import ConsumerSettings
 from billing.shard_reads import ShardedReader
 from billing.shards import Shards
@@ -27,7 +29,7 @@ from billing.store import OrderRecord, OrderStore, Owner
 from common.config import DatabaseSettings, RabbitSettings
 from common.db import ConnectionPool, DatabaseUnavailable
 from common.orders import Order
-from contract import messaging
+from contract import messaging, saga
 from contract.shards import moves, shard_for
 from tests.integration.test_billing_consumer import Queue, billing_env, queue  # noqa: F401 - fixtures
 from tests.waiting import wait_until
@@ -182,3 +184,41 @@ def test_rebalance_from_one_to_two_shards_moves_exactly_the_moving_buckets(shard
 
     assert sum(sum(moved.rows.values()) for moved in rebalance(two, 1, 2).values()) == 0
     assert {0: _rows(names, 0), 1: _rows(names, 1)} == after
+
+
+def _event(event_type: str, order_id: str, sub: str | None) -> saga.Event:
+    data = {"movie_id": 1, "quantity": 1, "reason": "it"}
+    if sub is not None:
+        data["principal"] = {"sub": sub, "name": None}
+    return saga.new_event(event_type, order_id, data)
+
+
+def test_saga_events_are_applied_in_their_orders_shard_and_parked_while_it_is_away(shard_databases):
+    """An event carrying its principal goes to that principal's shard; one without is found by looking; while
+    its shard is away (and the other answers) it is parked as shard_unavailable, and with every shard away it
+    is left transient (it waits at the broker)."""
+    names = shard_databases
+    shards = _shards(names)
+    runner = SagaRunner(shards, RabbitSettings.from_env())
+    [user] = [u for u in _users(40) if shard_for(u, 2) == 1][:1]
+    order_id = _order(shards.stores[1], user)
+    assert runner.route(_event(saga.STOCK_REJECTED, order_id, user)) is shards.stores[1].pool
+    assert runner.route(_event(saga.STOCK_REJECTED, order_id, None)) is shards.stores[1].pool
+
+    half = SagaRunner(_shards([names[0], f"{names[1]}_missing"]), RabbitSettings.from_env())
+    kind, _reason, headers = half.park(_event(saga.STOCK_REJECTED, order_id, user), DatabaseUnavailable("away"))
+    assert (kind, headers) == (messaging.SHARD_UNAVAILABLE_KIND, {messaging.BILLING_SHARD: 1})
+    none = SagaRunner(_shards([f"{names[0]}_missing", f"{names[1]}_missing"]), RabbitSettings.from_env())
+    assert none.park(_event(saga.STOCK_REJECTED, order_id, user), DatabaseUnavailable("away")) is None
+
+
+def test_the_leaders_jobs_skip_a_shard_that_is_away_and_run_on_the_others(shard_databases):
+    """Aggregates and purchase timeouts run on every shard that answers; one away is skipped (not blocking the
+    others), and only every shard away fails the job."""
+    names = shard_databases
+    half = _shards([names[0], f"{names[1]}_missing"])
+    assert each_shard(half, "aggregates", aggregate_minutes, lambda: True) == 1
+    assert each_shard(half, "purchase_timeouts", lambda one: reject_timed_out_purchases(one, 3600), lambda: True) == 1
+    with pytest.raises(DatabaseUnavailable):
+        each_shard(_shards([f"{names[0]}_missing", f"{names[1]}_missing"]), "aggregates", aggregate_minutes,
+                   lambda: True)
