@@ -16,7 +16,7 @@ LOCAL := $(PYTHON) -m local_system
 REQUIREMENTS := $(wildcard requirements.txt requirements-dev.txt services/requirements.txt functions/posters/requirements.txt functions/invoices/requirements.txt)
 PYTEST_ARGS ?=
 
-.PHONY: help venv up down status logs start stop scale psql token web-login env trace rotate-credentials test lint bench bench-floors bench-docs cost cost-budgets clean
+.PHONY: help venv up down status logs start stop scale psql rebalance-billing token web-login env trace rotate-credentials test lint bench bench-floors bench-docs cost cost-budgets clean
 
 help: ## Show this list
 	@grep -E '^[a-z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -56,8 +56,12 @@ scale: venv ## Run N copies of a service: SERVICE=billing REPLICAS=2 (REPLICAS=1
 	$(LOCAL) scale $(SERVICE) $(REPLICAS)
 
 # SQL is read from the environment ("$$SQL"), so quotes inside it survive make and the shell.
-psql: ## Query a database: DB=movies_db|billing_db [SQL="select ..."]
+psql: ## Query a database: DB=movies_db|billing_db|billing_db_shard_1 [SQL="select ..."]
 	@$(LOCAL) psql $(or $(DB),movies_db) $(if $(SQL),-c "$$SQL")
+
+rebalance-billing: ## Move billing rows after a shard-count change (docs/patterns/sharding.md): FROM=1 TO=2
+	@test -n "$(FROM)" -a -n "$(TO)" || { echo "usage: make rebalance-billing FROM=1 TO=2"; exit 2; }
+	$(LOCAL) rebalance-billing --from $(FROM) --to $(TO)
 
 token: ## Print a fresh access token (local Cognito emulator, all permissions): curl -H "Authorization: Bearer $$(make -s token)" ...
 	@$(LOCAL) token

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from contract import shards as _shards
 from contract.messaging import BILLING_QUEUE as _BILLING_QUEUE
 from contract.messaging import EXPRESS_QUEUE as _EXPRESS_QUEUE
 
@@ -304,6 +305,20 @@ def variables_of(service: str) -> tuple[Variable, ...]:
     return SERVICE_VARIABLES[service]
 
 
+#: The per-shard database variables of billing's shards 1.. (``contract.shards.shard_variable``): derived from
+#: the ``DATABASE_*`` ones, documented by ``BILLING_SHARDS``; each unset one falls back to shard 0's value.
+SHARD_DATABASE_VARIABLES = (DATABASE_HOST, DATABASE_PORT, DATABASE_NAME, DATABASE_SECRET_ID)
+BILLING_SHARD_VARIABLES: dict[tuple[int, str], Variable] = {
+    (shard, variable.name): _var(
+        _shards.shard_variable(shard, variable.name), "", f"Billing shard {shard}'s {variable.name} (unset: shard 0's)."
+    )
+    for shard in range(1, _shards.MAX_SHARDS)
+    for variable in SHARD_DATABASE_VARIABLES
+}
+BILLING_SHARD_NAMES = frozenset(variable.name for variable in BILLING_SHARD_VARIABLES.values())
+
+
 def names_of(service: str) -> frozenset[str]:
-    """The names of the variables ``service`` reads."""
-    return frozenset(variable.name for variable in SERVICE_VARIABLES[service])
+    """The names of the variables ``service`` reads (billing: with its shards' ``BILLING_SHARD_<k>_*``)."""
+    names = frozenset(variable.name for variable in SERVICE_VARIABLES[service])
+    return names | BILLING_SHARD_NAMES if BILLING_SHARDS in SERVICE_VARIABLES[service] else names

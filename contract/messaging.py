@@ -131,6 +131,11 @@ ORIGINAL_QUEUE = "x-original-queue"
 #: Added by billing's re-drive job (``billing.jobs``) each time it moves a dead letter the broker dead-lettered
 #: past the delivery limit back to its queue: how often it was re-driven (bounded by BILLING_REDRIVE_MAX_ATTEMPTS).
 REDRIVE_ATTEMPTS = "x-redrive-attempts"
+#: Billing parks a message whose billing shard (``contract.shards``) is away in the dead-letter queue with this
+#: ``x-dead-letter-kind`` and the shard's number in ``x-billing-shard``; the leader's re-drive job moves it back
+#: once that shard answers again (never counted as an attempt: the message is not at fault).
+SHARD_UNAVAILABLE_KIND = "shard_unavailable"
+BILLING_SHARD = "x-billing-shard"
 
 #: Set by RabbitMQ itself: on each redelivery from a quorum queue (``x-delivery-count``), and on every message
 #: it dead-letters (``x-death``: a list, newest first, of {queue, reason, count, time, ...}).

@@ -10,10 +10,10 @@ import sys
 import time
 
 from local_system import images, prereqs
-from local_system.credentials import CREDENTIAL_NAMES
+from local_system.credentials import BILLING_SHARD_DATABASES, CREDENTIAL_NAMES
 from local_system.processes import LocalSystemError, tail
 from local_system.profiles import DATABASES, PROFILE_ENV, SERVICES
-from local_system.services import traces_dir
+from local_system.services import gunicorn_executable, traces_dir
 from local_system.system import PARTS, LocalSystem
 from local_system.traces import trace_report
 
@@ -115,6 +115,14 @@ def cmd_psql(system: LocalSystem, args: argparse.Namespace) -> int:
         return subprocess.run(statement, env=env, check=False).returncode
     os.execvpe(argv[0], argv, env)  # noqa: S606 - psql replaces us so the terminal is its own
     return 0  # not reached
+
+
+def cmd_rebalance_billing(system: LocalSystem, args: argparse.Namespace) -> int:
+    """Move billing rows between the local shards after a shard-count change (python -m billing.rebalance)."""
+    env = system.service_env("billing")
+    python = gunicorn_executable().with_name("python")  # the services' virtualenv (psycopg2), as billing runs
+    argv = [str(python), "-m", "billing.rebalance", "--from", str(args.old), "--to", str(args.new)]
+    return subprocess.run(argv, env=env, check=False).returncode
 
 
 def cmd_env(system: LocalSystem, args: argparse.Namespace) -> int:
@@ -224,9 +232,14 @@ def build_parser() -> argparse.ArgumentParser:
     scale.set_defaults(func=cmd_scale)
 
     psql = commands.add_parser("psql", help=cmd_psql.__doc__)
-    psql.add_argument("database", choices=DATABASES)
+    psql.add_argument("database", choices=(*DATABASES, *BILLING_SHARD_DATABASES))
     psql.add_argument("-c", dest="command", help="run this SQL and exit")
     psql.set_defaults(func=cmd_psql)
+
+    rebalance = commands.add_parser("rebalance-billing", help=cmd_rebalance_billing.__doc__)
+    rebalance.add_argument("--from", dest="old", type=int, required=True, help="shard count the rows follow now")
+    rebalance.add_argument("--to", dest="new", type=int, required=True, help="shard count to move them to")
+    rebalance.set_defaults(func=cmd_rebalance_billing)
 
     env = commands.add_parser("env", help=cmd_env.__doc__)
     env.add_argument("service", choices=SERVICES)

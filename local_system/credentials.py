@@ -21,6 +21,13 @@ BROKER_USER = "app"
 BROKER = "rabbitmq"
 #: Service -> the database it owns, for the services with one (inventory -> movies_db, billing -> billing_db).
 DATABASE_OWNERS = {service.name: service.database for service in contract_services.SERVICES if service.database}
+#: Billing's shards on the local server (docs/patterns/sharding.md): every profile runs this many
+#: (BILLING_SHARDS); shard 0 is billing_db, shards 1.. are these databases, owned by billing's role as well (on
+#: AWS each is an RDS instance with a secret of its own; locally one login is enough).
+LOCAL_BILLING_SHARDS = 2
+BILLING_SHARD_DATABASES = tuple(
+    f"{contract_services.BILLING.database}_shard_{k}" for k in range(1, LOCAL_BILLING_SHARDS)
+)
 #: Every credential name: one per database owner, and the broker's.
 CREDENTIAL_NAMES = (*DATABASE_OWNERS, BROKER)
 
@@ -43,7 +50,9 @@ class Credentials:
     logins: dict[str, Login]
 
     def database(self, database: str) -> Login:
-        """The login of the role that owns ``database``."""
+        """The login of the role that owns ``database`` (a billing shard's: billing's)."""
+        if database in BILLING_SHARD_DATABASES:
+            database = contract_services.BILLING.database
         for name, owned in DATABASE_OWNERS.items():
             if owned == database:
                 return self.logins[name]

@@ -21,7 +21,7 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
-from local_system.credentials import Credentials, Login, local_password
+from local_system.credentials import BILLING_SHARD_DATABASES, Credentials, Login, local_password
 from local_system.parts import ServerPart
 from local_system.prereqs import postgres_bin_dir
 from local_system.processes import LocalSystemError, tail
@@ -288,6 +288,10 @@ class PostgresServer(ServerPart):
             login = self.credentials.database(database)
             script += [self._variables(role=login.user, password=login.password, db=database), ENSURE_ROLE_SQL]
             script.append(ENSURE_DATABASE_SQL)
+        for shard_database in BILLING_SHARD_DATABASES:  # billing's shards 1..: billing's role owns them too
+            login = self.credentials.database(shard_database)
+            script += [self._variables(role=login.user, password=login.password, db=shard_database),
+                       ENSURE_DATABASE_SQL]
         monitoring = self.monitoring_login()
         script += [self._variables(role=monitoring.user, password=monitoring.password), ENSURE_ROLE_SQL, MONITORING_SQL]
         self.admin_sql("\n".join(script) + "\n")
@@ -346,7 +350,7 @@ class PostgresServer(ServerPart):
 
     def psql_argv(self, database: str, login: Login | None = None) -> tuple[list[str], dict[str, str]]:
         """argv and environment for ``psql`` as ``login`` (default: the database's owner; password in PGPASSWORD)."""
-        if database not in DATABASES:
+        if database not in (*DATABASES, *BILLING_SHARD_DATABASES):
             raise LocalSystemError(f"unknown database {database!r}; use one of: {', '.join(DATABASES)}")
         login = login or self.credentials.database(database)
         env = {**os.environ, "PGPASSWORD": login.password, "PGSSLMODE": "disable"}

@@ -15,7 +15,8 @@ from pathlib import Path
 from contract import environment as E
 from contract.services import BILLING, INVENTORY
 from contract.services import service as contract_service
-from local_system.credentials import BROKER, order_id_key
+from contract.shards import shard_variable
+from local_system.credentials import BILLING_SHARD_DATABASES, BROKER, LOCAL_BILLING_SHARDS, order_id_key
 from local_system.emulator_api import DUMMY_KEY, REGION
 from local_system.identity.emulator import IdentityEmulator
 from local_system.poster_resources import poster_settings
@@ -134,6 +135,11 @@ class ServiceProcess:
                 # The private server has no certificate; AWS sets require/verify-full instead.
                 E.DATABASE_SSLMODE.name: "disable",
             })
+        if E.BILLING_SHARDS.name in names:
+            # Shards 1.. are databases of the same server, with billing's login: only the name differs.
+            settings[E.BILLING_SHARDS.name] = str(LOCAL_BILLING_SHARDS)
+            settings.update({shard_variable(k, E.DATABASE_NAME.name): database
+                             for k, database in enumerate(BILLING_SHARD_DATABASES, start=1)})
         if E.RABBITMQ_URL.name in names:  # publishers and consumers of the queue
             settings.update({
                 E.RABBITMQ_URL.name: f"amqp://127.0.0.1:{self.profile.amqp_port}/",

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from local_system import prereqs
-from local_system.credentials import Credentials, load_or_create, store_password
+from local_system.credentials import BILLING_SHARD_DATABASES, Credentials, load_or_create, store_password
 from local_system.identity.emulator import IdentityEmulator
 from local_system.invoicer_part import Invoicer
 from local_system.poster_pipeline import PosterPipeline
@@ -358,8 +358,9 @@ class LocalSystem:
         return self.service(name).env()
 
     def database_dsn(self, database: str) -> str:
-        """libpq DSN for ``movies_db`` or ``billing_db`` as its owner's role over TCP (the current password)."""
-        if database not in DATABASES:
+        """libpq DSN for ``movies_db``, ``billing_db`` or a billing shard's database (``billing_db_shard_1``) as its
+        owner's role over TCP (the current password)."""
+        if database not in (*DATABASES, *BILLING_SHARD_DATABASES):
             raise LocalSystemError(f"unknown database {database!r}; use one of: {', '.join(DATABASES)}")
         return self.postgres.dsn(database)
 

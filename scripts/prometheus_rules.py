@@ -27,9 +27,8 @@ os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")  # js
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))  # run as a script: stacks/ and contract/ live in the repository root
 
-from contract import services  # noqa: E402
 from contract.messaging import BILLING_QUEUE, EXPRESS, EXPRESS_QUEUE  # noqa: E402
-from contract.shards import MAX_SHARDS  # noqa: E402
+from local_system.credentials import BILLING_SHARD_DATABASES, LOCAL_BILLING_SHARDS  # noqa: E402
 
 RULES_FILE = REPO_ROOT / "monitoring" / "prometheus" / "rules.yml"
 #: Requests Prometheus itself and the health checks make; the ALB's and the access logs' counts exclude them.
@@ -92,16 +91,13 @@ MIRRORS: dict[str, Mirror] = {
     "BillingDbConnections": Mirror('sum(pg_stat_database_numbackends{datname="billing_db"})'),
 }
 
-#: Billing shards of the local system (issue 16: ``make up`` runs two), each a database of the one local
-#: PostgreSQL named ``billing_db_shard_<k>`` for k >= 1: the rules mirror the dev alarm table with this many
-#: shards, so each local shard database has the connections alert AWS gives each shard's instance.
-LOCAL_BILLING_SHARDS = 2
+# The local system's billing shards (``make up`` runs LOCAL_BILLING_SHARDS, each k >= 1 a database of the one
+# local PostgreSQL): the rules mirror the dev alarm table with that many shards, so each local shard database
+# has the connections alert AWS gives each shard's instance.
 MIRRORS.update(
     {
-        f"BillingShard{k}DbConnections": Mirror(
-            f'sum(pg_stat_database_numbackends{{datname="{services.BILLING.database}_shard_{k}"}})'
-        )
-        for k in range(1, MAX_SHARDS)
+        f"BillingShard{k}DbConnections": Mirror(f'sum(pg_stat_database_numbackends{{datname="{database}"}})')
+        for k, database in enumerate(BILLING_SHARD_DATABASES, start=1)
     }
 )
 

@@ -72,6 +72,7 @@ def parse_confirmed(
         order_id=event.order_id,
         ordered_at=datetime.fromisoformat(event.occurred_at).astimezone(UTC),
         principal=buyer(data["principal"]),
+        buyer_sub=data["principal"]["sub"],
         movie_id=data["movie_id"],
         title=title,
         quantity=quantity,
@@ -90,13 +91,18 @@ def invoice_ready_id(order_id: str) -> str:
     return uuid.uuid5(_EVENT_NAMESPACE, f"{saga.INVOICE_READY}:{order_id}").hex
 
 
-def invoice_ready(order_id: str, claim: Mapping[str, Any], occurred_at: datetime) -> saga.Event:
+def invoice_ready(
+    order_id: str, claim: Mapping[str, Any], occurred_at: datetime, principal_sub: str | None = None
+) -> saga.Event:
     """The ``invoice.ready`` event of an order: the saga's envelope with the claim check as its data.
 
     Its ``event_id`` is derived from the order id and ``occurred_at`` is the confirmation's time, so an invoice
     announced twice (a redelivered ``order.confirmed``) is the same event, byte for byte, to the consumers'
     inbox, which ignores the second.
     """
-    data = {"key": claim["key"], "sha256": claim["sha256"], "size": claim["size"]}
+    data: dict[str, Any] = {"key": claim["key"], "sha256": claim["sha256"], "size": claim["size"]}
+    if principal_sub:
+        # Echoed from order.confirmed: billing applies the event in the shard of this principal's orders.
+        data["principal"] = {"sub": principal_sub, "name": None}
     return saga.new_event(saga.INVOICE_READY, order_id, data, event_id=invoice_ready_id(order_id),
                           occurred_at=occurred_at.astimezone(UTC))

@@ -45,7 +45,7 @@ def handle(body: bytes, publisher: Publisher, *, message_id: str | None = None, 
         raise Malformed("order.confirmed never travels by claim check; this message does", "not_for_invoicer")
     line = parse_confirmed(body, message_id=message_id, routing_key=routing_key)
     claim = store_invoice(bucket(), C.invoice_key(line.order_id), render(line))
-    event = invoice_ready(line.order_id, claim, line.ordered_at)
+    event = invoice_ready(line.order_id, claim, line.ordered_at, line.buyer_sub)
     publisher.publish(event)
     log("INFO", "invoice.ready published", order_id=line.order_id, event_id=event.event_id, key=claim["key"])
     return event

@@ -42,6 +42,8 @@ class InvoiceLine:
     unit_price: Decimal
     total_amount: Decimal
     seller: str = C.SELLER_NAME
+    buyer_sub: str | None = None
+    """The principal's ``sub``, echoed in ``invoice.ready`` so billing finds the order's shard."""
 
 
 def latin1(text: str) -> str:

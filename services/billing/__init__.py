@@ -1,4 +1,7 @@
-"""billing: stores the orders queued on the billing queue in PostgreSQL ``billing_db``.
+"""billing: stores the orders queued on the billing queue in PostgreSQL ``billing_db`` and its shards.
+
+``BILLING_SHARDS`` databases (``billing.shards``; docs/patterns/sharding.md): each user's orders live in the
+shard ``contract.shards.shard_for`` names for the ordering principal; every shard gets the same migrations.
 
 ``create_app`` is the application factory gunicorn calls (``billing:create_app()``); it only builds objects.
 The consumer thread is started by gunicorn's ``post_worker_init`` hook (``common.gunicorn_config`` runs the
@@ -33,15 +36,16 @@ from billing.order_status import ORDER_READER
 from billing.routes import orders
 from billing.saga_runner import SagaRunner
 from billing.settings import ConsumerSettings, JobSettings
-from billing.store import OrderStore
-from common.config import DatabaseSettings, RabbitSettings, env_str
-from common.db import ConnectionPool
+from billing.shard_reads import ShardedReader
+from billing.shards import Shards
+from common.config import ConfigError, DatabaseSettings, RabbitSettings, env_int, env_str
 from common.extensions import Extension
 from common.lifecycle import on_shutdown, on_start
 from common.log import configure_logging
 from common.web import init_app
 from contract import environment as env
 from contract.services import BILLING as SERVICE
+from contract.shards import MAX_SHARDS
 
 
 @dataclass(frozen=True)
@@ -69,28 +73,32 @@ def create_app(
     configure_logging(SERVICE.name, env_str(env.LOG_LEVEL))
     app = Flask(__name__)
 
-    # The consumer needs one connection and /ready another; a small pool is plenty.
+    # The consumer needs one connection and /ready another; a small pool per shard is plenty.
     database = database or DatabaseSettings.from_env(default_name=SERVICE.database)
-    store = OrderStore(ConnectionPool(database, application_name=SERVICE.name))
+    shards = Shards.from_settings(database, shard_count(), SERVICE.name)
     rabbit = rabbit or RabbitSettings.from_env()
-    consumer = OrderConsumer(store, rabbit, consumer_settings or ConsumerSettings.from_env())
+    consumer = OrderConsumer(shards, rabbit, consumer_settings or ConsumerSettings.from_env())
     job_settings = job_settings or JobSettings.from_env()
     # Its own connection, not the pool's: the advisory lock belongs to the session that took it.
     election = LeaderElection(database, SERVICE.name, job_settings.leader_check)
     jobs = JobRunner(
-        election, store, rabbit, job_settings.interval, job_settings.redrive_max_attempts,
+        election, shards, rabbit, job_settings.interval, job_settings.redrive_max_attempts,
         purchase_timeout=job_settings.purchase_timeout,
     )
-    saga = SagaRunner(store, rabbit)
+    saga = SagaRunner(shards, rabbit)
     BILLING.install(app, Billing(consumer, election, jobs, saga))
 
+    # One shard: the one database, named as it always was. Several: each shard is its own dependency, and
+    # /ready stays 200 while one of them answers (ECS must not replace every task for one shard away).
+    databases = {"database": shards.stores[0].check} if shards.count == 1 else shards.readiness()
     init_app(
         app,
         SERVICE.name,
-        readiness={"database": store.check, "broker": consumer.check_ready, "saga": saga.check_ready},
-        details=lambda: {"leader": election.is_leader},
+        readiness={**databases, "broker": consumer.check_ready, "saga": saga.check_ready},
+        details=lambda: {"leader": election.is_leader, "shards": shards.count},
+        any_of=tuple(databases) if shards.count > 1 else (),
     )
-    ORDER_READER.install(app, store.reader())
+    ORDER_READER.install(app, ShardedReader(shards))
     app.register_blueprint(orders)
 
     # gunicorn's post_worker_init and worker_exit hooks (common.gunicorn_config) run these; shutdown hooks
@@ -100,9 +108,17 @@ def create_app(
     on_start(saga.start)
     on_start(election.start)
     on_start(jobs.start)
-    on_shutdown(store.close)
+    on_shutdown(shards.close)
     on_shutdown(saga.stop)
     on_shutdown(consumer.stop)
     on_shutdown(election.stop)
     on_shutdown(jobs.stop)
     return app
+
+
+def shard_count() -> int:
+    """BILLING_SHARDS, checked against the map's bounds (``contract.shards.MAX_SHARDS``)."""
+    count = env_int(env.BILLING_SHARDS, minimum=1)
+    if count > MAX_SHARDS:
+        raise ConfigError(f"BILLING_SHARDS must be at most {MAX_SHARDS}, got {count}")
+    return count

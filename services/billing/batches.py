@@ -22,8 +22,11 @@ from billing.dead_lettering import DeadLetterPublisher
 from billing.delivery import Delivery, request_context
 from billing.orders import InvalidOrder, parse_order
 from billing.purchases import placed_event
+from billing.shards import Shards
 from billing.store import OrderRecord, OrderStore
 from common import tracing
+from common.db import DatabaseUnavailable
+from contract import messaging
 
 # The consumer's logger: these lines are part of its story, and keep the logger name they always had.
 log = logging.getLogger("billing.consumer")
@@ -41,14 +44,27 @@ _ONE_ROW = {"db.system": "postgresql", "db.operation.name": "INSERT", "db.operat
 
 
 def handle_batch(
-    batch: Sequence[Delivery], store: OrderStore, dead_letters: DeadLetterPublisher, channel: BlockingChannel
+    batch: Sequence[Delivery], store: OrderStore | Shards, dead_letters: DeadLetterPublisher, channel: BlockingChannel
 ) -> None:
-    """Store, dead-letter, then acknowledge one batch. Raises (without acking) when a dependency fails."""
+    """Store, dead-letter, then acknowledge one batch. Raises (without acking) when a dependency fails.
+
+    With several shards (``billing.shards``) the batch is split by the shard of each order's principal; a
+    shard that is away has its orders parked in the dead-letter queue (kind ``shard_unavailable``, re-driven
+    by the leader once it answers) while the other shards' orders are stored. Only when no shard answers does
+    the batch fail as a whole (nothing acknowledged: the orders wait in the queue, the consumer backs off).
+    """
     started = time.perf_counter()
+    shards = store if isinstance(store, Shards) else Shards([store])
     # One span per message, a child of its producer's span: each order stays one trace (None: tracing off).
     spans = {delivery.delivery_tag: _consumer_span(delivery) for delivery in batch} if tracing.enabled else {}
     try:
-        _handle(batch, store, dead_letters, channel, spans)
+        groups: dict[int, list[Delivery]] = {}
+        for delivery in batch:
+            groups.setdefault(shards.index_for(delivery.owner.sub if delivery.owner else None), []).append(delivery)
+        for shard, deliveries in groups.items():
+            _handle_shard(shards, shard, deliveries, dead_letters, spans)
+        # Everything up to the last tag is now committed, parked, or safely in the dead-letter queue.
+        channel.basic_ack(delivery_tag=batch[-1].delivery_tag, multiple=True)
     finally:
         tracing.end(list(spans.values()))
     metrics.BATCH_SIZE.observe(len(batch))
@@ -64,9 +80,37 @@ def _consumer_span(delivery: Delivery):
     )
 
 
+def _handle_shard(
+    shards: Shards, shard: int, deliveries: list[Delivery], dead_letters: DeadLetterPublisher, spans: Spans
+) -> None:
+    """Handle the deliveries of one shard; park them when that shard alone is away."""
+    if shards.count > 1 and shards.is_down(shard) and shards.any_other_answers(shard):
+        _park(shard, deliveries, dead_letters, "failed moments ago")
+        return
+    try:
+        _handle(deliveries, shards.stores[shard], dead_letters, spans)
+    except DatabaseUnavailable as exc:
+        shards.mark_down(shard, str(exc))
+        if shards.count == 1 or not shards.any_other_answers(shard):
+            raise  # every shard is away: nothing is acknowledged, the consumer backs off and reconnects
+        _park(shard, deliveries, dead_letters, str(exc))
+
+
+def _park(shard: int, deliveries: Sequence[Delivery], dead_letters: DeadLetterPublisher, why: str) -> None:
+    """Move a down shard's deliveries to the dead-letter queue, to be re-driven once the shard answers.
+
+    Rows of the batch this shard had already committed (none: a failed INSERT commits nothing) would be
+    absorbed on re-drive by the message-id constraint of the same shard.
+    """
+    reason = f"billing shard {shard} is unavailable ({why}); re-driven by the leader once it answers"
+    for delivery in deliveries:
+        dead_letters.publish(delivery, messaging.SHARD_UNAVAILABLE_KIND, reason,
+                             extra_headers={messaging.BILLING_SHARD: shard})
+    metrics.MESSAGES_CONSUMED.labels("parked").inc(len(deliveries))
+
+
 def _handle(
-    batch: Sequence[Delivery], store: OrderStore, dead_letters: DeadLetterPublisher, channel: BlockingChannel,
-    spans: Spans,
+    batch: Sequence[Delivery], store: OrderStore, dead_letters: DeadLetterPublisher, spans: Spans,
 ) -> None:
     valid: list[tuple[Delivery, OrderRecord]] = []
     rejected: Rejected = []
@@ -100,8 +144,6 @@ def _handle(
             [message_span], f"{delivery.queue}.dlq publish", tracing.PRODUCER, error=kind
         ):
             dead_letters.publish(delivery, kind, reason)
-    # Everything up to the last tag is now either committed or safely in the dead-letter queue.
-    channel.basic_ack(delivery_tag=batch[-1].delivery_tag, multiple=True)
 
     _report(stored, rejected, spans)
 

@@ -41,6 +41,7 @@ from billing.lanes import Lane
 from billing.legacy import LegacyQueueDrain
 from billing.pacing import RowPacer
 from billing.settings import ConsumerSettings, backoff_delay
+from billing.shards import Shards
 from billing.store import OrderStore
 from common.amqp import declare_topology, open_connection
 from common.config import RabbitSettings
@@ -63,8 +64,9 @@ class ConsumerNotReady(RuntimeError):
 class OrderConsumer:
     """Consumes the billing queues on a thread started by :meth:`start` (gunicorn's ``post_worker_init``)."""
 
-    def __init__(self, store: OrderStore, rabbit: RabbitSettings, settings: ConsumerSettings):
-        self._store = store
+    def __init__(self, store: OrderStore | Shards, rabbit: RabbitSettings, settings: ConsumerSettings):
+        # Every shard's store; the database check passes while at least one shard answers (billing.shards).
+        self._store = store if isinstance(store, Shards) else Shards([store])
         self._rabbit = rabbit
         self._settings = settings
         self._stopping = threading.Event()

@@ -38,16 +38,17 @@ class DeadLetterPublisher:
         self._channel = channel
         self._queue = queue
 
-    def publish(self, delivery: Delivery, kind: str, reason: str) -> None:
-        """Publish the original body and headers, plus the reason, to the dead-letter queue; wait for the confirm."""
+    def publish(self, delivery: Delivery, kind: str, reason: str, extra_headers: dict | None = None) -> None:
+        """Publish the original body and headers, plus the reason (and ``extra_headers``), to the dead-letter
+        queue; wait for the confirm."""
         try:
-            self._publish(delivery, kind, reason, keep_headers=True)
+            self._publish(delivery, kind, reason, keep_headers=True, extra=extra_headers)
         except (TypeError, ValueError, struct.error) as exc:
             # pika could not re-encode the original headers (an exotic publisher). Dropping them beats a poison
             # message that can never leave the queue.
             with request_context(delivery.request_id):
                 log.warning("original headers not encodable; dead-lettering without them", extra={"error": str(exc)})
-            self._publish(delivery, kind, reason, keep_headers=False)
+            self._publish(delivery, kind, reason, keep_headers=False, extra=extra_headers)
         metrics.MESSAGES_DEAD_LETTERED.labels(kind).inc()
         with request_context(delivery.request_id):
             log.warning(
@@ -55,7 +56,7 @@ class DeadLetterPublisher:
                 extra={"message_id": delivery.message_id, "kind": kind, "reason": reason[:MAX_REASON_LENGTH]},
             )
 
-    def _publish(self, delivery: Delivery, kind: str, reason: str, keep_headers: bool) -> None:
+    def _publish(self, delivery: Delivery, kind: str, reason: str, keep_headers: bool, extra: dict | None) -> None:
         original = delivery.properties
         headers = {
             **((original.headers or {}) if keep_headers else {}),
@@ -66,6 +67,7 @@ class DeadLetterPublisher:
             messaging.ORIGINAL_QUEUE: delivery.queue or self._queue.name,
             messaging.REQUEST_ID: delivery.request_id,
             messaging.DEAD_LETTERED_AT: datetime.now(UTC).isoformat(timespec="milliseconds"),
+            **(extra or {}),
         }
         properties = pika.BasicProperties(
             content_type=original.content_type,

@@ -42,7 +42,7 @@ from contract import messaging
 from contract.messaging import PRIORITY_QUEUES, Queue
 
 #: Headers removed on replay: billing's reasons, and the broker's delivery count (the queue sets it anew).
-_REMOVED_ON_REPLAY = (*DEAD_LETTER_HEADERS, messaging.BROKER_DELIVERY_COUNT)
+_REMOVED_ON_REPLAY = (*DEAD_LETTER_HEADERS, messaging.BROKER_DELIVERY_COUNT, messaging.BILLING_SHARD)
 
 
 @contextmanager
@@ -93,10 +93,21 @@ def redrive_attempts(headers: dict) -> int:
         return 0
 
 
+def parked_shard(headers: dict) -> int | None:
+    """The billing shard a dead letter was parked for (kind ``shard_unavailable``: its shard was away), or None."""
+    if _text(headers.get(messaging.DEAD_LETTER_KIND)) != messaging.SHARD_UNAVAILABLE_KIND:
+        return None
+    shard = headers.get(messaging.BILLING_SHARD)
+    return shard if isinstance(shard, int) and not isinstance(shard, bool) and shard >= 0 else 0
+
+
 def is_transient(headers: dict) -> bool:
     """True for a dead letter the broker moved past the delivery limit and billing never judged: its consumer
-    crashed or lost its connection while holding it, which may not happen again. A message billing
-    dead-lettered itself (``x-dead-letter-kind``: invalid data) is permanent, whatever its history."""
+    crashed or lost its connection while holding it, which may not happen again; and for one billing parked
+    because its shard was away (:func:`parked_shard`). A message billing dead-lettered itself for its content
+    (``x-dead-letter-kind``: invalid data) is permanent, whatever its history."""
+    if parked_shard(headers) is not None:
+        return True
     if headers.get(messaging.DEAD_LETTER_KIND) is not None:
         return False
     return _text(_latest_death(headers).get("reason")) == messaging.DELIVERY_LIMIT_REASON
@@ -165,8 +176,9 @@ def replay_dead_letters(
     priority: str | None = None,
     *,
     select: Callable[[pika.BasicProperties], bool] | None = None,
-    count_attempt: bool = False,
+    count_attempt: bool | Callable[[dict], bool] = False,
     scan_limit: int | None = None,
+    queues: list[Queue] | None = None,
 ) -> int:
     """Move up to ``limit`` dead letters (only those in ``message_ids``, and only those ``select`` accepts
     (it is given each one's properties), when given) back to their queue.
@@ -176,9 +188,10 @@ def replay_dead_letters(
     every queue, most urgent first. Each copy is confirmed by the broker before its dead
     letter is acknowledged, so a failure halfway leaves every message in one queue or the other (at worst in
     both, which billing's message-id check absorbs). ``count_attempt`` adds one to the copy's
-    ``x-redrive-attempts``; ``scan_limit`` bounds how many dead letters are looked at.
+    ``x-redrive-attempts`` (a callable decides per dead letter, given its headers); ``scan_limit`` bounds how
+    many dead letters are looked at; ``queues`` replaces the priority queues (billing's saga queue).
     """
-    queues = _queues(settings, priority)
+    queues = queues if queues is not None else _queues(settings, priority)
     moved = scanned = 0
     with _channel(settings) as channel:
         channel.confirm_delivery()
@@ -196,7 +209,7 @@ def replay_dead_letters(
                         continue  # left unacknowledged: back in the dead-letter queue when the connection closes
                     # x-death stays: if the message dies again, the history shows how often it did.
                     properties.headers = {k: v for k, v in headers.items() if k not in _REMOVED_ON_REPLAY}
-                    if count_attempt:
+                    if count_attempt(headers) if callable(count_attempt) else count_attempt:
                         properties.headers[messaging.REDRIVE_ATTEMPTS] = redrive_attempts(headers) + 1
                     properties.delivery_mode = pika.DeliveryMode.Persistent.value
                     channel.basic_publish(messaging.DEFAULT_EXCHANGE, target.name, body, properties, mandatory=True)

@@ -16,10 +16,17 @@ Jobs:
   list`` shows ``redrive_attempts``) and is recorded as rejected, so ``GET /api/orders/<id>`` stops saying
   ``queued`` about an order nothing will store by itself (a later manual replay that stores it wins: status
   reads the stored row first). Dead letters billing judged itself (invalid data) are never re-driven.
-- ``aggregates``: :func:`billing.aggregates.aggregate_minutes`.
+- ``aggregates``: :func:`billing.aggregates.aggregate_minutes`, in each shard (its own orders, its own
+  ``order_minutes``).
 - ``purchase_timeouts``: purchases pending longer than ``PURCHASE_TIMEOUT_SECONDS`` become ``rejected`` and
   emit ``order.cancelled`` (inventory releases what it may have reserved), in one transaction
   (:func:`billing.saga.reject_timed_out`).
+- ``redrive_saga`` (with several shards): saga events parked while their shard was away go back to
+  ``billing.saga`` once it answers.
+
+The re-drives live in ``billing.redrive`` (orders parked because their shard was away go back once it
+answers, never counted as an attempt). Every job covers every shard (``each_shard``): a shard that is away is
+skipped with a warning and does not block the others; the leader lock itself lives in shard 0.
 """
 
 from __future__ import annotations
@@ -29,81 +36,18 @@ import threading
 import time
 from collections.abc import Callable
 
-import pika
-
 from billing.aggregates import aggregate_minutes
-from billing.deadletters import is_transient, redrive_attempts, replay_dead_letters
-from billing.delivery import owner_of
 from billing.leader import LeaderElection
-from billing.metrics import DEAD_LETTERS_REDRIVEN, JOB_RUNS
+from billing.metrics import JOB_RUNS
+from billing.redrive import redrive_parked_saga_events, redrive_transient
 from billing.saga import TIMEOUT_BATCH, reject_timed_out
+from billing.shards import Shards
 from billing.store import OrderStore
 from common.config import RabbitSettings
 from common.db import DatabaseUnavailable, transaction
 from contract import environment as env
-from contract.messaging import PRIORITY_QUEUES
 
 log = logging.getLogger(__name__)
-
-#: Dead letters one re-drive run looks at per queue: each one looked at but left is handed back, which
-#: counts towards the dead-letter queue's (practically unreachable) delivery limit.
-REDRIVE_SCAN_LIMIT = 1000
-
-
-def _always() -> bool:
-    return True
-
-
-def redrive_transient(
-    rabbit: RabbitSettings,
-    max_attempts: int,
-    keep_going: Callable[[], bool] = _always,
-    store: OrderStore | None = None,
-) -> int:
-    """Move the transient dead letters with fewer than ``max_attempts`` re-drives back to their queues.
-
-    Covers every queue of the contract that billing consumes; stops early once ``keep_going()`` says no (the
-    leader stepped down). A transient dead letter out of attempts is recorded in ``store`` (when given) as
-    rejected, kind ``delivery_limit``. Returns how many were moved.
-    """
-
-    def select(properties: pika.BasicProperties) -> bool:
-        headers = properties.headers or {}
-        if not keep_going() or not is_transient(headers):
-            return False
-        attempts = redrive_attempts(headers)
-        if attempts < max_attempts:
-            return True
-        if store is not None and properties.message_id:
-            _record_given_up(store, properties, attempts)
-        return False
-
-    moved = 0
-    for priority, queue in PRIORITY_QUEUES.items():  # every queue billing consumes, most urgent first
-        if not keep_going():
-            break
-        count = replay_dead_letters(
-            rabbit, REDRIVE_SCAN_LIMIT, priority=priority, select=select, count_attempt=True,
-            scan_limit=REDRIVE_SCAN_LIMIT,
-        )
-        if count:
-            DEAD_LETTERS_REDRIVEN.inc(count)
-            log.info("re-drove transient dead letters", extra={"queue": rabbit.queue(queue).name, "count": count})
-        moved += count
-    return moved
-
-
-def _record_given_up(store: OrderStore, properties: pika.BasicProperties, attempts: int) -> None:
-    """Record a dead letter the re-drive gave up on as rejected (idempotent: the first record stands)."""
-    reason = (
-        f"billing failed on this order {attempts + 1} times (its consumer crashed or lost its connection holding "
-        "it); it is kept in the dead-letter queue for an operator"
-    )
-    try:
-        if store.record_rejection(properties.message_id, owner_of(properties.headers or {}), "delivery_limit", reason):
-            log.warning("gave up re-driving a dead letter", extra={"message_id": properties.message_id})
-    except DatabaseUnavailable as exc:  # the next run records it; the dead letter itself is safe in its queue
-        log.warning("could not record a rejection", extra={"message_id": properties.message_id, "reason": str(exc)})
 
 
 def reject_timed_out_purchases(store: OrderStore, timeout_seconds: float) -> int:
@@ -118,13 +62,33 @@ def reject_timed_out_purchases(store: OrderStore, timeout_seconds: float) -> int
             return total
 
 
+def each_shard(shards: Shards, job: str, work: Callable[[OrderStore], object], keep_going: Callable[[], bool]) -> int:
+    """Run ``work`` on every shard's store; a shard that is away is skipped with a warning (the others still
+    run; the next run catches up). Raises only when every shard failed. Returns how many shards ran it."""
+    ran, failures = 0, []
+    for shard, store in enumerate(shards.stores):
+        if not keep_going():
+            break
+        try:
+            work(store)
+        except DatabaseUnavailable as exc:
+            failures.append(exc)
+            log.warning("billing job skipped a shard that is away", extra={"job": job, "shard": shard,
+                                                                           "reason": str(exc)})
+        else:
+            ran += 1
+    if failures and not ran:
+        raise failures[0]
+    return ran
+
+
 class JobRunner:
     """Runs the jobs on a daemon thread while ``election`` says this process leads."""
 
     def __init__(
         self,
         election: LeaderElection,
-        store: OrderStore,
+        store: OrderStore | Shards,
         rabbit: RabbitSettings,
         interval: float,
         redrive_max_attempts: int,
@@ -137,11 +101,17 @@ class JobRunner:
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         keep_going = self._may_run
+        shards = store if isinstance(store, Shards) else Shards([store])
+        # One leader for the whole system (its lock lives in shard 0); each job covers every shard.
         self.jobs: dict[str, Callable[[], object]] = {
-            "redrive": lambda: redrive_transient(rabbit, redrive_max_attempts, keep_going, store),
-            "aggregates": lambda: aggregate_minutes(store),
-            "purchase_timeouts": lambda: reject_timed_out_purchases(store, purchase_timeout),
+            "redrive": lambda: redrive_transient(rabbit, redrive_max_attempts, keep_going, shards),
+            "aggregates": lambda: each_shard(shards, "aggregates", aggregate_minutes, keep_going),
+            "purchase_timeouts": lambda: each_shard(
+                shards, "purchase_timeouts", lambda one: reject_timed_out_purchases(one, purchase_timeout), keep_going
+            ),
         }
+        if shards.count > 1:
+            self.jobs["redrive_saga"] = lambda: redrive_parked_saga_events(rabbit, shards, keep_going)
 
     def _may_run(self) -> bool:
         return self._election.is_leader and not self._stopping.is_set()

@@ -6,7 +6,7 @@ from prometheus_client import Counter, Gauge, Histogram
 
 MESSAGES_CONSUMED = Counter(
     "billing_messages_consumed_total",
-    "Orders taken off the billing queue, by outcome (stored, duplicate, dead_lettered).",
+    "Orders taken off the billing queue, by outcome (stored, duplicate, dead_lettered, parked: their shard was away).",
     ["outcome"],
 )
 MESSAGES_DEAD_LETTERED = Counter(

@@ -176,5 +176,5 @@ class OrderReader:
         return [_stored(row) for row in rows], (encode_cursor(rows[-1][8]) if more else None)
 
 
-#: The app's reader, installed by ``billing.create_app``.
-ORDER_READER: Extension[OrderReader] = Extension("billing.orders")
+#: The app's reader (a ``billing.shard_reads.ShardedReader`` over the shards), installed by ``billing.create_app``.
+ORDER_READER: Extension[Any] = Extension("billing.orders")

@@ -1,6 +1,9 @@
 """Billing's order-status endpoints, for the gateway only: ``GET /orders/<id>``, ``GET /orders`` and
 ``GET /orders/<id>/invoice`` (a purchase's invoice: 302 to a presigned S3 GET).
 
+Each read asks only the shard of the principal named in ``X-Principal-Sub`` (``billing.shard_reads``); a
+shard that is away answers 503 with Retry-After, as any unavailable dependency does.
+
 Billing is not reachable from outside (on AWS only the gateway's security group may connect; locally it
 listens on 127.0.0.1), so it trusts the principal headers the gateway sets after verifying the caller and the
 order id; the gateway drops any copy a caller sends. A request without them is refused.
@@ -11,7 +14,8 @@ from __future__ import annotations
 from flask import Blueprint, jsonify, redirect, request
 
 from billing import invoice_links
-from billing.order_status import ORDER_READER, InvalidCursor, OrderReader, Reader, decode_cursor
+from billing.order_status import ORDER_READER, InvalidCursor, Reader
+from billing.shard_reads import ShardedReader
 from common.web import error_response
 from contract import invoices
 from contract.limits import ORDER_RETRY_AFTER_SECONDS, ORDERS_PAGE_DEFAULT, ORDERS_PAGE_MAX
@@ -28,7 +32,7 @@ def _reader() -> Reader | None:
     return Reader(sub, request.headers.get(HTTP_READ_ALL, "").lower() == "true")
 
 
-def _store() -> OrderReader:
+def _store() -> ShardedReader:
     return ORDER_READER.current()
 
 
@@ -96,10 +100,8 @@ def list_orders():
     raw_limit = request.args.get("limit", str(ORDERS_PAGE_DEFAULT))
     if not raw_limit.isascii() or not raw_limit.isdigit() or not 1 <= int(raw_limit) <= ORDERS_PAGE_MAX:
         return error_response(400, f"limit must be a whole number from 1 to {ORDERS_PAGE_MAX}")
-    cursor = request.args.get("cursor")
     try:
-        after = decode_cursor(cursor) if cursor is not None else None
+        items, next_cursor = _store().page(reader, int(raw_limit), request.args.get("cursor"))
     except InvalidCursor as exc:
         return error_response(400, str(exc))
-    items, next_cursor = _store().page(reader, int(raw_limit), after)
     return jsonify(orders=items, next_cursor=next_cursor)

@@ -169,6 +169,30 @@ class DatabaseSettings:
         return kwargs
 
 
+def shard_database_settings(base: DatabaseSettings, shard: int) -> DatabaseSettings:
+    """``base`` (shard 0's settings) as shard ``shard`` reads them: its ``BILLING_SHARD_<k>_DATABASE_HOST``,
+    ``_PORT``, ``_NAME`` and ``_SECRET_ID`` (``contract.shards.shard_variable``), each unset one keeping shard
+    0's value; shard 0 is ``base`` unchanged. A shard with a secret of its own logs in with it."""
+    if shard == 0:
+        return base
+    if (shard, env.DATABASE_HOST.name) not in env.BILLING_SHARD_VARIABLES:
+        raise ConfigError(f"billing shard {shard} is beyond the shard map (contract.shards.MAX_SHARDS)")
+
+    def value(variable: Variable) -> str:
+        return env_str(env.BILLING_SHARD_VARIABLES[shard, variable.name])
+
+    host, port, name, secret_id = (value(v) for v in env.SHARD_DATABASE_VARIABLES)
+    try:
+        port_number = int(port) if port else base.port
+    except ValueError:
+        name = env.BILLING_SHARD_VARIABLES[shard, env.DATABASE_PORT.name].name
+        raise ConfigError(f"environment variable {name} must be an integer, got {port!r}") from None
+    return replace(
+        base, host=host or base.host, port=port_number, name=name or base.name,
+        secret_id=secret_id or base.secret_id,
+    )
+
+
 @dataclass(frozen=True)
 class RabbitSettings:
     """Where and how to reach RabbitMQ. ``amqps://`` in RABBITMQ_URL turns TLS on (Amazon MQ requires it).

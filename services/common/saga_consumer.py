@@ -21,7 +21,7 @@ import functools
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 import pika
@@ -41,6 +41,12 @@ log = logging.getLogger(__name__)
 
 #: Applies one event: state change and emitted events through the cursor, inside the consumer's transaction.
 Handler = Callable[[psycopg2.extensions.cursor, saga.Event], None]
+
+#: Picks the database an event belongs in (billing's shards); None: the consumer's one pool.
+Route = Callable[[saga.Event], ConnectionPool]
+#: Asked when applying an event failed because its database is away: (kind, reason, extra headers) to park the
+#: event in the dead-letter queue (someone re-drives it later), or None to treat the failure as transient.
+Park = Callable[[saga.Event, Exception], "tuple[str, str, dict] | None"]
 
 #: How often a consumer forgets old inbox records.
 PRUNE_INTERVAL_SECONDS = 3600.0
@@ -67,8 +73,16 @@ class SagaConsumer:
         claim_check_fetch: claim_check.Fetch | None = None,
         database_check: Callable[[], None] | None = None,
         inbox_retention_days: int = 30,
+        route: Route | None = None,
+        park: Park | None = None,
+        pools: Sequence[ConnectionPool] | None = None,
     ):
         self._pool = pool
+        # Sharded databases (billing): ``route`` picks each event's, ``park`` sets aside the events of one that is
+        # away, and ``pools`` lists every database whose inbox is pruned.
+        self._route = route
+        self._park = park
+        self._pools = list(pools) if pools else [pool]
         # Raises while the database cannot take events: unreachable, or (the services pass their migration
         # check) without the inbox and the handler's tables yet.
         self._database_check = database_check or pool.ping
@@ -155,9 +169,17 @@ class SagaConsumer:
         except claim_check.ClaimCheckError as exc:
             self._dead_letter(dead_letters, properties, body, f"claim_check_{exc.kind}", str(exc))
         else:
-            failure = self._apply(event)
-            if failure is not None:
-                self._dead_letter(dead_letters, properties, body, *failure)
+            try:
+                failure = self._apply(event)
+            except _TRANSIENT as exc:
+                parked = self._park(event, exc) if self._park is not None else None
+                if parked is None:
+                    raise
+                kind, reason, extra = parked
+                self._dead_letter(dead_letters, properties, body, kind, reason, extra)
+            else:
+                if failure is not None:
+                    self._dead_letter(dead_letters, properties, body, *failure)
         channel.basic_ack(method.delivery_tag)
 
     def _prune_when_due(self) -> None:
@@ -167,10 +189,18 @@ class SagaConsumer:
         if now < self._next_prune:
             return
         self._next_prune = now + PRUNE_INTERVAL_SECONDS
-        with self._pool.connection() as conn, transaction(conn) as cur:
-            forgotten = forget_before(cur, self._retention_days, table=self._inbox)
-        if forgotten:
-            log.info("inbox records forgotten", extra={"queue": self._queue.name, "records": forgotten})
+        for pool in self._pools:
+            try:
+                with pool.connection() as conn, transaction(conn) as cur:
+                    forgotten = forget_before(cur, self._retention_days, table=self._inbox)
+            except DatabaseUnavailable as exc:
+                if len(self._pools) == 1:
+                    raise
+                # One shard away: prune the others now, that one at the next round.
+                log.warning("inbox not pruned: database away", extra={"queue": self._queue.name, "reason": str(exc)})
+                continue
+            if forgotten:
+                log.info("inbox records forgotten", extra={"queue": self._queue.name, "records": forgotten})
 
     def _redeem(self, body: bytes, headers) -> bytes:
         """The event's body: ``body``, or the S3 object a claim check names (size and sha256 checked). S3 away
@@ -188,7 +218,8 @@ class SagaConsumer:
         reports them as OperationalError, which the pool turns into DatabaseUnavailable). The queue's delivery
         limit bounds those redeliveries."""
         try:
-            with self._pool.connection() as conn, transaction(conn) as cur:
+            pool = self._route(event) if self._route is not None else self._pool
+            with pool.connection() as conn, transaction(conn) as cur:
                 if first_time(cur, event.event_id, self._queue.name, table=self._inbox):
                     self._handler(cur, event)
         except _TRANSIENT:
@@ -197,7 +228,9 @@ class SagaConsumer:
             return "handler_failed", f"{type(exc).__name__}: {str(exc).strip()}"
         return None
 
-    def _dead_letter(self, channel, properties: pika.BasicProperties, body: bytes, kind: str, reason: str) -> None:
+    def _dead_letter(
+        self, channel, properties: pika.BasicProperties, body: bytes, kind: str, reason: str, extra: dict | None = None
+    ) -> None:
         """Publish the message with its reason to the dead-letter queue and wait for the broker's confirm."""
         headers = {
             **(properties.headers or {}),
@@ -206,6 +239,7 @@ class SagaConsumer:
             messaging.ORIGINAL_MESSAGE_ID: properties.message_id or "",
             messaging.ORIGINAL_QUEUE: self._queue.name,
             messaging.DEAD_LETTERED_AT: datetime.now(UTC).isoformat(timespec="milliseconds"),
+            **(extra or {}),
         }
         copy = pika.BasicProperties(
             content_type=properties.content_type, headers=headers, delivery_mode=pika.DeliveryMode.Persistent,

@@ -7,7 +7,7 @@ import logging
 import os
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 
 from flask import Blueprint, Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
@@ -57,6 +57,7 @@ def init_app(
     details: StatusDetails | None = None,
     *,
     trust_trace_context: bool = True,
+    any_of: Collection[str] = (),
 ) -> None:
     """Attach the shared behaviour to ``app``.
 
@@ -64,6 +65,8 @@ def init_app(
     dependency cannot be used; ``/ready`` answers 503 naming each failing one. ``details`` adds fields to the
     ``/health`` and ``/ready`` bodies. ``trust_trace_context``: continue a caller's ``traceparent`` (False at
     the public edge, the gateway: a caller must not choose our trace ids or force its requests sampled).
+    ``any_of`` names dependencies of which one answering is enough (billing's shards): while at least one of
+    them answers, the others failing are reported under ``degraded`` and ``/ready`` stays 200.
     """
     access_log = env_bool(env.ACCESS_LOG)
     tracing.configure(service)
@@ -142,11 +145,11 @@ def init_app(
         log.exception("unhandled error", extra={"path": request.path})
         return error_response(500, "internal error")
 
-    app.register_blueprint(_operations_blueprint(service, readiness, details or dict))
+    app.register_blueprint(_operations_blueprint(service, readiness, details or dict, frozenset(any_of)))
 
 
 def _operations_blueprint(
-    service: str, readiness: Mapping[str, ReadinessCheck], details: StatusDetails
+    service: str, readiness: Mapping[str, ReadinessCheck], details: StatusDetails, any_of: frozenset[str]
 ) -> Blueprint:
     ops = Blueprint("operations", __name__)
 
@@ -170,12 +173,19 @@ def _operations_blueprint(
                 failures[name] = str(exc) or type(exc).__name__
             latency_ms = round((time.perf_counter() - started) * 1000, 2)
             dependencies[name] = {"ok": name not in failures, "latency_ms": latency_ms}
+        degraded = {name: reason for name, reason in failures.items() if name in any_of}
+        if degraded and any(name not in failures for name in any_of):
+            # One of the group answers: the service still works for what the others hold; say which are away.
+            failures = {name: reason for name, reason in failures.items() if name not in any_of}
+        else:
+            degraded = {}
         if failures:
             body = jsonify(status="unavailable", service=service, failing=failures, dependencies=dependencies,
                            **details())
             return body, 503
+        extra = {"degraded": degraded} if degraded else {}
         return jsonify(status="ready", service=service, checks=sorted(readiness), dependencies=dependencies,
-                       **details())
+                       **extra, **details())
 
     @ops.get("/metrics")
     def prometheus_metrics():

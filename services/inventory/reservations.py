@@ -95,7 +95,8 @@ def _place(cursor: psycopg2.extensions.cursor, event: saga.Event, outbox: Outbox
         "INSERT INTO reservations (order_id, movie_id, quantity, unit_price, status) VALUES (%s, %s, %s, %s, %s)",
         (event.order_id, movie_id, quantity, price, RESERVED),
     )
-    data = {"movie_id": movie_id, "quantity": quantity, "unit_price": price, "title": title}
+    data = {"movie_id": movie_id, "quantity": quantity, "unit_price": price, "title": title,
+            **_principal(event)}
     add_event(cursor, saga.new_event(saga.STOCK_RESERVED, event.order_id, data), table=outbox)
     metrics.RESERVATIONS.labels(RESERVED).inc()
 
@@ -131,9 +132,16 @@ def _reject(
             "INSERT INTO reservations (order_id, movie_id, quantity, status, reason) VALUES (%s, %s, %s, %s, %s)",
             (event.order_id, movie_id, quantity, REJECTED, reason),
         )
-    data: dict[str, Any] = {"movie_id": movie_id, "quantity": quantity, "reason": reason}
+    data: dict[str, Any] = {"movie_id": movie_id, "quantity": quantity, "reason": reason, **_principal(event)}
     add_event(cursor, saga.new_event(saga.STOCK_REJECTED, event.order_id, data), table=outbox)
     metrics.RESERVATIONS.labels(REJECTED).inc()
+
+
+def _principal(placed: saga.Event) -> dict[str, Any]:
+    """``{"principal": ...}`` of ``order.placed``, echoed in the answer: billing applies the answer in the shard
+    of that principal's orders (docs/patterns/sharding.md); {} when the placement named none."""
+    principal = placed.data.get("principal")
+    return {"principal": principal} if isinstance(principal, dict) else {}
 
 
 def _cancel(cursor: psycopg2.extensions.cursor, event: saga.Event) -> None:

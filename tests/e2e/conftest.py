@@ -8,6 +8,7 @@ import pytest
 import requests
 
 from contract.services import BILLING
+from local_system.credentials import BILLING_SHARD_DATABASES
 
 pytestmark = pytest.mark.e2e
 
@@ -59,11 +60,51 @@ def _session():
         yield session
 
 
+class ShardCursor:
+    """One statement run in every billing shard, the rows of all of them read as one result (shard 0's first).
+
+    A user's orders all live in one shard (docs/patterns/sharding.md), so a query about one user's orders reads
+    the same rows, in the same order, as it did when billing_db was the only database.
+    """
+
+    def __init__(self, connections):
+        self._cursors = [connection.cursor() for connection in connections]
+
+    def __enter__(self) -> ShardCursor:
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        for cursor in self._cursors:
+            cursor.close()
+
+    def execute(self, statement, params=()) -> None:
+        """Run ``statement`` in every shard."""
+        for cursor in self._cursors:
+            cursor.execute(statement, params)
+
+    def fetchall(self) -> list[tuple]:
+        """Every shard's rows, shard by shard."""
+        return [row for cursor in self._cursors for row in cursor.fetchall()]
+
+
+class AllShards:
+    """Autocommit connections to every billing shard (billing_db, billing_db_shard_1, ...), read through one
+    ``cursor()``."""
+
+    def __init__(self, connections):
+        self.connections = connections
+
+    def cursor(self) -> ShardCursor:
+        """A cursor whose statements run in every shard."""
+        return ShardCursor(self.connections)
+
+
 @pytest.fixture
 def billing_db(postgres, local_system):
-    """An autocommit connection to billing_db, for checking what landed."""
-    with postgres.connect(BILLING.database) as conn:
-        yield conn
+    """Every billing shard as one read-only view of what landed (a test's user may live in any shard)."""
+    with contextlib.ExitStack() as stack:
+        yield AllShards([stack.enter_context(postgres.connect(name)) for name in (BILLING.database,
+                                                                                 *BILLING_SHARD_DATABASES)])
 
 
 @pytest.fixture

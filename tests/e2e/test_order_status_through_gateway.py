@@ -6,6 +6,7 @@ and fresh users of the group customers (billing.write only: their own orders).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
 import time
@@ -18,6 +19,7 @@ from e2e_support import new_marker, order
 from contract.messaging import BILLING_QUEUE, PRINCIPAL_SUB
 from contract.services import BILLING
 from gateway.order_ids import OrderIdSigner
+from local_system.credentials import BILLING_SHARD_DATABASES
 
 pytestmark = pytest.mark.e2e
 
@@ -84,13 +86,15 @@ def test_status_moves_from_queued_to_stored(new_customer, postgres):
     can, 200 stored with the order's fields."""
     customer = new_customer()
     marker = new_marker()
-    with postgres.connect(BILLING.database, autocommit=False) as lock:
-        with lock.cursor() as cur:
-            # Blocks billing's INSERT, not its SELECTs: the order stays unstored while we look.
-            cur.execute("LOCK TABLE orders IN EXCLUSIVE MODE")
+    with contextlib.ExitStack() as stack:
+        for database in (BILLING.database, *BILLING_SHARD_DATABASES):  # the customer's shard is among them
+            lock = stack.enter_context(postgres.connect(database, autocommit=False))
+            stack.callback(lock.rollback)
+            with lock.cursor() as cur:
+                # Blocks billing's INSERT, not its SELECTs: the order stays unstored while we look.
+                cur.execute("LOCK TABLE orders IN EXCLUSIVE MODE")
         url = customer.post_order(order(marker, 3, "12.5")).json()["order_url"]
         queued = customer.get(url)
-        lock.rollback()
     assert queued.status_code == 202
     assert queued.json()["status"] == "queued"
     assert int(queued.headers["Retry-After"]) >= 1

@@ -33,7 +33,7 @@ from functions.invoices import handler as invoicer
 from functions.invoices import store
 from functions.invoices.broker import BrokerSettings, Publisher, declare_saga
 from functions.invoices.events import Malformed
-from tests.functions.invoice_samples import ORDER_ID, confirmed, mq_event
+from tests.functions.invoice_samples import ORDER_ID, PRINCIPAL, confirmed, mq_event
 
 REGION = "eu-west-1"
 BUCKET = "movies-test-invoices"
@@ -114,11 +114,12 @@ def versions(client, key: str) -> list[dict]:
 
 def test_invoice_is_stored_under_the_orders_key_and_announced_by_its_claim_check(s3, broker):
     """handle stores a PDF naming the order at invoices/<order id>.pdf and its invoice.ready carries key,
-    sha256 and size of exactly those bytes."""
+    sha256 and size of exactly those bytes, and echoes the buyer's sub (billing's shard key)."""
     event = handle(confirmed(), broker)
     key = f"invoices/{ORDER_ID}.pdf"
     stored = s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()
-    assert event.data == {"key": key, "sha256": hashlib.sha256(stored).hexdigest(), "size": len(stored)}
+    assert event.data == {"key": key, "sha256": hashlib.sha256(stored).hexdigest(), "size": len(stored),
+                          "principal": {"sub": PRINCIPAL["sub"], "name": None}}
     text = pypdf.PdfReader(io.BytesIO(stored)).pages[0].extract_text()
     assert ORDER_ID in text and "37.50 EUR" in text
 
@@ -187,13 +188,13 @@ def test_existing_object_without_checksum_metadata_is_hashed(s3, broker):
 
 def test_mq_event_is_decoded_and_answers_invoice_ready_without_the_document(s3, broker):
     """An Amazon MQ for RabbitMQ event (base64 data) gives one invoice.ready per message whose data is the
-    claim check only: a few hundred bytes, no PDF bytes in it."""
+    claim check (and the principal's sub, billing's shard key) only: a few hundred bytes, no PDF bytes in it."""
     result = invoicer.handler(mq_event(confirmed(), queue=broker.invoicer.name), None, publish=broker.publisher)
     (only,) = result["results"]
     assert only["status"] == "ready"
     event = only["invoice_ready"]
     assert event["type"] == saga.INVOICE_READY and event["order_id"] == ORDER_ID
-    assert set(event["data"]) == {"key", "sha256", "size"}
+    assert set(event["data"]) == {"key", "sha256", "size", "principal"}
     ((_, body),) = broker.take(broker.billing.name)
     stored = s3.get_object(Bucket=BUCKET, Key=event["data"]["key"])["Body"].read()
     assert event["data"]["size"] == len(stored) and len(body) < 1024

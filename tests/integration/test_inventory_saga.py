@@ -26,7 +26,7 @@ from contract import saga
 from contract.services import INVENTORY
 from inventory import SAGA, create_app, reservations, saga_consumer_of
 from inventory.db import MIGRATIONS
-from tests.integration.inventory_saga_support import Rig, cancelled, order_id, placed, wait_until
+from tests.integration.inventory_saga_support import PRINCIPAL, Rig, cancelled, order_id, placed, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -46,7 +46,8 @@ def rig(inventory_settings, postgres, rabbitmq) -> Iterator[Rig]:
 
 def test_a_placement_within_stock_is_reserved_and_stock_reserved_is_emitted(rig):
     """2 of a movie with stock 5 at 9.99 for 19.98: stock 3, a 'reserved' row at 9.99, and stock.reserved (movie,
-    quantity, unit_price "9.99", title) for the order in the outbox."""
+    quantity, unit_price "9.99", title, and the order's principal echoed for billing's shard) for the order in the
+    outbox."""
     rig.start_consumers()
     movie = rig.movie(stock=5, price="9.99", title="Solaris")
     order = order_id()
@@ -55,7 +56,8 @@ def test_a_placement_within_stock_is_reserved_and_stock_reserved_is_emitted(rig)
     assert rig.reservation(order) == ("reserved", movie, 2, Decimal("9.99"), None)
     [event] = rig.outbox()
     assert (event.type, event.order_id) == (saga.STOCK_RESERVED, order)
-    assert event.data == {"movie_id": movie, "quantity": 2, "unit_price": "9.99", "title": "Solaris"}
+    assert event.data == {"movie_id": movie, "quantity": 2, "unit_price": "9.99", "title": "Solaris",
+                          "principal": PRINCIPAL}
 
 
 def test_more_than_the_stock_is_rejected_saying_how_many_are_left(rig):
