@@ -174,6 +174,11 @@ POSTER_RESULTS_QUEUE_URL = _var(
     "",
     "SQS queue of poster.published / poster.rejected results each worker consumes; empty: no consumer.",
 )
+POSTER_RESULTS_WAIT_SECONDS = _var(
+    "POSTER_RESULTS_WAIT_SECONDS",
+    "10",
+    "SQS long poll of the results consumer, 1-20 s (fewer requests when longer); a stopping worker waits it out.",
+)
 
 # --- the saga's bucket: invoices and claim checks (contract.invoices, contract.claim_check) -----------------
 # One bucket, two prefixes (invoices/ and claim-checks/). The stacks and the local system set these for the
@@ -277,7 +282,10 @@ RATE_LIMIT = (
     RATE_LIMIT_STORE_RETRY_SECONDS,
 )
 AWS_SDK = (AWS_REGION, AWS_ENDPOINT_URL_SECRETS_MANAGER, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)
-POSTERS = (POSTER_UPLOAD_BUCKET, POSTER_RESULTS_QUEUE_URL, AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL_SQS)
+POSTERS = (
+    POSTER_UPLOAD_BUCKET, POSTER_RESULTS_QUEUE_URL, POSTER_RESULTS_WAIT_SECONDS, AWS_ENDPOINT_URL_S3,
+    AWS_ENDPOINT_URL_SQS,
+)
 BILLING = (
     BILLING_PREFETCH, BILLING_BATCH_SIZE, BILLING_BATCH_WAIT_MS, BILLING_RECONNECT_INITIAL_MS,
     BILLING_RECONNECT_MAX_SECONDS, BILLING_SHUTDOWN_TIMEOUT_SECONDS, BILLING_CONSUME, BILLING_MAX_ROWS_PER_SECOND,

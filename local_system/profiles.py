@@ -145,6 +145,8 @@ def get_profile(name: str | None = None) -> Profile:
             invoicer_port=26620,
             prometheus_interval="1s", alert_for="2s",
             replica_ports={"billing": 18082}, web_port=18000, web_login_port=18001,
-            settings={"BILLING_JOBS_INTERVAL_SECONDS": "2"},
+            # Jobs every 2 s; a 2 s SQS long poll, so a stopping inventory worker (tests stop and restart it) waits 2 s
+            # for the poll in flight, not 10.
+            settings={"BILLING_JOBS_INTERVAL_SECONDS": "2", "POSTER_RESULTS_WAIT_SECONDS": "2"},
         )
     raise LocalSystemError(f"unknown profile {name!r} (from --profile or ${PROFILE_ENV}); use 'dev' or 'test'")

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from flask import Flask
 
 from common import claim_check
-from common.config import DatabaseSettings, RabbitSettings, env_str
+from common.config import DatabaseSettings, RabbitSettings, env_int, env_str
 from common.db import ConnectionPool, Schema
 from common.extensions import Extension
 from common.lifecycle import on_shutdown, on_start
@@ -122,7 +122,7 @@ def create_app(database: DatabaseSettings | None = None, rabbit: RabbitSettings 
     on_shutdown(saga_consumer.stop)
     results_queue = env_str(env.POSTER_RESULTS_QUEUE_URL)
     if results_queue:
-        consumer = PosterResultsConsumer(store, results_queue)
+        consumer = PosterResultsConsumer(store, results_queue, env_int(env.POSTER_RESULTS_WAIT_SECONDS, minimum=1))
         on_start(consumer.start)
         # Shutdown hooks run newest first: the consumer stops before the pool closes. It waits for the long poll
         # in flight (up to its wait time): a worker that exited in the middle of one would leave the receive

@@ -24,6 +24,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
+from contract import environment as env
 from contract import posters
 from contract.limits import MAX_MOVIE_ID
 from inventory import aws
@@ -32,8 +33,8 @@ from inventory.db import MovieStore
 
 log = logging.getLogger(__name__)
 
-#: Seconds one receive waits for messages (SQS long polling, at most 20).
-WAIT_SECONDS = 10
+#: Seconds one receive waits for messages (SQS long polling: the contract's default; SQS allows 1 to 20).
+WAIT_SECONDS = int(env.POSTER_RESULTS_WAIT_SECONDS.default)
 #: Longest wait between two attempts while SQS or the database is away.
 MAX_BACKOFF_SECONDS = 30.0
 _UPLOAD_ID = re.compile(r"^[0-9]{13}[0-9a-f]{16}$")
@@ -112,6 +113,9 @@ class PosterResultsConsumer:
     """Consumes the results queue on a thread started by :meth:`start` (gunicorn's ``post_worker_init``)."""
 
     def __init__(self, store: MovieStore, queue_url: str, wait_seconds: int = WAIT_SECONDS):
+        if not 1 <= wait_seconds <= 20:
+            name = env.POSTER_RESULTS_WAIT_SECONDS.name
+            raise ValueError(f"{name} must be 1 to 20 (SQS long polling), got {wait_seconds}")
         self._store = store
         self._queue_url = queue_url
         self._wait_seconds = wait_seconds

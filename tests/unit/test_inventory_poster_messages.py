@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from contract import posters
-from inventory.poster_results import MalformedResult, parse_result
+from inventory.poster_results import MalformedResult, PosterResultsConsumer, parse_result
 from inventory.posters import new_upload_id
 
 REPO = Path(__file__).resolve().parents[2]
@@ -92,3 +92,10 @@ def test_a_worker_with_posters_imports_boto3_only_when_used():
     assert not _imports_boto3_after_create_app(
         {"POSTER_UPLOAD_BUCKET": "uploads", "POSTER_RESULTS_QUEUE_URL": "http://127.0.0.1:9/1/poster-results"}
     )
+
+
+@pytest.mark.parametrize("seconds", [0, 21])
+def test_a_long_poll_sqs_would_refuse_is_a_start_up_error(seconds):
+    """POSTER_RESULTS_WAIT_SECONDS outside SQS's 1-20 fails at start with the variable's name, not at every poll."""
+    with pytest.raises(ValueError, match="POSTER_RESULTS_WAIT_SECONDS must be 1 to 20"):
+        PosterResultsConsumer(None, "http://127.0.0.1:1/queue", wait_seconds=seconds)
