@@ -14,6 +14,7 @@ import time
 import pika
 
 from common import tracing
+from common.amqp import is_login_refused
 from common.config import RabbitSettings
 from common.web import new_request_id
 from contract import messaging
@@ -76,7 +77,7 @@ class BillingPublisher:
             return self._send(Outgoing(routing_key, body, properties), message_id)
 
     def _send(self, item: Outgoing, message_id: str) -> str:
-        for attempt in (1, 2):
+        for attempt in (1, 2, 3):
             error = self._link.send(item, self._timeout)
             if error is None:
                 metrics.MESSAGES_PUBLISHED.labels("confirmed").inc()
@@ -85,7 +86,11 @@ class BillingPublisher:
                 # The broker answered but refused the message: retrying on the same topology will not help.
                 metrics.MESSAGES_PUBLISHED.labels("rejected").inc()
                 raise BrokerUnavailable(f"broker did not accept the message: {error}")
-            if attempt == 2 or isinstance(error, TimeoutError | LinkClosed):
+            # A third attempt only after a refused login: the password is being rotated, and the credentials
+            # re-read the secret at most once a second (a re-read just before the new version existed found
+            # nothing), so the next connection may log in with the new password.
+            last = attempt == 3 or (attempt == 2 and not is_login_refused(error))
+            if last or isinstance(error, TimeoutError | LinkClosed):
                 metrics.MESSAGES_PUBLISHED.labels("failed").inc()
                 raise BrokerUnavailable(f"broker unreachable: {type(error).__name__}") from error
             log.warning("publish failed, retrying on a new connection", extra={"reason": type(error).__name__})
