@@ -157,6 +157,14 @@ class OrderReader:
     def page(self, reader: Reader, limit: int, after: int | None) -> tuple[list[dict[str, Any]], str | None]:
         """Up to ``limit`` stored orders ``reader`` may see, newest first, after the row id ``after``; and the
         cursor of the next page (None on the last)."""
+        rows = self.rows(reader, limit + 1, after)  # one row more than asked: whether it exists decides "more"
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return [item for _, _, item in rows], (encode_cursor(rows[-1][0]) if more else None)
+
+    def rows(self, reader: Reader, limit: int, after: int | None) -> list[tuple[int, Any, dict[str, Any]]]:
+        """Up to ``limit`` stored orders ``reader`` may see, newest (highest row id) first, after the row id
+        ``after``, each as (row id, stored at, order)."""
         self._schema.ensure()
         conditions, params = [], []
         if not reader.read_all:
@@ -168,12 +176,8 @@ class OrderReader:
             params.append(after)
         where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
         with self._pool.connection() as conn, conn.cursor() as cur:
-            # One row more than asked: whether it exists decides if there is a next page.
-            cur.execute(f"{_STORED}{where} ORDER BY id DESC LIMIT %s", (*params, limit + 1))
-            rows = cur.fetchall()
-        more = len(rows) > limit
-        rows = rows[:limit]
-        return [_stored(row) for row in rows], (encode_cursor(rows[-1][8]) if more else None)
+            cur.execute(f"{_STORED}{where} ORDER BY id DESC LIMIT %s", (*params, limit))
+            return [(row[8], row[7], _stored(row)) for row in cur.fetchall()]
 
 
 #: The app's reader (a ``billing.shard_reads.ShardedReader`` over the shards), installed by ``billing.create_app``.

@@ -6,8 +6,8 @@ shard of their own ``sub`` (``billing.shards.Shards.index_for``): status, invoic
 shard. A shard that is away raises ``DatabaseUnavailable`` (503 with Retry-After, ``common.web``).
 
 A principal with ``billing.read`` (``read_all``) may read anyone's order, and the id does not say whose it is:
-its own shard first, then the others. Its list of everyone's orders walks the shards one after another (each
-newest first), with a cursor that names the shard (``s1:<shard>:<id>``); customers' cursors are unchanged.
+its own shard first, then the others. Its list of everyone's orders is merged newest first across the shards,
+with a cursor that holds each shard's place (``s2:<id>,<id>,...``); customers' cursors are unchanged.
 """
 
 from __future__ import annotations
@@ -20,30 +20,43 @@ from billing.order_status import InvalidCursor, OrderReader, Reader, decode_curs
 from billing.shards import Shards
 from common.db import DatabaseUnavailable
 
-_SHARD_CURSOR_PREFIX = "s1:"
+_SHARD_CURSOR_PREFIX = "s2:"
+#: A shard's place in an all-orders cursor: continue after this row id; "" from its newest; "x" nothing left.
+_EXHAUSTED = "x"
+Position = int | None | str
 
 
-def encode_shard_cursor(shard: int, after: int | None) -> str:
-    """The cursor of an all-orders page continuing in ``shard`` after row id ``after`` (None: from its newest)."""
-    text = f"{_SHARD_CURSOR_PREFIX}{shard}:{after or 0}"
+def encode_shard_cursor(positions: list[Position]) -> str:
+    """The cursor of an all-orders page: each shard's place (:data:`_EXHAUSTED`, a row id, or None: its newest)."""
+    parts = ["" if place is None else str(place) for place in positions]
+    text = f"{_SHARD_CURSOR_PREFIX}{','.join(parts)}"
     return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
 
 
-def decode_shard_cursor(cursor: str, shards: int) -> tuple[int, int | None]:
-    """(shard, after) of a cursor of :func:`encode_shard_cursor`; :class:`InvalidCursor` otherwise."""
+def decode_shard_cursor(cursor: str, shards: int) -> list[Position]:
+    """Each shard's place from a cursor of :func:`encode_shard_cursor`; :class:`InvalidCursor` otherwise (also
+    when it was made for another number of shards)."""
     invalid = InvalidCursor("cursor is not one this API handed out")
-    if not cursor or len(cursor) > 64:
+    if not cursor or len(cursor) > 600:
         raise invalid
     try:
         text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raise invalid from None
-    shard, _, after = text.removeprefix(_SHARD_CURSOR_PREFIX).partition(":")
-    if not text.startswith(_SHARD_CURSOR_PREFIX) or not (shard.isdigit() and after.isdigit()):
+    if not text.startswith(_SHARD_CURSOR_PREFIX):
         raise invalid
-    if not 0 <= int(shard) < shards or len(after) > 19:
+    parts = text.removeprefix(_SHARD_CURSOR_PREFIX).split(",")
+    if len(parts) != shards:
         raise invalid
-    return int(shard), int(after) or None
+    positions: list[Position] = []
+    for part in parts:
+        if part in ("", _EXHAUSTED):
+            positions.append(None if part == "" else _EXHAUSTED)
+        elif part.isdigit() and len(part) <= 19 and int(part) > 0:
+            positions.append(int(part))
+        else:
+            raise invalid
+    return positions
 
 
 class ShardedReader:
@@ -94,12 +107,34 @@ class ShardedReader:
         if not reader.read_all or self._shards.count == 1:
             after = decode_cursor(cursor) if cursor is not None else None
             return self._readers[self._own(reader) if not reader.read_all else 0].page(reader, limit, after)
-        shard, after = decode_shard_cursor(cursor, self._shards.count) if cursor is not None else (0, None)
+        return self._merged_page(reader, limit, decode_shard_cursor(cursor, self._shards.count) if cursor else None)
+
+    def _merged_page(
+        self, reader: Reader, limit: int, positions: list[Position] | None
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """Everyone's orders newest first across the shards: each shard's next ``limit`` + 1, merged by the time
+        they were stored; each shard gives a prefix of its own order, so its place in the cursor (the last row
+        id taken) skips and repeats nothing. A shard away fails the page (503): a list without it would look
+        complete."""
+        positions = positions or [None] * self._shards.count
+        fetched = [
+            [] if place == _EXHAUSTED else self._readers[shard].rows(reader, limit + 1, place)
+            for shard, place in enumerate(positions)
+        ]
+        taken = [0] * len(fetched)
         items: list[dict[str, Any]] = []
-        while shard < self._shards.count and len(items) < limit:
-            got, following = self._readers[shard].page(reader, limit - len(items), after)
-            items += got
-            if following is not None:
-                return items, encode_shard_cursor(shard, decode_cursor(following))
-            shard, after = shard + 1, None
-        return items, (encode_shard_cursor(shard, None) if shard < self._shards.count else None)
+        while len(items) < limit:
+            heads = [shard for shard, rows in enumerate(fetched) if taken[shard] < len(rows)]
+            if not heads:
+                break
+            shard = max(heads, key=lambda k: (fetched[k][taken[k]][1], -k))
+            items.append(fetched[shard][taken[shard]][2])
+            taken[shard] += 1
+        following: list[Position] = []
+        for shard, rows in enumerate(fetched):
+            if positions[shard] == _EXHAUSTED or (taken[shard] == len(rows) and len(rows) <= limit):
+                following.append(_EXHAUSTED)
+            else:
+                following.append(rows[taken[shard] - 1][0] if taken[shard] else positions[shard])
+        more = any(place != _EXHAUSTED for place in following)
+        return items, (encode_shard_cursor(following) if more else None)

@@ -118,6 +118,24 @@ def test_orders_of_many_users_land_once_each_in_their_shard(shard_databases, que
     assert {shard_for(user, 2) for user in users} == {0, 1}
 
 
+def test_everyones_orders_come_newest_first_across_shards_and_page_through_each_once(shard_databases):
+    """An operator's list (``billing.read``) merges the shards by time: the newest order first whichever shard
+    holds it, and pages of 3 return every order exactly once, in time order."""
+    shards = _shards(shard_databases)
+    users = _users(8)
+    placed = [_order(shards.store_for(user), user, index) for index, user in enumerate(users * 2)]
+    assert {shard_for(user, 2) for user in users} == {0, 1}
+    reader, operator = ShardedReader(shards), Reader("operator", read_all=True)
+    seen, cursor = [], None
+    while True:
+        items, cursor = reader.page(operator, 3, cursor)
+        seen += items
+        if cursor is None:
+            break
+    assert [item["order_id"] for item in seen] == list(reversed(placed))
+    assert [item["stored_at"] for item in seen] == sorted((item["stored_at"] for item in seen), reverse=True)
+
+
 def test_reads_ask_only_the_principals_shard(shard_databases):
     """A user's status and list come from their own shard, even while the other shard is away."""
     names = shard_databases

@@ -96,12 +96,15 @@ def test_a_saga_event_without_a_principal_has_no_known_shard():
     assert event_shard(_shards(2), event) is None
 
 
-def test_the_all_orders_cursor_round_trips_and_refuses_other_shards():
-    """A read-all cursor names its shard and row; one naming a shard beyond the count is refused."""
-    assert decode_shard_cursor(encode_shard_cursor(1, 42), 2) == (1, 42)
-    assert decode_shard_cursor(encode_shard_cursor(1, None), 2) == (1, None)
+def test_the_all_orders_cursor_round_trips_and_refuses_another_shard_count():
+    """A read-all cursor holds every shard's place (a row id, from the newest, nothing left); one made for
+    another number of shards, or with a place that is not one, is refused."""
+    places = [42, None, "x"]
+    assert decode_shard_cursor(encode_shard_cursor(places), 3) == places
     with pytest.raises(ValueError, match="not one this API handed out"):
-        decode_shard_cursor(encode_shard_cursor(2, 42), 2)
+        decode_shard_cursor(encode_shard_cursor(places), 2)
+    with pytest.raises(ValueError, match="not one this API handed out"):
+        decode_shard_cursor(encode_shard_cursor([42, "y", None]), 3)
 
 
 def _ready(checks: dict, any_of: tuple[str, ...]):
