@@ -33,13 +33,19 @@ def geode_stack_name(config: EnvironmentConfig) -> str:
     return f"Movies-{config.name}-{GEODE_STACK_ID}"
 
 
-def health_check_metric(health_check: route53.IHealthCheck, label: str | None = None) -> cloudwatch.Metric:
-    """1 while Route 53's checkers see the stamp healthy, 0 when not (minimum over the minute)."""
+def health_check_metric(
+    health_check: route53.IHealthCheck,
+    label: str | None = None,
+    metric_name: str = "HealthCheckStatus",
+    statistic: str = "Minimum",
+) -> cloudwatch.Metric:
+    """A Route 53 health check's metric per minute; by default ``HealthCheckStatus``: 1 while Route 53's checkers
+    see the stamp healthy, 0 when not (minimum over the minute)."""
     return cloudwatch.Metric(
         namespace="AWS/Route53",
-        metric_name="HealthCheckStatus",
+        metric_name=metric_name,
         dimensions_map={"HealthCheckId": health_check.health_check_id},
-        statistic="Minimum",
+        statistic=statistic,
         period=Duration.minutes(1),
         label=label,
     )
@@ -117,14 +123,7 @@ class GeodeStack(Stack):
             cloudwatch.GraphWidget(
                 title="Share of Route 53 checkers seeing each stamp healthy (%)",
                 left=[
-                    cloudwatch.Metric(
-                        namespace="AWS/Route53",
-                        metric_name="HealthCheckPercentageHealthy",
-                        dimensions_map={"HealthCheckId": check.health_check_id},
-                        statistic="Average",
-                        period=Duration.minutes(1),
-                        label=name,
-                    )
+                    health_check_metric(check, name, "HealthCheckPercentageHealthy", "Average")
                     for name, check in self.health_checks.items()
                 ],
                 width=12,
