@@ -1,3 +1,4 @@
+# ruff: noqa: F811 - billing_env is a fixture imported from billing_saga_support
 """Billing's order-status endpoints (``GET /orders/<id>``, ``GET /orders``) against the real test PostgreSQL.
 
 Rows are written with billing's own store (as the consumer writes them); each test uses owners of its own, so
@@ -19,16 +20,9 @@ from common.db import ConnectionPool
 from common.orders import parse_order
 from contract.messaging import HTTP_PRINCIPAL_SUB, HTTP_READ_ALL
 from contract.services import BILLING
+from tests.integration.billing_saga_support import billing_env  # noqa: F401 - a fixture
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def billing_env(test_infrastructure, monkeypatch) -> None:
-    """The billing service's database settings from the test profile."""
-    for key, value in test_infrastructure.service_env("billing").items():
-        if key.startswith(("DATABASE_", "RABBITMQ_", "AWS_")):
-            monkeypatch.setenv(key, value)
 
 
 @pytest.fixture
