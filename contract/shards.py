@@ -20,6 +20,7 @@ falling back to shard 0's value when unset (locally the shards are databases of 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 
 #: Fixed forever: changing it would move every user. 256 keeps buckets small and the map readable.
@@ -53,12 +54,13 @@ def shard_of_bucket(bucket: int, shards: int) -> int:
 
 
 def shard_for(user_id: str, shards: int) -> int:
-    """The shard that holds ``user_id``'s orders."""
-    return shard_of_bucket(bucket_of(user_id), shards)
+    """The shard that holds ``user_id``'s orders (one hash per call: the bucket's shard comes from the map)."""
+    return shard_map(shards)[bucket_of(user_id)]
 
 
+@functools.cache
 def shard_map(shards: int) -> tuple[int, ...]:
-    """The shard of every bucket, by bucket number."""
+    """The shard of every bucket, by bucket number (computed once per shard count: billing asks per order)."""
     return tuple(shard_of_bucket(bucket, shards) for bucket in range(BUCKETS))
 
 
